@@ -76,4 +76,3 @@ func readRaw(src Source) (string, error) {
 	}
 	return "", ErrNoMnemonic
 }
-
