@@ -1,0 +1,46 @@
+package store
+
+import "errors"
+
+var (
+	// ErrNotFound is returned when no blob is stored for an (owner, vault), or no
+	// record for a meta key.
+	ErrNotFound = errors.New("store: not found")
+
+	// ErrClosed is returned by every method called after [Store.Close], and by a
+	// second Close.
+	ErrClosed = errors.New("store: closed")
+
+	// ErrBadOwner is returned when an owner is not a 33-byte compressed
+	// secp256k1 public key on the curve.
+	ErrBadOwner = errors.New("store: owner is not a compressed secp256k1 public key")
+
+	// ErrBadVault is returned when a vault string is empty, longer than
+	// [MaxVaultLen], or contains a byte outside printable ASCII or a '/'.
+	ErrBadVault = errors.New("store: bad vault public key string")
+
+	// ErrBadMetaKey is returned when a meta key is empty or longer than
+	// [MaxMetaKeyLen], or a scan prefix is longer than [MaxMetaKeyLen].
+	ErrBadMetaKey = errors.New("store: bad meta key")
+
+	// ErrEmptyBlob is returned by [Store.Put] for a zero-length blob: no sealed
+	// keyshare is empty, so an empty blob is always a sender's mistake.
+	ErrEmptyBlob = errors.New("store: empty blob")
+
+	// ErrTooLarge is returned when a blob or its declared size exceeds
+	// [MaxBlobSize], or a meta value exceeds [MaxMetaSize].
+	ErrTooLarge = errors.New("store: too large")
+
+	// ErrSizeMismatch is returned by [Store.Put] when the blob's length is not
+	// [Entry.Size]. Nothing is stored.
+	ErrSizeMismatch = errors.New("store: blob size does not match entry")
+
+	// ErrDigestMismatch is returned by [Store.Put] when the blob's SHA-256 is not
+	// [Entry.Digest]. Nothing is stored.
+	ErrDigestMismatch = errors.New("store: blob digest does not match entry")
+
+	// ErrCorrupt is returned when a stored record cannot be decoded or a stored
+	// blob no longer matches its recorded digest (disk corruption or tampering
+	// with the database files).
+	ErrCorrupt = errors.New("store: stored data is corrupt")
+)
