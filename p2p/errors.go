@@ -1,0 +1,158 @@
+package p2p
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is the error code of a refusal frame on the wire. Its values are part
+// of the protocol: they never change meaning.
+type Code uint32
+
+// The refusal codes. Zero is not a valid code.
+const (
+	// CodeInternal: the holder failed (store error); the request may be
+	// retried later or elsewhere.
+	CodeInternal Code = 1
+	// CodeMalformed: a frame did not decode or a field was out of range.
+	CodeMalformed Code = 2
+	// CodeNotOwner: the remote peer is not the owner the request names, or
+	// asks for a blob it does not own.
+	CodeNotOwner Code = 3
+	// CodeNotActive: the owner is not an active node.
+	CodeNotActive Code = 4
+	// CodeTooLarge: the announced size is over the holder's blob cap.
+	CodeTooLarge Code = 5
+	// CodeDigestMismatch: the blob's sha256 differs from the header's.
+	CodeDigestMismatch Code = 6
+	// CodeTruncated: the stream ended before the announced size was read.
+	CodeTruncated Code = 7
+	// CodeOverQuota: accepting the blob would put the owner over its quota.
+	CodeOverQuota Code = 8
+	// CodeRateLimited: the peer sent requests faster than the holder serves.
+	CodeRateLimited Code = 9
+	// CodeBusy: the holder's resource manager refused the memory the request
+	// needs; retry later.
+	CodeBusy Code = 10
+	// CodeNotFound: the holder holds nothing matching the request.
+	CodeNotFound Code = 11
+)
+
+var (
+	// ErrInternal is the sentinel of CodeInternal refusals.
+	ErrInternal = errors.New("holder internal error")
+	// ErrMalformed is the sentinel of CodeMalformed refusals, and is also
+	// returned when a peer's frame does not decode.
+	ErrMalformed = errors.New("malformed message")
+	// ErrNotOwner is the sentinel of CodeNotOwner refusals.
+	ErrNotOwner = errors.New("remote peer is not the owner")
+	// ErrNotActive is the sentinel of CodeNotActive refusals.
+	ErrNotActive = errors.New("owner is not an active node")
+	// ErrTooLarge is the sentinel of CodeTooLarge refusals, and is also
+	// returned when a peer announces a frame or blob over a cap.
+	ErrTooLarge = errors.New("over size cap")
+	// ErrDigestMismatch is the sentinel of CodeDigestMismatch refusals, and
+	// is also returned when a fetched blob does not hash to its header's
+	// digest.
+	ErrDigestMismatch = errors.New("sha256 does not match the header")
+	// ErrTruncated is the sentinel of CodeTruncated refusals, and is also
+	// returned when a peer's stream ends early.
+	ErrTruncated = errors.New("stream truncated")
+	// ErrOverQuota is the sentinel of CodeOverQuota refusals.
+	ErrOverQuota = errors.New("owner over quota")
+	// ErrRateLimited is the sentinel of CodeRateLimited refusals.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrBusy is the sentinel of CodeBusy refusals.
+	ErrBusy = errors.New("holder busy")
+	// ErrNotFound is the sentinel of CodeNotFound refusals.
+	ErrNotFound = errors.New("nothing held")
+
+	// ErrBadReceipt is returned by Push and Receipt.Verify when a receipt is
+	// not signed by the holder or does not describe the blob that was pushed.
+	ErrBadReceipt = errors.New("bad receipt")
+	// ErrProtocol is returned when a peer breaks the protocol in a way no
+	// refusal code describes (an unknown code, a frame out of order, an entry
+	// that is not the requester's).
+	ErrProtocol = errors.New("protocol violation")
+	// ErrBadConfig is returned by constructors given an unusable setting.
+	ErrBadConfig = errors.New("bad p2p configuration")
+	// ErrNoCandidates is returned by SelectHolders when no node but this one
+	// could hold a share.
+	ErrNoCandidates = errors.New("no candidate holders")
+	// ErrBadMessage is returned when a gossip message (heartbeat, recovery
+	// request) is malformed, badly signed or out of its time window.
+	ErrBadMessage = errors.New("bad gossip message")
+)
+
+var codeErrors = map[Code]error{
+	CodeInternal:       ErrInternal,
+	CodeMalformed:      ErrMalformed,
+	CodeNotOwner:       ErrNotOwner,
+	CodeNotActive:      ErrNotActive,
+	CodeTooLarge:       ErrTooLarge,
+	CodeDigestMismatch: ErrDigestMismatch,
+	CodeTruncated:      ErrTruncated,
+	CodeOverQuota:      ErrOverQuota,
+	CodeRateLimited:    ErrRateLimited,
+	CodeBusy:           ErrBusy,
+	CodeNotFound:       ErrNotFound,
+}
+
+// String returns the code's short name, as used in metrics labels.
+func (c Code) String() string {
+	switch c {
+	case CodeInternal:
+		return "internal"
+	case CodeMalformed:
+		return "malformed"
+	case CodeNotOwner:
+		return "not_owner"
+	case CodeNotActive:
+		return "not_active"
+	case CodeTooLarge:
+		return "too_large"
+	case CodeDigestMismatch:
+		return "digest_mismatch"
+	case CodeTruncated:
+		return "truncated"
+	case CodeOverQuota:
+		return "over_quota"
+	case CodeRateLimited:
+		return "rate_limited"
+	case CodeBusy:
+		return "busy"
+	case CodeNotFound:
+		return "not_found"
+	}
+	return fmt.Sprintf("code(%d)", uint32(c))
+}
+
+// RefusedError is a typed refusal: the holder's side builds one for every
+// request it turns down and sends it as an error frame; the client side
+// returns the one it received. errors.Is matches it against the sentinel of
+// its code (ErrNotOwner for CodeNotOwner, and so on).
+type RefusedError struct {
+	Code    Code
+	Message string
+}
+
+func (e *RefusedError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("refused: %v", e.Code.sentinel())
+	}
+	return fmt.Sprintf("refused: %v: %s", e.Code.sentinel(), e.Message)
+}
+
+// Unwrap returns the sentinel error of the code.
+func (e *RefusedError) Unwrap() error { return e.Code.sentinel() }
+
+func (c Code) sentinel() error {
+	if err, ok := codeErrors[c]; ok {
+		return err
+	}
+	return fmt.Errorf("%w: unknown error code %d", ErrProtocol, uint32(c))
+}
+
+func refuse(c Code, format string, args ...any) *RefusedError {
+	return &RefusedError{Code: c, Message: fmt.Sprintf(format, args...)}
+}

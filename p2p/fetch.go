@@ -1,0 +1,302 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/p2p/internal/pb"
+	"github.com/ksb-project/ksb/store"
+)
+
+// Fetched is one blob received from a holder, checked against its entry
+// header (size and sha256). Whether it opens with the mnemonic is for the
+// caller to find out.
+type Fetched struct {
+	// Holder is the peer that sent the blob.
+	Holder peer.ID
+	// Entry is the holder's header for the blob; Entry.Owner is always the
+	// fetching node.
+	store.Entry
+	// Blob is the blob.
+	Blob []byte
+}
+
+// Fetch asks holder for this node's blobs over FetchProtocol: those of vault,
+// or all when vault is empty, and only the one with this sha256 when digest
+// is not empty. The holder answers only the owner, which Noise authenticates
+// as the host's own peer ID. Fetch enforces MaxFetchEntries, MaxFetchBytes
+// and MaxBlobSize on what it reads, and checks each blob's size and sha256
+// against its header and the request; any violation fails the whole fetch
+// (the holder is not to be trusted further). A refusal is returned as a
+// *RefusedError (CodeNotFound when the holder has nothing for this node).
+func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, digest []byte) ([]Fetched, error) {
+	if vault != "" {
+		if err := validVault(vault); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	}
+	if len(digest) != 0 && len(digest) != digestSize {
+		return nil, fmt.Errorf("%w: digest of %d bytes", ErrMalformed, len(digest))
+	}
+	self, err := identity.PubKeyFromPeerID(h.ID())
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	s, err := h.NewStream(ctx, holder, FetchProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("opening fetch stream to %s: %w", holder, err)
+	}
+	got, err := fetchOnStream(ctx, s, self, vault, digest)
+	if err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("fetching from %s: %w", holder, err)
+	}
+	s.Close()
+	return got, nil
+}
+
+func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault string, digest []byte) ([]Fetched, error) {
+	if err := s.Scope().SetService(FetchServiceName); err != nil {
+		return nil, fmt.Errorf("attaching fetch stream to its service: %w", err)
+	}
+	if err := s.SetDeadline(deadline(ctx, FetchTimeout)); err != nil {
+		return nil, fmt.Errorf("setting deadline: %w", err)
+	}
+	req := pb.FetchRequest{Vault: vault, Digest: digest}
+	if err := writeFrame(s, req.Marshal()); err != nil {
+		return nil, fmt.Errorf("sending request: %w", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, fmt.Errorf("sending request: %w", err)
+	}
+	return receiveEntries(s, self, func(e *pb.EntryHeader) error {
+		if vault != "" && e.Vault != vault {
+			return fmt.Errorf("%w: asked for vault %q, got %q", ErrProtocol, vault, e.Vault)
+		}
+		if len(digest) != 0 && !bytes.Equal(e.Digest, digest) {
+			return fmt.Errorf("%w: asked for digest %x, got %x", ErrProtocol, digest, e.Digest)
+		}
+		return nil
+	})
+}
+
+// receiveEntries reads a stream of {entry header, blob} frames closed by an
+// end frame, as sent by sendEntries, for the owner self. check may refuse an
+// entry header before its blob is read.
+func receiveEntries(s network.Stream, self []byte, check func(*pb.EntryHeader) error) ([]Fetched, error) {
+	if err := s.Scope().ReserveMemory(maxResponseSize, network.ReservationPriorityAlways); err != nil {
+		return nil, fmt.Errorf("%w: reserving frame buffer: %v", ErrBusy, err)
+	}
+	defer s.Scope().ReleaseMemory(maxResponseSize)
+	remote := s.Conn().RemotePeer()
+	var (
+		out   []Fetched
+		total int
+	)
+	for {
+		b, err := readFrame(s, maxResponseSize)
+		if err != nil {
+			return nil, fmt.Errorf("reading frame: %w", err)
+		}
+		var f pb.Frame
+		if err := f.Unmarshal(b); err != nil {
+			return nil, fmt.Errorf("%w: frame: %w", ErrMalformed, err)
+		}
+		switch {
+		case f.Error != nil:
+			return nil, &RefusedError{Code: Code(f.Error.Code), Message: f.Error.Message}
+		case f.End != nil:
+			if int(f.End.Count) != len(out) {
+				return nil, fmt.Errorf("%w: end frame counts %d entries, %d were sent", ErrProtocol, f.End.Count, len(out))
+			}
+			return out, nil
+		}
+		e := f.Entry
+		switch {
+		case !bytes.Equal(e.Owner, self):
+			return nil, fmt.Errorf("%w: entry of owner %x, not ours", ErrProtocol, e.Owner)
+		case validVault(e.Vault) != nil:
+			return nil, fmt.Errorf("%w: entry vault: %v", ErrMalformed, validVault(e.Vault))
+		case len(e.Digest) != digestSize:
+			return nil, fmt.Errorf("%w: entry digest of %d bytes", ErrMalformed, len(e.Digest))
+		case e.Size == 0 || e.Size > MaxBlobSize:
+			return nil, fmt.Errorf("%w: entry of %d bytes, want 1 to %d", ErrTooLarge, e.Size, MaxBlobSize)
+		case len(out) >= MaxFetchEntries:
+			return nil, fmt.Errorf("%w: more than %d entries", ErrTooLarge, MaxFetchEntries)
+		case total+int(e.Size) > MaxFetchBytes:
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFetchBytes)
+		}
+		if err := check(e); err != nil {
+			return nil, err
+		}
+		blob, err := readBlob(s, int(e.Size))
+		if err != nil {
+			return nil, err
+		}
+		// The reservation guards the read; the result is the caller's memory,
+		// bounded by MaxFetchBytes.
+		s.Scope().ReleaseMemory(int(e.Size))
+		if !bytes.Equal(sumOf(blob), e.Digest) {
+			return nil, fmt.Errorf("%w: %s entry %d (vault %s)", ErrDigestMismatch, remote, len(out), e.Vault)
+		}
+		total += int(e.Size)
+		got := Fetched{Holder: remote, Blob: blob, Entry: store.Entry{
+			Owner: e.Owner, Vault: e.Vault, Size: int64(e.Size), Received: time.Unix(0, e.ReceivedUnixNano),
+		}}
+		copy(got.Digest[:], e.Digest)
+		out = append(out, got)
+	}
+}
+
+func sumOf(b []byte) []byte {
+	d := sha256.Sum256(b)
+	return d[:]
+}
+
+// sendEntries writes each entry's header and blob, read from st one at a
+// time with its memory reserved, then an end frame. An entry replaced or
+// deleted since it was listed is skipped.
+func sendEntries(s network.Stream, st Store, entries []store.Entry) (count, n int, err error) {
+	for _, want := range entries {
+		e, blob, err := st.Get(want.Owner, want.Vault)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && e.Digest != want.Digest) {
+			continue
+		}
+		if err != nil {
+			return count, n, refuse(CodeInternal, "reading a blob failed")
+		}
+		if err := s.Scope().ReserveMemory(len(blob), network.ReservationPriorityHigh); err != nil {
+			return count, n, refuse(CodeBusy, "no memory to send a %d-byte blob", len(blob))
+		}
+		hdr := pb.Frame{Entry: &pb.EntryHeader{
+			Owner: e.Owner, Vault: e.Vault, Digest: e.Digest[:], Size: uint64(len(blob)),
+			ReceivedUnixNano: e.Received.UnixNano(),
+		}}
+		err = writeFrame(s, hdr.Marshal())
+		if err == nil {
+			_, err = s.Write(blob)
+		}
+		s.Scope().ReleaseMemory(len(blob))
+		if err != nil {
+			return count, n, fmt.Errorf("sending blob: %w", err)
+		}
+		count++
+		n += len(blob)
+	}
+	if err := writeFrame(s, (&pb.Frame{End: &pb.End{Count: uint32(count)}}).Marshal()); err != nil {
+		return count, n, fmt.Errorf("sending end frame: %w", err)
+	}
+	return count, n, nil
+}
+
+// writeRefusal sends ref as an error frame of a fetch or return stream and
+// closes the stream (resetting it if even that fails).
+func writeRefusal(s network.Stream, ref *RefusedError) {
+	f := pb.Frame{Error: &pb.Error{Code: uint32(ref.Code), Message: truncateMessage(ref.Message)}}
+	if err := writeFrame(s, f.Marshal()); err != nil {
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+// handleFetch serves one inbound fetch stream.
+func (s *Service) handleFetch(st network.Stream) {
+	remote := st.Conn().RemotePeer()
+	n, err := s.serveFetch(st)
+	s.m.observe("fetch", "in", err, "ok", n)
+	var ref *RefusedError
+	switch {
+	case errors.As(err, &ref):
+		s.log.Info("fetch refused", "peer", remote, "code", ref.Code.String(), "reason", ref.Message)
+		writeRefusal(st, ref)
+	case err != nil:
+		s.log.Info("fetch failed", "peer", remote, "err", err)
+		st.Reset()
+	default:
+		s.log.Info("fetch served", "peer", remote, "bytes", n)
+		st.Close()
+	}
+}
+
+func (s *Service) serveFetch(st network.Stream) (int, error) {
+	if err := st.Scope().SetService(FetchServiceName); err != nil {
+		return 0, fmt.Errorf("attaching to service: %w", err)
+	}
+	if err := st.Scope().ReserveMemory(maxRequestSize+maxResponseSize, network.ReservationPriorityAlways); err != nil {
+		return 0, refuse(CodeBusy, "no memory for the request")
+	}
+	defer st.Scope().ReleaseMemory(maxRequestSize + maxResponseSize)
+	if err := st.SetDeadline(time.Now().Add(s.fetchTimeout)); err != nil {
+		return 0, fmt.Errorf("setting deadline: %w", err)
+	}
+	remote := st.Conn().RemotePeer()
+	if !s.fetchLimit.allow(remote) {
+		return 0, refuse(CodeRateLimited, "too many fetches")
+	}
+	b, err := readFrame(st, maxRequestSize)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return 0, refuse(CodeMalformed, "request over %d bytes", maxRequestSize)
+	case errors.Is(err, ErrTruncated):
+		return 0, refuse(CodeTruncated, "stream ended in the request")
+	case err != nil:
+		return 0, fmt.Errorf("reading request: %w", err)
+	}
+	var req pb.FetchRequest
+	if err := req.Unmarshal(b); err != nil {
+		return 0, refuse(CodeMalformed, "request: %v", err)
+	}
+	if req.Vault != "" {
+		if err := validVault(req.Vault); err != nil {
+			return 0, refuse(CodeMalformed, "%v", err)
+		}
+	}
+	if len(req.Digest) != 0 && len(req.Digest) != digestSize {
+		return 0, refuse(CodeMalformed, "digest of %d bytes", len(req.Digest))
+	}
+	match := func(e store.Entry) bool {
+		return (req.Vault == "" || e.Vault == req.Vault) && (len(req.Digest) == 0 || bytes.Equal(e.Digest[:], req.Digest))
+	}
+
+	owner, err := identity.PubKeyFromPeerID(remote)
+	var mine []store.Entry
+	if err == nil {
+		all, err := s.st.Entries(owner)
+		if err != nil {
+			return 0, refuse(CodeInternal, "reading entries")
+		}
+		for _, e := range all {
+			if match(e) {
+				mine = append(mine, e)
+			}
+		}
+	}
+	if len(mine) == 0 {
+		// A request naming a vault or blob that is held, for someone else,
+		// is refused as such; that it is held is public (attested on chain).
+		if req.Vault != "" || len(req.Digest) != 0 {
+			all, err := s.st.Entries(nil)
+			if err != nil {
+				return 0, refuse(CodeInternal, "reading entries")
+			}
+			for _, e := range all {
+				if match(e) {
+					return 0, refuse(CodeNotOwner, "peer %s does not own what it asks for", remote)
+				}
+			}
+		}
+		return 0, refuse(CodeNotFound, "nothing held for %s", remote)
+	}
+	_, n, err := sendEntries(st, s.st, mine)
+	return n, err
+}

@@ -1,0 +1,208 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/ksb-project/ksb/identity"
+)
+
+const (
+	// DefaultConnLow and DefaultConnHigh are the connection manager's
+	// watermarks when HostConfig leaves them zero. A THORChain network has
+	// about 100 active nodes and ksb wants a connection to each of them (pushes,
+	// gossip mesh), so trimming starts well above that.
+	DefaultConnLow  = 64
+	DefaultConnHigh = 192
+
+	// connGracePeriod is how long a new connection is safe from trimming: long
+	// enough for a push or fetch that opened it to finish (PushTimeout).
+	connGracePeriod = time.Minute
+
+	// hostMemory is the memory, in bytes, the resource manager lets the whole
+	// libp2p stack reserve (system scope), and what the default per-scope
+	// limits are scaled to. 256 MiB holds every ksb stream at its cap at once
+	// (pushStreams+fetchStreams+returnStreams blobs of MaxBlobSize: 64 MiB)
+	// with room for muxer windows and gossip, while leaving a node machine's
+	// memory to thornode and bifrost.
+	hostMemory = 256 << 20
+
+	// fdsPerConn is the file descriptors the resource manager allows per
+	// permitted connection (a TCP socket each; QUIC shares one UDP socket)
+	// and fdSlack the extra for listeners.
+	fdsPerConn = 1
+	fdSlack    = 64
+
+	// ProtectTag is the connection-manager tag that keeps connections to
+	// known peers (ConnectPeers) from being trimmed.
+	ProtectTag = "ksb-known"
+
+	// dialTimeout bounds one ConnectPeers dial, so an unreachable peer does
+	// not hold up the others for the kernel's TCP timeout.
+	dialTimeout = 15 * time.Second
+)
+
+// Per-service stream and memory limits given to the resource manager. A
+// service's memory limit is its stream count times the largest reservation
+// one of its streams makes (a blob of MaxBlobSize plus its frames).
+const (
+	// pushStreams inbound pushes at once: a churn makes every vault member
+	// push one share to r holders within seconds, so a holder sees bursts of
+	// (members × r / nodes) ≈ r pushes; 32 absorbs ten times that.
+	pushStreams = 32
+	// pushStreamsPerPeer: one owner pushes one share per vault it is in.
+	pushStreamsPerPeer = 4
+	// fetchStreams inbound fetches at once: fetches only happen during a
+	// recovery, which is rare.
+	fetchStreams       = 16
+	fetchStreamsPerPeer = 2
+	// returnStreams inbound return streams while recovering: one per holder
+	// of this node's shares, with room to spare.
+	returnStreams       = 16
+	returnStreamsPerPeer = 2
+	// streamMemorySlack covers frames next to a blob reservation.
+	streamMemorySlack = 64 << 10
+)
+
+// HostConfig configures NewHost.
+type HostConfig struct {
+	// Identity is the node identity; its key is the host's peer key.
+	Identity *identity.Identity
+	// Listen is the multiaddrs to listen on, e.g. "/ip4/0.0.0.0/tcp/6540"
+	// and "/ip4/0.0.0.0/udp/6540/quic-v1". Empty listens nowhere (a client
+	// only host, as `ksb recover` starts).
+	Listen []string
+	// ConnLow and ConnHigh are the connection manager's watermarks; zero
+	// means DefaultConnLow and DefaultConnHigh.
+	ConnLow, ConnHigh int
+}
+
+// NewHost starts a libp2p host for the node: its identity key; TCP and QUIC;
+// Noise as the only security protocol; no relay, no NAT port mapping; a
+// connection manager with the configured watermarks; and a resource manager
+// with explicit limits (see Limits).
+func NewHost(cfg HostConfig) (host.Host, error) {
+	if cfg.Identity == nil {
+		return nil, fmt.Errorf("%w: no identity", ErrBadConfig)
+	}
+	low, high := cfg.ConnLow, cfg.ConnHigh
+	if low == 0 {
+		low = DefaultConnLow
+	}
+	if high == 0 {
+		high = DefaultConnHigh
+	}
+	if low < 0 || high < low {
+		return nil, fmt.Errorf("%w: connection watermarks low %d, high %d", ErrBadConfig, low, high)
+	}
+	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(connGracePeriod))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(Limits(high)))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Identity.P2PKey()),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.UserAgent("ksb"),
+	}
+	if len(cfg.Listen) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.Listen...))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// Limits returns the resource-manager limits NewHost uses for a connection
+// high watermark of connHigh: go-libp2p's default limits scaled to hostMemory,
+// system connections raised to twice connHigh (so the connection manager trims
+// long before the resource manager refuses), file descriptors to match, and
+// explicit limits for the ksb services (push, fetch, return) sized from their
+// stream counts and MaxBlobSize.
+func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
+	cfg := rcmgr.DefaultLimits
+	svc := func(name string, streams, perPeer int) {
+		mem := int64(streams) * (MaxBlobSize + streamMemorySlack)
+		cfg.AddServiceLimit(name,
+			rcmgr.BaseLimit{StreamsInbound: streams, StreamsOutbound: streams, Streams: 2 * streams, Memory: mem},
+			rcmgr.BaseLimitIncrease{})
+		cfg.AddServicePeerLimit(name,
+			rcmgr.BaseLimit{StreamsInbound: perPeer, StreamsOutbound: perPeer, Streams: 2 * perPeer, Memory: int64(perPeer) * (MaxBlobSize + streamMemorySlack)},
+			rcmgr.BaseLimitIncrease{})
+	}
+	svc(PushServiceName, pushStreams, pushStreamsPerPeer)
+	svc(FetchServiceName, fetchStreams, fetchStreamsPerPeer)
+	svc(ReturnServiceName, returnStreams, returnStreamsPerPeer)
+	conns := 2 * connHigh
+	fds := conns*fdsPerConn + fdSlack
+	partial := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns:         rcmgr.LimitVal(conns),
+			ConnsInbound:  rcmgr.LimitVal(conns),
+			ConnsOutbound: rcmgr.LimitVal(conns),
+			FD:            rcmgr.LimitVal(fds),
+			Memory:        rcmgr.LimitVal64(hostMemory),
+		},
+	}
+	return partial.Build(cfg.Scale(hostMemory, fds))
+}
+
+// ConnectPeers protects the given peers in the host's connection manager
+// (tag ProtectTag) so they are never trimmed, adds their addresses to the
+// peerstore, and dials those not yet connected, concurrently. The host itself
+// is skipped. It returns the dial errors joined; peers that connected stay
+// connected either way.
+func ConnectPeers(ctx context.Context, h host.Host, peers []peer.AddrInfo) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, p := range peers {
+		if p.ID == h.ID() || p.ID == "" {
+			continue
+		}
+		h.ConnManager().Protect(p.ID, ProtectTag)
+		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
+		wg.Add(1)
+		go func(p peer.AddrInfo) {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			if err := h.Connect(dctx, p); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("connecting to %s: %w", p.ID, err))
+				mu.Unlock()
+			}
+		}(p)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

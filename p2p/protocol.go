@@ -1,0 +1,142 @@
+package p2p
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/ksb-project/ksb/store"
+)
+
+// Protocol IDs, resource-manager service names, caps and timeouts of the
+// stream protocols (docs/protocol.md gives the frames).
+const (
+	// PushProtocol carries one sealed blob from its owner to a holder.
+	PushProtocol protocol.ID = "/ksb/push/1.0.0"
+	// FetchProtocol returns an owner's blobs to that owner, on its request.
+	FetchProtocol protocol.ID = "/ksb/fetch/1.0.0"
+	// ReturnProtocol carries an owner's blobs from a holder to the owner
+	// after a recovery request on gossip; the holder opens the stream.
+	ReturnProtocol protocol.ID = "/ksb/return/1.0.0"
+
+	// PushServiceName, FetchServiceName and ReturnServiceName are the
+	// resource-manager services the streams of each protocol are attached
+	// to (see Limits).
+	PushServiceName   = "ksb.push"
+	FetchServiceName  = "ksb.fetch"
+	ReturnServiceName = "ksb.return"
+
+	// MaxBlobSize is the largest blob any ksb protocol carries: the store's
+	// cap (just under 1 MiB, the largest value Badger keeps inline). A sealed
+	// keyshare of a 40-member vault is under 100 KiB, so this is ten times
+	// the largest real blob while bounding what one stream can make a peer
+	// allocate.
+	MaxBlobSize = store.MaxBlobSize
+
+	// MaxVaultLen is the longest vault public key string (the store's cap):
+	// a bech32 "thorpub1…" key is about 80 characters.
+	MaxVaultLen = store.MaxVaultLen
+
+	// maxHeaderSize caps a push header or fetch entry header: a 33-byte key,
+	// a vault of at most MaxVaultLen, a 32-byte digest and two varints take
+	// under 230 bytes with their tags.
+	maxHeaderSize = 512
+	// maxRequestSize caps a fetch request: a vault and a digest.
+	maxRequestSize = 256
+	// maxResponseSize caps a push response or fetch/return frame: a receipt
+	// (two keys, vault, digest, size, time, 64-byte signature) is under 350
+	// bytes, an error frame under maxErrorMessage+8.
+	maxResponseSize = 1024
+	// maxErrorMessage truncates the text of an error frame; the code is what
+	// programs act on, the text is for logs.
+	maxErrorMessage = 256
+
+	// PushTimeout is the deadline of a whole push stream, both sides: a
+	// 1 MiB blob takes 8 s on a 1 Mbit/s link, plus an fsync; a stalled or
+	// slow peer holds a stream slot no longer than this.
+	PushTimeout = 30 * time.Second
+	// FetchTimeout is the deadline of a whole fetch or return stream: it may
+	// carry several blobs (an owner is in a few vaults at most).
+	FetchTimeout = time.Minute
+
+	// MaxFetchEntries and MaxFetchBytes cap what Fetch and a recovering
+	// node accept from one stream. An owner keeps one blob per vault it is a
+	// member of, and nodes are in a handful of vaults; the caps are far above
+	// that and below what would exhaust the recovering machine.
+	MaxFetchEntries = 256
+	MaxFetchBytes   = 64 << 20
+)
+
+// digestSize is the length of a sha256 digest.
+const digestSize = 32
+
+// readFrame reads one varint-delimited frame of at most max bytes.
+func readFrame(r io.Reader, max int) ([]byte, error) {
+	vr := msgio.NewVarintReaderSize(r, max)
+	msg, err := vr.ReadMsg()
+	switch {
+	case errors.Is(err, msgio.ErrMsgTooLarge):
+		return nil, fmt.Errorf("%w: frame over %d bytes", ErrTooLarge, max)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		if msg != nil {
+			vr.ReleaseMsg(msg)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrTruncated, err)
+	case err != nil:
+		return nil, err
+	}
+	out := append([]byte(nil), msg...)
+	vr.ReleaseMsg(msg)
+	return out, nil
+}
+
+// writeFrame writes msg as one varint-delimited frame.
+func writeFrame(w io.Writer, msg []byte) error {
+	b := protowire.AppendVarint(make([]byte, 0, len(msg)+protowire.SizeVarint(uint64(len(msg)))), uint64(len(msg)))
+	_, err := w.Write(append(b, msg...))
+	return err
+}
+
+// readBlob reads exactly size bytes after reserving them in the stream's
+// scope. The caller releases the reservation.
+func readBlob(s network.Stream, size int) ([]byte, error) {
+	if err := s.Scope().ReserveMemory(size, network.ReservationPriorityHigh); err != nil {
+		return nil, fmt.Errorf("%w: reserving %d bytes: %v", ErrBusy, size, err)
+	}
+	blob := make([]byte, size)
+	if _, err := io.ReadFull(s, blob); err != nil {
+		s.Scope().ReleaseMemory(size)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: blob of %d bytes: %v", ErrTruncated, size, err)
+		}
+		return nil, fmt.Errorf("reading blob: %w", err)
+	}
+	return blob, nil
+}
+
+// validVault reports whether v is a vault string the store accepts: 1 to
+// MaxVaultLen printable ASCII bytes other than '/'.
+func validVault(v string) error {
+	if v == "" || len(v) > MaxVaultLen {
+		return fmt.Errorf("vault of %d bytes, want 1 to %d", len(v), MaxVaultLen)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c > '~' || c == '/' {
+			return fmt.Errorf("vault has byte %#02x at %d", c, i)
+		}
+	}
+	return nil
+}
+
+func truncateMessage(m string) string {
+	if len(m) > maxErrorMessage {
+		return m[:maxErrorMessage]
+	}
+	return m
+}

@@ -1,0 +1,305 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/p2p/internal/pb"
+	"github.com/ksb-project/ksb/store"
+)
+
+// Push sends blob, sealed by owner for vault, to the holder over
+// PushProtocol and returns the holder's receipt once it has verified it: signed
+// by the holder's key (the one its peer ID embeds) and naming exactly this
+// owner, vault, digest and size. A refusal is returned as a *RefusedError.
+// The host must run owner's identity, and know an address of the holder or be
+// connected to it. The stream's deadline is ctx's, or PushTimeout if that is
+// sooner.
+func Push(ctx context.Context, h host.Host, holder peer.ID, owner *identity.Identity, vault string, blob []byte) (*Receipt, error) {
+	if h.ID() != owner.PeerID() {
+		return nil, fmt.Errorf("%w: host %s does not run the owner's identity", ErrBadConfig, h.ID())
+	}
+	if err := validVault(vault); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(blob) == 0 || len(blob) > MaxBlobSize {
+		return nil, fmt.Errorf("%w: blob of %d bytes, want 1 to %d", ErrTooLarge, len(blob), MaxBlobSize)
+	}
+	holderKey, err := identity.PubKeyFromPeerID(holder)
+	if err != nil {
+		return nil, fmt.Errorf("holder: %w", err)
+	}
+	digest := sha256.Sum256(blob)
+	hdr := pb.PushHeader{Owner: owner.PubKey(), Vault: vault, Digest: digest[:], Size: uint64(len(blob))}
+
+	s, err := h.NewStream(ctx, holder, PushProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("opening push stream to %s: %w", holder, err)
+	}
+	resp, err := pushOnStream(ctx, s, &hdr, blob)
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
+	s.Close()
+	if resp.Error != nil {
+		return nil, &RefusedError{Code: Code(resp.Error.Code), Message: resp.Error.Message}
+	}
+	r, err := receiptFromPB(resp.Receipt)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !bytes.Equal(r.Holder, holderKey):
+		return nil, fmt.Errorf("%w: signed by %x, not by holder %s", ErrBadReceipt, r.Holder, holder)
+	case !bytes.Equal(r.Owner, hdr.Owner) || r.Vault != vault || r.Digest != digest || r.Size != int64(len(blob)):
+		return nil, fmt.Errorf("%w: does not describe the pushed blob", ErrBadReceipt)
+	}
+	if err := r.Verify(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func pushOnStream(ctx context.Context, s network.Stream, hdr *pb.PushHeader, blob []byte) (*pb.PushResponse, error) {
+	if err := s.Scope().SetService(PushServiceName); err != nil {
+		return nil, fmt.Errorf("attaching push stream to its service: %w", err)
+	}
+	if err := s.Scope().ReserveMemory(maxResponseSize, network.ReservationPriorityAlways); err != nil {
+		return nil, fmt.Errorf("%w: reserving response buffer: %v", ErrBusy, err)
+	}
+	defer s.Scope().ReleaseMemory(maxResponseSize)
+	if err := s.SetDeadline(deadline(ctx, PushTimeout)); err != nil {
+		return nil, fmt.Errorf("setting deadline: %w", err)
+	}
+	// The blob is written while the response is awaited: a holder that
+	// refuses early answers before reading the blob, and stops reading.
+	werr := make(chan error, 1)
+	go func() {
+		err := writeFrame(s, hdr.Marshal())
+		if err == nil {
+			_, err = s.Write(blob)
+		}
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		werr <- err
+	}()
+	b, err := readFrame(s, maxResponseSize)
+	if err != nil {
+		s.Reset()
+		if we := <-werr; we != nil {
+			return nil, fmt.Errorf("sending blob: %w", we)
+		}
+		return nil, fmt.Errorf("reading push response: %w", err)
+	}
+	select {
+	case <-werr:
+	default:
+		// Answered before the blob was read: stop sending it.
+		s.Reset()
+		<-werr
+	}
+	var resp pb.PushResponse
+	if err := resp.Unmarshal(b); err != nil {
+		return nil, fmt.Errorf("%w: push response: %w", ErrMalformed, err)
+	}
+	return &resp, nil
+}
+
+// deadline is ctx's deadline or now+max, whichever is sooner.
+func deadline(ctx context.Context, max time.Duration) time.Time {
+	d := time.Now().Add(max)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		return cd
+	}
+	return d
+}
+
+// Push is the package-level Push made with this node's host and identity, and
+// counted in the Service's metrics.
+func (s *Service) Push(ctx context.Context, holder peer.ID, vault string, blob []byte) (*Receipt, error) {
+	r, err := Push(ctx, s.h, holder, s.id, vault, blob)
+	s.m.observe("push", "out", err, "accepted", len(blob))
+	return r, err
+}
+
+// handlePush serves one inbound push stream.
+func (s *Service) handlePush(st network.Stream) {
+	start := time.Now()
+	remote := st.Conn().RemotePeer()
+	res, n, err := s.servePush(st)
+	s.m.observe("push", "in", err, res, n)
+	var ref *RefusedError
+	switch {
+	case errors.As(err, &ref):
+		s.log.Info("push refused", "peer", remote, "code", ref.Code.String(), "reason", ref.Message)
+		resp := pb.PushResponse{Error: &pb.Error{Code: uint32(ref.Code), Message: truncateMessage(ref.Message)}}
+		if werr := writeFrame(st, resp.Marshal()); werr != nil {
+			st.Reset()
+			return
+		}
+		st.Close()
+	case err != nil:
+		s.log.Info("push failed", "peer", remote, "err", err)
+		st.Reset()
+	default:
+		s.log.Debug("push served", "peer", remote, "result", res, "bytes", n, "took", time.Since(start))
+	}
+}
+
+// servePush reads, checks and stores one push and writes the receipt. It
+// returns a *RefusedError for every refusal (the caller sends it), another
+// error when the stream itself failed, or the result label on success.
+func (s *Service) servePush(st network.Stream) (result string, n int, err error) {
+	if err := st.Scope().SetService(PushServiceName); err != nil {
+		return "", 0, fmt.Errorf("attaching to service: %w", err)
+	}
+	if err := st.Scope().ReserveMemory(maxHeaderSize+maxResponseSize, network.ReservationPriorityAlways); err != nil {
+		return "", 0, refuse(CodeBusy, "no memory for the header")
+	}
+	defer st.Scope().ReleaseMemory(maxHeaderSize + maxResponseSize)
+	if err := st.SetDeadline(time.Now().Add(s.pushTimeout)); err != nil {
+		return "", 0, fmt.Errorf("setting deadline: %w", err)
+	}
+
+	b, err := readFrame(st, maxHeaderSize)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return "", 0, refuse(CodeMalformed, "header over %d bytes", maxHeaderSize)
+	case errors.Is(err, ErrTruncated):
+		return "", 0, refuse(CodeTruncated, "stream ended in the header")
+	case err != nil:
+		return "", 0, fmt.Errorf("reading header: %w", err)
+	}
+	var hdr pb.PushHeader
+	if err := hdr.Unmarshal(b); err != nil {
+		return "", 0, refuse(CodeMalformed, "header: %v", err)
+	}
+	if _, err := identity.ParsePubKey(hdr.Owner); err != nil {
+		return "", 0, refuse(CodeMalformed, "owner: %v", err)
+	}
+	if err := validVault(hdr.Vault); err != nil {
+		return "", 0, refuse(CodeMalformed, "%v", err)
+	}
+	if len(hdr.Digest) != digestSize {
+		return "", 0, refuse(CodeMalformed, "digest of %d bytes, want %d", len(hdr.Digest), digestSize)
+	}
+	if hdr.Size == 0 {
+		return "", 0, refuse(CodeMalformed, "empty blob")
+	}
+
+	remoteKey, err := identity.PubKeyFromPeerID(st.Conn().RemotePeer())
+	if err != nil || !bytes.Equal(remoteKey, hdr.Owner) {
+		return "", 0, refuse(CodeNotOwner, "peer %s pushes for owner %x", st.Conn().RemotePeer(), hdr.Owner)
+	}
+	if !s.members.IsActive(hdr.Owner) {
+		return "", 0, refuse(CodeNotActive, "owner %x is not an active node", hdr.Owner)
+	}
+	if hdr.Size > uint64(s.maxBlob) {
+		return "", 0, refuse(CodeTooLarge, "blob of %d bytes, cap %d", hdr.Size, s.maxBlob)
+	}
+	size := int(hdr.Size)
+	var digest [32]byte
+	copy(digest[:], hdr.Digest)
+	if _, err := s.admit(hdr.Owner, hdr.Vault, digest, int64(size)); err != nil {
+		return "", 0, err
+	}
+
+	blob, err := readBlob(st, size)
+	switch {
+	case errors.Is(err, ErrBusy):
+		return "", 0, refuse(CodeBusy, "no memory for a %d-byte blob", size)
+	case errors.Is(err, ErrTruncated):
+		return "", 0, refuse(CodeTruncated, "stream ended before %d blob bytes", size)
+	case err != nil:
+		return "", 0, err
+	}
+	defer st.Scope().ReleaseMemory(size)
+	if sha256.Sum256(blob) != digest {
+		return "", 0, refuse(CodeDigestMismatch, "blob does not hash to %x", digest)
+	}
+
+	entry, result, err := s.commit(hdr.Owner, hdr.Vault, digest, blob)
+	if err != nil {
+		return "", 0, err
+	}
+	r := &Receipt{
+		Holder: s.id.PubKey(), Owner: entry.Owner, Vault: entry.Vault,
+		Digest: entry.Digest, Size: entry.Size, Time: entry.Received,
+	}
+	signReceipt(s.id, r)
+	if err := writeFrame(st, (&pb.PushResponse{Receipt: r.toPB()}).Marshal()); err != nil {
+		return "", 0, fmt.Errorf("writing receipt: %w", err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		return "", 0, fmt.Errorf("closing stream: %w", err)
+	}
+	return result, size, nil
+}
+
+// admit checks the owner's quota for storing a blob of size under (owner,
+// vault). It returns the entry already stored with this digest, if any (a
+// duplicate needs no quota).
+func (s *Service) admit(owner []byte, vault string, digest [32]byte, size int64) (*store.Entry, error) {
+	entries, err := s.st.Entries(owner)
+	if err != nil {
+		return nil, refuse(CodeInternal, "reading entries")
+	}
+	blobs, bytes := len(entries), int64(0)
+	for i, e := range entries {
+		bytes += e.Size
+		if e.Vault != vault {
+			continue
+		}
+		if e.Digest == digest {
+			return &entries[i], nil
+		}
+		blobs-- // the new blob replaces this one
+		bytes -= e.Size
+	}
+	if blobs+1 > s.quotaBlobs || bytes+size > s.quotaBytes {
+		return nil, refuse(CodeOverQuota, "owner keeps %d blobs, %d bytes here; quota %d blobs, %d bytes", blobs, bytes, s.quotaBlobs, s.quotaBytes)
+	}
+	return nil, nil
+}
+
+// commit stores a verified blob durably, under the owner's lock so that the
+// quota check and the write are one step, and runs the callbacks.
+func (s *Service) commit(owner []byte, vault string, digest [32]byte, blob []byte) (store.Entry, string, error) {
+	unlock := s.owners.lock(string(owner))
+	defer unlock()
+	dup, err := s.admit(owner, vault, digest, int64(len(blob)))
+	if err != nil {
+		return store.Entry{}, "", err
+	}
+	if dup != nil {
+		return *dup, "duplicate", nil
+	}
+	e := store.Entry{Owner: owner, Vault: vault, Digest: digest, Size: int64(len(blob)), Received: time.Now()}
+	replaced, err := s.st.Put(e, blob)
+	if err != nil {
+		s.log.Error("storing blob", "owner", fmt.Sprintf("%x", owner), "vault", vault, "err", err)
+		return store.Entry{}, "", refuse(CodeInternal, "storing the blob failed")
+	}
+	result := "accepted"
+	if replaced != nil {
+		result = "replaced"
+		if s.onReplaced != nil {
+			s.onReplaced(*replaced)
+		}
+	}
+	if s.onAccepted != nil {
+		s.onAccepted(e)
+	}
+	return e, result, nil
+}

@@ -1,0 +1,406 @@
+package p2p
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/store"
+)
+
+// Defaults of the Service options.
+const (
+	// DefaultQuotaBlobs and DefaultQuotaBytes are what one owner may keep on
+	// a holder (config.Store's defaults): an owner has one blob per vault it
+	// is in, a few at a time, each under 100 KiB.
+	DefaultQuotaBlobs = 64
+	DefaultQuotaBytes = 64 << 20
+
+	// DefaultFetchBurst and DefaultFetchInterval rate-limit fetches per peer:
+	// a recovering node asks each holder once per vault, so a burst of 8 then
+	// one every 10 s serves it, while a peer hammering a holder makes it read
+	// at most 6 owners' blob sets a minute.
+	DefaultFetchBurst    = 8
+	DefaultFetchInterval = 10 * time.Second
+
+	// maxRateLimitedPeers bounds the rate limiter's memory: peers idle for
+	// longer than a full refill are dropped once this many are tracked.
+	maxRateLimitedPeers = 4096
+)
+
+// Membership tells whether a node is active. The daemon implements it from
+// chain state; it must be safe for concurrent use.
+type Membership interface {
+	// IsActive reports whether the node with this 33-byte compressed public
+	// key is an active node.
+	IsActive(pubKey []byte) bool
+}
+
+// Store is what a Service needs of the holder's blob store; *store.Store
+// implements it.
+type Store interface {
+	Put(e store.Entry, blob []byte) (replaced *store.Entry, err error)
+	Get(owner []byte, vault string) (store.Entry, []byte, error)
+	Entries(owner []byte) ([]store.Entry, error)
+	Stats() (blobs int, bytes int64, err error)
+}
+
+// Option configures a Service.
+type Option func(*Service) error
+
+// WithLogger sets the logger (default: slog.Default()). Blob bytes are never
+// logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Service) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrBadConfig)
+		}
+		s.log = l
+		return nil
+	}
+}
+
+// WithQuota sets how many blobs and bytes one owner may keep on this holder
+// (default DefaultQuotaBlobs, DefaultQuotaBytes).
+func WithQuota(blobs int, bytes int64) Option {
+	return func(s *Service) error {
+		if blobs < 1 || bytes < 1 {
+			return fmt.Errorf("%w: quota of %d blobs, %d bytes", ErrBadConfig, blobs, bytes)
+		}
+		s.quotaBlobs, s.quotaBytes = blobs, bytes
+		return nil
+	}
+}
+
+// WithMaxBlobSize lowers the largest blob this holder accepts (default and
+// maximum MaxBlobSize).
+func WithMaxBlobSize(n int) Option {
+	return func(s *Service) error {
+		if n < 1 || n > MaxBlobSize {
+			return fmt.Errorf("%w: blob cap %d, want 1 to %d", ErrBadConfig, n, MaxBlobSize)
+		}
+		s.maxBlob = n
+		return nil
+	}
+}
+
+// WithTimeouts sets the deadlines of inbound push and fetch streams (default
+// PushTimeout and FetchTimeout).
+func WithTimeouts(push, fetch time.Duration) Option {
+	return func(s *Service) error {
+		if push <= 0 || fetch <= 0 {
+			return fmt.Errorf("%w: timeouts %v, %v", ErrBadConfig, push, fetch)
+		}
+		s.pushTimeout, s.fetchTimeout = push, fetch
+		return nil
+	}
+}
+
+// WithFetchRate sets the per-peer fetch rate limit: burst requests at once,
+// then one per interval (default DefaultFetchBurst, DefaultFetchInterval).
+func WithFetchRate(burst int, interval time.Duration) Option {
+	return func(s *Service) error {
+		if burst < 1 || interval <= 0 {
+			return fmt.Errorf("%w: fetch rate burst %d, interval %v", ErrBadConfig, burst, interval)
+		}
+		s.fetchLimit = newRateLimiter(burst, interval, maxRateLimitedPeers)
+		return nil
+	}
+}
+
+// WithRegisterer registers the Service's Prometheus metrics on r (default:
+// not registered).
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(s *Service) error {
+		if r == nil {
+			return fmt.Errorf("%w: nil registerer", ErrBadConfig)
+		}
+		s.reg = r
+		return nil
+	}
+}
+
+// OnAccepted sets a function called with each entry the holder newly stored
+// (not for a duplicate push), after it is durable and before the receipt is
+// sent: the daemon queues its attestation there. It must not block for long;
+// it is called on the stream's goroutine.
+func OnAccepted(f func(store.Entry)) Option {
+	return func(s *Service) error { s.onAccepted = f; return nil }
+}
+
+// OnReplaced sets a function called when a newer blob for the same (owner,
+// vault) replaced an older one, with the old entry, after the new one is
+// durable: the daemon releases the old attestation there. It is called
+// before OnAccepted for the new entry, under the same rules.
+func OnReplaced(f func(old store.Entry)) Option {
+	return func(s *Service) error { s.onReplaced = f; return nil }
+}
+
+// Service runs the ksb stream protocols on a host: the holder side of push
+// and fetch, the owner side of push with metrics, and returning blobs to an
+// owner that asks for them over gossip (see Gossip).
+type Service struct {
+	h       host.Host
+	id      *identity.Identity
+	st      Store
+	members Membership
+
+	log                       *slog.Logger
+	quotaBlobs                int
+	quotaBytes                int64
+	maxBlob                   int
+	pushTimeout, fetchTimeout time.Duration
+	fetchLimit                *rateLimiter
+	reg                       prometheus.Registerer
+	onAccepted                func(store.Entry)
+	onReplaced                func(store.Entry)
+	m                         *metrics
+	owners                    keyedMutex
+
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// NewService registers the push and fetch handlers on h for the node id,
+// storing accepted blobs in st and accepting them only from owners m says are
+// active.
+func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts ...Option) (*Service, error) {
+	if h == nil || id == nil || st == nil || m == nil {
+		return nil, fmt.Errorf("%w: host, identity, store and membership are required", ErrBadConfig)
+	}
+	if h.ID() != id.PeerID() {
+		return nil, fmt.Errorf("%w: host %s does not run identity %s", ErrBadConfig, h.ID(), id.PeerID())
+	}
+	s := &Service{
+		h: h, id: id, st: st, members: m,
+		log:          slog.Default(),
+		quotaBlobs:   DefaultQuotaBlobs,
+		quotaBytes:   DefaultQuotaBytes,
+		maxBlob:      MaxBlobSize,
+		pushTimeout:  PushTimeout,
+		fetchTimeout: FetchTimeout,
+		fetchLimit:   newRateLimiter(DefaultFetchBurst, DefaultFetchInterval, maxRateLimitedPeers),
+	}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	s.m = newMetrics()
+	if s.reg != nil {
+		if err := s.m.register(s.reg); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	h.SetStreamHandler(PushProtocol, s.track(s.handlePush))
+	h.SetStreamHandler(FetchProtocol, s.track(s.handleFetch))
+	return s, nil
+}
+
+// Close removes the handlers and waits for streams being served to finish,
+// so that the store can be closed after it. It does not close the host.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.h.RemoveStreamHandler(PushProtocol)
+	s.h.RemoveStreamHandler(FetchProtocol)
+	s.inflight.Wait()
+	return nil
+}
+
+// begin registers one unit of in-flight work, or reports that the service
+// is closed.
+func (s *Service) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Service) track(handle func(network.Stream)) network.StreamHandler {
+	return func(st network.Stream) {
+		if !s.begin() {
+			st.Reset()
+			return
+		}
+		defer s.inflight.Done()
+		handle(st)
+	}
+}
+
+// HeartbeatStats are the figures a node announces in its heartbeat.
+type HeartbeatStats struct {
+	Blobs      int   // blobs held for others
+	Bytes      int64 // their total size
+	QuotaBlobs int   // blobs one owner may keep here
+	QuotaBytes int64 // bytes one owner may keep here
+}
+
+// Stats returns this holder's heartbeat figures, from the store.
+func (s *Service) Stats() (HeartbeatStats, error) {
+	blobs, bytes, err := s.st.Stats()
+	if err != nil {
+		return HeartbeatStats{}, fmt.Errorf("store stats: %w", err)
+	}
+	return HeartbeatStats{Blobs: blobs, Bytes: bytes, QuotaBlobs: s.quotaBlobs, QuotaBytes: s.quotaBytes}, nil
+}
+
+// metrics are the Service's Prometheus collectors.
+type metrics struct {
+	requests *prometheus.CounterVec // protocol, direction, result
+	refusals *prometheus.CounterVec // protocol, direction, reason
+	bytes    *prometheus.CounterVec // protocol, direction
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Subsystem: "p2p", Name: "requests_total",
+			Help: "Push, fetch and return streams by protocol, direction (in = served, out = made) and result (accepted, duplicate, refused, failed).",
+		}, []string{"protocol", "direction", "result"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Subsystem: "p2p", Name: "refusals_total",
+			Help: "Refusals by protocol, direction (in = sent by this node, out = received) and reason (error code).",
+		}, []string{"protocol", "direction", "reason"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Subsystem: "p2p", Name: "blob_bytes_total",
+			Help: "Blob bytes moved by successful streams, by protocol and direction.",
+		}, []string{"protocol", "direction"}),
+	}
+}
+
+func (m *metrics) register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.requests, m.refusals, m.bytes} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// observe records the outcome of one stream.
+func (m *metrics) observe(proto, dir string, err error, result string, n int) {
+	var ref *RefusedError
+	switch {
+	case errors.As(err, &ref):
+		m.requests.WithLabelValues(proto, dir, "refused").Inc()
+		m.refusals.WithLabelValues(proto, dir, ref.Code.String()).Inc()
+	case err != nil:
+		m.requests.WithLabelValues(proto, dir, "failed").Inc()
+	default:
+		m.requests.WithLabelValues(proto, dir, result).Inc()
+		m.bytes.WithLabelValues(proto, dir).Add(float64(n))
+	}
+}
+
+// keyedMutex serialises work per key (an owner), so that a quota check and
+// the store write it guards cannot interleave with another push of the same
+// owner.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyedLock)
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = new(keyedLock)
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// rateLimiter is a per-peer token bucket.
+type rateLimiter struct {
+	burst    int
+	interval time.Duration
+	max      int
+	now      func() time.Time
+
+	mu      sync.Mutex
+	buckets map[peer.ID]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newRateLimiter(burst int, interval time.Duration, max int) *rateLimiter {
+	return &rateLimiter{burst: burst, interval: interval, max: max, now: time.Now, buckets: make(map[peer.ID]*bucket)}
+}
+
+// allow takes a token for p, or reports that p has none left.
+func (r *rateLimiter) allow(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	b := r.buckets[p]
+	if b == nil {
+		if len(r.buckets) >= r.max {
+			r.prune(now)
+		}
+		b = &bucket{tokens: float64(r.burst), last: now}
+		r.buckets[p] = b
+	}
+	b.tokens += float64(now.Sub(b.last)) / float64(r.interval)
+	if b.tokens > float64(r.burst) {
+		b.tokens = float64(r.burst)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// prune drops buckets that have refilled completely (they are equivalent to
+// a new one); if none has, it drops them all rather than grow without bound.
+func (r *rateLimiter) prune(now time.Time) {
+	full := time.Duration(r.burst) * r.interval
+	for p, b := range r.buckets {
+		if now.Sub(b.last) >= full {
+			delete(r.buckets, p)
+		}
+	}
+	if len(r.buckets) >= r.max {
+		clear(r.buckets)
+	}
+}
