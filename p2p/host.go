@@ -11,8 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -67,11 +67,11 @@ const (
 	pushStreamsPerPeer = 4
 	// fetchStreams inbound fetches at once: fetches only happen during a
 	// recovery, which is rare.
-	fetchStreams       = 16
+	fetchStreams        = 16
 	fetchStreamsPerPeer = 2
 	// returnStreams inbound return streams while recovering: one per holder
 	// of this node's shares, with room to spare.
-	returnStreams       = 16
+	returnStreams        = 16
 	returnStreamsPerPeer = 2
 	// streamMemorySlack covers frames next to a blob reservation.
 	streamMemorySlack = 64 << 10

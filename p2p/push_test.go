@@ -173,12 +173,12 @@ func TestPushRefusals(t *testing.T) {
 		name string
 		opts []p2p.Option
 		// either a well-formed Push by who, or raw bytes from who
-		who  *owner
-		raw  []byte
+		who   *owner
+		raw   []byte
 		setup func(hd *holder)
 		blob  []byte // for a well-formed Push; default b
-		code p2p.Code
-		want error
+		code  p2p.Code
+		want  error
 	}{
 		{name: "not the owner named in the header", who: o,
 			raw: append(header(stranger.id.PubKey(), vaultA, b, uint64(len(b))), b...), code: p2p.CodeNotOwner, want: p2p.ErrNotOwner},
