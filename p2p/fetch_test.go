@@ -188,4 +188,3 @@ func readRequest(s network.Stream) {
 		}
 	}
 }
-
