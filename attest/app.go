@@ -1,0 +1,489 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ksb-project/ksb/identity"
+)
+
+// MaxBlockItems caps the entries, nodes and vaults (Msg.Items) one block may
+// touch. Each attestation entry writes two keys of about 250 bytes, so a full
+// block is a Badger transaction of a few megabytes: well under Badger's batch
+// limit (15% of its 64 MiB memtable), and a FinalizeBlock of milliseconds.
+const MaxBlockItems = 4096
+
+// AppVersion is the application protocol version reported in Info.
+const AppVersion uint64 = 1
+
+// badgerBlockCache is the Badger block cache of the state store. The state is
+// small (hundreds of bytes per attestation); Badger's 256 MiB default would
+// be wasted in every validator process.
+const badgerBlockCache = 16 << 20
+
+var _ abci.Application = (*App)(nil)
+
+// App is the ksb attestation chain's ABCI application. It is safe for
+// concurrent use; CometBFT calls it from several connections.
+type App struct {
+	abci.BaseApplication // state sync snapshots and vote extensions: none
+
+	log *slog.Logger
+
+	mu       sync.Mutex
+	db       *badger.DB
+	params   *Params     // nil until InitChain
+	txn      *badger.Txn // the block being finalized, until Commit
+	initTxn  bool        // txn holds InitChain's writes
+	height   int64       // last committed height
+	appHash  []byte      // last committed app hash
+	pendingH int64
+	pendingA []byte
+}
+
+// NewApp opens (or creates) the application state in dir. logger may be nil.
+func NewApp(dir string, logger *slog.Logger) (*App, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := badger.DefaultOptions(dir).WithLogger(nil).WithBlockCacheSize(badgerBlockCache)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening app state %s: %w", dir, err)
+	}
+	a := &App{db: db, log: logger}
+	err = db.View(func(txn *badger.Txn) error {
+		s := txnKV{txn}
+		var p Params
+		ok, err := getJSON(s, keyParams, &p)
+		if err != nil {
+			return err
+		}
+		if ok {
+			a.params = &p
+		}
+		hb, err := s.get(keyHeight)
+		if err != nil {
+			return err
+		}
+		if hb != nil {
+			if a.height, err = strconv.ParseInt(string(hb), 10, 64); err != nil {
+				return fmt.Errorf("stored height %q: %w", hb, err)
+			}
+		}
+		a.appHash, err = s.get(keyAppHash)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("loading app state %s: %w", dir, err)
+	}
+	return a, nil
+}
+
+// Close discards an uncommitted block and closes the state store.
+func (a *App) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.txn != nil {
+		a.txn.Discard()
+		a.txn = nil
+	}
+	return a.db.Close()
+}
+
+// Info reports the last committed height and app hash, so that CometBFT
+// replays the blocks the application has not committed.
+func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return &abci.InfoResponse{
+		Data:             "ksb-attest",
+		Version:          "1",
+		AppVersion:       AppVersion,
+		LastBlockHeight:  a.height,
+		LastBlockAppHash: a.appHash,
+	}, nil
+}
+
+// InitChain loads the genesis app state (see Genesis).
+func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.height > 0 {
+		return nil, fmt.Errorf("InitChain on a chain at height %d", a.height)
+	}
+	g, err := ParseGenesis(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	g = g.withDefaults()
+	if req.ChainId == "" || len(req.ChainId) > MaxChainIDLen {
+		return nil, fmt.Errorf("chain ID %q: want 1..%d bytes", req.ChainId, MaxChainIDLen)
+	}
+	authPub, _ := hex.DecodeString(g.Authority)
+	authAddr, err := identity.AddressFromPubKey(authPub, g.HRP)
+	if err != nil {
+		return nil, fmt.Errorf("genesis authority: %w", err)
+	}
+	p := Params{ChainID: req.ChainId, Authority: g.Authority, AuthorityAddress: authAddr, Replication: g.Replication, HRP: g.HRP}
+	if a.txn != nil {
+		a.txn.Discard()
+	}
+	a.txn = a.db.NewTransaction(true)
+	s := txnKV{a.txn}
+	if err := setJSON(s, keyParams, p); err != nil {
+		return nil, err
+	}
+	ov := newOverlay(s)
+	if len(g.Nodes)+len(g.Vaults) > 0 {
+		if err := applyChurn(ov, &Churn{AddNodes: g.Nodes, CreateVaults: g.Vaults}, g.HRP, 0); err != nil {
+			return nil, fmt.Errorf("genesis: %w", err)
+		}
+	}
+	if err := ov.flush(); err != nil {
+		return nil, err
+	}
+	hash, err := stateHash(a.txn)
+	if err != nil {
+		return nil, err
+	}
+	a.params, a.initTxn = &p, true
+	a.log.Info("chain initialised", "chain_id", p.ChainID, "nodes", len(g.Nodes), "vaults", len(g.Vaults), "replication", p.Replication)
+	return &abci.InitChainResponse{AppHash: hash}, nil
+}
+
+// CheckTx is stateless: decoding, caps, chain ID, signature and message
+// content. The signer's sequence and authorisation are checked in
+// FinalizeBlock.
+func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
+	a.mu.Lock()
+	p := a.params
+	a.mu.Unlock()
+	_, err := checkStateless(p, req.Tx)
+	if err != nil {
+		return &abci.CheckTxResponse{Code: errCode(err), Log: err.Error(), Codespace: Codespace}, nil
+	}
+	return &abci.CheckTxResponse{Code: CodeOK}, nil
+}
+
+// checkStateless decodes raw and runs every check that needs no state.
+func checkStateless(p *Params, raw []byte) (*Tx, error) {
+	if p == nil {
+		return nil, fmt.Errorf("chain not initialised: %w", ErrInternal)
+	}
+	tx, err := DecodeTx(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.checkBasic(p.ChainID, p.HRP); err != nil {
+		return nil, err
+	}
+	if err := tx.Verify(); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// PrepareProposal keeps, in mempool order, the transactions that pass the
+// stateless checks, up to the block's byte budget and MaxBlockItems.
+func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
+	a.mu.Lock()
+	p := a.params
+	a.mu.Unlock()
+	var (
+		txs   [][]byte
+		bytes int64
+		items int
+	)
+	for _, raw := range req.Txs {
+		tx, err := checkStateless(p, raw)
+		if err != nil {
+			continue
+		}
+		if bytes+int64(len(raw)) > req.MaxTxBytes || items+tx.Msg.Items() > MaxBlockItems {
+			break
+		}
+		bytes += int64(len(raw))
+		items += tx.Msg.Items()
+		txs = append(txs, raw)
+	}
+	return &abci.PrepareProposalResponse{Txs: txs}, nil
+}
+
+// ProcessProposal accepts a block only if every transaction passes the
+// stateless checks and the block touches at most MaxBlockItems items: an
+// honest proposer never proposes anything else.
+func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+	a.mu.Lock()
+	p := a.params
+	a.mu.Unlock()
+	items := 0
+	for i, raw := range req.Txs {
+		tx, err := checkStateless(p, raw)
+		if err != nil {
+			a.log.Warn("rejecting proposal", "height", req.Height, "tx", i, "err", err)
+			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+		}
+		items += tx.Msg.Items()
+	}
+	if items > MaxBlockItems {
+		a.log.Warn("rejecting proposal", "height", req.Height, "items", items)
+		return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+	}
+	return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_ACCEPT}, nil
+}
+
+// FinalizeBlock executes the block's transactions against state. Each gets
+// its own result; a failing transaction changes nothing but its signer's
+// sequence (once the signature and sequence are right, the sequence is
+// used, so a refused transaction cannot be replayed later).
+func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.params == nil {
+		return nil, errors.New("FinalizeBlock before InitChain")
+	}
+	if a.txn != nil && !a.initTxn {
+		a.txn.Discard() // a block finalized but never committed
+		a.txn = nil
+	}
+	if a.txn == nil {
+		a.txn = a.db.NewTransaction(true)
+	}
+	a.initTxn = false
+	block := txnKV{a.txn}
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	for i, raw := range req.Txs {
+		results[i] = a.deliver(block, raw, req.Height)
+	}
+	hash, err := stateHash(a.txn)
+	if err != nil {
+		return nil, err
+	}
+	a.pendingH, a.pendingA = req.Height, hash
+	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: hash}, nil
+}
+
+func (a *App) deliver(block kv, raw []byte, height int64) *abci.ExecTxResult {
+	fail := func(err error) *abci.ExecTxResult {
+		return &abci.ExecTxResult{Code: errCode(err), Log: err.Error(), Codespace: Codespace}
+	}
+	tx, err := checkStateless(a.params, raw)
+	if err != nil {
+		return fail(err)
+	}
+	signer, _ := tx.SignerAddress(a.params.HRP) // checked by checkStateless
+	seq, err := getSeq(block, signer)
+	if err != nil {
+		return fail(err)
+	}
+	if tx.Sequence != seq {
+		return fail(fmt.Errorf("sequence %d, %s's next is %d: %w", tx.Sequence, signer, seq, ErrBadSequence))
+	}
+	if err := setSeq(block, signer, seq+1); err != nil {
+		return fail(err)
+	}
+	ov := newOverlay(block)
+	if err := a.apply(ov, tx, signer, height); err != nil {
+		return fail(fmt.Errorf("%s: %w", tx.Msg.Type(), err))
+	}
+	if err := ov.flush(); err != nil {
+		return fail(err)
+	}
+	return &abci.ExecTxResult{
+		Code: CodeOK,
+		Events: []abci.Event{{
+			Type: "ksb",
+			Attributes: []abci.EventAttribute{
+				{Key: "msg", Value: tx.Msg.Type(), Index: true},
+				{Key: "signer", Value: signer, Index: true},
+				{Key: "items", Value: strconv.Itoa(tx.Msg.Items())},
+			},
+		}},
+	}
+}
+
+// apply runs the state checks of tx and writes its effects to s.
+func (a *App) apply(s kv, tx *Tx, signer string, height int64) error {
+	if c, ok := tx.Msg.(*Churn); ok {
+		if hex.EncodeToString(tx.Signer) != a.params.Authority {
+			return fmt.Errorf("signer %s is not the authority %s: %w", signer, a.params.AuthorityAddress, ErrUnauthorized)
+		}
+		return applyChurn(s, c, a.params.HRP, height)
+	}
+	var self nodeRecord
+	ok, err := getJSON(s, prefNode+signer, &self)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("signer %s is not an active node: %w", signer, ErrUnauthorized)
+	}
+	switch m := tx.Msg.(type) {
+	case *Attest:
+		for i, e := range m.Entries {
+			var v vaultRecord
+			ok, err := getJSON(s, prefVault+e.Vault, &v)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("entry %d: vault %s: %w", i, e.Vault, ErrNotFound)
+			}
+			if v.Retired {
+				return fmt.Errorf("entry %d: vault %s is retired: %w", i, e.Vault, ErrInvalid)
+			}
+			if !slices.Contains(v.Members, e.Owner) {
+				active, err := s.get(prefNode + e.Owner)
+				if err != nil {
+					return err
+				}
+				if active == nil {
+					return fmt.Errorf("entry %d: owner %s is neither an active node nor a member of vault %s: %w", i, e.Owner, e.Vault, ErrInvalid)
+				}
+			}
+			if err := setJSON(s, attKey(signer, e.Key()), attRecord{Size: e.Size, Height: height}); err != nil {
+				return err
+			}
+			if err := s.set(ownKey(signer, e.Key()), nil); err != nil {
+				return err
+			}
+		}
+	case *Release:
+		for i, k := range m.Entries {
+			b, err := s.get(attKey(signer, k))
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				return fmt.Errorf("entry %d: %s holds no blob %x of owner %s for vault %s: %w", i, signer, k.Digest, k.Owner, k.Vault, ErrNotFound)
+			}
+			if err := s.del(attKey(signer, k)); err != nil {
+				return err
+			}
+			if err := s.del(ownKey(signer, k)); err != nil {
+				return err
+			}
+		}
+	case *UpdateNode:
+		self.Multiaddrs = m.Multiaddrs
+		return setJSON(s, prefNode+signer, self)
+	}
+	return nil
+}
+
+// applyChurn applies c to s in field order: add nodes, remove nodes, create
+// vaults (members must be active after that), retire vaults.
+func applyChurn(s kv, c *Churn, hrp string, height int64) error {
+	for i, n := range c.AddNodes {
+		addr, err := n.validate(hrp)
+		if err != nil {
+			return err
+		}
+		old, err := s.get(prefNode + addr)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			return fmt.Errorf("add_nodes[%d]: node %s is already active: %w", i, addr, ErrExists)
+		}
+		if err := setJSON(s, prefNode+addr, nodeRecord{PubKey: n.PubKey, Multiaddrs: n.Multiaddrs, Height: height}); err != nil {
+			return err
+		}
+	}
+	for i, addr := range c.RemoveNodes {
+		old, err := s.get(prefNode + addr)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return fmt.Errorf("remove_nodes[%d]: node %s is not active: %w", i, addr, ErrNotFound)
+		}
+		if err := s.del(prefNode + addr); err != nil {
+			return err
+		}
+	}
+	for i, v := range c.CreateVaults {
+		old, err := s.get(prefVault + v.PubKey)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			return fmt.Errorf("create_vaults[%d]: vault %s: %w", i, v.PubKey, ErrExists)
+		}
+		for _, m := range v.Members {
+			n, err := s.get(prefNode + m)
+			if err != nil {
+				return err
+			}
+			if n == nil {
+				return fmt.Errorf("create_vaults[%d]: member %s is not an active node: %w", i, m, ErrInvalid)
+			}
+		}
+		rec := vaultRecord{Members: v.Members, Threshold: v.Threshold, Height: height}
+		if err := setJSON(s, prefVault+v.PubKey, rec); err != nil {
+			return err
+		}
+	}
+	for i, k := range c.RetireVaults {
+		var v vaultRecord
+		ok, err := getJSON(s, prefVault+k, &v)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("retire_vaults[%d]: vault %s: %w", i, k, ErrNotFound)
+		}
+		if v.Retired {
+			return fmt.Errorf("retire_vaults[%d]: vault %s is already retired: %w", i, k, ErrInvalid)
+		}
+		v.Retired, v.RetiredHeight = true, height
+		if err := setJSON(s, prefVault+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Commit writes the finalized block's state, height and app hash in one
+// Badger transaction.
+func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.txn == nil || a.pendingH == 0 {
+		return nil, errors.New("commit without a finalized block")
+	}
+	s := txnKV{a.txn}
+	if err := s.set(keyHeight, []byte(strconv.FormatInt(a.pendingH, 10))); err != nil {
+		return nil, err
+	}
+	if err := s.set(keyAppHash, a.pendingA); err != nil {
+		return nil, err
+	}
+	if err := a.txn.Commit(); err != nil {
+		a.txn = nil
+		return nil, fmt.Errorf("committing block %d: %w", a.pendingH, err)
+	}
+	a.txn = nil
+	a.height, a.appHash = a.pendingH, a.pendingA
+	a.pendingH, a.pendingA = 0, nil
+	return &abci.CommitResponse{}, nil
+}
+
+// AppHash returns the last committed height and app hash.
+func (a *App) AppHash() (int64, []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.height, bytes.Clone(a.appHash)
+}

@@ -1,0 +1,97 @@
+package attest
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrMalformed is returned when bytes are not a canonical encoding of a
+	// transaction: truncated, unknown or repeated fields, fields out of order,
+	// default values encoded, or a wrong wire type.
+	ErrMalformed = errors.New("malformed transaction")
+
+	// ErrTooLarge is returned when a transaction, a field or a list is over
+	// its cap (see the Max constants).
+	ErrTooLarge = errors.New("over size limit")
+
+	// ErrBadSignature is returned when a transaction's signature does not
+	// verify under its signer key over its sign bytes.
+	ErrBadSignature = errors.New("bad transaction signature")
+
+	// ErrWrongChain is returned when a transaction names another chain ID.
+	ErrWrongChain = errors.New("wrong chain ID")
+
+	// ErrBadSequence is returned when a transaction's sequence is not the
+	// signer's next one (a replay, or a stale sequence).
+	ErrBadSequence = errors.New("wrong sequence")
+
+	// ErrUnauthorized is returned when the signer may not send the message:
+	// not an active node, or not the authority for a Churn.
+	ErrUnauthorized = errors.New("unauthorized signer")
+
+	// ErrInvalid is returned when a message is well formed but its content
+	// cannot be accepted: a bad address or key, a holder attesting its own
+	// blob, an owner that is neither active nor a vault member, a bad
+	// threshold.
+	ErrInvalid = errors.New("invalid message")
+
+	// ErrNotFound is returned when a message or query names a node, vault or
+	// attestation that is not in state.
+	ErrNotFound = errors.New("not found")
+
+	// ErrExists is returned when a Churn adds a node that is already active or
+	// creates a vault that already exists.
+	ErrExists = errors.New("already exists")
+
+	// ErrBadQuery is returned for a query path the application does not serve.
+	ErrBadQuery = errors.New("unknown query")
+
+	// ErrInternal is returned when the application's storage fails.
+	ErrInternal = errors.New("internal error")
+
+	// ErrNotCommitted is returned by Client.Broadcast when a transaction was
+	// accepted into the mempool but not seen in a block within the wait.
+	ErrNotCommitted = errors.New("transaction not committed")
+)
+
+// TxError is a transaction the chain refused: in CheckTx (Height 0) or in its
+// block. Its Unwrap gives the sentinel error of its code, so
+// errors.Is(err, ErrBadSequence) works on a client's result.
+type TxError struct {
+	// Hash is the transaction hash (upper-case hex), as CometBFT prints it.
+	Hash string
+	// Height is the block that included the transaction, 0 if CheckTx refused it.
+	Height int64
+	// Code is the application's result code (see code.go).
+	Code uint32
+	// Log is the application's explanation.
+	Log string
+}
+
+func (e *TxError) Error() string {
+	if e.Height == 0 {
+		return fmt.Sprintf("transaction %s refused (code %d): %s", e.Hash, e.Code, e.Log)
+	}
+	return fmt.Sprintf("transaction %s failed in block %d (code %d): %s", e.Hash, e.Height, e.Code, e.Log)
+}
+
+// Unwrap returns the sentinel error of e.Code, or nil for an unknown code.
+func (e *TxError) Unwrap() error { return codeErr(e.Code) }
+
+// QueryError is an ABCI query the application answered with a non-zero code.
+type QueryError struct {
+	// Path is the query path.
+	Path string
+	// Code is the application's result code.
+	Code uint32
+	// Log is the application's explanation.
+	Log string
+}
+
+func (e *QueryError) Error() string {
+	return fmt.Sprintf("query %s (code %d): %s", e.Path, e.Code, e.Log)
+}
+
+// Unwrap returns the sentinel error of e.Code, or nil for an unknown code.
+func (e *QueryError) Unwrap() error { return codeErr(e.Code) }
