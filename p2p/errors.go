@@ -79,9 +79,9 @@ var (
 	// ErrNoCandidates is returned by SelectHolders when no node but this one
 	// could hold a share.
 	ErrNoCandidates = errors.New("no candidate holders")
-	// ErrBadMessage is returned when a gossip message (heartbeat, recovery
-	// request) is malformed, badly signed or out of its time window.
-	ErrBadMessage = errors.New("bad gossip message")
+	// ErrRecovering is returned by Gossip.Recover when another Recover is
+	// running on the same Gossip.
+	ErrRecovering = errors.New("a recovery is already running")
 )
 
 var codeErrors = map[Code]error{
