@@ -193,7 +193,9 @@ func TestHeartbeats(t *testing.T) {
 
 	stats := p2p.HeartbeatStats{Blobs: 3, Bytes: 180000, QuotaBlobs: 64, QuotaBytes: 64 << 20}
 	publishUntil(t, func() { na.g.PublishHeartbeat(context.Background(), stats) },
-		func() bool { return nb.v.count(verdict{p2p.HeartbeatTopic, a.PeerID(), pubsub.ValidationAccept, "ok"}) > 0 })
+		func() bool {
+			return nb.v.count(verdict{p2p.HeartbeatTopic, a.PeerID(), pubsub.ValidationAccept, "ok"}) > 0
+		})
 	publishUntil(t, func() { nc.g.PublishHeartbeat(context.Background(), stats) },
 		func() bool {
 			return nb.v.count(verdict{p2p.HeartbeatTopic, c.PeerID(), pubsub.ValidationReject, "not_active"}) > 0

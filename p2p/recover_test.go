@@ -92,9 +92,13 @@ func TestRecoveryOverGossip(t *testing.T) {
 	stale := pb.RecoveryRequest{Owner: o.id.PubKey(), Nonce: bytes.Repeat([]byte{9}, 16), TimeUnixNano: time.Now().Add(-time.Hour).UnixNano()}
 	stale.Signature = o.id.Sign(append([]byte("ksb/recovery/v1\n"), stale.Unsigned()...))
 	publishUntil(t, func() { replayer.rc.Publish(context.Background(), msg.Data) },
-		func() bool { return g1.v.count(verdict{p2p.RecoveryTopic, o.id.PeerID(), pubsub.ValidationIgnore, "replay"}) > 0 })
+		func() bool {
+			return g1.v.count(verdict{p2p.RecoveryTopic, o.id.PeerID(), pubsub.ValidationIgnore, "replay"}) > 0
+		})
 	publishUntil(t, func() { replayer.rc.Publish(context.Background(), stale.Marshal()) },
-		func() bool { return g1.v.count(verdict{p2p.RecoveryTopic, o.id.PeerID(), pubsub.ValidationIgnore, "stale"}) > 0 })
+		func() bool {
+			return g1.v.count(verdict{p2p.RecoveryTopic, o.id.PeerID(), pubsub.ValidationIgnore, "stale"}) > 0
+		})
 	if n := counter(t, h1.reg, "ksb_p2p_requests_total", map[string]string{"protocol": "return", "direction": "out", "result": "ok"}); n != 1 {
 		t.Fatalf("h1 returned blobs %v times, want once", n)
 	}
