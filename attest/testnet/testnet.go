@@ -59,11 +59,11 @@ type Options struct {
 
 // Layout is what Init wrote.
 type Layout struct {
-	ChainID    string
-	Chains     []Chain
-	Nodes      []Node
-	Authority  string // the authority's home directory
-	Vaults     []attest.VaultSpec
+	ChainID   string
+	Chains    []Chain
+	Nodes     []Node
+	Authority string // the authority's home directory
+	Vaults    []attest.VaultSpec
 }
 
 // Chain is one validator home.
