@@ -154,6 +154,7 @@ func (s *Service) handlePush(st network.Stream) {
 		st.Reset()
 	default:
 		s.log.Debug("push served", "peer", remote, "result", res, "bytes", n, "took", time.Since(start))
+		st.Close()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -333,4 +334,19 @@ func TestPushBadReceipt(t *testing.T) {
 
 func appendMsg(num protowire.Number, msg []byte) []byte {
 	return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), msg)
+}
+
+// TestManyPushes pushes more blobs in a row than the per-peer stream limit
+// of the push service: every stream must be released when it is done.
+func TestManyPushes(t *testing.T) {
+	o := newOwner(t)
+	hd := newHolder(t, newMembers(o.id))
+	for i := 0; i < 20; i++ {
+		if _, err := o.push(t, hd, fmt.Sprintf("vault-%d", i), blob(2000, byte(i))); err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+	}
+	if entries, _ := hd.st.Entries(nil); len(entries) != 20 {
+		t.Fatalf("%d entries stored", len(entries))
+	}
 }
