@@ -406,9 +406,20 @@ func FreeLocalAddr() (string, error) {
 // slogAdapter gives CometBFT a log.Logger that writes to a *slog.Logger.
 type slogAdapter struct{ l *slog.Logger }
 
-func (s slogAdapter) Debug(msg string, kv ...any) { s.l.Debug(msg, kv...) }
-func (s slogAdapter) Info(msg string, kv ...any)  { s.l.Info(msg, kv...) }
-func (s slogAdapter) Error(msg string, kv ...any) { s.l.Error(msg, kv...) }
+func (s slogAdapter) Debug(msg string, kv ...any) { s.l.Debug(msg, stringers(kv)...) }
+func (s slogAdapter) Info(msg string, kv ...any)  { s.l.Info(msg, stringers(kv)...) }
+func (s slogAdapter) Error(msg string, kv ...any) { s.l.Error(msg, stringers(kv)...) }
 func (s slogAdapter) With(kv ...any) cmtlog.Logger {
-	return slogAdapter{s.l.With(kv...)}
+	return slogAdapter{s.l.With(stringers(kv)...)}
+}
+
+// stringers replaces values with a String method by its result: CometBFT
+// logs hashes as HexBytes, which slog would print as raw bytes.
+func stringers(kv []any) []any {
+	for i, v := range kv {
+		if st, ok := v.(fmt.Stringer); ok && i%2 == 1 {
+			kv[i] = st.String()
+		}
+	}
+	return kv
 }

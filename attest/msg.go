@@ -1,7 +1,9 @@
 package attest
 
 import (
+	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -409,4 +411,28 @@ func parsePubKeyHex(s string) ([]byte, error) {
 		return nil, fmt.Errorf("pubkey %s: %w: %w", s, ErrInvalid, err)
 	}
 	return b, nil
+}
+
+// MaxChurnFileSize caps a churn JSON file: MaxChurnNodes nodes with their
+// multiaddrs and MaxChurnVaults vaults of MaxVaultMembers members stay well
+// under 16 MiB.
+const MaxChurnFileSize = 16 << 20
+
+// ParseChurn decodes the JSON form of a Churn (the file of
+// `ksb chain tx churn`), refusing unknown fields and trailing data. Its content
+// is checked when the transaction is signed.
+func ParseChurn(b []byte) (*Churn, error) {
+	if len(b) > MaxChurnFileSize {
+		return nil, fmt.Errorf("churn file of %d bytes, at most %d: %w", len(b), MaxChurnFileSize, ErrTooLarge)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	c := &Churn{}
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("churn JSON: %w: %w", ErrInvalid, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("churn JSON: trailing data: %w", ErrInvalid)
+	}
+	return c, nil
 }

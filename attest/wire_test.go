@@ -166,3 +166,19 @@ func FuzzDecodeTx(f *testing.F) {
 		_ = tx.Verify()
 	})
 }
+
+func TestParseChurn(t *testing.T) {
+	c, err := attest.ParseChurn([]byte(`{"add_nodes":[{"pubkey":"` + testIDs[5].PubKeyHex() + `","multiaddrs":["/ip4/127.0.0.1/tcp/1"]}],
+		"remove_nodes":["` + addr(1) + `"],"create_vaults":[{"pubkey":"v","members":["` + addr(0) + `"],"threshold":1}],"retire_vaults":["w"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.AddNodes) != 1 || c.RemoveNodes[0] != addr(1) || c.CreateVaults[0].Threshold != 1 || c.RetireVaults[0] != "w" {
+		t.Fatalf("ParseChurn = %+v", c)
+	}
+	for _, bad := range []string{`{"add_node":[]}`, `{} {}`, `[`, `{"create_vaults":[{"threshold":-1}]}`} {
+		if c, err := attest.ParseChurn([]byte(bad)); !errors.Is(err, attest.ErrInvalid) || c != nil {
+			t.Errorf("ParseChurn(%s) = %+v, %v", bad, c, err)
+		}
+	}
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/identity"
+)
+
+func init() { commands = append(commands, chainCmd) }
+
+const (
+	// queryTimeout bounds one chain query: they answer in milliseconds, so
+	// 30 s only expires when the node is unreachable or stuck.
+	queryTimeout = 30 * time.Second
+	// txTimeout bounds a transaction: the client already gives up after
+	// attest.MaxCommitWait; the rest covers reading the sequence.
+	txTimeout = attest.MaxCommitWait + 15*time.Second
+	// chainStartTimeout bounds starting a validator (opening its stores,
+	// replaying blocks the application missed).
+	chainStartTimeout = 2 * time.Minute
+)
+
+func chainCmd() *cobra.Command {
+	chain := &cobra.Command{Use: "chain", Short: "Run, query and send transactions to the attestation chain"}
+	chain.AddCommand(chainStartCmd(), chainQueryCmd(), chainTxCmd())
+	return chain
+}
+
+func chainStartCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run one validator of the attestation chain until SIGTERM or SIGINT (logs on stderr)",
+		Args:  cobra.NoArgs,
+	}
+	home := cmd.Flags().String("home", "", "validator home (made by `ksb testnet init`)")
+	level := cmd.Flags().String("log-level", "info", "debug, info, warn or error")
+	cmd.MarkFlagRequired("home")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+			return fmt.Errorf("--log-level %q: %w", *level, err)
+		}
+		if _, err := attest.LoadHomeConfig(*home); err != nil {
+			return fmt.Errorf("%s is not a validator home (make one with `ksb testnet init`): %w", *home, err)
+		}
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		startCtx, cancel := context.WithTimeout(ctx, chainStartTimeout)
+		defer cancel()
+		e, err := attest.StartEmbedded(startCtx, attest.EmbeddedConfig{Home: *home, Logger: logger})
+		if err != nil {
+			return err
+		}
+		logger.Info("ksb chain validator running", "home", *home, "chain_id", e.ChainID(), "rpc", e.RPCURL())
+		<-ctx.Done()
+		logger.Info("stopping")
+		return e.Stop()
+	}
+	return cmd
+}
+
+func chainQueryCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:       "query nodes|vaults|coverage|attestations|params",
+		Short:     "Query the attestation chain (nodes, vaults, coverage [--vault V], attestations --owner A|--holder A, params)",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"nodes", "vaults", "coverage", "attestations", "params"},
+	}
+	rpc := cmd.Flags().String("rpc", defaultChainRPC, "CometBFT RPC address of a node running the ksb chain")
+	vault := cmd.Flags().String("vault", "", "coverage: only this vault")
+	owner := cmd.Flags().String("owner", "", "attestations: of blobs owned by this address")
+	holder := cmd.Flags().String("holder", "", "attestations: made by this holder address")
+	asJSON := cmd.Flags().Bool("json", false, "print JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		what := args[0]
+		if *vault != "" && what != "coverage" {
+			return errors.New("--vault goes with `coverage`")
+		}
+		if (*owner != "" || *holder != "") && what != "attestations" {
+			return errors.New("--owner and --holder go with `attestations`")
+		}
+		if what == "coverage" {
+			return runCoverage(cmd.Context(), cmd.OutOrStdout(), *rpc, *vault, *asJSON)
+		}
+		c, err := attest.NewClient(*rpc)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
+		defer cancel()
+		w := cmd.OutOrStdout()
+		switch what {
+		case "nodes":
+			nodes, err := c.Nodes(ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(w, map[string]any{"nodes": nodes})
+			}
+			return writeTable(w, "ADDRESS\tPEER ID\tMULTIADDRS", len(nodes), func(i int) string {
+				n := nodes[i]
+				return fmt.Sprintf("%s\t%s\t%s", n.Address, n.PeerID, strings.Join(n.Multiaddrs, " "))
+			})
+		case "vaults":
+			vaults, err := c.Vaults(ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(w, map[string]any{"vaults": vaults})
+			}
+			return writeTable(w, "VAULT\tTHRESHOLD\tMEMBERS\tSTATUS", len(vaults), func(i int) string {
+				v := vaults[i]
+				status := "live"
+				if v.Retired {
+					status = fmt.Sprintf("retired at %d", v.RetiredHeight)
+				}
+				return fmt.Sprintf("%s\t%d\t%d\t%s", v.PubKey, v.Threshold, len(v.Members), status)
+			})
+		case "attestations":
+			if (*owner == "") == (*holder == "") {
+				return errors.New("attestations needs exactly one of --owner and --holder")
+			}
+			var atts []attest.Attestation
+			if *owner != "" {
+				atts, err = c.AttestationsByOwner(ctx, *owner)
+			} else {
+				atts, err = c.AttestationsByHolder(ctx, *holder)
+			}
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(w, map[string]any{"attestations": atts})
+			}
+			return writeTable(w, "OWNER\tVAULT\tHOLDER\tDIGEST\tSIZE\tHEIGHT", len(atts), func(i int) string {
+				a := atts[i]
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d", a.Owner, a.Vault, a.Holder, a.Digest, a.Size, a.Height)
+			})
+		case "params":
+			p, err := c.Params(ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(w, p)
+			}
+			_, err = fmt.Fprintf(w, "chain_id:    %s\nauthority:   %s (%s)\nreplication: %d\nhrp:         %s\n",
+				p.ChainID, p.AuthorityAddress, p.Authority, p.Replication, p.HRP)
+			return err
+		}
+		return fmt.Errorf("unknown query %q: want nodes, vaults, coverage, attestations or params", what)
+	}
+	return cmd
+}
+
+func writeTable(w io.Writer, header string, n int, row func(int) string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for i := range n {
+		fmt.Fprintln(tw, row(i))
+	}
+	return tw.Flush()
+}
+
+func chainTxCmd() *cobra.Command {
+	tx := &cobra.Command{Use: "tx", Short: "Sign and send a transaction to the attestation chain (operator tools)"}
+	tx.AddCommand(chainTxEntryCmd("attest"), chainTxEntryCmd("release"), chainTxChurnCmd())
+	return tx
+}
+
+// chainTxEntryCmd is `ksb chain tx attest` and `ksb chain tx release`.
+func chainTxEntryCmd(kind string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   kind,
+		Short: "Sign, as the node of --home, that it " + map[string]string{"attest": "holds", "release": "no longer holds"}[kind] + " one blob",
+		Args:  cobra.NoArgs,
+	}
+	home := cmd.Flags().String("home", "", "node home (config.toml and mnemonic)")
+	rpc := cmd.Flags().String("rpc", "", "chain RPC address (default: chain.rpc of the node's config.toml)")
+	owner := cmd.Flags().String("owner", "", "owner node address")
+	vault := cmd.Flags().String("vault", "", "vault public key")
+	digest := cmd.Flags().String("digest", "", "sha256 of the sealed blob, 64 hex characters")
+	var size *uint64
+	if kind == "attest" {
+		size = cmd.Flags().Uint64("size", 0, "size of the sealed blob in bytes")
+	}
+	asJSON := cmd.Flags().Bool("json", false, "print JSON")
+	for _, f := range []string{"home", "owner", "vault", "digest"} {
+		cmd.MarkFlagRequired(f)
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		d, err := hex.DecodeString(*digest)
+		if err != nil || len(d) != attest.DigestSize {
+			return fmt.Errorf("--digest %q: want %d hex characters", *digest, 2*attest.DigestSize)
+		}
+		key := attest.EntryKey{Owner: *owner, Vault: *vault}
+		copy(key.Digest[:], d)
+		var msg attest.Msg = &attest.Release{Entries: []attest.EntryKey{key}}
+		if kind == "attest" {
+			msg = &attest.Attest{Entries: []attest.Entry{{Owner: key.Owner, Vault: key.Vault, Digest: key.Digest, Size: *size}}}
+		}
+		return sendTx(cmd, *home, *rpc, msg, *asJSON)
+	}
+	return cmd
+}
+
+func chainTxChurnCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "churn FILE.json",
+		Short: "Sign, as the authority of --home, a churn: add/remove nodes, create/retire vaults",
+		Long: "FILE is JSON: {\"add_nodes\":[{\"pubkey\":HEX,\"multiaddrs\":[…]}], \"remove_nodes\":[address…],\n" +
+			"\"create_vaults\":[{\"pubkey\":…,\"members\":[address…],\"threshold\":t}], \"retire_vaults\":[pubkey…]}.\n" +
+			"Applied in that order; vault members must be active once the node changes are applied.",
+		Args: cobra.ExactArgs(1),
+	}
+	home := cmd.Flags().String("home", "", "authority home (holds the mnemonic file)")
+	rpc := cmd.Flags().String("rpc", "", "chain RPC address (default: chain.rpc of the home's config.toml, if any)")
+	asJSON := cmd.Flags().Bool("json", false, "print JSON")
+	cmd.MarkFlagRequired("home")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(f, attest.MaxChurnFileSize+1))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", args[0], err)
+		}
+		c, err := attest.ParseChurn(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", args[0], err)
+		}
+		return sendTx(cmd, *home, *rpc, c, *asJSON)
+	}
+	return cmd
+}
+
+// sendTx signs msg with the mnemonic of home and sends it through rpc (or
+// the home's configured chain RPC).
+func sendTx(cmd *cobra.Command, home, rpc string, msg attest.Msg, asJSON bool) error {
+	mnemonicFile := filepath.Join(home, "mnemonic")
+	cfgPath := filepath.Join(home, config.FileName)
+	if _, err := os.Stat(cfgPath); err == nil {
+		c, err := config.Load(cfgPath)
+		if err != nil {
+			return err
+		}
+		mnemonicFile = config.Path(home, c.Mnemonic)
+		if rpc == "" {
+			rpc = c.Chain.RPC
+		}
+	}
+	if rpc == "" {
+		return fmt.Errorf("no --rpc, and %s has no config.toml to read chain.rpc from", home)
+	}
+	m, err := identity.Read(identity.Source{File: mnemonicFile})
+	if err != nil {
+		return err
+	}
+	id, err := identity.New(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", mnemonicFile, err)
+	}
+	client, err := attest.NewClient(rpc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), txTimeout)
+	defer cancel()
+	res, err := attest.NewSender(client, id).Send(ctx, msg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), map[string]any{"hash": res.Hash, "height": res.Height})
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s committed in block %d: %s\n", msg.Type(), res.Height, res.Hash)
+	return err
+}
