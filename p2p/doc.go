@@ -1,0 +1,22 @@
+// Package p2p is ksb's libp2p layer: the node's host, the stream protocols
+// that move sealed keyshare blobs between owners and holders, the gossip
+// topics, and holder selection. docs/protocol.md specifies the wire format.
+//
+//   - NewHost starts a host with the node's key: TCP and QUIC, Noise only, no
+//     relay, a connection manager and explicit resource-manager Limits.
+//     ConnectPeers protects and dials known peers.
+//   - Service serves /ksb/push/1.0.0 (a holder accepts a blob from its owner,
+//     stores it durably and answers with a signed Receipt, or refuses with a
+//     typed *RefusedError and stores nothing) and /ksb/fetch/1.0.0 (a holder
+//     returns an owner's blobs to that owner only). Push and Fetch are the
+//     client sides.
+//   - Gossip runs gossipsub with two validated topics: signed heartbeats
+//     (who is alive, what it holds; HeardWithin feeds holder selection) and
+//     signed recovery requests, which holders answer over /ksb/return/1.0.0
+//     to the requesting owner's peer ID only (Recover).
+//   - SelectHolders draws holders for a share (random or vault strategy).
+//
+// Every peer is authenticated by Noise, and a peer ID embeds the node's
+// secp256k1 key, so "the remote peer is the owner" is a comparison of the
+// key in the peer ID with the owner key in a header or an entry.
+package p2p
