@@ -31,11 +31,12 @@ const (
 	MaxWorkFactor = 20
 
 	// DefaultMaxPlaintext is the largest plaintext Seal accepts and Open
-	// decompresses by default. A 20-party tss-lib ECDSA share is 60 KB and
-	// grows about 3 KB per party, so 4 MiB is over 50 times the largest
-	// vaults THORChain runs, while keeping check 5's chance matches rare
-	// (see docs/envelope.md).
-	DefaultMaxPlaintext = 4 << 20
+	// decompresses by default. The largest realistic share, a 40-member
+	// go-tss ECDSA vault, is about 165 KiB (tss-lib save data grows about
+	// 3 KiB per party, base64 adds a third); 1 MiB is six times that, equals
+	// keyshare.MaxFileSize, and keeps post-seal check 5's chance matches rare
+	// (see sealAttempts).
+	DefaultMaxPlaintext = 1 << 20
 
 	// DefaultMaxBlob is the largest blob Open reads by default: the largest
 	// plaintext plus room for what xz and age add when the data does not
@@ -44,11 +45,14 @@ const (
 	DefaultMaxBlob = DefaultMaxPlaintext + 64<<10
 
 	// sealAttempts bounds how many times Seal seals again after a chance
-	// match (post-seal checks 1, 3, 4 and 5). For a 60 KB keyshare a
-	// mnemonic's three-letter word turns up in the ~25 KB of random payload
-	// with probability ≈ 25000/2^24 ≈ 0.15% per attempt; five independent
-	// attempts all failing is then below 10^-13 per word. A persistent
-	// match means something is wrong, so Seal fails loudly.
+	// match (post-seal checks 1, 3, 4 and 5). The payload is random bytes, so
+	// a three-letter word of the mnemonic turns up in an L-byte blob with
+	// probability about L/2^24 per attempt: 0.15% for the 60 KB fixture
+	// (25 KB sealed), 3% for a 1 MiB share that compresses to 500 KB. Five
+	// independent attempts all failing is then below 10^-7 per word even at
+	// that size, and below 10^-13 for the fixture; words of four letters or
+	// more are 256 times rarer. A persistent match means something is wrong,
+	// so Seal fails loudly.
 	sealAttempts = 5
 )
 
