@@ -70,6 +70,10 @@ type Backup struct {
 	Replication int `toml:"replication"`
 	// WorkFactor is the age scrypt work factor (log2 N) used to seal.
 	WorkFactor int `toml:"work_factor"`
+	// AllowLowWorkFactor permits a WorkFactor below 18. For tests and
+	// throw-away devnets only: a low factor makes the mnemonic cheaper to
+	// brute-force from a blob.
+	AllowLowWorkFactor bool `toml:"allow_low_work_factor"`
 }
 
 // Store configures the Badger store and what this node accepts as a holder.

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/envelope"
+	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/node"
+)
+
+func init() { commands = append(commands, nodeCmd, statusCmd) }
+
+// statusTimeout bounds `ksb status`'s request to the node's admin endpoint,
+// which itself bounds its chain queries.
+const statusTimeout = 45 * time.Second
+
+func nodeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node --home H",
+		Short: "Run the ksb daemon: back up this node's keyshares and hold other nodes' backups",
+		Long: `Runs the daemon of the node whose home is H: it reads H/config.toml and the mnemonic
+(--mnemonic-file, else $KSB_MNEMONIC, else the file named by the config, H/mnemonic by default),
+watches the keyshare directory, pushes sealed shares to holders, holds and attests other
+nodes' shares, and serves /healthz, /status and /metrics on the admin address.
+It stops cleanly on SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+	}
+	home := cmd.Flags().String("home", "", "node home directory (holds config.toml)")
+	mfile := cmd.Flags().String("mnemonic-file", "", "mnemonic file (overrides $KSB_MNEMONIC and the config)")
+	cmd.MarkFlagRequired("home")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := config.Load(filepath.Join(*home, config.FileName))
+		if err != nil {
+			return err
+		}
+		m, err := nodeMnemonic(*home, cfg, *mfile)
+		if err != nil {
+			return err
+		}
+		if err := envelope.CheckMnemonic(m); err != nil {
+			return fmt.Errorf("this mnemonic cannot seal backups: %w", err)
+		}
+		log, err := newLogger(cmd.ErrOrStderr(), cfg.Log)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		n, err := node.New(ctx, node.Options{Home: *home, Config: cfg, Mnemonic: m, Logger: log})
+		if err != nil {
+			return err
+		}
+		return n.Run(ctx)
+	}
+	return cmd
+}
+
+// nodeMnemonic finds the node's mnemonic: --mnemonic-file, else
+// $KSB_MNEMONIC, else the config's mnemonic file in the home.
+func nodeMnemonic(home string, cfg config.Node, file string) (string, error) {
+	if file == "" && os.Getenv(identity.EnvVar) == "" {
+		file = config.Path(home, cfg.Mnemonic)
+	}
+	return identity.Read(identity.Source{File: file})
+}
+
+func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level %q: %w", c.Level, err)
+	}
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, o)), nil
+}
+
+func statusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status --home H",
+		Short: "Show a running node's shares, their holders and attestations, and the blobs it holds",
+		Args:  cobra.NoArgs,
+	}
+	home := cmd.Flags().String("home", "", "node home directory (holds config.toml)")
+	asJSON := cmd.Flags().Bool("json", false, "print JSON")
+	cmd.MarkFlagRequired("home")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := config.Load(filepath.Join(*home, config.FileName))
+		if err != nil {
+			return err
+		}
+		if cfg.Admin.Listen == "" {
+			return errors.New("admin.listen is empty in the config: the node serves no status")
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), statusTimeout)
+		defer cancel()
+		st, raw, err := fetchStatus(ctx, cfg.Admin.Listen)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if *asJSON {
+			_, err := w.Write(raw)
+			return err
+		}
+		printStatus(w, st)
+		return nil
+	}
+	return cmd
+}
+
+func fetchStatus(ctx context.Context, addr string) (*node.Status, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node not reachable at %s (is `ksb node` running?): %w", addr, err)
+	}
+	defer resp.Body.Close()
+	// A status of thousands of held blobs is a few hundred KB.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("node status: %s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	}
+	var st node.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, nil, fmt.Errorf("node status: %w", err)
+	}
+	return &st, raw, nil
+}
+
+func printStatus(w io.Writer, st *node.Status) {
+	fmt.Fprintf(w, "node     %s\npeer id  %s\n", st.Address, st.PeerID)
+	chain := "reachable"
+	if !st.Chain.Reachable {
+		chain = "UNREACHABLE: " + st.Chain.Error
+	}
+	fmt.Fprintf(w, "chain    %s (%s)\n\n", st.Chain.RPC, chain)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "MY SHARES\tKIND\tSIZE\tHOLDERS\tATTESTED\n")
+	for _, s := range st.Shares {
+		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%d/%d\t%d/%d\n", s.Vault, s.Kind, s.Algorithm, s.Size,
+			len(s.Holders), s.Replication, s.Attested, s.Replication)
+		for _, h := range s.Holders {
+			a := "pending"
+			if h.Attested {
+				a = "committed"
+			}
+			fmt.Fprintf(tw, "  holder %s\t\t\treceipt %s\t%s\n", h.Address, h.ReceiptTime.Format(time.RFC3339), a)
+		}
+	}
+	fmt.Fprintf(tw, "\nHELD FOR\tVAULT\tSIZE\tRECEIVED\tATTESTED\n")
+	for _, h := range st.Held {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\n", h.Owner, h.Vault, h.Size, h.Received.Format(time.RFC3339), h.Attested)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\npending attestations %d, releases %d\n", st.PendingAttestations, st.PendingReleases)
+}

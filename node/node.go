@@ -1,0 +1,342 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/p2p"
+	"github.com/ksb-project/ksb/store"
+)
+
+const (
+	// shutdownTimeout bounds a clean stop: in-flight pushes finish (each is
+	// bounded by p2p.PushTimeout) and the admin server drains.
+	shutdownTimeout = p2p.PushTimeout + 5*time.Second
+
+	// chainCallTimeout bounds one chain query or broadcast, so that a chain
+	// outage delays the loops but never blocks them.
+	chainCallTimeout = 20 * time.Second
+
+	// connectTimeout bounds dialling one active node after a chain poll.
+	connectTimeout = 10 * time.Second
+
+	// recentHeartbeat is how recent a heartbeat must be for the random
+	// strategy to prefer that node: three default heartbeat intervals, so one
+	// lost message does not demote a node.
+	recentHeartbeats = 3
+)
+
+// Options configure a Node.
+type Options struct {
+	// Home is the node's home directory; relative paths in Config are
+	// resolved against it.
+	Home string
+	// Config is the node's configuration (see config.Load).
+	Config config.Node
+	// Mnemonic is the node's 24-word mnemonic.
+	Mnemonic string
+	// Logger receives the node's logs; nil means slog.Default(). Logs never
+	// contain the mnemonic or plaintext.
+	Logger *slog.Logger
+	// Registry receives the node's metrics; nil means a new registry.
+	Registry *prometheus.Registry
+}
+
+// Node is a running ksb daemon. Build it with New, run it with Run.
+type Node struct {
+	cfg  config.Node
+	home string
+	id   *identity.Identity
+	addr string // bech32 node address
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	m    *metrics
+
+	st     *store.Store
+	h      host.Host
+	svc    *p2p.Service
+	gossip *p2p.Gossip
+	chain  *attest.Client
+	sender *attest.Sender
+	member *membership
+
+	// ownMu serialises the owner side (sealing, pushing, record updates).
+	ownMu sync.Mutex
+	// pendingMu serialises the holder's pending attestation/release queue.
+	pendingMu sync.Mutex
+	// kick wakes the batcher early (after an accepted blob).
+	kick chan struct{}
+	// viewReady is closed once the first chain view is loaded.
+	viewReady chan struct{}
+	viewOnce  sync.Once
+
+	admin     *adminServer
+	closeOnce sync.Once
+}
+
+// New opens the node's store, starts its libp2p host and protocols, and
+// connects its chain client. It does not start the daemon's loops: Run does.
+func New(ctx context.Context, opts Options) (*Node, error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	id, err := identity.New(opts.Mnemonic)
+	if err != nil {
+		return nil, err
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	n := &Node{
+		cfg:       cfg,
+		home:      opts.Home,
+		id:        id,
+		addr:      id.Address(cfg.HRP),
+		log:       log.With("node", id.Address(cfg.HRP)),
+		reg:       reg,
+		member:    &membership{},
+		kick:      make(chan struct{}, 1),
+		viewReady: make(chan struct{}),
+	}
+	n.m = newMetrics(reg)
+	if err := n.open(ctx); err != nil {
+		n.closeAll()
+		return nil, err
+	}
+	n.registerStoreGauges()
+	if n.cfg.Admin.Listen != "" {
+		if n.admin, err = listenAdmin(n.cfg.Admin.Listen, n.reg, n.Status, n.healthy, n.log); err != nil {
+			n.closeAll()
+			return nil, fmt.Errorf("admin endpoint %s: %w", n.cfg.Admin.Listen, err)
+		}
+	}
+	return n, nil
+}
+
+func (n *Node) open(ctx context.Context) error {
+	var err error
+	dir := config.Path(n.home, n.cfg.Store.Dir)
+	if n.st, err = store.Open(store.DefaultOptions(dir).WithLogger(n.log.With("component", "store"))); err != nil {
+		return fmt.Errorf("opening store %s: %w", dir, err)
+	}
+	if n.chain, err = attest.NewClient(n.cfg.Chain.RPC); err != nil {
+		return fmt.Errorf("chain client %s: %w", n.cfg.Chain.RPC, err)
+	}
+	n.sender = attest.NewSender(n.chain, n.id)
+	if n.h, err = p2p.NewHost(p2p.HostConfig{
+		Identity: n.id,
+		Listen:   n.cfg.P2P.Listen,
+		ConnLow:  n.cfg.P2P.ConnLow,
+		ConnHigh: n.cfg.P2P.ConnHigh,
+	}); err != nil {
+		return fmt.Errorf("libp2p host: %w", err)
+	}
+	n.svc, err = p2p.NewService(n.h, n.id, n.st, n.member,
+		p2p.WithLogger(n.log.With("component", "p2p")),
+		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),
+		p2p.WithRegisterer(n.reg),
+		p2p.OnAccepted(n.onAccepted),
+		p2p.OnReplaced(n.onReplaced),
+	)
+	if err != nil {
+		return fmt.Errorf("holder service: %w", err)
+	}
+	n.gossip, err = p2p.NewGossip(n.h, n.id, n.member,
+		p2p.WithGossipLogger(n.log.With("component", "gossip")),
+		p2p.WithGossipRegisterer(n.reg),
+		p2p.ServeRecovery(n.svc),
+	)
+	if err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+	return nil
+}
+
+// Addrs returns the multiaddrs the node's host listens on, with /p2p/.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.h.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.h.ID().String())
+	}
+	return out
+}
+
+// PeerID is the node's libp2p peer ID.
+func (n *Node) PeerID() peer.ID { return n.h.ID() }
+
+// Address is the node's bech32 address.
+func (n *Node) Address() string { return n.addr }
+
+// AdminAddr is the address of the admin HTTP endpoint once Run has started
+// it, or "".
+func (n *Node) AdminAddr() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.Addr()
+}
+
+// Run runs the daemon until ctx is done, then stops it cleanly: it stops
+// accepting pushes, lets in-flight ones finish (an acknowledged blob is
+// already synced), and closes the host and the store. Everything not yet on
+// chain stays queued in the store for the next start.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.closeAll()
+	if n.admin != nil {
+		go n.admin.serve(n.log)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			n.admin.close(sctx)
+		}()
+	}
+	n.log.Info("node started", "peer_id", n.h.ID().String(), "addrs", n.Addrs(), "admin", n.AdminAddr())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	run("chain follower", n.followChain)
+	run("attestation batcher", n.runBatcher)
+	run("owner", n.runOwner)
+	run("heartbeats", func(ctx context.Context) error {
+		n.gossip.RunHeartbeats(ctx, n.cfg.P2P.HeartbeatInterval.Duration, n.svc.Stats)
+		return nil
+	})
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		n.log.Error("stopping after a fatal error", "err", err)
+	}
+	cancel()
+	wg.Wait()
+	n.log.Info("node stopped")
+	return err
+}
+
+// closeAll stops the protocols first (no new pushes), then the host, then the
+// store. Safe on a partially opened node.
+func (n *Node) closeAll() {
+	n.closeOnce.Do(func() {
+		if n.admin != nil {
+			n.admin.ln.Close() // when Run never served it
+		}
+		if n.gossip != nil {
+			n.gossip.Close()
+		}
+		if n.svc != nil {
+			n.svc.Close()
+		}
+		if n.h != nil {
+			n.h.Close()
+		}
+		if n.st != nil {
+			n.st.Close()
+		}
+	})
+}
+
+func (n *Node) healthy() error {
+	select {
+	case <-n.viewReady:
+		return nil
+	default:
+		return errors.New("chain state not loaded yet")
+	}
+}
+
+// followChain re-reads active nodes and vaults every poll interval, updates
+// the membership the protocols check, connects to active nodes, and handles
+// retired vaults.
+func (n *Node) followChain(ctx context.Context) error {
+	t := time.NewTicker(n.cfg.Chain.PollInterval.Duration)
+	defer t.Stop()
+	for {
+		if err := n.pollChain(ctx); err != nil {
+			n.m.chainErrors.Inc()
+			n.log.Warn("reading chain state", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) pollChain(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	nodes, err := n.chain.Nodes(cctx)
+	if err != nil {
+		return err
+	}
+	vaults, err := n.chain.Vaults(cctx)
+	if err != nil {
+		return err
+	}
+	v := newChainView(nodes, vaults)
+	n.member.view.Store(v)
+	n.viewOnce.Do(func() { close(n.viewReady) })
+	n.connectActive(ctx, v)
+	n.sweepRetired(v)
+	return nil
+}
+
+// connectActive adds every active node's addresses to the peerstore and
+// dials those not connected, in parallel, bounded by connectTimeout.
+func (n *Node) connectActive(ctx context.Context, v *chainView) {
+	var infos []peer.AddrInfo
+	for pub := range v.nodes {
+		ai, ok := v.addrInfo(pub)
+		if !ok || ai.ID == n.h.ID() {
+			continue
+		}
+		infos = append(infos, ai)
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := p2p.ConnectPeers(cctx, n.h, infos); err != nil {
+		n.log.Debug("connecting to active nodes", "err", err)
+	}
+}
+
+// waitView blocks until the first chain view is loaded or ctx is done.
+func (n *Node) waitView(ctx context.Context) bool {
+	select {
+	case <-n.viewReady:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,84 @@
+package node
+
+import (
+	"encoding/hex"
+	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/ksb-project/ksb/attest"
+)
+
+// chainView is one snapshot of what the chain says about the network: the
+// active nodes and the vaults. It is replaced whole on every poll, never
+// modified, so readers need no lock.
+type chainView struct {
+	// nodes are the active nodes by pubkey hex.
+	nodes map[string]attest.Node
+	// byPeer maps peer IDs of active nodes to their pubkey hex.
+	byPeer map[peer.ID]string
+	// byAddr maps node addresses to their pubkey hex.
+	byAddr map[string]string
+	// vaults are all vaults the chain knows, retired ones included.
+	vaults map[string]attest.Vault
+}
+
+func newChainView(nodes []attest.Node, vaults []attest.Vault) *chainView {
+	v := &chainView{
+		nodes:  make(map[string]attest.Node, len(nodes)),
+		byPeer: make(map[peer.ID]string, len(nodes)),
+		byAddr: make(map[string]string, len(nodes)),
+		vaults: make(map[string]attest.Vault, len(vaults)),
+	}
+	for _, n := range nodes {
+		v.nodes[n.PubKey] = n
+		v.byAddr[n.Address] = n.PubKey
+		if pid, err := peer.Decode(n.PeerID); err == nil {
+			v.byPeer[pid] = n.PubKey
+		}
+	}
+	for _, vt := range vaults {
+		v.vaults[vt.PubKey] = vt
+	}
+	return v
+}
+
+// addrInfo returns where to reach the active node with this pubkey.
+func (v *chainView) addrInfo(pub string) (peer.AddrInfo, bool) {
+	n, ok := v.nodes[pub]
+	if !ok {
+		return peer.AddrInfo{}, false
+	}
+	pid, err := peer.Decode(n.PeerID)
+	if err != nil {
+		return peer.AddrInfo{}, false
+	}
+	ai := peer.AddrInfo{ID: pid}
+	for _, s := range n.Multiaddrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, a)
+		}
+	}
+	return ai, true
+}
+
+// membership implements p2p.Membership over the latest chain view.
+type membership struct{ view atomic.Pointer[chainView] }
+
+// IsActive reports whether pub is an active node in the latest view.
+func (m *membership) IsActive(pub []byte) bool {
+	v := m.view.Load()
+	if v == nil {
+		return false
+	}
+	_, ok := v.nodes[hex.EncodeToString(pub)]
+	return ok
+}
+
+func (m *membership) current() *chainView {
+	if v := m.view.Load(); v != nil {
+		return v
+	}
+	return newChainView(nil, nil)
+}
