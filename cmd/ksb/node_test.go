@@ -1,0 +1,282 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ksb-project/ksb/internal/fixtures"
+)
+
+// proc is one long-running ksb process (a node or a validator) whose output
+// goes to a log file.
+type proc struct {
+	t    *testing.T
+	name string
+	log  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startProc(t *testing.T, name, log string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, log: log}
+	logf, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	p.cmd = exec.Command(ksbBinary(t), args...)
+	p.cmd.Env = envWithout("KSB_MNEMONIC")
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan error, 1)
+	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(p.cmd, p.done)
+	t.Cleanup(func() { p.signal(syscall.SIGTERM) })
+	return p
+}
+
+func envWithout(key string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, key+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// signal sends sig and waits for the process to exit (SIGKILL after 20 s),
+// returning its exit error.
+func (p *proc) signal(sig syscall.Signal) error {
+	if p.cmd == nil {
+		return nil
+	}
+	p.cmd.Process.Signal(sig)
+	var err error
+	select {
+	case err = <-p.done:
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		err = <-p.done
+	}
+	p.cmd = nil
+	return err
+}
+
+func (p *proc) logTail() string {
+	b, _ := os.ReadFile(p.log)
+	return tail(string(b), 4000)
+}
+
+// testnetHome is what the tests read of a node home's config.toml.
+type testnetHome struct {
+	Dir   string
+	RPC   string
+	Admin string
+	P2P   []string
+}
+
+func readHome(t *testing.T, dir string) testnetHome {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := testnetHome{Dir: dir}
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = strings.Trim(line, "[]")
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case section == "chain" && k == "rpc":
+			h.RPC, _ = strconv.Unquote(v)
+		case section == "admin" && k == "listen":
+			h.Admin, _ = strconv.Unquote(v)
+		case section == "p2p" && k == "listen":
+			json.Unmarshal([]byte(v), &h.P2P)
+		}
+	}
+	if h.RPC == "" || h.Admin == "" || len(h.P2P) == 0 {
+		t.Fatalf("%s/config.toml: rpc %q admin %q p2p %v", dir, h.RPC, h.Admin, h.P2P)
+	}
+	return h
+}
+
+// copyAssigned copies the files assignments.json deals to node into its
+// keyshares/ directory, as keygen would write them.
+func copyAssigned(t *testing.T, dir, node string) []string {
+	t.Helper()
+	var assign map[string][]string
+	b, err := os.ReadFile(filepath.Join(dir, "assignments.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &assign); err != nil {
+		t.Fatal(err)
+	}
+	ks := filepath.Join(dir, node, "keyshares")
+	os.MkdirAll(ks, 0o700)
+	var out []string
+	for _, src := range assign[node] {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(ks, filepath.Base(src))
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, dst)
+	}
+	return out
+}
+
+// waitCoverage runs `ksb coverage --json` until every vault is safe with
+// every member at ≥ r holders.
+func waitCoverage(t *testing.T, ctx context.Context, rpc string, vaults int, procs ...*proc) coverageJSON {
+	t.Helper()
+	var last string
+	for {
+		r := runKSB(t, nil, "coverage", "--rpc", rpc, "--json")
+		var cov coverageJSON
+		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &cov) == nil {
+			if err := fullCoverage(cov, vaults); err == nil {
+				return cov
+			} else {
+				last = err.Error()
+			}
+		} else {
+			last = r.stderr
+		}
+		select {
+		case <-ctx.Done():
+			var logs string
+			for _, p := range procs {
+				logs += "\n== " + p.name + "\n" + p.logTail()
+			}
+			t.Fatalf("coverage not reached: %s%s", last, logs)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func fullCoverage(cov coverageJSON, vaults int) error {
+	if len(cov.Vaults) != vaults {
+		return fmt.Errorf("%d vaults, want %d", len(cov.Vaults), vaults)
+	}
+	for _, v := range cov.Vaults {
+		if !v.Safe {
+			return fmt.Errorf("vault %s not safe", v.PubKey)
+		}
+		for _, m := range v.Members {
+			if len(m.Holders) < v.Replication {
+				return fmt.Errorf("vault %s member %s: %d holders", v.PubKey, m.Address, len(m.Holders))
+			}
+		}
+	}
+	return nil
+}
+
+// TestBackupAsProcesses is issue 4's process test: `ksb testnet init` with
+// four tss-lib shares of one keygen, `ksb chain start`, four `ksb node`
+// processes, each node's files copied into its keyshares/ per
+// assignments.json, and `ksb coverage --json` reaches safe with every member
+// at ≥ 3 holders. `ksb status` then shows each owner's holders.
+func TestBackupAsProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "net")
+	shares := t.TempDir()
+	for i := 0; i < 4; i++ {
+		b, err := fixtures.ECDSA(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(shares, fmt.Sprintf("keygen_data_%d.json", i)), b, 0o600)
+	}
+	base := freeBase(t, 2+4*2)
+	mustRun(t, "testnet", "init", "--dir", dir, "--nodes", "4", "--validators", "1",
+		"--base-port", strconv.Itoa(base), "--keyshares", shares, "--block-interval", "200ms")
+
+	chain := startProc(t, "chain0", filepath.Join(dir, "chain0.log"), "chain", "start", "--home", filepath.Join(dir, "chain0"))
+	procs := []*proc{chain}
+	var homes []testnetHome
+	for i := 0; i < 4; i++ {
+		h := readHome(t, filepath.Join(dir, fmt.Sprintf("node%d", i)))
+		homes = append(homes, h)
+		procs = append(procs, startProc(t, "node"+strconv.Itoa(i), h.Dir+".log", "node", "--home", h.Dir))
+	}
+	for i := range homes {
+		if files := copyAssigned(t, dir, fmt.Sprintf("node%d", i)); len(files) != 1 {
+			t.Fatalf("node%d was dealt %d files", i, len(files))
+		}
+	}
+	cov := waitCoverage(t, ctx, homes[0].RPC, 1, procs...)
+	if len(cov.Vaults[0].Members) != 4 || cov.Vaults[0].Threshold != 3 {
+		t.Errorf("coverage %+v", cov.Vaults[0])
+	}
+
+	// ksb status shows the owner's share with three committed holders.
+	var st struct {
+		Shares []struct {
+			Holders  []struct{ Attested bool } `json:"holders"`
+			Attested int                       `json:"attested"`
+		} `json:"shares"`
+		Held []struct{ Owner string } `json:"held"`
+	}
+	for {
+		r := runKSB(t, nil, "status", "--home", homes[0].Dir, "--json")
+		if r.code != 0 {
+			t.Fatalf("ksb status: %d %s", r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Shares) == 1 && st.Shares[0].Attested == 3 && len(st.Held) == 3 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("status never complete: %s", r.stdout)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	text := mustRun(t, "status", "--home", homes[0].Dir)
+	if !strings.Contains(text, "3/3") {
+		t.Errorf("status table:\n%s", text)
+	}
+
+	// SIGTERM stops every node cleanly, with exit status 0.
+	for _, p := range procs[1:] {
+		if err := p.signal(syscall.SIGTERM); err != nil {
+			t.Errorf("%s: %v\n%s", p.name, err, p.logTail())
+		}
+	}
+	// status of a stopped node is a clear error.
+	r := runKSB(t, nil, "status", "--home", homes[0].Dir)
+	if r.code == 0 || !strings.Contains(r.stderr, "not reachable") {
+		t.Errorf("status of a stopped node: exit %d, %q", r.code, r.stderr)
+	}
+}
