@@ -38,7 +38,8 @@ var _ abci.Application = (*App)(nil)
 type App struct {
 	abci.BaseApplication // state sync snapshots and vote extensions: none
 
-	log *slog.Logger
+	log  *slog.Logger
+	sigs *sigCache
 
 	mu       sync.Mutex
 	db       *badger.DB
@@ -61,7 +62,7 @@ func NewApp(dir string, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening app state %s: %w", dir, err)
 	}
-	a := &App{db: db, log: logger}
+	a := &App{db: db, log: logger, sigs: newSigCache()}
 	err = db.View(func(txn *badger.Txn) error {
 		s := txnKV{txn}
 		var p Params
@@ -170,15 +171,16 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	a.mu.Lock()
 	p := a.params
 	a.mu.Unlock()
-	_, err := checkStateless(p, req.Tx)
+	_, err := a.checkStateless(p, req.Tx)
 	if err != nil {
 		return &abci.CheckTxResponse{Code: errCode(err), Log: err.Error(), Codespace: Codespace}, nil
 	}
 	return &abci.CheckTxResponse{Code: CodeOK}, nil
 }
 
-// checkStateless decodes raw and runs every check that needs no state.
-func checkStateless(p *Params, raw []byte) (*Tx, error) {
+// checkStateless decodes raw and runs every check that needs no state. A
+// signature is verified once; later calls for the same bytes use sigs.
+func (a *App) checkStateless(p *Params, raw []byte) (*Tx, error) {
 	if p == nil {
 		return nil, fmt.Errorf("chain not initialised: %w", ErrInternal)
 	}
@@ -189,9 +191,13 @@ func checkStateless(p *Params, raw []byte) (*Tx, error) {
 	if err := tx.checkBasic(p.ChainID, p.HRP); err != nil {
 		return nil, err
 	}
+	if a.sigs.has(raw) {
+		return tx, nil
+	}
 	if err := tx.Verify(); err != nil {
 		return nil, err
 	}
+	a.sigs.add(raw)
 	return tx, nil
 }
 
@@ -207,7 +213,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalReques
 		items int
 	)
 	for _, raw := range req.Txs {
-		tx, err := checkStateless(p, raw)
+		tx, err := a.checkStateless(p, raw)
 		if err != nil {
 			continue
 		}
@@ -230,7 +236,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalReques
 	a.mu.Unlock()
 	items := 0
 	for i, raw := range req.Txs {
-		tx, err := checkStateless(p, raw)
+		tx, err := a.checkStateless(p, raw)
 		if err != nil {
 			a.log.Warn("rejecting proposal", "height", req.Height, "tx", i, "err", err)
 			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
@@ -279,7 +285,7 @@ func (a *App) deliver(block kv, raw []byte, height int64) *abci.ExecTxResult {
 	fail := func(err error) *abci.ExecTxResult {
 		return &abci.ExecTxResult{Code: errCode(err), Log: err.Error(), Codespace: Codespace}
 	}
-	tx, err := checkStateless(a.params, raw)
+	tx, err := a.checkStateless(a.params, raw)
 	if err != nil {
 		return fail(err)
 	}
@@ -332,14 +338,19 @@ func (a *App) apply(s kv, tx *Tx, signer string, height int64) error {
 	}
 	switch m := tx.Msg.(type) {
 	case *Attest:
+		vaults := map[string]*vaultRecord{} // decoded once per transaction
 		for i, e := range m.Entries {
-			var v vaultRecord
-			ok, err := getJSON(s, prefVault+e.Vault, &v)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("entry %d: vault %s: %w", i, e.Vault, ErrNotFound)
+			v := vaults[e.Vault]
+			if v == nil {
+				v = &vaultRecord{}
+				ok, err := getJSON(s, prefVault+e.Vault, v)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("entry %d: vault %s: %w", i, e.Vault, ErrNotFound)
+				}
+				vaults[e.Vault] = v
 			}
 			if v.Retired {
 				return fmt.Errorf("entry %d: vault %s is retired: %w", i, e.Vault, ErrInvalid)
