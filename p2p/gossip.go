@@ -237,7 +237,7 @@ func NewGossip(h host.Host, id *identity.Identity, m Membership, opts ...GossipO
 	}
 	ps, err := pubsub.NewGossipSub(ctx, h,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMaxMessageSize(maxRecoveryRequestSize*4))
+	)
 	if err != nil {
 		return fail(fmt.Errorf("gossipsub: %w", err))
 	}
@@ -474,7 +474,7 @@ func (g *Gossip) validateRecovery(_ context.Context, _ peer.ID, msg *pubsub.Mess
 	if why := g.checkTime(time.Unix(0, req.TimeUnixNano), RecoveryWindow); why != "" {
 		return v(pubsub.ValidationIgnore, why)
 	}
-	if msg.Local {
+	if msg.ReceivedFrom == g.h.ID() {
 		// This node's own request (Recover): the rate limits are for others.
 		return v(pubsub.ValidationAccept, "ok")
 	}
