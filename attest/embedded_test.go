@@ -57,8 +57,12 @@ func TestEmbeddedOverRPC(t *testing.T) {
 	// Sender.
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for h := range 4 {
-		s := attest.NewSender(c, testIDs[h])
+	senders := make([]*attest.Sender, 4)
+	for h := range senders {
+		senders[h] = attest.NewSender(c, testIDs[h])
+	}
+	s1 := senders[1]
+	for h, s := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -66,7 +70,6 @@ func TestEmbeddedOverRPC(t *testing.T) {
 			errs <- err
 		}()
 	}
-	s1 := attest.NewSender(c, testIDs[1])
 	for i := range 3 {
 		wg.Add(1)
 		go func() {
