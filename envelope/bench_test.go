@@ -1,7 +1,9 @@
 package envelope_test
 
 import (
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/scrypt"
 
@@ -68,4 +70,54 @@ func BenchmarkOpenOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRatio interleaves one scrypt, one Seal and one Open per iteration,
+// rotating their order (the first 256 MiB allocation after the previous
+// iteration's garbage costs more), and reports Seal and Open over scrypt in
+// wall time and in this process's CPU time (user + system, GC included).
+// Other processes on a shared machine inflate wall time unevenly; CPU time
+// is what the operations themselves cost.
+func BenchmarkRatio(b *testing.B) {
+	in := testdata(b, "tsslib-ecdsa.json")
+	salt := append([]byte("age-encryption.org/v1/scrypt"), make([]byte, 16)...)
+	blob := seal(b, in, nil)
+	var wall, cpu [3]time.Duration // scrypt, Seal, Open
+	ops := [3]func(){
+		func() {
+			if _, err := scrypt.Key([]byte(testMnemonic), salt, 1<<envelope.DefaultWorkFactor, 8, 1, 32); err != nil {
+				b.Fatal(err)
+			}
+		},
+		func() { seal(b, in, nil) },
+		func() {
+			if _, err := envelope.Open(blob, testMnemonic, nil); err != nil {
+				b.Fatal(err)
+			}
+		},
+	}
+	i := 0
+	for b.Loop() {
+		for k := range 3 {
+			op := (i + k) % 3
+			t0, c0 := time.Now(), cpuTime(b)
+			ops[op]()
+			wall[op] += time.Since(t0)
+			cpu[op] += cpuTime(b) - c0
+		}
+		i++
+	}
+	b.ReportMetric(float64(wall[1])/float64(wall[0]), "seal/scrypt-wall")
+	b.ReportMetric(float64(wall[2])/float64(wall[0]), "open/scrypt-wall")
+	b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "seal/scrypt-cpu")
+	b.ReportMetric(float64(cpu[2])/float64(cpu[0]), "open/scrypt-cpu")
+}
+
+// cpuTime is the user and system time this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
