@@ -2,8 +2,12 @@ package p2p_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -16,6 +20,10 @@ import (
 // benchBlobSize is the size of the 20-party tss-lib ECDSA fixture.
 const benchBlobSize = 60 << 10
 
+// benchVaults is how many vaults the benchmark owner cycles over: half the
+// default blob quota, far more than a node is a member of.
+const benchVaults = p2p.DefaultQuotaBlobs / 2
+
 // BenchmarkIngest measures a holder ingesting 60 KB blobs over
 // /ksb/push/1.0.0 (header, blob, sha256, quota check, Badger write synced to
 // disk, signed receipt), next to a raw libp2p stream copy of the same bytes
@@ -24,9 +32,14 @@ const benchBlobSize = 60 << 10
 // fsync) to show what durability costs. One push at a time, as an owner
 // pushes.
 func BenchmarkIngest(b *testing.B) {
+	for _, tr := range []string{"/tcp/", "/quic-v1"} {
+		b.Run(strings.Trim(tr, "/"), func(b *testing.B) { benchIngest(b, tr) })
+	}
+}
+
+func benchIngest(b *testing.B, transport string) {
 	o := newOwner(b)
 	data := blob(benchBlobSize, 42)
-	quota := p2p.WithQuota(1<<30, 1<<50)
 
 	b.Run("raw-stream", func(b *testing.B) {
 		hd := newHolder(b, newMembers(o.id))
@@ -40,7 +53,7 @@ func BenchmarkIngest(b *testing.B) {
 			s.Write([]byte{1})
 			s.Close()
 		})
-		connect(b, o.h, hd.h)
+		connectOver(b, o.h, hd.h, transport)
 		b.SetBytes(benchBlobSize)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -62,19 +75,22 @@ func BenchmarkIngest(b *testing.B) {
 	})
 
 	push := func(b *testing.B, hd *holder) {
-		connect(b, o.h, hd.h)
+		connectOver(b, o.h, hd.h, transport)
 		b.SetBytes(benchBlobSize)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			// A new vault each time, so that every push is a real write.
-			if _, err := p2p.Push(context.Background(), o.h, hd.h.ID(), o.id, fmt.Sprintf("vault-%d", i), data); err != nil {
+			// A new blob every time, over benchVaults vaults: every push is a
+			// real write (a replace once each vault holds one), and the
+			// owner keeps as many entries as a real owner could at most.
+			binary.BigEndian.PutUint64(data, uint64(i))
+			if _, err := p2p.Push(context.Background(), o.h, hd.h.ID(), o.id, fmt.Sprintf("vault-%d", i%benchVaults), data); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pushes/s")
 	}
 	b.Run("push-badger-fsync", func(b *testing.B) {
-		push(b, newHolder(b, newMembers(o.id), quota))
+		push(b, newHolder(b, newMembers(o.id)))
 	})
 	b.Run("push-badger-inmemory", func(b *testing.B) {
 		id := newIdentity(b)
@@ -83,11 +99,85 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatal(err)
 		}
 		h := newHost(b, id)
-		svc, err := p2p.NewService(h, id, st, newMembers(o.id), p2p.WithLogger(quietLogger()), quota)
+		svc, err := p2p.NewService(h, id, st, newMembers(o.id), p2p.WithLogger(quietLogger()))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { svc.Close(); st.Close() })
 		push(b, &holder{id: id, h: h, st: st, svc: svc})
+	})
+}
+
+// BenchmarkIngestParallel is BenchmarkIngest with benchOwners owners pushing
+// to one holder at once, as during a churn, next to the same number of
+// concurrent raw stream copies.
+func BenchmarkIngestParallel(b *testing.B) {
+	for _, tr := range []string{"/tcp/", "/quic-v1"} {
+		b.Run(strings.Trim(tr, "/"), func(b *testing.B) { benchIngestParallel(b, tr) })
+	}
+}
+
+func benchIngestParallel(b *testing.B, transport string) {
+	const benchOwners = 8
+	owners := make([]*owner, benchOwners)
+	m := newMembers()
+	for i := range owners {
+		owners[i] = newOwner(b)
+		m.add(owners[i].id)
+	}
+	run := func(b *testing.B, hd *holder, one func(o *owner, i int) error) {
+		for _, o := range owners {
+			connectOver(b, o.h, hd.h, transport)
+		}
+		var next atomic.Int64
+		b.SetBytes(benchBlobSize)
+		b.SetParallelism(benchOwners / runtime.GOMAXPROCS(0))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			o := owners[int(next.Add(1)-1)%benchOwners]
+			for i := 0; pb.Next(); i++ {
+				if err := one(o, i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blobs/s")
+	}
+	b.Run("raw-stream", func(b *testing.B) {
+		hd := newHolder(b, m)
+		const proto = protocol.ID("/ksb/bench-raw/1.0.0")
+		hd.h.SetStreamHandler(proto, func(s network.Stream) {
+			buf := make([]byte, benchBlobSize)
+			if _, err := io.ReadFull(s, buf); err != nil {
+				s.Reset()
+				return
+			}
+			s.Write([]byte{1})
+			s.Close()
+		})
+		run(b, hd, func(o *owner, i int) error {
+			s, err := o.h.NewStream(context.Background(), hd.h.ID(), proto)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if _, err := s.Write(blob(benchBlobSize, byte(i))); err != nil {
+				return err
+			}
+			s.CloseWrite()
+			var ack [1]byte
+			_, err = io.ReadFull(s, ack[:])
+			return err
+		})
+	})
+	b.Run("push-badger-fsync", func(b *testing.B) {
+		hd := newHolder(b, m)
+		run(b, hd, func(o *owner, i int) error {
+			data := blob(benchBlobSize, byte(i))
+			binary.BigEndian.PutUint64(data, uint64(i))
+			_, err := p2p.Push(context.Background(), o.h, hd.h.ID(), o.id, fmt.Sprintf("vault-%d", i%benchVaults), data)
+			return err
+		})
 	})
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -125,6 +127,24 @@ func introduce(a, b host.Host) {
 func connect(t testing.TB, a, b host.Host) {
 	t.Helper()
 	if err := a.Connect(context.Background(), peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// connectOver connects a to b using only b's addresses of one transport
+// ("/tcp/" or "/quic-v1").
+func connectOver(t testing.TB, a, b host.Host, transport string) {
+	t.Helper()
+	var addrs []multiaddr.Multiaddr
+	for _, m := range b.Addrs() {
+		if strings.Contains(m.String(), transport) {
+			addrs = append(addrs, m)
+		}
+	}
+	if len(addrs) == 0 {
+		t.Fatalf("%s has no %s address", b.ID(), transport)
+	}
+	if err := a.Connect(context.Background(), peer.AddrInfo{ID: b.ID(), Addrs: addrs}); err != nil {
 		t.Fatal(err)
 	}
 }
