@@ -2,7 +2,7 @@
 // that move sealed keyshare blobs between owners and holders, the gossip
 // topics, and holder selection. docs/protocol.md specifies the wire format.
 //
-//   - NewHost starts a host with the node's key: TCP and QUIC, Noise only, no
+//   - NewHost starts a host with the node's key: TCP with Noise, QUIC, no
 //     relay, a connection manager and explicit resource-manager Limits.
 //     ConnectPeers protects and dials known peers.
 //   - Service serves /ksb/push/1.0.0 (a holder accepts a blob from its owner,
@@ -16,7 +16,8 @@
 //     to the requesting owner's peer ID only (Recover).
 //   - SelectHolders draws holders for a share (random or vault strategy).
 //
-// Every peer is authenticated by Noise, and a peer ID embeds the node's
+// Every peer is authenticated by the transport's handshake (Noise on TCP,
+// TLS 1.3 inside QUIC), and a peer ID embeds the node's
 // secp256k1 key, so "the remote peer is the owner" is a comparison of the
 // key in the peer ID with the owner key in a header or an entry.
 package p2p

@@ -90,8 +90,10 @@ type HostConfig struct {
 	ConnLow, ConnHigh int
 }
 
-// NewHost starts a libp2p host for the node: its identity key; TCP and QUIC;
-// Noise as the only security protocol; no relay, no NAT port mapping; a
+// NewHost starts a libp2p host for the node: its identity key; TCP with Noise
+// as the only security protocol (no TLS), and QUIC (which has its own TLS 1.3
+// handshake, authenticating the same peer key); no relay, no NAT port
+// mapping; a
 // connection manager with the configured watermarks; and a resource manager
 // with explicit limits (see Limits).
 func NewHost(cfg HostConfig) (host.Host, error) {
