@@ -49,7 +49,17 @@ var testIDs = func() []*identity.Identity {
 // authority is testIDs[7]; nodes are testIDs[0..nNodes-1].
 func authority() *identity.Identity { return testIDs[7] }
 
-func addr(i int) string { return testIDs[i].Address(testHRP) }
+// testAddrs are the addresses of testIDs, computed once: deriving one parses
+// the public key, which is slow under the race detector.
+var testAddrs = func() []string {
+	a := make([]string, len(testIDs))
+	for i, id := range testIDs {
+		a[i] = id.Address(testHRP)
+	}
+	return a
+}()
+
+func addr(i int) string { return testAddrs[i] }
 
 func nodeSpec(i int) attest.NodeSpec {
 	return attest.NodeSpec{
