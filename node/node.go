@@ -163,6 +163,9 @@ func (n *Node) open(ctx context.Context) error {
 	n.gossip, err = p2p.NewGossip(n.h, n.id, n.member,
 		p2p.WithGossipLogger(n.log.With("component", "gossip")),
 		p2p.WithGossipRegisterer(n.reg),
+		// Every node of a network runs the same interval; half of it leaves
+		// room for jitter and still refuses a node that floods the topic.
+		p2p.WithHeartbeatMinInterval(n.cfg.P2P.HeartbeatInterval.Duration/2),
 		p2p.ServeRecovery(n.svc),
 	)
 	if err != nil {
@@ -228,6 +231,11 @@ func (n *Node) Run(ctx context.Context) error {
 	run("attestation batcher", n.runBatcher)
 	run("owner", n.runOwner)
 	run("heartbeats", func(ctx context.Context) error {
+		// Peers accept heartbeats of active nodes only; this node's own
+		// validator needs the chain view too.
+		if !n.waitView(ctx) {
+			return nil
+		}
 		n.gossip.RunHeartbeats(ctx, n.cfg.P2P.HeartbeatInterval.Duration, n.svc.Stats)
 		return nil
 	})
