@@ -271,7 +271,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	block := txnKV{a.txn}
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
-		results[i] = a.deliver(block, raw, req.Height)
+		res, err := a.deliver(block, raw, req.Height)
+		if err != nil {
+			// The store failed: results would differ between validators,
+			// so stop here rather than commit a guess.
+			a.txn.Discard()
+			a.txn = nil
+			return nil, fmt.Errorf("block %d, transaction %d: %w", req.Height, i, err)
+		}
+		results[i] = res
 	}
 	hash, err := stateHash(a.txn)
 	if err != nil {
@@ -281,9 +289,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: hash}, nil
 }
 
-func (a *App) deliver(block kv, raw []byte, height int64) *abci.ExecTxResult {
-	fail := func(err error) *abci.ExecTxResult {
-		return &abci.ExecTxResult{Code: errCode(err), Log: err.Error(), Codespace: Codespace}
+// deliver executes one transaction. Refusals are results; a storage failure
+// (ErrInternal) is an error, since it is not the same on every validator.
+func (a *App) deliver(block kv, raw []byte, height int64) (*abci.ExecTxResult, error) {
+	fail := func(err error) (*abci.ExecTxResult, error) {
+		if errors.Is(err, ErrInternal) {
+			return nil, err
+		}
+		return &abci.ExecTxResult{Code: errCode(err), Log: err.Error(), Codespace: Codespace}, nil
 	}
 	tx, err := a.checkStateless(a.params, raw)
 	if err != nil {
@@ -307,7 +320,7 @@ func (a *App) deliver(block kv, raw []byte, height int64) *abci.ExecTxResult {
 	if err := ov.flush(); err != nil {
 		return fail(err)
 	}
-	return &abci.ExecTxResult{
+	res := &abci.ExecTxResult{
 		Code: CodeOK,
 		Events: []abci.Event{{
 			Type: "ksb",
@@ -318,6 +331,7 @@ func (a *App) deliver(block kv, raw []byte, height int64) *abci.ExecTxResult {
 			},
 		}},
 	}
+	return res, nil
 }
 
 // apply runs the state checks of tx and writes its effects to s.
