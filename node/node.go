@@ -82,6 +82,9 @@ type Node struct {
 	viewReady chan struct{}
 	viewOnce  sync.Once
 
+	// bootstrap are the configured peers dialled besides the active nodes.
+	bootstrap []peer.AddrInfo
+
 	admin     *adminServer
 	closeOnce sync.Once
 }
@@ -118,6 +121,13 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		viewReady: make(chan struct{}),
 	}
 	n.m = newMetrics(reg)
+	for _, s := range cfg.P2P.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("config p2p.bootstrap %q: %w", s, err)
+		}
+		n.bootstrap = append(n.bootstrap, *ai)
+	}
 	if err := n.open(ctx); err != nil {
 		n.closeAll()
 		return nil, err
@@ -324,7 +334,7 @@ func (n *Node) pollChain(ctx context.Context) error {
 // connectActive adds every active node's addresses to the peerstore and
 // dials those not connected, in parallel, bounded by connectTimeout.
 func (n *Node) connectActive(ctx context.Context, v *chainView) {
-	var infos []peer.AddrInfo
+	infos := append([]peer.AddrInfo(nil), n.bootstrap...)
 	for pub := range v.nodes {
 		ai, ok := v.addrInfo(pub)
 		if !ok || ai.ID == n.h.ID() {
