@@ -75,9 +75,9 @@ func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault str
 	if err := writeFrame(s, req.Marshal()); err != nil {
 		return nil, fmt.Errorf("sending request: %w", err)
 	}
-	if err := s.CloseWrite(); err != nil {
-		return nil, fmt.Errorf("sending request: %w", err)
-	}
+	// The holder may stop reading as soon as it has the request frame, so
+	// closing the write side can fail harmlessly; the answer is what counts.
+	_ = s.CloseWrite()
 	return receiveEntries(s, self, func(e *pb.EntryHeader) error {
 		if vault != "" && e.Vault != vault {
 			return fmt.Errorf("%w: asked for vault %q, got %q", ErrProtocol, vault, e.Vault)

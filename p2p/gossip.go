@@ -595,9 +595,9 @@ func (s *Service) sendReturn(ctx context.Context, st network.Stream, entries []s
 	if err != nil {
 		return 0, err
 	}
-	if err := st.CloseWrite(); err != nil {
-		return 0, err
-	}
+	// The owner may close as soon as it has read the end frame, so closing
+	// the write side can fail harmlessly.
+	_ = st.CloseWrite()
 	// Wait for the owner to have read everything (it closes its side).
 	var b [1]byte
 	if _, err := st.Read(b[:]); err != nil && !errors.Is(err, io.EOF) {

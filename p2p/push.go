@@ -242,9 +242,6 @@ func (s *Service) servePush(st network.Stream) (result string, n int, err error)
 	if err := writeFrame(st, (&pb.PushResponse{Receipt: r.toPB()}).Marshal()); err != nil {
 		return "", 0, fmt.Errorf("writing receipt: %w", err)
 	}
-	if err := st.CloseWrite(); err != nil {
-		return "", 0, fmt.Errorf("closing stream: %w", err)
-	}
 	return result, size, nil
 }
 
