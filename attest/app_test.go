@@ -208,11 +208,13 @@ func TestRejections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			raw := tt.raw
+			signer := ""
 			if raw == nil {
 				id := authority()
 				if tt.id >= 0 {
 					id = testIDs[tt.id]
 				}
+				signer = id.Address(testHRP)
 				raw = c.sign(id, tt.msg)
 			}
 			before := c.snapshot()
@@ -230,6 +232,17 @@ func TestRejections(t *testing.T) {
 			unused := stateless || tt.code == attest.CodeBadSequence
 			if unused && !bytes.Equal(hashBefore, hashAfter) {
 				t.Fatalf("app hash changed on a transaction refused before its sequence was used")
+			}
+			if signer != "" {
+				// A state refusal uses the sequence, so it cannot be replayed.
+				var seq attest.Sequence
+				c.query("/sequence/"+signer, &seq)
+				if seq.Sequence != c.seq[signer] {
+					t.Fatalf("sequence of %s = %d after the refusal, want %d", signer, seq.Sequence, c.seq[signer])
+				}
+				if res := c.block(raw)[0]; res.Code != attest.CodeBadSequence {
+					t.Fatalf("replay of the refused transaction: code %d (%s), want %d", res.Code, res.Log, attest.CodeBadSequence)
+				}
 			}
 			// CheckTx agrees for the stateless refusals and lets stateful ones
 			// through to FinalizeBlock.
