@@ -1,22 +1,9 @@
-// Package xzstream compresses a byte slice into exactly one xz stream and
-// decodes exactly one xz stream under hard memory limits.
-//
-// Encoding uses github.com/ulikunitz/xz (LZMA2, CRC64, one block). Decoding
-// walks the xz container (stream header, blocks, index, footer) itself and
-// hands each block's LZMA2 data to github.com/ulikunitz/xz/lzma, because the
-// xz package's reader allocates whatever dictionary a block header declares
-// (up to 4 GiB) before it has produced a single byte. Here the dictionary
-// buffer is at most the output limit: a match can never reach further back
-// than the bytes already produced, so a larger buffer is never needed.
-//
-// Container format: https://tukaani.org/xz/xz-file-format.txt (version 1.2.0).
 package xzstream
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -25,16 +12,6 @@ import (
 
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
-)
-
-var (
-	// ErrFormat is returned when the input is not exactly one well-formed xz
-	// stream with LZMA2 blocks, or when a size, index or check does not match.
-	ErrFormat = errors.New("not a valid xz stream")
-
-	// ErrTooLarge is returned when the decompressed data would exceed the
-	// caller's limit. Decoding stops at the first byte over the limit.
-	ErrTooLarge = errors.New("decompressed data exceeds the limit")
 )
 
 const (
@@ -47,6 +24,16 @@ const (
 
 	// readChunk is the size of the reads from the LZMA2 decoder.
 	readChunk = 32 << 10
+
+	// maxBlocks and maxPropsChunks bound the decoder's allocation churn:
+	// each block costs a fresh LZMA2 decoder (dictionary of at least 4 KiB,
+	// probability tables of up to 24 KiB), and each chunk that carries new
+	// properties fresh tables. xz writes one block per stream, or one per
+	// 3 × dictionary size (at least 768 KiB) when multi-threaded, and new
+	// properties only at the start of a block; 1024 of each allows blocks
+	// of 1 KiB for a 1 MiB file while capping the churn near 60 MiB.
+	maxBlocks      = 1024
+	maxPropsChunks = 1024
 
 	checkNone   = 0x00
 	checkCRC32  = 0x01
@@ -113,6 +100,9 @@ type decoder struct {
 	records []record
 	// indexPos is where the index starts, set once the blocks are decoded.
 	indexPos int
+	// propsChunks counts the LZMA2 chunks that set new properties.
+	propsChunks int
+	buf         []byte // read buffer, shared by the blocks
 }
 
 func formatErr(format string, a ...any) error {
@@ -200,6 +190,9 @@ func uvarint(b []byte) (uint64, int, error) {
 
 // block decodes the block starting at d.pos and appends its output.
 func (d *decoder) block() error {
+	if len(d.records) == maxBlocks {
+		return formatErr("more than %d blocks", maxBlocks)
+	}
 	start := d.pos
 	hsize := (int(d.src[start]) + 1) * 4
 	if len(d.src)-start < hsize {
@@ -272,9 +265,12 @@ func (d *decoder) block() error {
 	// compressed data and the exact output size, so a bomb is refused before
 	// anything is decompressed, and a decoder that stops short of a chunk's
 	// declared size is caught below.
-	lzLen, total, err := walkLZMA2(d.src[dataStart:])
+	lzLen, total, props, err := walkLZMA2(d.src[dataStart:])
 	if err != nil {
 		return err
+	}
+	if d.propsChunks += props; d.propsChunks > maxPropsChunks {
+		return formatErr("more than %d LZMA2 property resets", maxPropsChunks)
 	}
 	if total > d.maxOut-int64(d.out.Len()) {
 		return fmt.Errorf("%w: block holds %d bytes, limit %d", ErrTooLarge, total, d.maxOut)
@@ -299,7 +295,10 @@ func (d *decoder) block() error {
 	}
 	sum := newCheck(d.check)
 	var produced int64
-	buf := make([]byte, readChunk)
+	if d.buf == nil {
+		d.buf = make([]byte, readChunk)
+	}
+	buf := d.buf
 	for {
 		n, err := lr.Read(buf)
 		if n > 0 {
@@ -346,42 +345,52 @@ func (d *decoder) block() error {
 }
 
 // walkLZMA2 reads the chunk headers of the LZMA2 data at the start of b and
-// returns the length of the data up to and including the end marker, and the
-// total uncompressed size of its chunks.
-func walkLZMA2(b []byte) (n int, total int64, err error) {
+// returns the length of the data up to and including the end marker, the
+// total uncompressed size of its chunks, and how many chunks set new
+// properties. It refuses properties LZMA2 does not allow (lc + lp > 4): the
+// decoder would otherwise allocate probability tables of up to 6 MiB.
+func walkLZMA2(b []byte) (n int, total int64, props int, err error) {
 	for {
 		if n >= len(b) {
-			return 0, 0, formatErr("LZMA2 data has no end marker")
+			return 0, 0, 0, formatErr("LZMA2 data has no end marker")
 		}
 		c := b[n]
 		var hlen, skip int
 		switch {
 		case c == 0x00:
-			return n + 1, total, nil
+			return n + 1, total, props, nil
 		case c == 0x01 || c == 0x02: // uncompressed chunk
 			hlen = 3
 			if len(b)-n < hlen {
-				return 0, 0, formatErr("truncated LZMA2 chunk header")
+				return 0, 0, 0, formatErr("truncated LZMA2 chunk header")
 			}
 			size := int(binary.BigEndian.Uint16(b[n+1:])) + 1
 			total += int64(size)
 			skip = size
-		case c >= 0x80: // LZMA chunk; a props byte follows when c >= 0xC0
+		case c >= 0x80: // LZMA chunk; a properties byte follows when c >= 0xC0
 			hlen = 5
 			if c >= 0xC0 {
 				hlen = 6
 			}
 			if len(b)-n < hlen {
-				return 0, 0, formatErr("truncated LZMA2 chunk header")
+				return 0, 0, 0, formatErr("truncated LZMA2 chunk header")
+			}
+			if c >= 0xC0 {
+				p := b[n+5]
+				lc, lp := int(p)%9, int(p)/9%5
+				if p >= 9*5*5 || lc+lp > 4 {
+					return 0, 0, 0, formatErr("invalid LZMA2 properties %#x", p)
+				}
+				props++
 			}
 			total += int64(c&0x1F)<<16 + int64(binary.BigEndian.Uint16(b[n+1:])) + 1
 			skip = int(binary.BigEndian.Uint16(b[n+3:])) + 1
 		default:
-			return 0, 0, formatErr("invalid LZMA2 chunk control byte %#x", c)
+			return 0, 0, 0, formatErr("invalid LZMA2 chunk control byte %#x", c)
 		}
 		n += hlen
 		if len(b)-n < skip {
-			return 0, 0, formatErr("truncated LZMA2 chunk")
+			return 0, 0, 0, formatErr("truncated LZMA2 chunk")
 		}
 		n += skip
 	}

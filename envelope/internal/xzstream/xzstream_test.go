@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/ksb-project/ksb/envelope/internal/xzstream"
@@ -193,6 +194,83 @@ func TestDecodeBitFlips(t *testing.T) {
 	}
 }
 
+// buildXZ assembles one xz stream (check type none) whose blocks hold the
+// given raw LZMA2 data, each behind a 12-byte block header declaring LZMA2
+// with a 4 KiB dictionary, with a matching index and footer. uncompressed
+// gives each block's output size for the index.
+func buildXZ(lzma2 [][]byte, uncompressed []int) []byte {
+	le32 := func(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
+	uvarint := func(b []byte, v uint64) []byte {
+		for v >= 0x80 {
+			b = append(b, byte(v)|0x80)
+			v >>= 7
+		}
+		return append(b, byte(v))
+	}
+	z := []byte{0xFD, '7', 'z', 'X', 'Z', 0x00, 0x00, 0x00}
+	z = le32(z, crc32.ChecksumIEEE(z[6:8]))
+	var index []byte
+	index = uvarint(append(index, 0x00), uint64(len(lzma2)))
+	for i, data := range lzma2 {
+		h := []byte{0x02, 0x00, 0x21, 0x01, 0x00, 0x00, 0x00, 0x00}
+		z = append(le32(append(z, h...), crc32.ChecksumIEEE(h)), data...)
+		for (len(h)+4+len(data))%4 != 0 {
+			z = append(z, 0)
+			h = append(h, 0) // only its length matters now
+		}
+		index = uvarint(uvarint(index, uint64(12+len(data))), uint64(uncompressed[i]))
+	}
+	for len(index)%4 != 0 {
+		index = append(index, 0)
+	}
+	index = le32(index, crc32.ChecksumIEEE(index))
+	z = append(z, index...)
+	footer := le32(nil, uint32(len(index)/4-1))
+	footer = append(footer, 0x00, 0x00)
+	z = le32(z, crc32.ChecksumIEEE(footer))
+	return append(append(z, footer...), 'Y', 'Z')
+}
+
+// oneByte is LZMA2 data holding one uncompressed chunk ("x", dictionary
+// reset) and the end marker.
+var oneByte = []byte{0x01, 0x00, 0x00, 'x', 0x00}
+
+func TestDecodeBlockCap(t *testing.T) {
+	const maxBlocks = 1024
+	blocks := make([][]byte, maxBlocks+1)
+	sizes := make([]int, maxBlocks+1)
+	for i := range blocks {
+		blocks[i], sizes[i] = oneByte, 1
+	}
+	got, err := xzstream.Decode(buildXZ(blocks[:maxBlocks], sizes[:maxBlocks]), 1<<20)
+	if err != nil || string(got) != strings.Repeat("x", maxBlocks) {
+		t.Fatalf("%d blocks: %d bytes, %v", maxBlocks, len(got), err)
+	}
+	got, err = xzstream.Decode(buildXZ(blocks, sizes), 1<<20)
+	if !errors.Is(err, xzstream.ErrFormat) || !strings.Contains(err.Error(), "blocks") || got != nil {
+		t.Fatalf("%d blocks: %d bytes, %v; want the block cap", maxBlocks+1, len(got), err)
+	}
+}
+
+func TestDecodeRefusesLZMA2Properties(t *testing.T) {
+	// An LZMA chunk (1 byte out, 1 byte in) with properties lc=8, lp=4, pb=4:
+	// valid LZMA, not LZMA2 (lc + lp > 4), and 6 MiB of probability tables.
+	bad := []byte{0xE0, 0x00, 0x00, 0x00, 0x00, 4*45 + 4*9 + 8, 0x00, 0x00}
+	if _, err := xzstream.Decode(buildXZ([][]byte{bad}, []int{1}), 1<<20); !errors.Is(err, xzstream.ErrFormat) || !strings.Contains(err.Error(), "properties") {
+		t.Fatalf("lc+lp = 12: %v; want ErrFormat for the properties", err)
+	}
+	// 1025 chunks that each set new (valid) properties: refused before
+	// anything is decoded.
+	var many []byte
+	for range 1025 {
+		many = append(many, 0xE0, 0x00, 0x00, 0x00, 0x00, 0x5D, 0x00)
+	}
+	many = append(many, 0x00)
+	if _, err := xzstream.Decode(buildXZ([][]byte{many}, []int{1025}), 1<<20); !errors.Is(err, xzstream.ErrFormat) || !strings.Contains(err.Error(), "property resets") {
+		t.Fatalf("1025 property resets: %v; want the cap", err)
+	}
+}
+
 func TestDecodeNegativeLimit(t *testing.T) {
 	if _, err := xzstream.Decode(read(t, "hello.xz"), -1); err == nil {
 		t.Fatal("negative limit accepted")
@@ -214,8 +292,11 @@ func FuzzDecode(f *testing.F) {
 		if err != nil && got != nil {
 			t.Fatal("returned data with an error")
 		}
-		if n > uint64(len(z))+16*limit+1<<20 {
-			t.Fatalf("allocated %d bytes for %d input bytes", n, len(z))
+		// Output buffer and dictionaries are bounded by the limit; each
+		// block and each property reset costs fresh decoder tables (under
+		// 32 KiB, at least 7 input bytes each), and both are capped at 1024.
+		if bound := min(5<<10*uint64(len(z)), 64<<20) + 16*limit + 1<<20; n > bound {
+			t.Fatalf("allocated %d bytes for %d input bytes (bound %d)", n, len(z), bound)
 		}
 	})
 }
