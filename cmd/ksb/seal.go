@@ -42,6 +42,9 @@ func sealCmd() *cobra.Command {
 	_ = cmd.MarkFlagRequired("output")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		in := args[0]
+		if *wf < 1 {
+			return fmt.Errorf("--work-factor %d: must be at least 1", *wf)
+		}
 		if *wf < envelope.MinWorkFactor && !*insecure {
 			return fmt.Errorf("--work-factor %d is below %d: add --insecure-work-factor if this is a test", *wf, envelope.MinWorkFactor)
 		}

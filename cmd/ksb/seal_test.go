@@ -139,6 +139,7 @@ func TestSealRefusals(t *testing.T) {
 	}{
 		"low work factor without flag": {sealEnv, []string{shareFixture, "--work-factor", "10"}, []string{"--insecure-work-factor"}},
 		"work factor above maximum":    {sealEnv, []string{shareFixture, "--work-factor", "21"}, []string{"invalid options", "21"}},
+		"work factor zero":             {sealEnv, []string{shareFixture, "--work-factor", "0", "--insecure-work-factor"}, []string{"at least 1"}},
 		"not a keyshare":               {sealEnv, []string{notShare}, []string{"not a keyshare"}},
 		"missing input":                {sealEnv, []string{"no-such-file.json"}, []string{"no-such-file.json"}},
 		"12-word mnemonic":             {[]string{"KSB_MNEMONIC=" + keepkeyMnemonic}, []string{shareFixture}, []string{"mnemonic refused", "12 words"}},
