@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -167,9 +168,20 @@ func (c *Client) Broadcast(ctx context.Context, tx []byte) (*TxResult, error) {
 	return c.wait(ctx, hash)
 }
 
+// errTxInCache is how CometBFT's RPC says it has seen these exact
+// transaction bytes (mempool cache).
+const errTxInCache = "tx already exists in cache"
+
 // submit puts tx into the node's mempool (CheckTx) and returns its hash.
 func (c *Client) submit(ctx context.Context, tx []byte) ([]byte, error) {
 	res, err := c.rpc.BroadcastTxSync(ctx, tx)
+	if err != nil && strings.Contains(err.Error(), errTxInCache) {
+		// Submitted before, by an earlier attempt whose wait timed out: the
+		// same bytes are in the mempool or already committed. Broadcasting
+		// is idempotent; wait for that transaction.
+		h := sha256.Sum256(tx)
+		return h[:], nil
+	}
 	if err != nil {
 		// CometBFT v1 reports a CheckTx refusal as an RPC error whose
 		// text carries the code; ask CheckTx itself for code and log.

@@ -114,6 +114,25 @@ func TestEmbeddedOverRPC(t *testing.T) {
 		t.Fatalf("Send after a stale sequence: %v", err)
 	}
 
+	// Broadcasting the same bytes again (a retry after a timed-out wait)
+	// waits for the transaction already submitted instead of failing.
+	seq, err := c.Sequence(ctx, addr(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := attest.SignTx(testIDs[2], testChainID, "thor", seq, &attest.UpdateNode{Multiaddrs: []string{"/ip4/127.0.0.1/tcp/9997"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Broadcast(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Broadcast(ctx, tx)
+	if err != nil || again.Hash != first.Hash || again.Height != first.Height {
+		t.Fatalf("second Broadcast of the same tx = %+v, %v; want %+v", again, err, first)
+	}
+
 	// Refusals come back as *TxError with code, log and sentinel.
 	_, err = c.Broadcast(ctx, []byte("junk"))
 	var te *attest.TxError
