@@ -53,6 +53,8 @@ func (g *Gossip) Recover(ctx context.Context, onBlob func(Fetched)) error {
 		g.mu.Unlock()
 	}()
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // also ends the event reader below
 	events, err := g.rec.EventHandler()
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", RecoveryTopic, err)
