@@ -47,8 +47,8 @@ const (
 	// sealAttempts bounds how many times Seal seals again after a chance
 	// match (post-seal checks 1, 3, 4 and 5). The payload is random bytes, so
 	// a three-letter word of the mnemonic turns up in an L-byte blob with
-	// probability about L/2^24 per attempt: 0.15% for the 60 KB fixture
-	// (25 KB sealed), 3% for a 1 MiB share that compresses to 500 KB. Five
+	// probability about L/2^24 per attempt: 0.16% for the 60 KB fixture
+	// (27 KB sealed), 3% for a 1 MiB share that compresses to 500 KB. Five
 	// independent attempts all failing is then below 10^-7 per word even at
 	// that size, and below 10^-13 for the fixture; words of four letters or
 	// more are 256 times rarer. A persistent match means something is wrong,
