@@ -1,0 +1,388 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/identity"
+)
+
+// Defaults of the Options durations, and fixed limits.
+const (
+	// DefaultChainTimeout bounds each chain query (parameters, this node's
+	// attestations, the active nodes). A CometBFT node answers an ABCI query
+	// in milliseconds; ten seconds covers a slow link, and an RPC that has
+	// not answered by then is treated as unreachable, so recovery falls back
+	// to gossip instead of waiting on it.
+	DefaultChainTimeout = 10 * time.Second
+
+	// DefaultHolderTimeout bounds one fetch from one holder: dialling it
+	// (libp2p gives up on a dial after 15 s) and receiving one blob of at
+	// most a few hundred kilobytes. A holder that has delivered nothing by
+	// then is skipped as silent. Holders are asked concurrently, so a silent
+	// holder delays a vault only when no other holder delivers.
+	DefaultHolderTimeout = 30 * time.Second
+
+	// meshWait is how long the gossip path waits, once the bootstrap peers
+	// are on the recovery topic, before it publishes. Gossipsub as p2p sets
+	// it up does not flood its own messages: it sends them to its mesh
+	// peers only, and it grafts peers into the mesh on its heartbeat
+	// (pubsub.GossipSubHeartbeatInterval, 1 s). A request published before
+	// that reaches no one. One heartbeat plus a fifth of one for scheduling.
+	meshWait = 1200 * time.Millisecond
+
+	// republishInterval is how often the gossip path republishes its
+	// recovery request (p2p's default is 15 s), in case the first one was
+	// lost anyway (a mesh still forming, a holder that joined late).
+	// Holders accept one request per owner every 10 s and drop the others
+	// without forwarding them, so this costs one small message per peer
+	// every 3 s.
+	republishInterval = 3 * time.Second
+
+	// DefaultGossipQuiet is how long the gossip path waits, once at least one
+	// valid blob has arrived, for another new one before it stops. Holders
+	// answer a request they receive within a second or two; ten seconds
+	// spans three republished requests, for holders that missed earlier
+	// ones, with a second to spare.
+	DefaultGossipQuiet = 3*republishInterval + time.Second
+
+	// DefaultGossipTimeout bounds the whole gossip path when no blob arrives
+	// (a wrong mnemonic, holders that do not know this node): eight
+	// republished requests, and the age a request may have when holders
+	// accept it (p2p.RecoveryWindow).
+	DefaultGossipTimeout = 2 * time.Minute
+
+	// topicJoinWait bounds how long the gossip path waits for the connected
+	// bootstrap peers to appear on the recovery topic before it publishes,
+	// so that the first request reaches each of them directly. Gossipsub
+	// exchanges subscriptions right after connecting, within a second on any
+	// link; a peer that is slower still gets the republished request.
+	topicJoinWait = 10 * time.Second
+
+	// topicPollInterval is how often the topic membership is checked while
+	// waiting for it: gossip exposes no join event outside Recover.
+	topicPollInterval = 50 * time.Millisecond
+
+	// fetchFanout is how many holders of one blob are asked at once. The
+	// chain's replication target is 3 by default, so 8 asks every holder of
+	// a normally replicated share at once, while bounding the dials a chain
+	// full of (possibly false) attestations can make one recovery open.
+	fetchFanout = 8
+
+	// maxConcurrentOpens is how many blobs are decrypted at once. Opening
+	// costs one scrypt: 256 MiB and one core for about a second at the
+	// default work factor, 1 GiB at the highest one Open accepts. Two at
+	// once halve the wall time of the usual node (an ECDSA and an EdDSA
+	// vault) and keep memory within 2 GiB in the worst case.
+	maxConcurrentOpens = 2
+
+	// OutputMode is the permission of the files Run writes: they hold a
+	// keyshare in the clear.
+	OutputMode os.FileMode = 0o600
+
+	// outDirMode is the permission of OutDir when Run creates it.
+	outDirMode os.FileMode = 0o700
+)
+
+// DefaultGossipListen are the addresses the gossip path's host listens on
+// when Options.Listen is empty: any interface, ephemeral ports, TCP and QUIC.
+// Holders that are not among the bootstrap peers dial back to one of them to
+// return blobs.
+var DefaultGossipListen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+
+// Options configure Run. Mnemonic and OutDir are required, and at least one
+// of RPC and Bootstrap. Zero durations mean their defaults.
+type Options struct {
+	// Mnemonic is the node's 24-word BIP39 mnemonic: it gives the node's
+	// address and peer ID, and opens the blobs. It is never logged.
+	Mnemonic string
+	// OutDir is where localstate-<vault>.json files are written; it is
+	// created (mode 0700) if missing.
+	OutDir string
+	// RPC is the CometBFT RPC address of a node running the ksb chain
+	// ("http://127.0.0.1:26657"); empty means no chain.
+	RPC string
+	// Bootstrap are peers to ask over gossip when the chain is not used or
+	// not reachable: multiaddrs ending in /p2p/<peer ID>.
+	Bootstrap []string
+	// NoChain skips the chain even if RPC is set, and recovers over gossip.
+	NoChain bool
+	// HRP is the bech32 prefix of node addresses; empty means the chain's
+	// (or identity.DefaultHRP without the chain).
+	HRP string
+	// Force replaces existing output files; without it they are refused
+	// (ErrExists) and left untouched.
+	Force bool
+	// Listen are the multiaddrs the gossip path's host listens on; empty
+	// means DefaultGossipListen. The chain path's host only dials.
+	Listen []string
+	// Logger receives structured logs (holders skipped and why, fallbacks);
+	// nil discards them. Neither the mnemonic nor any blob or plaintext is
+	// ever logged.
+	Logger *slog.Logger
+	// Progress receives human-readable progress lines; nil means none.
+	Progress io.Writer
+
+	// ChainTimeout bounds each chain query (DefaultChainTimeout).
+	ChainTimeout time.Duration
+	// HolderTimeout bounds one fetch from one holder (DefaultHolderTimeout).
+	HolderTimeout time.Duration
+	// GossipQuiet is the gossip path's quiet period (DefaultGossipQuiet).
+	GossipQuiet time.Duration
+	// GossipTimeout bounds the gossip path (DefaultGossipTimeout).
+	GossipTimeout time.Duration
+}
+
+// Path is how blobs were found.
+type Path string
+
+// The two recovery paths.
+const (
+	// PathChain: attestations read from the chain, blobs fetched from the
+	// attesting holders over /ksb/fetch/1.0.0.
+	PathChain Path = "chain"
+	// PathGossip: a recovery request published on gossip, blobs returned by
+	// holders over /ksb/return/1.0.0.
+	PathGossip Path = "gossip"
+)
+
+// Report says what Run did. Run returns it whenever it got as far as asking
+// for blobs, also together with an error.
+type Report struct {
+	// Path is the path that was used.
+	Path Path
+	// Owner is this node's address, and PeerID its libp2p peer ID.
+	Owner  string
+	PeerID peer.ID
+	// Fallback, when Path is PathGossip and the chain was tried first, is
+	// why the chain was not used.
+	Fallback string
+	// Vaults has one entry per vault, in vault order: every attested vault
+	// on the chain path, every vault a valid blob came back for on the
+	// gossip path.
+	Vaults []VaultResult
+	// Skipped are the blobs and holders that were not used, and why.
+	Skipped []Skip
+	// Duration is Run's wall time.
+	Duration time.Duration
+}
+
+// Recovered returns the results of the vaults that were written.
+func (r *Report) Recovered() []VaultResult {
+	var out []VaultResult
+	for _, v := range r.Vaults {
+		if v.Err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// VaultResult is the outcome for one vault.
+type VaultResult struct {
+	// Vault is the vault public key.
+	Vault string
+	// Holder is the address of the holder whose blob was used (derived from
+	// its peer ID on the gossip path), and Peer its peer ID; empty if none.
+	Holder string
+	Peer   peer.ID
+	// Digest is the sha256 of the blob used, lower-case hex.
+	Digest string
+	// Height is the block of the newest attestation of Digest (chain path).
+	Height int64
+	// Received is when the holder says it received the blob (gossip path).
+	Received time.Time
+	// Bytes is the size of the keyshare file written.
+	Bytes int
+	// Duration is the time from the start of the search (the chain read, or
+	// the first gossip request) to the file being written.
+	Duration time.Duration
+	// File is the path written; empty if none.
+	File string
+	// Err is why the vault was not recovered; nil if File was written.
+	Err error
+}
+
+// Skip is a blob or holder that was not used.
+type Skip struct {
+	Vault string
+	// Holder is the holder's address (empty if unknown) and Peer its peer
+	// ID.
+	Holder string
+	Peer   peer.ID
+	// Digest is the digest asked for (chain path) or announced (gossip
+	// path), hex.
+	Digest string
+	// Err is why: ErrDigestMismatch, a *WrongVaultError, an envelope or
+	// keyshare error, ErrHolderTimeout, ErrNoAddress, a p2p refusal.
+	Err error
+}
+
+// config is Options checked and completed.
+type config struct {
+	Options
+	id        *identity.Identity
+	client    *attest.Client // nil without the chain
+	bootstrap []peer.AddrInfo
+	log       *slog.Logger
+	progress  *progress
+	opens     chan struct{}
+	fetches   sync.WaitGroup // fetch goroutines of the chain path
+}
+
+func (o Options) resolve() (*config, error) {
+	c := &config{Options: o}
+	if strings.TrimSpace(o.Mnemonic) == "" {
+		return nil, fmt.Errorf("%w: no mnemonic", ErrBadOptions)
+	}
+	id, err := identity.New(o.Mnemonic)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	c.id = id
+	if o.OutDir == "" {
+		return nil, fmt.Errorf("%w: no output directory", ErrBadOptions)
+	}
+	for _, d := range []time.Duration{o.ChainTimeout, o.HolderTimeout, o.GossipQuiet, o.GossipTimeout} {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: negative duration %v", ErrBadOptions, d)
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.ChainTimeout, DefaultChainTimeout)
+	def(&c.HolderTimeout, DefaultHolderTimeout)
+	def(&c.GossipQuiet, DefaultGossipQuiet)
+	def(&c.GossipTimeout, DefaultGossipTimeout)
+	if len(o.Bootstrap) > 0 {
+		addrs := make([]ma.Multiaddr, 0, len(o.Bootstrap))
+		for _, s := range o.Bootstrap {
+			m, err := ma.NewMultiaddr(strings.TrimSpace(s))
+			if err != nil {
+				return nil, fmt.Errorf("%w: bootstrap address %q: %v", ErrBadOptions, s, err)
+			}
+			if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+				return nil, fmt.Errorf("%w: bootstrap address %q: want a multiaddr ending in /p2p/<peer ID>", ErrBadOptions, s)
+			}
+			addrs = append(addrs, m)
+		}
+		infos, err := peer.AddrInfosFromP2pAddrs(addrs...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootstrap addresses: %v", ErrBadOptions, err)
+		}
+		slices.SortFunc(infos, func(a, b peer.AddrInfo) int { return strings.Compare(string(a.ID), string(b.ID)) })
+		c.bootstrap = infos
+	}
+	if len(o.Listen) == 0 {
+		c.Listen = DefaultGossipListen
+	}
+	for _, s := range c.Listen {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return nil, fmt.Errorf("%w: listen address %q: %v", ErrBadOptions, s, err)
+		}
+	}
+	if (o.RPC == "" || o.NoChain) && len(c.bootstrap) == 0 {
+		return nil, ErrNoSource
+	}
+	if o.RPC != "" && !o.NoChain {
+		if c.client, err = attest.NewClient(o.RPC); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+		}
+	}
+	if o.HRP != "" && !validHRP(o.HRP) {
+		return nil, fmt.Errorf("%w: address prefix %q: want 1 to %d lower-case characters of ASCII 33 to 126", ErrBadOptions, o.HRP, maxHRPLen)
+	}
+	c.log = o.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.progress = newProgress(o.Progress)
+	c.opens = make(chan struct{}, maxConcurrentOpens)
+	return c, nil
+}
+
+// Run recovers this node's keyshares from its mnemonic alone and writes
+// them to OutDir, as the package documentation describes. The error is nil
+// only when every vault found was written. With a *IncompleteError (and
+// ErrNoBackups) the Report says what was and was not recovered; the vaults
+// recovered are written whatever the error.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	start := time.Now()
+	c, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.OutDir, outDirMode); err != nil {
+		return nil, fmt.Errorf("creating output directory: %w", err)
+	}
+	rep := &Report{PeerID: c.id.PeerID()}
+	defer func() { rep.Duration = time.Since(start) }()
+	if c.RPC != "" && !c.NoChain {
+		err := runChain(ctx, c, rep)
+		var unreachable *chainUnreachable
+		if !errors.As(err, &unreachable) {
+			return rep, err
+		}
+		if len(c.bootstrap) == 0 {
+			return rep, fmt.Errorf("%w: %s: %w", ErrChainUnreachable, c.RPC, unreachable.err)
+		}
+		rep.Fallback = fmt.Sprintf("chain RPC %s unreachable: %v", c.RPC, unreachable.err)
+		c.log.Warn("chain unreachable; recovering over gossip", "rpc", c.RPC, "err", unreachable.err)
+		c.progress.printf("chain RPC %s unreachable (%v); asking bootstrap peers over gossip", c.RPC, unreachable.err)
+	}
+	return rep, runGossip(ctx, c, rep)
+}
+
+// maxHRPLen is the longest human-readable part BIP173 allows.
+const maxHRPLen = 83
+
+// validHRP reports whether hrp is a BIP173 human-readable part in lower
+// case, as chain addresses use it.
+func validHRP(hrp string) bool {
+	if hrp == "" || len(hrp) > maxHRPLen {
+		return false
+	}
+	for i := 0; i < len(hrp); i++ {
+		if c := hrp[i]; c < 33 || c > 126 || (c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// chainUnreachable is a chain read that failed for want of an answer (as
+// opposed to an answer refusing the query); the gossip path may be tried.
+type chainUnreachable struct{ err error }
+
+func (e *chainUnreachable) Error() string { return e.err.Error() }
+
+// finish sorts the report and turns missing vaults into an
+// *IncompleteError.
+func finish(rep *Report) error {
+	slices.SortFunc(rep.Vaults, func(a, b VaultResult) int { return strings.Compare(a.Vault, b.Vault) })
+	var inc IncompleteError
+	for _, v := range rep.Vaults {
+		if v.Err != nil {
+			inc.Missing = append(inc.Missing, Missing{Vault: v.Vault, Err: v.Err})
+		}
+	}
+	if len(inc.Missing) > 0 {
+		return &inc
+	}
+	return nil
+}

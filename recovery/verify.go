@@ -1,0 +1,154 @@
+package recovery
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ksb-project/ksb/envelope"
+	"github.com/ksb-project/ksb/keyshare"
+)
+
+// maxVaultNameLen caps a vault key used in a file name: the chain's own cap
+// on vault keys (attest.MaxVaultKeyLen), well under any file system's
+// 255-byte name limit with "localstate-" and ".json" around it.
+const maxVaultNameLen = 160
+
+// FileName returns the name Run gives the keyshare file of vault, as
+// Bifrost names it: "localstate-<vault>.json". It fails with
+// ErrBadVaultName unless vault is 1 to 160 characters of A-Z, a-z, 0-9, '.',
+// '_', ':' and '-' (every bech32 and hex vault key is), so that a hostile
+// vault string cannot name another path.
+func FileName(vault string) (string, error) {
+	if vault == "" || len(vault) > maxVaultNameLen {
+		return "", fmt.Errorf("%w: %d characters", ErrBadVaultName, len(vault))
+	}
+	for i := 0; i < len(vault); i++ {
+		c := vault[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return "", fmt.Errorf("%w: byte %#02x at %d", ErrBadVaultName, c, i)
+		}
+	}
+	return "localstate-" + vault + ".json", nil
+}
+
+// openShare decrypts blob with the mnemonic, at most maxConcurrentOpens at
+// once, and parses the plaintext as a keyshare. It returns the plaintext,
+// which the caller clears once written, and the share's vault key.
+func (c *config) openShare(ctx context.Context, blob []byte) ([]byte, string, error) {
+	select {
+	case c.opens <- struct{}{}:
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+	pt, err := envelope.Open(blob, c.id.Mnemonic(), nil)
+	<-c.opens
+	if err != nil {
+		return nil, "", fmt.Errorf("opening blob: %w", err)
+	}
+	info, err := keyshare.Parse(pt)
+	if err != nil {
+		clear(pt)
+		return nil, "", err
+	}
+	return pt, info.VaultPubKey, nil
+}
+
+// open is openShare that also requires the share to be of vault.
+func (c *config) open(ctx context.Context, blob []byte, vault string) ([]byte, error) {
+	pt, got, err := c.openShare(ctx, blob)
+	if err != nil {
+		return nil, err
+	}
+	if got != vault {
+		clear(pt)
+		return nil, &WrongVaultError{Want: vault, Got: got}
+	}
+	return pt, nil
+}
+
+// checkDigest reports whether blob hashes to digest.
+func checkDigest(blob []byte, digest [32]byte) error {
+	if sha256.Sum256(blob) != digest {
+		return ErrDigestMismatch
+	}
+	return nil
+}
+
+// write writes the keyshare of vault into OutDir (see writeAtomic) and
+// returns the path.
+func (c *config) write(vault string, data []byte) (string, error) {
+	name, err := FileName(vault)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(c.OutDir, name)
+	return path, writeAtomic(path, data, c.Force)
+}
+
+// exists reports whether something is at path.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// writeAtomic writes data to path with OutputMode through a temporary file
+// in the same directory, synced, then hard-linked into place (without
+// force: the link fails if path exists, even if it appeared meanwhile) or
+// renamed over it (force). On any failure the temporary file is removed and
+// path is untouched; the directory is synced after.
+func writeAtomic(path string, data []byte, force bool) (err error) {
+	dir := filepath.Dir(path)
+	if !force && exists(path) {
+		return fmt.Errorf("%s: %w", path, ErrExists)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	name := tmp.Name()
+	defer func() {
+		tmp.Close()
+		os.Remove(name) // after a link, the temporary name only; else all
+	}()
+	if err := tmp.Chmod(OutputMode); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if force {
+		if err := os.Rename(name, path); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	} else {
+		err := os.Link(name, path)
+		switch {
+		case errors.Is(err, os.ErrExist):
+			return fmt.Errorf("%s: %w", path, ErrExists)
+		case err != nil:
+			// No hard links here (FAT, some network file systems): check,
+			// then rename, accepting the small race in between.
+			if _, serr := os.Lstat(path); serr == nil {
+				return fmt.Errorf("%s: %w", path, ErrExists)
+			}
+			if err := os.Rename(name, path); err != nil {
+				return fmt.Errorf("writing %s: %w", path, err)
+			}
+		}
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
