@@ -158,8 +158,10 @@ const (
 	PathGossip Path = "gossip"
 )
 
-// Report says what Run did. Run returns it whenever it got as far as asking
-// for blobs, also together with an error.
+// Report says what Run did. Run returns it with a nil error, an
+// *IncompleteError, ErrNoBackups, or any other error that came after holders
+// were asked; it returns nil when it failed before learning what is held
+// (bad options, chain unreachable, no bootstrap peer reachable).
 type Report struct {
 	// Path is the path that was used.
 	Path Path
@@ -318,9 +320,8 @@ func (o Options) resolve() (*config, error) {
 
 // Run recovers this node's keyshares from its mnemonic alone and writes
 // them to OutDir, as the package documentation describes. The error is nil
-// only when every vault found was written. With a *IncompleteError (and
-// ErrNoBackups) the Report says what was and was not recovered; the vaults
-// recovered are written whatever the error.
+// only when every vault found was written; with an *IncompleteError the
+// Report says which were not, and the others are written.
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	start := time.Now()
 	c, err := opts.resolve()
@@ -331,21 +332,30 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
 	rep := &Report{PeerID: c.id.PeerID()}
-	defer func() { rep.Duration = time.Since(start) }()
+	err = run(ctx, c, rep)
+	rep.Duration = time.Since(start)
+	if err != nil && rep.Vaults == nil && rep.Skipped == nil && !errors.Is(err, ErrNoBackups) {
+		return nil, err // nothing learnt about what is held
+	}
+	return rep, err
+}
+
+// run tries the chain path, then the gossip path, as Options say.
+func run(ctx context.Context, c *config, rep *Report) error {
 	if c.RPC != "" && !c.NoChain {
 		err := runChain(ctx, c, rep)
 		var unreachable *chainUnreachable
 		if !errors.As(err, &unreachable) {
-			return rep, err
+			return err
 		}
 		if len(c.bootstrap) == 0 {
-			return rep, fmt.Errorf("%w: %s: %w", ErrChainUnreachable, c.RPC, unreachable.err)
+			return fmt.Errorf("%w: %s: %w", ErrChainUnreachable, c.RPC, unreachable.err)
 		}
 		rep.Fallback = fmt.Sprintf("chain RPC %s unreachable: %v", c.RPC, unreachable.err)
 		c.log.Warn("chain unreachable; recovering over gossip", "rpc", c.RPC, "err", unreachable.err)
 		c.progress.printf("chain RPC %s unreachable (%v); asking bootstrap peers over gossip", c.RPC, unreachable.err)
 	}
-	return rep, runGossip(ctx, c, rep)
+	return runGossip(ctx, c, rep)
 }
 
 // maxHRPLen is the longest human-readable part BIP173 allows.

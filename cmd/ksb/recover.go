@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/recovery"
+)
+
+func init() { commands = append(commands, recoverCmd) }
+
+// exitIncomplete is the exit status of `ksb recover` when some vault was
+// not recovered (the others are written).
+const exitIncomplete = 2
+
+// recoverOut is the JSON form of `ksb recover --json`.
+type recoverOut struct {
+	Path       recovery.Path  `json:"path"`
+	Owner      string         `json:"owner"`
+	PeerID     string         `json:"peer_id"`
+	Fallback   string         `json:"fallback,omitempty"`
+	Vaults     []recoverVault `json:"vaults"`
+	Missing    []string       `json:"missing"`
+	Skipped    []recoverSkip  `json:"skipped"`
+	DurationMS int64          `json:"duration_ms"`
+	Error      string         `json:"error,omitempty"`
+}
+
+type recoverVault struct {
+	Vault      string `json:"vault"`
+	Holder     string `json:"holder,omitempty"`
+	PeerID     string `json:"peer_id,omitempty"`
+	Digest     string `json:"digest,omitempty"`
+	Height     int64  `json:"height,omitempty"`
+	Received   string `json:"received,omitempty"`
+	Bytes      int    `json:"bytes"`
+	DurationMS int64  `json:"duration_ms"`
+	File       string `json:"file,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+type recoverSkip struct {
+	Vault  string `json:"vault"`
+	Holder string `json:"holder"`
+	PeerID string `json:"peer_id,omitempty"`
+	Digest string `json:"digest"`
+	Error  string `json:"error"`
+}
+
+// recoverExit carries the exit status of an incomplete recovery.
+type recoverExit struct{ err error }
+
+func (e recoverExit) Error() string { return e.err.Error() }
+func (e recoverExit) Unwrap() error { return e.err }
+func (e recoverExit) ExitCode() int { return exitIncomplete }
+
+func recoverCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "recover --out DIR",
+		Short: "Recover this node's keyshares from its mnemonic alone",
+		Long: "Recover this node's keyshares from its mnemonic alone: read its attestations from the chain and\n" +
+			"fetch the blobs from their holders, or, when the chain does not answer (or with --no-chain), ask\n" +
+			"the --bootstrap peers over gossip. Each blob is checked (sha256, opens with the mnemonic, is a\n" +
+			"keyshare of its vault) and written as DIR/localstate-<vault>.json (mode 0600); existing files are\n" +
+			"refused unless --force. Progress goes to stderr, a summary to stdout.\n\n" +
+			"Exit status: 0 every vault recovered; 2 some vault not recovered (named on stderr, the others\n" +
+			"written); 1 anything else (bad flags, no mnemonic, chain unreachable without --bootstrap, no\n" +
+			"bootstrap peer reachable, no backups found).",
+		Args: cobra.NoArgs,
+	}
+	load := mnemonicFlag(cmd)
+	f := cmd.Flags()
+	out := f.String("out", "", "directory to write localstate-<vault>.json to (created if missing)")
+	rpc := f.String("rpc", config.Default().Chain.RPC, "CometBFT RPC of the ksb chain")
+	bootstrap := f.StringSlice("bootstrap", nil, "peer to ask over gossip without the chain, as a multiaddr ending in /p2p/<peer ID> (repeatable)")
+	noChain := f.Bool("no-chain", false, "do not use the chain: recover over gossip from the --bootstrap peers")
+	hrp := f.String("hrp", "", "bech32 prefix of node addresses (default: the chain's, else \"thor\")")
+	force := f.Bool("force", false, "replace existing keyshare files")
+	asJSON := f.Bool("json", false, "print the report as JSON")
+	quiet := f.Duration("gossip-quiet", recovery.DefaultGossipQuiet, "without the chain: stop after this long without a new blob")
+	timeout := f.Duration("gossip-timeout", recovery.DefaultGossipTimeout, "without the chain: give up after this long")
+	_ = cmd.MarkFlagRequired("out")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		m, err := load()
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		rep, err := recovery.Run(ctx, recovery.Options{
+			Mnemonic: m, OutDir: *out, RPC: *rpc, Bootstrap: *bootstrap, NoChain: *noChain,
+			HRP: *hrp, Force: *force, Progress: cmd.ErrOrStderr(),
+			GossipQuiet: *quiet, GossipTimeout: *timeout,
+		})
+		if rep != nil {
+			w := cmd.OutOrStdout()
+			var perr error
+			switch {
+			case *asJSON:
+				perr = printRecoverJSON(w, rep, err)
+			case len(rep.Vaults) > 0:
+				perr = printRecoverTable(w, rep)
+			}
+			if perr != nil && err == nil {
+				err = perr
+			}
+		}
+		var inc *recovery.IncompleteError
+		if errors.As(err, &inc) {
+			return recoverExit{err}
+		}
+		return err
+	}
+	return cmd
+}
+
+// printRecoverTable prints one row per vault and a closing line.
+func printRecoverTable(w io.Writer, rep *recovery.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VAULT\tHOLDER\tBYTES\tTIME\tFILE")
+	for _, v := range rep.Vaults {
+		if v.Err != nil {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tNOT RECOVERED: %v\n", v.Vault, v.Err)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%s\n", v.Vault, v.Holder, v.Bytes, v.Duration.Round(time.Millisecond), v.File)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "recovered %d of %d vault(s) via %s in %v\n",
+		len(rep.Recovered()), len(rep.Vaults), rep.Path, rep.Duration.Round(time.Millisecond))
+	return err
+}
+
+// printRecoverJSON prints the report, and the error if any, as JSON.
+func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
+	o := recoverOut{
+		Path: rep.Path, Owner: rep.Owner, PeerID: rep.PeerID.String(), Fallback: rep.Fallback,
+		Vaults: []recoverVault{}, Missing: []string{}, Skipped: []recoverSkip{},
+		DurationMS: rep.Duration.Milliseconds(),
+	}
+	if runErr != nil {
+		o.Error = runErr.Error()
+	}
+	for _, v := range rep.Vaults {
+		rv := recoverVault{
+			Vault: v.Vault, Holder: v.Holder, Digest: v.Digest, Height: v.Height,
+			Bytes: v.Bytes, DurationMS: v.Duration.Milliseconds(), File: v.File,
+		}
+		if v.Peer != "" {
+			rv.PeerID = v.Peer.String()
+		}
+		if !v.Received.IsZero() {
+			rv.Received = v.Received.UTC().Format(time.RFC3339Nano)
+		}
+		if v.Err != nil {
+			rv.Error = v.Err.Error()
+			o.Missing = append(o.Missing, v.Vault)
+		}
+		o.Vaults = append(o.Vaults, rv)
+	}
+	for _, s := range rep.Skipped {
+		rs := recoverSkip{Vault: s.Vault, Holder: s.Holder, Digest: s.Digest, Error: s.Err.Error()}
+		if s.Peer != "" {
+			rs.PeerID = s.Peer.String()
+		}
+		o.Skipped = append(o.Skipped, rs)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(o)
+}
