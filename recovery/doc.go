@@ -90,6 +90,7 @@
 //
 //	ksb recover --out DIR [--rpc URL] [--bootstrap MULTIADDR ...] [--no-chain]
 //	            [--hrp H] [--force] [--json] [--mnemonic-file FILE]
+//	            [--gossip-quiet D] [--gossip-timeout D]
 //
 //	--out DIR           where to write localstate-<vault>.json (required)
 //	--rpc URL           chain RPC (default http://127.0.0.1:26657)
@@ -100,10 +101,17 @@
 //	--force             replace existing files
 //	--json              print the report as JSON instead of a table
 //	--mnemonic-file F   the mnemonic (else $KSB_MNEMONIC, else a no-echo prompt)
+//	--gossip-quiet D    GossipQuiet (default 10s)
+//	--gossip-timeout D  GossipTimeout (default 2m0s)
 //
 // Progress lines go to standard error. Standard output gets a table with one
-// row per vault (vault, holder used, bytes, time, file or error) or, with
-// --json, the report. Exit status: 0 when every vault found was recovered;
+// row per vault (vault, holder used, bytes, time, file or "NOT RECOVERED:"
+// and why) and a closing line "recovered N of M vault(s) via chain|gossip
+// in T", or, with --json, the report: path, owner, peer_id, fallback,
+// vaults (vault, holder, peer_id, digest, height, received, bytes,
+// duration_ms, file, error), missing, skipped (vault, holder, peer_id,
+// digest, error), duration_ms and error. Standard output stays empty when
+// Run fails before learning what is held (no report). Exit status: 0 when every vault found was recovered;
 // 2 when some were not (they are named on standard error; the others are
 // written); 1 for everything else (bad flags, no mnemonic, chain unreachable
 // without --bootstrap, no bootstrap peer reachable, no backups found,
