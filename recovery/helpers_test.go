@@ -28,6 +28,10 @@ const (
 	otherMnemonic = "panda eyebrow bullet gorilla call smoke muffin taste mesh discover soft ostrich alcohol speed nation flash devote level hobby quick inner drive ghost inside"
 )
 
+// gossipQuiet is the gossip path's quiet period in tests: a holder that
+// missed the first request answers the one republished 3 s later, inside it.
+const gossipQuiet = 4 * time.Second
+
 // testTimeout bounds one Run in a test: far above what any takes, so a hang
 // fails the test instead of the whole package.
 const testTimeout = 2 * time.Minute

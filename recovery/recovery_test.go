@@ -114,7 +114,7 @@ func TestRecoverViaGossipChainStopped(t *testing.T) {
 	rep, err := run(t, recovery.Options{
 		Mnemonic: ownerMnemonic, OutDir: out, RPC: rpc, Listen: loopback,
 		Bootstrap:   []string{net.Holders[0].Bootstrap(), net.Holders[1].Bootstrap(), net.Holders[2].Bootstrap()},
-		GossipQuiet: 3 * time.Second, Progress: &progress,
+		GossipQuiet: gossipQuiet, Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
@@ -418,7 +418,7 @@ func TestGossipByzantine(t *testing.T) {
 	}
 	rep, err := run(t, recovery.Options{
 		Mnemonic: ownerMnemonic, OutDir: out, NoChain: true, Listen: loopback, Bootstrap: bootstrap,
-		GossipQuiet: 3 * time.Second, Progress: &progress,
+		GossipQuiet: gossipQuiet, Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
