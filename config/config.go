@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/ksb-project/ksb/envelope"
 )
 
 // FileName is the name of the configuration file inside a node home.
@@ -169,6 +171,12 @@ func (c *Node) Validate() error {
 		return fmt.Errorf("backup.strategy %q: want \"random\" or \"vault\"", c.Backup.Strategy)
 	case c.Backup.Replication < 1:
 		return fmt.Errorf("backup.replication %d: need at least 1", c.Backup.Replication)
+	case c.Backup.WorkFactor > envelope.MaxWorkFactor || c.Backup.WorkFactor < 1:
+		return fmt.Errorf("backup.work_factor %d: want 1..%d", c.Backup.WorkFactor, envelope.MaxWorkFactor)
+	case c.Backup.WorkFactor < envelope.MinWorkFactor && !c.Backup.AllowLowWorkFactor:
+		return fmt.Errorf("backup.work_factor %d is below %d: set allow_low_work_factor = true (tests only)", c.Backup.WorkFactor, envelope.MinWorkFactor)
+	case c.Backup.KeysharesDir == "" || c.Store.Dir == "" || c.Mnemonic == "":
+		return errors.New("backup.keyshares_dir, store.dir and mnemonic must not be empty")
 	case c.Store.QuotaBlobs < 1 || c.Store.QuotaBytes < 1:
 		return errors.New("store.quota_blobs and store.quota_bytes must be positive")
 	case c.Log.Format != "json" && c.Log.Format != "text":

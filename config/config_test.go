@@ -63,6 +63,9 @@ func TestLoadRefuses(t *testing.T) {
 		"not toml":        {"this is = not [toml", ""},
 		"wrong type":      {"hrp = 3\n", ""},
 		"empty chain rpc": {"[chain]\nrpc = \"\"\n", "chain.rpc"},
+		"work factor big": {"[backup]\nwork_factor = 21\n", "work_factor"},
+		"work factor low": {"[backup]\nwork_factor = 10\n", "allow_low_work_factor"},
+		"no keyshares":    {"[backup]\nkeyshares_dir = \"\"\n", "keyshares_dir"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := config.Load(write(t, tc.body))

@@ -164,6 +164,13 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 		return nil, fmt.Errorf("devnet: replication %d needs more than %d nodes", opts.Replication, opts.Nodes)
 	}
 	n := &Network{Dir: opts.Dir, opts: opts}
+	if n.Dir != "" {
+		// Fresh mnemonics and a fresh genesis must not mix with an old
+		// network's homes and chain data.
+		if entries, err := os.ReadDir(n.Dir); err == nil && len(entries) > 0 {
+			return nil, fmt.Errorf("devnet: directory %s is not empty", n.Dir)
+		}
+	}
 	if n.Dir == "" {
 		if n.Dir, err = os.MkdirTemp("", "ksb-devnet-"); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ type metrics struct {
 	underReplicated prometheus.Counter
 	pending         *prometheus.GaugeVec   // kind: attest, release
 	committed       *prometheus.CounterVec // kind: attest, release
+	dropped         *prometheus.CounterVec // kind: attest, release
 	chainErrors     prometheus.Counter
 	storeBlobs      prometheus.GaugeFunc
 	storeBytes      prometheus.GaugeFunc
@@ -37,12 +38,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ksb", Name: "holder_committed_entries_total",
 			Help: "Attestation and release entries committed on chain.",
 		}, []string{"kind"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Name: "holder_dropped_entries_total",
+			Help: "Queued attestations and releases the chain refused for good (unknown vault, nothing to release).",
+		}, []string{"kind"}),
 		chainErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "chain_errors_total",
 			Help: "Failed chain queries and broadcasts (each is retried).",
 		}),
 	}
-	reg.MustRegister(m.files, m.pushes, m.underReplicated, m.pending, m.committed, m.chainErrors)
+	reg.MustRegister(m.files, m.pushes, m.underReplicated, m.pending, m.committed, m.dropped, m.chainErrors)
 	return m
 }
 

@@ -32,6 +32,17 @@ const (
 	// connectTimeout bounds dialling one active node after a chain poll.
 	connectTimeout = 10 * time.Second
 
+	// attestGrace is how long after its receipt a holder counts as live
+	// without its attestation on chain: many batch intervals and blocks, so
+	// a slow chain does not cause pushes, while a holder whose attestation
+	// never lands is pushed again (re-queueing it) within minutes.
+	attestGrace = 2 * time.Minute
+
+	// maxPushAttempts bounds the pushes of one share per reconcile, so an
+	// owner facing many unreachable nodes does not stall its other shares;
+	// what is still missing is tried at the next reconcile.
+	maxPushAttempts = 6
+
 	// recentHeartbeat is how recent a heartbeat must be for the random
 	// strategy to prefer that node: three default heartbeat intervals, so one
 	// lost message does not demote a node.
@@ -81,6 +92,9 @@ type Node struct {
 	// viewReady is closed once the first chain view is loaded.
 	viewReady chan struct{}
 	viewOnce  sync.Once
+
+	// polls counts successful chain polls (follower goroutine only).
+	polls int
 
 	// bootstrap are the configured peers dialled besides the active nodes.
 	bootstrap []peer.AddrInfo
@@ -328,6 +342,12 @@ func (n *Node) pollChain(ctx context.Context) error {
 	n.viewOnce.Do(func() { close(n.viewReady) })
 	n.connectActive(ctx, v)
 	n.sweepRetired(v)
+	if n.polls%heldReconcileEvery == 0 {
+		if err := n.reconcileHeld(ctx); err != nil {
+			return fmt.Errorf("comparing held blobs with the chain: %w", err)
+		}
+	}
+	n.polls++
 	return nil
 }
 

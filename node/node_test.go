@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/devnet"
 	"github.com/ksb-project/ksb/node"
+	"github.com/ksb-project/ksb/p2p"
 )
 
 // testTimeout bounds each network test; the network reaches coverage in a
@@ -293,4 +296,117 @@ func TestChainOutageDuringBackup(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBadEntryDoesNotBlockAttestations: an owner pushes a blob for a vault the
+// chain does not know; the holder acknowledges it (it cannot know better) but
+// the chain refuses its attestation for good. That entry is dropped and every
+// other attestation of that holder still lands. Then an owner's share file is
+// rewritten (same vault, new bytes): the new seal goes to the old holders,
+// which replace the old blob and release its attestation.
+func TestBadEntryDoesNotBlockAttestations(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	n := startNet(t, ctx, 4)
+	waitFor(t, ctx, "nodes healthy", func() error { return allHealthy(ctx, n) })
+
+	owner, holder := n.Members[0], n.Members[1]
+	h, err := p2p.NewHost(p2p.HostConfig{Identity: owner.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	hn := holder.Node()
+	ai, err := peer.AddrInfoFromString(hn.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Connect(ctx, *ai); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p2p.Push(ctx, h, ai.ID, owner.ID, "nosuchvault", []byte("not a sealed share, and no vault")); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+
+	if err := n.PlaceShares(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.WaitCovered(ctx, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the bad entry dropped, the queue drained", func() error {
+		if v := metric(t, holder, `ksb_holder_dropped_entries_total{kind="attest"}`); v < 1 {
+			return fmt.Errorf("dropped = %v", v)
+		}
+		if p := status(t, ctx, holder).PendingAttestations; p != 0 {
+			return fmt.Errorf("%d pending", p)
+		}
+		return nil
+	})
+
+	// Rewrite one of the owner's shares with the same content in another
+	// layout: same vault, new bytes, so a new seal.
+	var name string
+	for nm := range owner.Shares {
+		name = nm
+		break
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, owner.Shares[name], "", " "); err != nil {
+		t.Fatal(err)
+	}
+	pretty := buf.Bytes()
+	vault := strings.TrimSuffix(strings.TrimPrefix(name, "localstate-"), ".json")
+	before := shareOf(t, ctx, owner, vault)
+	if err := os.WriteFile(filepath.Join(owner.KeysharesDir(), name), pretty, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "old digest released, new one attested by the same holders", func() error {
+		after := shareOf(t, ctx, owner, vault)
+		if after.Digest == before.Digest {
+			return fmt.Errorf("not re-sealed yet")
+		}
+		as, err := n.Client.AttestationsByOwner(ctx, owner.Address)
+		if err != nil {
+			return err
+		}
+		var oldN, newN int
+		for _, a := range as {
+			if a.Vault != vault {
+				continue
+			}
+			switch a.Digest {
+			case before.Digest:
+				oldN++
+			case after.Digest:
+				newN++
+			}
+		}
+		if oldN != 0 || newN != 3 {
+			return fmt.Errorf("old digest attested by %d, new by %d", oldN, newN)
+		}
+		if fmt.Sprint(holderAddrs(before)) != fmt.Sprint(holderAddrs(after)) {
+			return fmt.Errorf("holders changed: %v → %v", holderAddrs(before), holderAddrs(after))
+		}
+		return nil
+	})
+}
+
+func shareOf(t *testing.T, ctx context.Context, m *devnet.Member, vault string) node.ShareStatus {
+	t.Helper()
+	for _, s := range status(t, ctx, m).Shares {
+		if s.Vault == vault {
+			return s
+		}
+	}
+	t.Fatalf("member %d has no share of %s", m.Index, vault)
+	return node.ShareStatus{}
+}
+
+func holderAddrs(s node.ShareStatus) []string {
+	var out []string
+	for _, h := range s.Holders {
+		out = append(out, h.Address)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -34,6 +35,9 @@ func (n *Node) runOwner(ctx context.Context) error {
 	}
 	t := time.NewTicker(n.cfg.Chain.PollInterval.Duration)
 	defer t.Stop()
+	// retry holds files whose backup failed for a reason that may pass (an
+	// unreadable file, a store error); they are tried again every tick.
+	retry := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -44,47 +48,70 @@ func (n *Node) runOwner(ctx context.Context) error {
 			}
 			return nil
 		case c := <-files:
-			n.backupFile(ctx, c.Path)
+			delete(retry, c.Path)
+			if !n.backupFile(ctx, c.Path) {
+				retry[c.Path] = true
+			}
 		case <-t.C:
+			for p := range retry {
+				if n.backupFile(ctx, p) {
+					delete(retry, p)
+				}
+			}
 			n.reconcileAll(ctx)
 		}
 	}
 }
 
 // backupFile recognises, seals (once per content) and pushes one share file.
-// A file that is not a keyshare is reported and left alone.
-func (n *Node) backupFile(ctx context.Context, path string) {
+// A file that is not a keyshare is reported and left alone. It returns false
+// when the backup failed for a reason that may pass (read or store errors),
+// so the caller tries again.
+func (n *Node) backupFile(ctx context.Context, path string) bool {
 	log := n.log.With("file", filepath.Base(path))
 	data, err := readCapped(path, keyshare.MaxFileSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return true // removed since it was seen
+	}
 	if err != nil {
 		n.m.files.WithLabelValues("unreadable").Inc()
-		log.Warn("cannot read file; left alone", "err", err)
-		return
+		log.Warn("cannot read file; will retry", "err", err)
+		return false
 	}
 	info, err := keyshare.Parse(data)
 	if err != nil {
 		n.m.files.WithLabelValues("not_keyshare").Inc()
 		log.Warn("not a keyshare; left alone", "err", err)
-		return
+		return true
 	}
 	plain := sha256.Sum256(data)
 	vault := info.VaultPubKey
 	log = log.With("vault", vault)
 
 	n.ownMu.Lock()
-	var rec shareRecord
-	found, err := getJSON(n.st, ownPrefix+vault, &rec)
+	var old shareRecord
+	found, err := getJSON(n.st, ownPrefix+vault, &old)
 	if err != nil {
 		n.ownMu.Unlock()
 		log.Error("reading share record", "err", err)
-		return
+		return false
 	}
-	if found && rec.PlainSHA256 == hex.EncodeToString(plain[:]) {
+	if found && old.PlainSHA256 == hex.EncodeToString(plain[:]) {
 		n.ownMu.Unlock()
 		n.m.files.WithLabelValues("unchanged").Inc()
 		log.Debug("share already sealed; checking holders")
-		n.ensureHolders(ctx, vault)
-		return
+		n.ensureHolders(ctx, vault, nil)
+		return true
+	}
+	if found && old.File != path {
+		if fi, err := os.Stat(old.File); err == nil && fi.ModTime().After(mtime(path)) {
+			// Two files of one vault (a stale copy beside the live share):
+			// the newer file is the share; never replace it with an older one.
+			n.ownMu.Unlock()
+			n.m.files.WithLabelValues("older_duplicate").Inc()
+			log.Warn("an older file of a vault already backed up from a newer file; left alone", "newer", old.File)
+			return true
+		}
 	}
 	start := time.Now()
 	blob, err := envelope.Seal(data, n.id.Mnemonic(), &envelope.SealOptions{
@@ -95,10 +122,10 @@ func (n *Node) backupFile(ctx context.Context, path string) {
 		n.ownMu.Unlock()
 		n.m.files.WithLabelValues("seal_failed").Inc()
 		log.Error("sealing share failed; nothing was pushed", "err", err)
-		return
+		return !errors.Is(err, envelope.ErrSanityCheck) // a chance match may not repeat
 	}
 	digest := sha256.Sum256(blob)
-	rec = shareRecord{
+	rec := shareRecord{
 		Vault:       vault,
 		File:        path,
 		Kind:        string(info.Kind),
@@ -109,44 +136,81 @@ func (n *Node) backupFile(ctx context.Context, path string) {
 		SealedAt:    time.Now().UTC(),
 		Holders:     map[string]receiptRecord{},
 	}
+	// A new version of a share goes to the holders of the old one first:
+	// they replace the old blob and release its attestation, so no obsolete
+	// share keeps counting as a backup.
+	for pub := range old.Holders {
+		rec.Previous = append(rec.Previous, pub)
+	}
+	sort.Strings(rec.Previous)
 	// The blob first: a record never points at a blob that is not there.
 	if err := n.st.PutMeta(ownBlobPrefix+vault, blob); err != nil {
 		n.ownMu.Unlock()
 		log.Error("storing sealed blob", "err", err)
-		return
+		return false
 	}
 	if err := putJSON(n.st, ownPrefix+vault, rec); err != nil {
 		n.ownMu.Unlock()
 		log.Error("storing share record", "err", err)
-		return
+		return false
 	}
 	n.ownMu.Unlock()
 	n.m.files.WithLabelValues("sealed").Inc()
 	log.Info("share sealed", "kind", info.Kind, "algorithm", info.Algorithm, "size", len(blob),
 		"digest", rec.Digest, "seal_ms", time.Since(start).Milliseconds())
-	n.ensureHolders(ctx, vault)
+	n.ensureHolders(ctx, vault, nil)
+	return true
 }
 
-// reconcileAll runs ensureHolders for every share this node owns.
+func mtime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// reconcileAll runs ensureHolders for every share this node owns, with the
+// chain's attestations of this node's blobs (when the chain answers).
 func (n *Node) reconcileAll(ctx context.Context) {
-	recs, _, err := scanJSON[shareRecord](n.st, ownPrefix)
+	recs, keys, err := scanJSON[shareRecord](n.st, ownPrefix)
 	if err != nil {
 		n.log.Error("listing share records", "err", err)
 		return
 	}
-	for _, r := range recs {
+	if len(keys) == 0 {
+		return
+	}
+	var attested map[string]bool
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	as, err := n.chain.AttestationsByOwner(cctx, n.addr)
+	cancel()
+	if err == nil {
+		attested = map[string]bool{}
+		for _, a := range as {
+			attested[a.Holder+"/"+a.Vault+"/"+a.Digest] = true
+		}
+	}
+	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
 		}
-		n.ensureHolders(ctx, r.Vault)
+		n.ensureHolders(ctx, recs[k].Vault, attested)
 	}
 }
 
-// ensureHolders pushes the sealed blob of vault to new holders until it has
-// Replication live ones (holders that are still active nodes). A holder that
-// fails is replaced by another draw; when no candidate is left, it tries
-// again at the next reconcile.
-func (n *Node) ensureHolders(ctx context.Context, vault string) {
+// ensureHolders pushes the sealed blob of vault until it has Replication live
+// holders. A holder is live while it is an active node and, once
+// attestGrace has passed since its receipt, the chain shows its attestation
+// of this digest (attested, keyed holder/vault/digest; nil when the chain
+// could not be read, then receipts are trusted). A holder that is active but
+// not live is pushed the blob again first: if it still has it, the duplicate
+// push re-queues its attestation; if it lost it, it stores it again. Then the
+// holders of the share's previous version are tried, then new holders are
+// drawn; a holder that fails is replaced by another draw, at most
+// maxPushAttempts pushes per call; what is still missing is tried at the next
+// reconcile.
+func (n *Node) ensureHolders(ctx context.Context, vault string, attested map[string]bool) {
 	n.ownMu.Lock()
 	defer n.ownMu.Unlock()
 	log := n.log.With("vault", vault)
@@ -158,12 +222,26 @@ func (n *Node) ensureHolders(ctx context.Context, vault string) {
 		return
 	}
 	view := n.member.current()
+	if _, active := view.nodes[n.id.PubKeyHex()]; !active {
+		log.Debug("this node is not active; no holder will accept its shares")
+		return
+	}
+	if v, ok := view.vaults[vault]; ok && v.Retired {
+		return // a retired vault's share needs no more holders
+	}
 	exclude := map[string]bool{n.id.PubKeyHex(): true}
+	var stale []string
 	live := 0
-	for pub := range rec.Holders {
+	for pub, rc := range rec.Holders {
 		exclude[pub] = true
-		if _, ok := view.nodes[pub]; ok {
+		node, active := view.nodes[pub]
+		if !active {
+			continue
+		}
+		if attested == nil || time.Since(rc.PushedAt) < attestGrace || attested[node.Address+"/"+vault+"/"+rec.Digest] {
 			live++
+		} else {
+			stale = append(stale, pub)
 		}
 	}
 	need := n.cfg.Backup.Replication - live
@@ -175,46 +253,76 @@ func (n *Node) ensureHolders(ctx context.Context, vault string) {
 		log.Error("reading sealed blob", "err", err)
 		return
 	}
-	for need > 0 && ctx.Err() == nil {
-		cands := n.selectHolders(view, vault, exclude, need)
+	sort.Strings(stale)
+	var previous []string
+	for _, pub := range rec.Previous {
+		if _, active := view.nodes[pub]; active && !exclude[pub] {
+			previous = append(previous, pub)
+		}
+	}
+	attempts := 0
+	for need > 0 && attempts < maxPushAttempts && ctx.Err() == nil {
+		var cands []string
+		switch {
+		case len(stale) > 0:
+			cands, stale = stale[:1], stale[1:]
+		case len(previous) > 0:
+			cands, previous = previous[:1], previous[1:]
+		default:
+			cands = n.selectHolders(view, vault, exclude, need)
+		}
 		if len(cands) == 0 {
 			n.m.underReplicated.Inc()
 			log.Warn("not enough holders available; will retry", "live", live, "replication", n.cfg.Backup.Replication)
 			return
 		}
 		for _, pub := range cands {
+			attempts++
 			exclude[pub] = true
-			ai, ok := view.addrInfo(pub)
-			if !ok {
-				continue
+			if n.pushTo(ctx, view, &rec, pub, blob) {
+				need--
+				live++
 			}
-			n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-			rcpt, err := n.svc.Push(ctx, ai.ID, vault, blob)
-			if err != nil {
-				n.m.pushes.WithLabelValues(reasonOf(err)).Inc()
-				log.Warn("push failed; drawing another holder", "holder", view.nodes[pub].Address, "err", err)
-				continue
-			}
-			raw, _ := rcpt.MarshalBinary()
-			rec.Holders[pub] = receiptRecord{
-				PeerID:    ai.ID.String(),
-				Time:      rcpt.Time.UTC(),
-				Signature: hex.EncodeToString(rcpt.Signature),
-				Raw:       raw,
-			}
-			if err := putJSON(n.st, ownPrefix+vault, rec); err != nil {
-				log.Error("storing receipt", "err", err)
-				return
-			}
-			n.m.pushes.WithLabelValues("ok").Inc()
-			log.Info("share pushed", "holder", view.nodes[pub].Address, "digest", rec.Digest)
-			need--
-			live++
-			if need == 0 {
+			if need == 0 || attempts == maxPushAttempts {
 				break
 			}
 		}
 	}
+}
+
+// pushTo pushes blob to the holder with pubkey pub and records its receipt.
+func (n *Node) pushTo(ctx context.Context, view *chainView, rec *shareRecord, pub string, blob []byte) bool {
+	log := n.log.With("vault", rec.Vault, "holder", view.nodes[pub].Address)
+	ai, ok := view.addrInfo(pub)
+	if !ok {
+		return false
+	}
+	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+	rcpt, err := n.svc.Push(ctx, ai.ID, rec.Vault, blob)
+	if err != nil {
+		n.m.pushes.WithLabelValues(reasonOf(err)).Inc()
+		log.Warn("push failed; drawing another holder", "err", err)
+		return false
+	}
+	raw, err := rcpt.MarshalBinary()
+	if err != nil {
+		log.Error("encoding receipt", "err", err)
+		return false
+	}
+	rec.Holders[pub] = receiptRecord{
+		PeerID:    ai.ID.String(),
+		Time:      rcpt.Time.UTC(),
+		Signature: hex.EncodeToString(rcpt.Signature),
+		Raw:       raw,
+		PushedAt:  time.Now().UTC(),
+	}
+	if err := putJSON(n.st, ownPrefix+rec.Vault, *rec); err != nil {
+		log.Error("storing receipt", "err", err)
+		return false
+	}
+	n.m.pushes.WithLabelValues("ok").Inc()
+	log.Info("share pushed", "digest", rec.Digest)
+	return true
 }
 
 // selectHolders draws up to k candidate holders (pubkey hex) per the

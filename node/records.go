@@ -8,6 +8,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/store"
 )
 
@@ -44,6 +46,9 @@ type shareRecord struct {
 	SealedAt    time.Time `json:"sealed_at"`
 	// Holders maps a holder's pubkey (hex) to its receipt.
 	Holders map[string]receiptRecord `json:"holders"`
+	// Previous are the holders of the share's previous version, tried first
+	// so that they replace (and release) the obsolete blob.
+	Previous []string `json:"previous,omitempty"`
 }
 
 // receiptRecord is a holder's signed receipt as the owner keeps it.
@@ -52,22 +57,43 @@ type receiptRecord struct {
 	Time      time.Time `json:"time"`
 	Signature string    `json:"signature"` // hex
 	Raw       []byte    `json:"raw"`       // the receipt as received, for re-verification
+	// PushedAt is when this node last pushed the blob to the holder (the
+	// receipt's Time is when the holder first stored it).
+	PushedAt time.Time `json:"pushed_at"`
 }
 
 // pendingEntry is a holder-side attestation or release waiting for the chain.
 type pendingEntry struct {
-	Owner  string `json:"owner"` // pubkey hex
+	Owner  string `json:"owner"` // the owner's node address
 	Vault  string `json:"vault"`
 	Digest string `json:"digest"` // hex
 	Size   int64  `json:"size"`
 }
 
+// key is the entry's queue key: one per (owner, vault, digest), so queueing
+// the same entry twice is harmless.
 func (p pendingEntry) key(prefix string) string {
 	return prefix + p.Owner + "/" + p.Vault + "/" + p.Digest
 }
 
-func pendingFromEntry(e store.Entry) pendingEntry {
-	return pendingEntry{Owner: hex.EncodeToString(e.Owner), Vault: e.Vault, Digest: hex.EncodeToString(e.Digest[:]), Size: e.Size}
+// chainEntry is the entry as a chain message carries it.
+func (p pendingEntry) chainEntry() (attest.Entry, error) {
+	d, err := hex.DecodeString(p.Digest)
+	if err != nil || len(d) != attest.DigestSize {
+		return attest.Entry{}, fmt.Errorf("bad digest %q", p.Digest)
+	}
+	if p.Size < 0 {
+		return attest.Entry{}, fmt.Errorf("bad size %d", p.Size)
+	}
+	e := attest.Entry{Owner: p.Owner, Vault: p.Vault, Size: uint64(p.Size)}
+	copy(e.Digest[:], d)
+	return e, nil
+}
+
+// pendingOf is the queue entry of a held blob.
+func (n *Node) pendingOf(e store.Entry) pendingEntry {
+	owner, _ := identity.AddressFromPubKey(e.Owner, n.cfg.HRP) // the store only keeps valid keys
+	return pendingEntry{Owner: owner, Vault: e.Vault, Digest: hex.EncodeToString(e.Digest[:]), Size: e.Size}
 }
 
 func putJSON(st *store.Store, key string, v any) error {

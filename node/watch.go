@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,13 +61,19 @@ func (w *watcher) run(ctx context.Context, out chan<- candidate) error {
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
 		return err
 	}
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
-	defer fw.Close()
-	if err := fw.Add(w.dir); err != nil {
-		return err
+	// Without file-system events (inotify limits, an unsupported file
+	// system) the periodic rescan still finds every file, only later.
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if fw, err := fsnotify.NewWatcher(); err != nil {
+		w.log.Warn("no file-system events; relying on rescans", "every", rescanInterval, "err", err)
+	} else {
+		defer fw.Close()
+		if err := fw.Add(w.dir); err != nil {
+			w.log.Warn("no file-system events; relying on rescans", "every", rescanInterval, "err", err)
+		} else {
+			events, errs = fw.Events, fw.Errors
+		}
 	}
 	rescan := time.NewTicker(rescanInterval)
 	defer rescan.Stop()
@@ -81,17 +86,19 @@ func (w *watcher) run(ctx context.Context, out chan<- candidate) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-fw.Events:
+		case ev, ok := <-events:
 			if !ok {
-				return errors.New("file watcher closed")
+				events = nil
+				continue
 			}
 			if isCandidateName(filepath.Base(ev.Name)) && ev.Op&(fsnotify.Create|fsnotify.Write|fsnotify.Rename|fsnotify.Chmod) != 0 {
 				pending[ev.Name] = candidate{Path: ev.Name, Size: -1}
 				resetTimer(timer, w.settle)
 			}
-		case err, ok := <-fw.Errors:
+		case err, ok := <-errs:
 			if !ok {
-				return errors.New("file watcher closed")
+				errs = nil
+				continue
 			}
 			w.log.Warn("file watcher error; rescanning", "err", err)
 			w.scan(pending)

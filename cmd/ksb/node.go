@@ -62,6 +62,10 @@ It stops cleanly on SIGINT or SIGTERM.`,
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		go func() {
+			<-ctx.Done()
+			stop() // a second signal kills the process during a slow shutdown
+		}()
 		n, err := node.New(ctx, node.Options{Home: *home, Config: cfg, Mnemonic: m, Logger: log})
 		if err != nil {
 			return err
