@@ -237,6 +237,10 @@ func NewGossip(h host.Host, id *identity.Identity, m Membership, opts ...GossipO
 	}
 	ps, err := pubsub.NewGossipSub(ctx, h,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		// Our own messages go to every topic peer, not only the mesh: a
+		// recovering node publishes right after it joins, before any mesh
+		// has formed around it.
+		pubsub.WithFloodPublish(true),
 	)
 	if err != nil {
 		return fail(fmt.Errorf("gossipsub: %w", err))

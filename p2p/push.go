@@ -281,6 +281,9 @@ func (s *Service) commit(owner []byte, vault string, digest [32]byte, blob []byt
 		return store.Entry{}, "", err
 	}
 	if dup != nil {
+		if err := s.accepted(*dup); err != nil {
+			return store.Entry{}, "", err
+		}
 		return *dup, "duplicate", nil
 	}
 	e := store.Entry{Owner: owner, Vault: vault, Digest: digest, Size: int64(len(blob)), Received: time.Now()}
@@ -296,8 +299,20 @@ func (s *Service) commit(owner []byte, vault string, digest [32]byte, blob []byt
 			s.onReplaced(*replaced)
 		}
 	}
-	if s.onAccepted != nil {
-		s.onAccepted(e)
+	if err := s.accepted(e); err != nil {
+		return store.Entry{}, "", err
 	}
 	return e, result, nil
+}
+
+// accepted runs the OnAccepted callback; its failure refuses the push.
+func (s *Service) accepted(e store.Entry) error {
+	if s.onAccepted == nil {
+		return nil
+	}
+	if err := s.onAccepted(e); err != nil {
+		s.log.Error("recording an accepted blob", "owner", fmt.Sprintf("%x", e.Owner), "vault", e.Vault, "err", err)
+		return refuse(CodeInternal, "recording the blob failed")
+	}
+	return nil
 }

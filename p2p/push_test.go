@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func (o *owner) push(t testing.TB, to *holder, vault string, b []byte) (*p2p.Rec
 func TestPushReceipt(t *testing.T) {
 	o := newOwner(t)
 	var accepted []store.Entry
-	hd := newHolder(t, newMembers(o.id), p2p.OnAccepted(func(e store.Entry) { accepted = append(accepted, e) }))
+	hd := newHolder(t, newMembers(o.id), p2p.OnAccepted(func(e store.Entry) error { accepted = append(accepted, e); return nil }))
 	b := blob(60<<10, 1)
 
 	r, err := o.push(t, hd, vaultA, b)
@@ -213,7 +214,7 @@ func TestPushRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var accepted int
-			opts := append([]p2p.Option{p2p.OnAccepted(func(store.Entry) { accepted++ })}, c.opts...)
+			opts := append([]p2p.Option{p2p.OnAccepted(func(store.Entry) error { accepted++; return nil })}, c.opts...)
 			hd := newHolder(t, m, opts...)
 			if c.setup != nil {
 				c.setup(hd)
@@ -257,7 +258,7 @@ func TestPushDuplicateAndReplace(t *testing.T) {
 	o := newOwner(t)
 	var accepted, replaced []store.Entry
 	hd := newHolder(t, newMembers(o.id),
-		p2p.OnAccepted(func(e store.Entry) { accepted = append(accepted, e) }),
+		p2p.OnAccepted(func(e store.Entry) error { accepted = append(accepted, e); return nil }),
 		p2p.OnReplaced(func(e store.Entry) { replaced = append(replaced, e) }))
 	v1, v2 := blob(3000, 5), blob(4000, 6)
 
@@ -272,7 +273,9 @@ func TestPushDuplicateAndReplace(t *testing.T) {
 	if !again.Time.Equal(r1.Time) || again.Digest != r1.Digest {
 		t.Fatalf("duplicate receipt %+v differs from the first %+v", again, r1)
 	}
-	if len(accepted) != 1 || len(replaced) != 0 {
+	// A duplicate is acknowledged again, so its attestation is queued again
+	// (idempotently) in case the first queueing was lost.
+	if len(accepted) != 2 || accepted[1].Digest != r1.Digest || len(replaced) != 0 {
 		t.Fatalf("after duplicate: %d accepted, %d replaced", len(accepted), len(replaced))
 	}
 
@@ -280,7 +283,7 @@ func TestPushDuplicateAndReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(replaced) != 1 || replaced[0].Digest != r1.Digest || len(accepted) != 2 || accepted[1].Digest != r2.Digest {
+	if len(replaced) != 1 || replaced[0].Digest != r1.Digest || len(accepted) != 3 || accepted[2].Digest != r2.Digest {
 		t.Fatalf("replace: accepted %v, replaced %v", accepted, replaced)
 	}
 	entries, _ := hd.st.Entries(nil)
@@ -348,5 +351,28 @@ func TestManyPushes(t *testing.T) {
 	}
 	if entries, _ := hd.st.Entries(nil); len(entries) != 20 {
 		t.Fatalf("%d entries stored", len(entries))
+	}
+}
+
+// TestPushRefusedWhenNotRecorded: a holder that cannot record an accepted
+// blob (its attestation queue fails) sends no receipt; the owner's retry,
+// once recording works, is acknowledged.
+func TestPushRefusedWhenNotRecorded(t *testing.T) {
+	o := newOwner(t)
+	var fail atomic.Bool
+	fail.Store(true)
+	hd := newHolder(t, newMembers(o.id), p2p.OnAccepted(func(store.Entry) error {
+		if fail.Load() {
+			return errors.New("queue unavailable")
+		}
+		return nil
+	}))
+	v := blob(2000, 9)
+	if _, err := o.push(t, hd, vaultA, v); !errors.Is(err, p2p.ErrInternal) {
+		t.Fatalf("push with a failing record: %v, want ErrInternal", err)
+	}
+	fail.Store(false)
+	if _, err := o.push(t, hd, vaultA, v); err != nil {
+		t.Fatalf("retry: %v", err)
 	}
 }

@@ -128,11 +128,15 @@ func WithRegisterer(r prometheus.Registerer) Option {
 	}
 }
 
-// OnAccepted sets a function called with each entry the holder newly stored
-// (not for a duplicate push), after it is durable and before the receipt is
-// sent: the daemon queues its attestation there. It must not block for long;
-// it is called on the stream's goroutine.
-func OnAccepted(f func(store.Entry)) Option {
+// OnAccepted sets a function called with each entry the holder acknowledges,
+// after it is durable and before the receipt is sent: the daemon queues its
+// attestation there. It is called for a duplicate push too, so that an
+// attestation lost between storing the blob and queueing it (a crash) is
+// queued again when the owner retries; it must therefore be idempotent. If it
+// returns an error, the push is refused with CodeInternal and no receipt is
+// sent (the blob stays stored; the owner's retry calls it again). It must not
+// block for long; it is called on the stream's goroutine.
+func OnAccepted(f func(store.Entry) error) Option {
 	return func(s *Service) error { s.onAccepted = f; return nil }
 }
 
@@ -160,7 +164,7 @@ type Service struct {
 	pushTimeout, fetchTimeout time.Duration
 	fetchLimit                *rateLimiter
 	reg                       prometheus.Registerer
-	onAccepted                func(store.Entry)
+	onAccepted                func(store.Entry) error
 	onReplaced                func(store.Entry)
 	m                         *metrics
 	owners                    keyedMutex
