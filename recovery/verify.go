@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/ksb-project/ksb/envelope"
+	"github.com/ksb-project/ksb/internal/safefile"
 	"github.com/ksb-project/ksb/keyshare"
 )
 
@@ -95,60 +96,12 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// writeAtomic writes data to path with OutputMode through a temporary file
-// in the same directory, synced, then hard-linked into place (without
-// force: the link fails if path exists, even if it appeared meanwhile) or
-// renamed over it (force). On any failure the temporary file is removed and
-// path is untouched; the directory is synced after.
-func writeAtomic(path string, data []byte, force bool) (err error) {
-	dir := filepath.Dir(path)
-	if !force && exists(path) {
+// writeAtomic writes data to path with OutputMode, never half-written and,
+// without force, never over an existing file (see safefile.Write).
+func writeAtomic(path string, data []byte, force bool) error {
+	err := safefile.Write(path, data, OutputMode, force)
+	if errors.Is(err, safefile.ErrExists) {
 		return fmt.Errorf("%s: %w", path, ErrExists)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	name := tmp.Name()
-	defer func() {
-		tmp.Close()
-		os.Remove(name) // after a link, the temporary name only; else all
-	}()
-	if err := tmp.Chmod(OutputMode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if force {
-		if err := os.Rename(name, path); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-	} else {
-		err := os.Link(name, path)
-		switch {
-		case errors.Is(err, os.ErrExist):
-			return fmt.Errorf("%s: %w", path, ErrExists)
-		case err != nil:
-			// No hard links here (FAT, some network file systems): check,
-			// then rename, accepting the small race in between.
-			if _, serr := os.Lstat(path); serr == nil {
-				return fmt.Errorf("%s: %w", path, ErrExists)
-			}
-			if err := os.Rename(name, path); err != nil {
-				return fmt.Errorf("writing %s: %w", path, err)
-			}
-		}
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return err
 }

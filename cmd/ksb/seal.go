@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ksb-project/ksb/envelope"
+	"github.com/ksb-project/ksb/internal/safefile"
 	"github.com/ksb-project/ksb/keyshare"
 )
 
@@ -166,61 +166,12 @@ func readCapped(path string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// writeAtomic writes data to path with outputMode through a temporary file
-// in the same directory, synced, then linked (no force: fails if path
-// exists, even if it appeared meanwhile) or renamed (force) into place. On
-// any failure the temporary file is removed and path is untouched.
-func writeAtomic(path string, data []byte, force bool) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+// writeAtomic writes data to path with outputMode, never half-written and,
+// without force, never over an existing file (see safefile.Write).
+func writeAtomic(path string, data []byte, force bool) error {
+	err := safefile.Write(path, data, outputMode, force)
+	if errors.Is(err, safefile.ErrExists) {
+		return fmt.Errorf("%s: %w", path, errExists)
 	}
-	name := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(outputMode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if force {
-		if err := os.Rename(name, path); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-	} else {
-		err := os.Link(name, path)
-		switch {
-		case errors.Is(err, os.ErrExist):
-			return fmt.Errorf("%s: %w", path, errExists)
-		case err != nil:
-			// No hard links here (FAT, some network file systems): check,
-			// then rename, accepting the small race in between.
-			if _, serr := os.Lstat(path); serr == nil {
-				return fmt.Errorf("%s: %w", path, errExists)
-			}
-			if err := os.Rename(name, path); err != nil {
-				return fmt.Errorf("writing %s: %w", path, err)
-			}
-		default:
-			os.Remove(name)
-		}
-	}
-	// Make the new directory entry durable too.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return err
 }
