@@ -55,6 +55,10 @@ func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, diges
 	if err != nil {
 		return nil, fmt.Errorf("opening fetch stream to %s: %w", holder, err)
 	}
+	// Cancelling ctx aborts the stream at once (the deadline covers a holder
+	// that is merely slow).
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
 	got, err := fetchOnStream(ctx, s, self, vault, digest)
 	if err != nil {
 		s.Reset()

@@ -188,3 +188,33 @@ func readRequest(s network.Stream) {
 		}
 	}
 }
+
+// TestFetchCancelled: a holder that accepts the stream and never answers
+// does not hold Fetch once its context is cancelled (its own deadline is
+// FetchTimeout, a minute).
+func TestFetchCancelled(t *testing.T) {
+	o := newOwner(t)
+	silent := newOwner(t)
+	release := make(chan struct{})
+	defer close(release)
+	silent.h.SetStreamHandler(p2p.FetchProtocol, func(s network.Stream) {
+		<-release
+		s.Reset()
+	})
+	introduce(o.h, silent.h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p2p.Fetch(ctx, o.h, silent.h.ID(), "", nil)
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("cancelled fetch succeeded")
+		}
+	case <-time.After(p2p.FetchTimeout / 2):
+		t.Fatal("Fetch ignored its cancelled context")
+	}
+}
