@@ -197,7 +197,9 @@ func TestFetchCancelled(t *testing.T) {
 	silent := newOwner(t)
 	release := make(chan struct{})
 	defer close(release)
+	opened := make(chan struct{}, 1)
 	silent.h.SetStreamHandler(p2p.FetchProtocol, func(s network.Stream) {
+		opened <- struct{}{}
 		<-release
 		s.Reset()
 	})
@@ -208,6 +210,7 @@ func TestFetchCancelled(t *testing.T) {
 		_, err := p2p.Fetch(ctx, o.h, silent.h.ID(), "", nil)
 		done <- err
 	}()
+	<-opened // the request is on the wire; now give up
 	cancel()
 	select {
 	case err := <-done:
