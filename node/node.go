@@ -147,6 +147,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.registerStoreGauges()
+	n.loadSavedView()
 	if n.cfg.Admin.Listen != "" {
 		if n.admin, err = listenAdmin(n.cfg.Admin.Listen, n.reg, n.Status, n.healthy, n.log); err != nil {
 			n.closeAll()
@@ -340,6 +341,9 @@ func (n *Node) pollChain(ctx context.Context) error {
 	v := newChainView(nodes, vaults)
 	n.member.view.Store(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
+	if err := putJSON(n.st, chainViewKey, savedView{Nodes: nodes, Vaults: vaults, Time: time.Now().UTC()}); err != nil {
+		n.log.Warn("saving the chain view", "err", err)
+	}
 	n.connectActive(ctx, v)
 	n.sweepRetired(v)
 	if n.polls%heldReconcileEvery == 0 {
@@ -367,6 +371,29 @@ func (n *Node) connectActive(ctx context.Context, v *chainView) {
 	if err := p2p.ConnectPeers(cctx, n.h, infos); err != nil {
 		n.log.Debug("connecting to active nodes", "err", err)
 	}
+}
+
+// savedView is the last chain view read, kept in the store so that a node
+// restarted while the chain is unreachable still knows who is active: it
+// keeps accepting pushes and backing up its own shares.
+type savedView struct {
+	Nodes  []attest.Node  `json:"nodes"`
+	Vaults []attest.Vault `json:"vaults"`
+	Time   time.Time      `json:"time"`
+}
+
+// chainViewKey is the meta key of the saved chain view.
+const chainViewKey = "chainview"
+
+func (n *Node) loadSavedView() {
+	var sv savedView
+	found, err := getJSON(n.st, chainViewKey, &sv)
+	if err != nil || !found {
+		return
+	}
+	n.member.view.Store(newChainView(sv.Nodes, sv.Vaults))
+	n.viewOnce.Do(func() { close(n.viewReady) })
+	n.log.Info("using the saved chain view until the chain answers", "saved", sv.Time)
 }
 
 // waitView blocks until the first chain view is loaded or ctx is done.

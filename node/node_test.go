@@ -280,6 +280,19 @@ func TestChainOutageDuringBackup(t *testing.T) {
 		return nil
 	})
 
+	// A holder restarted during the outage keeps its queue (and, from its
+	// saved chain view, still knows who is active).
+	if err := n.StopMember(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.StartMember(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "restarted holder healthy on its saved view", func() error { return allHealthy(ctx, n) })
+	if p := status(t, ctx, n.Members[2]).PendingAttestations; p != 6 {
+		t.Fatalf("restarted holder has %d pending attestations, want 6", p)
+	}
+
 	chain, err := attest.StartEmbedded(ctx, attest.EmbeddedConfig{Home: chainHome})
 	if err != nil {
 		t.Fatal(err)
