@@ -75,6 +75,9 @@ type Options struct {
 	PollInterval, BatchInterval, HeartbeatInterval time.Duration
 	// QUIC makes members listen on QUIC as well as TCP.
 	QUIC bool
+	// RetiredGrace is how long members keep blobs of retired vaults (the
+	// config default, 7 days, if 0).
+	RetiredGrace time.Duration
 	// Logger receives the chain's and members' logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -147,6 +150,9 @@ type Network struct {
 	Members []*Member
 	// Vaults are the vault public keys registered in genesis.
 	Vaults []string
+	// Authority is the key that signs Churn transactions (a devnet's own,
+	// fresh, never written to disk).
+	Authority *identity.Identity
 
 	opts    Options
 	tempDir bool
@@ -190,6 +196,7 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.Authority = authID
 	gen := attest.Genesis{Authority: authID.PubKeyHex(), Replication: uint32(opts.Replication)}
 	vaultMembers := map[string][]string{}
 	for i := 0; i < opts.Nodes; i++ {
@@ -285,6 +292,9 @@ func (n *Network) newMember(i int) (*Member, error) {
 	cfg.Backup.Replication = n.opts.Replication
 	cfg.Backup.WorkFactor = n.opts.WorkFactor
 	cfg.Backup.AllowLowWorkFactor = n.opts.AllowLowWorkFactor
+	if n.opts.RetiredGrace > 0 {
+		cfg.Store.RetiredGrace = config.Duration{Duration: n.opts.RetiredGrace}
+	}
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Log.Format = "text"
 	ecdsa, err := fixtures.ECDSA(i)

@@ -423,3 +423,57 @@ func holderAddrs(s node.ShareStatus) []string {
 	}
 	return out
 }
+
+// TestRetiredVaultIsDropped: once the authority retires a vault on chain and
+// the grace period has passed, holders drop its blobs and release their
+// attestations; the other vault's backups stay.
+func TestRetiredVaultIsDropped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	n, err := devnet.Start(ctx, devnet.Options{
+		Nodes: 4, Dir: t.TempDir(), WorkFactor: 10, AllowLowWorkFactor: true,
+		BlockInterval: 200 * time.Millisecond, PollInterval: 300 * time.Millisecond,
+		BatchInterval: 300 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
+		RetiredGrace: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.PlaceShares(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.WaitCovered(ctx, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	retired, kept := n.Vaults[0], n.Vaults[1]
+	if _, err := attest.NewSender(n.Client, n.Authority).Send(ctx, &attest.Churn{RetireVaults: []string{retired}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "retired vault's blobs dropped and released", func() error {
+		for _, m := range n.Members {
+			for _, h := range status(t, ctx, m).Held {
+				if h.Vault == retired {
+					return fmt.Errorf("member %d still holds a blob of the retired vault", m.Index)
+				}
+			}
+			as, err := n.Client.AttestationsByHolder(ctx, m.Address)
+			if err != nil {
+				return err
+			}
+			var keptN int
+			for _, a := range as {
+				switch a.Vault {
+				case retired:
+					return fmt.Errorf("member %d's attestation of the retired vault is not released", m.Index)
+				case kept:
+					keptN++
+				}
+			}
+			if keptN != 3 {
+				return fmt.Errorf("member %d attests %d blobs of the kept vault, want 3", m.Index, keptN)
+			}
+		}
+		return nil
+	})
+}
