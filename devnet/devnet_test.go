@@ -3,6 +3,8 @@ package devnet_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,20 @@ func TestRun(t *testing.T) {
 	}
 	if tm.Coverage <= 0 || tm.Recovery <= 0 {
 		t.Errorf("timings %+v", tm)
+	}
+}
+
+func TestStartRefusesUsedDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "old"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := devnet.Start(context.Background(), devnet.Options{Nodes: 4, Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("Start in a used directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("Start wrote into the used directory: %v", entries)
 	}
 }
 
