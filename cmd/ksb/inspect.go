@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -38,9 +37,7 @@ func inspectCmd() *cobra.Command {
 		out := inspectOut{Kind: info.Kind, Algorithm: info.Algorithm, VaultPubKey: info.VaultPubKey, Parties: info.Parties}
 		w := cmd.OutOrStdout()
 		if *asJSON {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return writeJSON(w, out)
 		}
 		_, err = fmt.Fprintf(w, "kind:         %s\nalgorithm:    %s\nvault_pubkey: %s\nparties:      %d\n",
 			out.Kind, out.Algorithm, out.VaultPubKey, out.Parties)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -44,9 +43,7 @@ func keysCmd() *cobra.Command {
 		out := keysShow{Address: addr, PubKey: id.PubKeyHex(), PeerID: id.PeerID().String()}
 		w := cmd.OutOrStdout()
 		if *asJSON {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return writeJSON(w, out)
 		}
 		fmt.Fprintf(w, "address: %s\npubkey:  %s\npeer_id: %s\n", out.Address, out.PubKey, out.PeerID)
 		return nil

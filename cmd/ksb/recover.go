@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -177,7 +176,5 @@ func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 		}
 		o.Skipped = append(o.Skipped, rs)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(o)
+	return writeJSON(w, o)
 }
