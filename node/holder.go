@@ -86,6 +86,11 @@ func (n *Node) runBatcher(ctx context.Context) error {
 			case <-time.After(n.cfg.Chain.BatchInterval.Duration / 4):
 			}
 		}
+		if !n.member.IsActive(n.id.PubKey()) {
+			// The chain refuses every transaction of a node that is not
+			// active; the queue waits until it is again.
+			continue
+		}
 		for _, prefix := range []string{attestPrefix, releasePrefix} {
 			if err := n.flush(ctx, prefix); err != nil {
 				n.m.chainErrors.Inc()
@@ -256,15 +261,14 @@ func (n *Node) reconcileHeld(ctx context.Context) error {
 		p := n.pendingOf(e)
 		k := p.Owner + "/" + p.Vault + "/" + p.Digest
 		held[k] = true
-		// The chain refuses attestations of vaults it does not know (or
-		// retired): queueing them again would only be refused again.
-		if v, ok := view.vaults[e.Vault]; !ok || v.Retired {
+		if attested[k] || !view.attestable(p.Owner, e.Vault) {
+			// The chain refuses attestations of vaults it does not know or
+			// retired, and of owners that are neither active nor members:
+			// queueing them again would only be refused again.
 			continue
 		}
-		if !attested[k] {
-			if err := n.onAccepted(e); err != nil {
-				return err
-			}
+		if err := n.queueIfStillHeld(e); err != nil {
+			return err
 		}
 	}
 	for _, a := range onChain {
@@ -275,6 +279,23 @@ func (n *Node) reconcileHeld(ctx context.Context) error {
 		n.queueRelease(pendingEntry{Owner: a.Owner, Vault: a.Vault, Digest: a.Digest, Size: int64(a.Size)})
 	}
 	return nil
+}
+
+// queueIfStillHeld queues the attestation of e unless, meanwhile, a push
+// replaced it: the store is read again under pendingMu, which onReplaced
+// takes after the store changed, so a replaced digest is never re-queued.
+func (n *Node) queueIfStillHeld(e store.Entry) error {
+	n.pendingMu.Lock()
+	cur, _, err := n.st.Get(e.Owner, e.Vault)
+	if err != nil || cur.Digest != e.Digest {
+		n.pendingMu.Unlock()
+		return nil // gone or replaced
+	}
+	p := n.pendingOf(e)
+	err = putJSON(n.st, p.key(attestPrefix), p)
+	n.pendingMu.Unlock()
+	n.refreshPendingGauges()
+	return err
 }
 
 // sweepRetired drops the blobs of vaults retired on chain once they have been

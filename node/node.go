@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +39,13 @@ const (
 	// a slow chain does not cause pushes, while a holder whose attestation
 	// never lands is pushed again (re-queueing it) within minutes.
 	attestGrace = 2 * time.Minute
+
+	// holderGiveUp is how long after a holder first stored a share (its
+	// receipt time) the owner keeps re-pushing to it while its attestation
+	// never appears; then it draws another holder. Three grace periods: a
+	// holder whose chain access is briefly broken is not dropped, one that
+	// never attests is replaced within minutes.
+	holderGiveUp = 3 * attestGrace
 
 	// maxPushAttempts bounds the pushes of one share per reconcile, so an
 	// owner facing many unreachable nodes does not stall its other shares;
@@ -95,6 +104,9 @@ type Node struct {
 
 	// polls counts successful chain polls (follower goroutine only).
 	polls int
+	// lastSaved is the chain view last written to the store (follower
+	// goroutine only).
+	lastSaved []byte
 
 	// bootstrap are the configured peers dialled besides the active nodes.
 	bootstrap []peer.AddrInfo
@@ -341,9 +353,7 @@ func (n *Node) pollChain(ctx context.Context) error {
 	v := newChainView(nodes, vaults)
 	n.member.view.Store(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
-	if err := putJSON(n.st, chainViewKey, savedView{Nodes: nodes, Vaults: vaults, Time: time.Now().UTC()}); err != nil {
-		n.log.Warn("saving the chain view", "err", err)
-	}
+	n.saveView(nodes, vaults)
 	n.connectActive(ctx, v)
 	n.sweepRetired(v)
 	if n.polls%heldReconcileEvery == 0 {
@@ -379,11 +389,30 @@ func (n *Node) connectActive(ctx context.Context, v *chainView) {
 type savedView struct {
 	Nodes  []attest.Node  `json:"nodes"`
 	Vaults []attest.Vault `json:"vaults"`
-	Time   time.Time      `json:"time"`
 }
 
 // chainViewKey is the meta key of the saved chain view.
 const chainViewKey = "chainview"
+
+// saveView stores the view when it changed (live vaults only: retired ones
+// only grow the record).
+func (n *Node) saveView(nodes []attest.Node, vaults []attest.Vault) {
+	var live []attest.Vault
+	for _, v := range vaults {
+		if !v.Retired {
+			live = append(live, v)
+		}
+	}
+	b, err := json.Marshal(savedView{Nodes: nodes, Vaults: live})
+	if err != nil || bytes.Equal(b, n.lastSaved) {
+		return
+	}
+	if err := n.st.PutMeta(chainViewKey, b); err != nil {
+		n.log.Warn("saving the chain view", "err", err)
+		return
+	}
+	n.lastSaved = b
+}
 
 func (n *Node) loadSavedView() {
 	var sv savedView
@@ -393,7 +422,7 @@ func (n *Node) loadSavedView() {
 	}
 	n.member.view.Store(newChainView(sv.Nodes, sv.Vaults))
 	n.viewOnce.Do(func() { close(n.viewReady) })
-	n.log.Info("using the saved chain view until the chain answers", "saved", sv.Time)
+	n.log.Info("using the saved chain view until the chain answers", "nodes", len(sv.Nodes), "vaults", len(sv.Vaults))
 }
 
 // waitView blocks until the first chain view is loaded or ctx is done.

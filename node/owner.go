@@ -73,6 +73,11 @@ func (n *Node) backupFile(ctx context.Context, path string) bool {
 	if errors.Is(err, os.ErrNotExist) {
 		return true // removed since it was seen
 	}
+	if errors.Is(err, errTooLarge) {
+		n.m.files.WithLabelValues("not_keyshare").Inc()
+		log.Warn("larger than any keyshare; left alone", "max", keyshare.MaxFileSize)
+		return true
+	}
 	if err != nil {
 		n.m.files.WithLabelValues("unreadable").Inc()
 		log.Warn("cannot read file; will retry", "err", err)
@@ -226,8 +231,13 @@ func (n *Node) ensureHolders(ctx context.Context, vault string, attested map[str
 		log.Debug("this node is not active; no holder will accept its shares")
 		return
 	}
-	if v, ok := view.vaults[vault]; ok && v.Retired {
-		return // a retired vault's share needs no more holders
+	if v, ok := view.vaults[vault]; !ok || v.Retired {
+		// The chain refuses attestations of a vault it does not know (yet:
+		// the churn that creates it may come after keygen), and a retired
+		// vault's share needs no more holders. The share is sealed; it is
+		// pushed once the vault is on chain.
+		log.Debug("vault not live on chain; not pushing", "known", ok)
+		return
 	}
 	exclude := map[string]bool{n.id.PubKeyHex(): true}
 	var stale []string
@@ -238,10 +248,18 @@ func (n *Node) ensureHolders(ctx context.Context, vault string, attested map[str
 		if !active {
 			continue
 		}
-		if attested == nil || time.Since(rc.PushedAt) < attestGrace || attested[node.Address+"/"+vault+"/"+rec.Digest] {
+		switch {
+		case attested == nil || time.Since(rc.PushedAt) < attestGrace || attested[node.Address+"/"+vault+"/"+rec.Digest]:
 			live++
-		} else {
+		case time.Since(rc.Time) < holderGiveUp:
+			// Acknowledged but not attested: push again, which re-queues
+			// its attestation (or restores a lost blob).
 			stale = append(stale, pub)
+		default:
+			// Acknowledged long ago and still not attested: it does not
+			// count, and another holder is drawn in its place.
+			log.Warn("holder never attested this share; replacing it", "holder", node.Address)
+			delete(rec.Holders, pub)
 		}
 	}
 	need := n.cfg.Backup.Replication - live
@@ -376,6 +394,9 @@ func reasonOf(err error) string {
 	return "error"
 }
 
+// errTooLarge is readCapped's error for a file over its cap.
+var errTooLarge = errors.New("file too large")
+
 // readCapped reads at most max bytes of path and fails if it is longer.
 func readCapped(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
@@ -388,7 +409,7 @@ func readCapped(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("larger than %d bytes", max)
+		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, max)
 	}
 	return b, nil
 }

@@ -63,6 +63,25 @@ func (v *chainView) addrInfo(pub string) (peer.AddrInfo, bool) {
 	return ai, true
 }
 
+// attestable reports whether the chain would accept an attestation of a blob
+// of owner (address) for vault: the vault is live, and the owner is an active
+// node or a member of the vault.
+func (v *chainView) attestable(owner, vault string) bool {
+	vt, ok := v.vaults[vault]
+	if !ok || vt.Retired {
+		return false
+	}
+	if _, active := v.byAddr[owner]; active {
+		return true
+	}
+	for _, m := range vt.Members {
+		if m == owner {
+			return true
+		}
+	}
+	return false
+}
+
 // membership implements p2p.Membership over the latest chain view.
 type membership struct{ view atomic.Pointer[chainView] }
 
