@@ -196,6 +196,23 @@ func fullCoverage(cov coverageJSON, vaults int) error {
 	return nil
 }
 
+// startTestnet runs `ksb testnet init` for nodes nodes and one validator
+// with the keyshares in shares, then `ksb chain start` and one `ksb node`
+// per node. procs[0] is the chain, procs[i+1] node i.
+func startTestnet(t *testing.T, dir string, nodes int, shares string) (homes []testnetHome, procs []*proc) {
+	t.Helper()
+	base := freeBase(t, 2+nodes*2)
+	mustRun(t, "testnet", "init", "--dir", dir, "--nodes", strconv.Itoa(nodes), "--validators", "1",
+		"--base-port", strconv.Itoa(base), "--keyshares", shares, "--block-interval", "200ms")
+	procs = append(procs, startProc(t, "chain0", filepath.Join(dir, "chain0.log"), "chain", "start", "--home", filepath.Join(dir, "chain0")))
+	for i := 0; i < nodes; i++ {
+		h := readHome(t, filepath.Join(dir, fmt.Sprintf("node%d", i)))
+		homes = append(homes, h)
+		procs = append(procs, startProc(t, "node"+strconv.Itoa(i), h.Dir+".log", "node", "--home", h.Dir))
+	}
+	return homes, procs
+}
+
 // TestBackupAsProcesses is issue 4's process test: `ksb testnet init` with
 // four tss-lib shares of one keygen, `ksb chain start`, four `ksb node`
 // processes, each node's files copied into its keyshares/ per
@@ -216,18 +233,7 @@ func TestBackupAsProcesses(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(shares, fmt.Sprintf("keygen_data_%d.json", i)), b, 0o600)
 	}
-	base := freeBase(t, 2+4*2)
-	mustRun(t, "testnet", "init", "--dir", dir, "--nodes", "4", "--validators", "1",
-		"--base-port", strconv.Itoa(base), "--keyshares", shares, "--block-interval", "200ms")
-
-	chain := startProc(t, "chain0", filepath.Join(dir, "chain0.log"), "chain", "start", "--home", filepath.Join(dir, "chain0"))
-	procs := []*proc{chain}
-	var homes []testnetHome
-	for i := 0; i < 4; i++ {
-		h := readHome(t, filepath.Join(dir, fmt.Sprintf("node%d", i)))
-		homes = append(homes, h)
-		procs = append(procs, startProc(t, "node"+strconv.Itoa(i), h.Dir+".log", "node", "--home", h.Dir))
-	}
+	homes, procs := startTestnet(t, dir, 4, shares)
 	for i := range homes {
 		if files := copyAssigned(t, dir, fmt.Sprintf("node%d", i)); len(files) != 1 {
 			t.Fatalf("node%d was dealt %d files", i, len(files))

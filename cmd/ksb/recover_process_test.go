@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,19 +40,11 @@ func TestRecoverAsProcesses(t *testing.T) {
 		os.WriteFile(filepath.Join(shares, fmt.Sprintf("a-ecdsa-%d.json", i)), e, 0o600)
 		os.WriteFile(filepath.Join(shares, fmt.Sprintf("b-eddsa-%d.json", i)), d, 0o600)
 	}
-	base := freeBase(t, 2+5*2)
-	mustRun(t, "testnet", "init", "--dir", dir, "--nodes", "5", "--validators", "1",
-		"--base-port", strconv.Itoa(base), "--keyshares", shares, "--block-interval", "200ms")
-
-	chain := startProc(t, "chain0", filepath.Join(dir, "chain0.log"), "chain", "start", "--home", filepath.Join(dir, "chain0"))
-	procs := []*proc{chain}
-	var homes []testnetHome
+	homes, procs := startTestnet(t, dir, 5, shares)
+	chain := procs[0]
 	addrIndex := map[string]int{}
-	for i := 0; i < 5; i++ {
-		h := readHome(t, filepath.Join(dir, fmt.Sprintf("node%d", i)))
-		homes = append(homes, h)
+	for i, h := range homes {
 		addrIndex[nodeAddress(t, h.Dir)] = i
-		procs = append(procs, startProc(t, "node"+strconv.Itoa(i), h.Dir+".log", "node", "--home", h.Dir))
 	}
 	originals := map[string][]byte{} // node0's files by base name
 	for i := range homes {
