@@ -434,7 +434,7 @@ func TestRetiredVaultIsDropped(t *testing.T) {
 		Nodes: 4, Dir: t.TempDir(), WorkFactor: 10, AllowLowWorkFactor: true,
 		BlockInterval: 200 * time.Millisecond, PollInterval: 300 * time.Millisecond,
 		BatchInterval: 300 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
-		RetiredGrace: time.Second,
+		RetiredGrace: 5 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -449,6 +449,19 @@ func TestRetiredVaultIsDropped(t *testing.T) {
 	retired, kept := n.Vaults[0], n.Vaults[1]
 	if _, err := attest.NewSender(n.Client, n.Authority).Send(ctx, &attest.Churn{RetireVaults: []string{retired}}); err != nil {
 		t.Fatal(err)
+	}
+	// Within the grace period the blobs are kept (a retirement can be a
+	// mistake the authority undoes).
+	for _, m := range n.Members {
+		held := 0
+		for _, h := range status(t, ctx, m).Held {
+			if h.Vault == retired {
+				held++
+			}
+		}
+		if held != 3 {
+			t.Fatalf("member %d holds %d blobs of the retired vault right after its retirement, want 3", m.Index, held)
+		}
 	}
 	waitFor(t, ctx, "retired vault's blobs dropped and released", func() error {
 		for _, m := range n.Members {
