@@ -53,27 +53,41 @@ type Info struct {
 // ParseFile reads the regular file at path, at most [MaxFileSize] bytes, and
 // parses it with [Parse].
 func ParseFile(path string) (Info, error) {
+	_, info, err := ReadFile(path)
+	return info, err
+}
+
+// ReadFile reads the regular file at path, at most [MaxFileSize] bytes, and
+// parses it with [Parse]; it returns the file's exact bytes with its
+// description, so a caller that backs the file up reads it once. A file that
+// is not a keyshare (too large, not a regular file, not a share) is a
+// [*NotKeyshareError]; failing to read it is any other error.
+func ReadFile(path string) ([]byte, Info, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return Info{}, fmt.Errorf("reading keyshare: %w", err)
+		return nil, Info{}, fmt.Errorf("reading keyshare: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return Info{}, refusef("", ErrNotRegularFile, "%s is a %v", path, fi.Mode().Type())
+		return nil, Info{}, refusef("", ErrNotRegularFile, "%s is a %v", path, fi.Mode().Type())
 	}
 	if fi.Size() > MaxFileSize {
-		return Info{}, refusef("", ErrTooLarge, "%d bytes, limit %d", fi.Size(), MaxFileSize)
+		return nil, Info{}, refusef("", ErrTooLarge, "%d bytes, limit %d", fi.Size(), MaxFileSize)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return Info{}, fmt.Errorf("reading keyshare: %w", err)
+		return nil, Info{}, fmt.Errorf("reading keyshare: %w", err)
 	}
 	defer f.Close()
 	// The file may have grown since Stat: read one byte past the cap to tell.
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return Info{}, fmt.Errorf("reading keyshare: %w", err)
+		return nil, Info{}, fmt.Errorf("reading keyshare: %w", err)
 	}
-	return Parse(data)
+	info, err := Parse(data)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return data, info, nil
 }
 
 // Parse recognises data as a keyshare file and describes it. Anything else is

@@ -490,3 +490,25 @@ func BenchmarkParseLargestEdDSA(b *testing.B) {
 	}
 	b.ReportMetric(float64(info.Parties), "parties")
 }
+
+// TestReadFile: the bytes ReadFile returns are the file's, unaltered, with the
+// same description ParseFile gives; a refused file returns no bytes.
+func TestReadFile(t *testing.T) {
+	path := filepath.Join("testdata", "go-tss-eddsa-0.json")
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, info, err := keyshare.ReadFile(path)
+	if err != nil || !bytes.Equal(data, want) {
+		t.Fatalf("ReadFile: %d bytes equal=%v, %v", len(data), bytes.Equal(data, want), err)
+	}
+	if pinfo, _ := keyshare.ParseFile(path); pinfo != info {
+		t.Errorf("ReadFile info %+v, ParseFile %+v", info, pinfo)
+	}
+	garbage := filepath.Join(t.TempDir(), "garbage.json")
+	os.WriteFile(garbage, []byte(`{"not":"a share"}`), 0o600)
+	if data, _, err := keyshare.ReadFile(garbage); !errors.Is(err, keyshare.ErrNotKeyshare) || data != nil {
+		t.Errorf("garbage: %d bytes, %v", len(data), err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -69,25 +68,18 @@ func (n *Node) runOwner(ctx context.Context) error {
 // so the caller tries again.
 func (n *Node) backupFile(ctx context.Context, path string) bool {
 	log := n.log.With("file", filepath.Base(path))
-	data, err := readCapped(path, keyshare.MaxFileSize)
-	if errors.Is(err, os.ErrNotExist) {
+	data, info, err := keyshare.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return true // removed since it was seen
-	}
-	if errors.Is(err, errTooLarge) {
-		n.m.files.WithLabelValues("not_keyshare").Inc()
-		log.Warn("larger than any keyshare; left alone", "max", keyshare.MaxFileSize)
-		return true
-	}
-	if err != nil {
-		n.m.files.WithLabelValues("unreadable").Inc()
-		log.Warn("cannot read file; will retry", "err", err)
-		return false
-	}
-	info, err := keyshare.Parse(data)
-	if err != nil {
+	case errors.Is(err, keyshare.ErrNotKeyshare):
 		n.m.files.WithLabelValues("not_keyshare").Inc()
 		log.Warn("not a keyshare; left alone", "err", err)
 		return true
+	case err != nil:
+		n.m.files.WithLabelValues("unreadable").Inc()
+		log.Warn("cannot read file; will retry", "err", err)
+		return false
 	}
 	plain := sha256.Sum256(data)
 	vault := info.VaultPubKey
@@ -392,24 +384,4 @@ func reasonOf(err error) string {
 		return "timeout"
 	}
 	return "error"
-}
-
-// errTooLarge is readCapped's error for a file over its cap.
-var errTooLarge = errors.New("file too large")
-
-// readCapped reads at most max bytes of path and fails if it is longer.
-func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, max)
-	}
-	return b, nil
 }

@@ -51,11 +51,7 @@ func sealCmd() *cobra.Command {
 		if err := checkOutput(*out, *force, in); err != nil {
 			return err
 		}
-		data, err := readCapped(in, keyshare.MaxFileSize)
-		if err != nil {
-			return err
-		}
-		info, err := keyshare.Parse(data)
+		data, info, err := keyshare.ReadFile(in)
 		if err != nil {
 			return fmt.Errorf("%s: %w", in, err)
 		}
