@@ -35,7 +35,6 @@ func (n *Node) onAccepted(e store.Entry) error {
 	if err != nil {
 		return err
 	}
-	n.refreshPendingGauges()
 	select {
 	case n.kick <- struct{}{}:
 	default:
@@ -62,7 +61,6 @@ func (n *Node) queueRelease(p pendingEntry) {
 		// and queues the release again.
 		n.log.Error("queueing release", "err", err)
 	}
-	n.refreshPendingGauges()
 }
 
 // runBatcher sends the queued attestations (then releases) in one
@@ -86,6 +84,9 @@ func (n *Node) runBatcher(ctx context.Context) error {
 			case <-time.After(n.cfg.Chain.BatchInterval.Duration / 4):
 			}
 		}
+		// The pending gauges are counted here, once per batch, not on the
+		// push path: counting scans both queues.
+		n.refreshPendingGauges()
 		if !n.member.IsActive(n.id.PubKey()) {
 			// The chain refuses every transaction of a node that is not
 			// active; the queue waits until it is again.
@@ -97,6 +98,7 @@ func (n *Node) runBatcher(ctx context.Context) error {
 				n.log.Warn("sending queued entries; will retry", "queue", prefix, "err", err)
 			}
 		}
+		n.refreshPendingGauges()
 	}
 }
 
@@ -182,7 +184,6 @@ func (n *Node) dequeue(prefix string, keys []string, count int) {
 	n.pendingMu.Unlock()
 	kind := kindOf(prefix)
 	n.m.committed.WithLabelValues(kind).Add(float64(count))
-	n.refreshPendingGauges()
 	n.log.Info("transaction committed", "kind", kind, "entries", count)
 }
 
@@ -191,7 +192,6 @@ func (n *Node) drop(prefix, key string, e attest.Entry, err error) {
 	n.st.DeleteMeta(key)
 	n.pendingMu.Unlock()
 	n.m.dropped.WithLabelValues(kindOf(prefix)).Inc()
-	n.refreshPendingGauges()
 	n.log.Warn("chain refuses a queued entry for good; dropped", "kind", kindOf(prefix),
 		"owner", e.Owner, "vault", e.Vault, "digest", hex.EncodeToString(e.Digest[:]), "err", err)
 }
@@ -294,7 +294,6 @@ func (n *Node) queueIfStillHeld(e store.Entry) error {
 	p := n.pendingOf(e)
 	err = putJSON(n.st, p.key(attestPrefix), p)
 	n.pendingMu.Unlock()
-	n.refreshPendingGauges()
 	return err
 }
 

@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ksb", Name: "holder_pending_entries",
-			Help: "Attestations and releases queued for the chain.",
+			Help: "Attestations and releases queued for the chain (counted every batch interval).",
 		}, []string{"kind"}),
 		committed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "holder_committed_entries_total",
