@@ -244,9 +244,10 @@ func (s *Service) serveFetch(st network.Stream) (int, error) {
 		return 0, fmt.Errorf("setting deadline: %w", err)
 	}
 	remote := st.Conn().RemotePeer()
-	if !s.fetchLimit.allow(remote) {
-		return 0, refuse(CodeRateLimited, "too many fetches")
-	}
+	// The request (at most maxRequestSize, already reserved) is read before
+	// any refusal, so the requester has finished writing when the refusal
+	// frame is sent and the stream closed: refusing mid-request can make
+	// QUIC cancel the stream, losing the frame.
 	b, err := readFrame(st, maxRequestSize)
 	switch {
 	case errors.Is(err, ErrTooLarge):
@@ -255,6 +256,9 @@ func (s *Service) serveFetch(st network.Stream) (int, error) {
 		return 0, refuse(CodeTruncated, "stream ended in the request")
 	case err != nil:
 		return 0, fmt.Errorf("reading request: %w", err)
+	}
+	if !s.fetchLimit.allow(remote) {
+		return 0, refuse(CodeRateLimited, "too many fetches")
 	}
 	var req pb.FetchRequest
 	if err := req.Unmarshal(b); err != nil {
