@@ -45,6 +45,11 @@ type Challenge struct {
 //     drawn from all of held once its round's share is done), so a holder
 //     that lost everything misses in every epoch and fails in two.
 //
+// So a custody whose copy is lost is challenged again within 2R−1 epochs
+// (R − position if it was not yet challenged this round), is stale then and
+// failed one epoch later: within 2R epochs of the loss at worst, R + 1 if
+// lost as a round starts (TestLostCopyFailsWithinTwoRounds checks both).
+//
 // The segment of each is SegmentIndex(seed, custody, size). The result is in
 // custody ID order and depends only on seed, holder, position, round and the
 // set held, not its order. It refuses (ErrInvalidArgument) round = 0,

@@ -88,8 +88,10 @@ func clonePath(path [][]byte) [][]byte {
 
 // Verify checks that p proves possession of segment segment of copy
 // copyIndex of the commitment (commitRoot, size, copies). It is
-// deterministic, allocates nothing that depends on p's sizes, hashes at
-// most 14 + 6 + 2 times, and never panics, whatever p holds.
+// deterministic, never panics whatever p holds, allocates nothing that
+// depends on p's sizes, and computes at most 23 SHA-256 of at most 65 bytes
+// each (a leaf, 14 copy path nodes, the copy root as a leaf twice, 6 commit
+// path nodes): about 10 µs.
 //
 // The arguments come from the verifier's own records: the committed root
 // and size, the commitment's r, the copy index the custody holds and the

@@ -49,9 +49,11 @@ func (s seedHash) sum() [HashSize]byte {
 
 // AssignSeed is the seed from which the chain assigns the holders of
 // commitment commitmentID, in the block whose hash is blockHash:
-// sha256 over "ksb/assign/v1", chainID, blockHash and commitmentID, each
-// field length-prefixed (8 bytes big-endian; integers as 8 bytes
-// big-endian).
+// sha256("ksb/assign/v1" ‖ chainID ‖ blockHash ‖ commitmentID), where the
+// tag, chainID and blockHash are each preceded by their length as 8 bytes
+// big-endian and commitmentID is 8 bytes big-endian. The length prefixes
+// keep two different inputs from hashing the same bytes (chain "a" with
+// block hash "bc" against "ab" with "c").
 func AssignSeed(chainID string, blockHash []byte, commitmentID uint64) [HashSize]byte {
 	s := newSeedHash(tagAssign)
 	s.bytes([]byte(chainID))
@@ -91,13 +93,11 @@ func NewStream(seed [HashSize]byte) *Stream {
 // Uint64 returns the next 64 bits of the stream.
 func (s *Stream) Uint64() uint64 {
 	if s.off == HashSize {
-		h := sha256.New()
-		h.Write([]byte(tagStream))
-		h.Write(s.seed[:])
-		var c [8]byte
-		binary.BigEndian.PutUint64(c[:], s.ctr)
-		h.Write(c[:])
-		h.Sum(s.block[:0])
+		var in [len(tagStream) + HashSize + 8]byte
+		copy(in[:], tagStream)
+		copy(in[len(tagStream):], s.seed[:])
+		binary.BigEndian.PutUint64(in[len(tagStream)+HashSize:], s.ctr)
+		s.block = sha256.Sum256(in[:])
 		s.ctr++
 		s.off = 0
 	}

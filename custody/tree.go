@@ -13,25 +13,26 @@ const (
 	// SegmentSize is the leaf size of a copy's Merkle tree, in bytes: each
 	// copy is cut into 64-byte segments (the last one shorter), the choice
 	// Sia made for its storage proofs. A proof carries one segment and
-	// ceil(log2(leaves)) hashes of 32 bytes, so its size is about
+	// about log2(leaves) hashes of 32 bytes, so its size is about
 	// s + 32·log2(size/s), smallest near s = 32/ln 2 ≈ 46 bytes: 32 and 64
-	// tie on real blobs, and 64 has half the leaves to hash. Measured by
-	// BenchmarkSegmentSize (go test -run '^$' -bench SegmentSize ./custody/),
-	// proof payload bytes (segment + copy path + a commit path of 2 hashes
-	// for r = 3, without indices or framing) and the time to build the
-	// copy's tree and one proof:
+	// tie on real copies, and 64 has half the leaves to hash when a tree is
+	// built (by the owner, by a holder checking a copy or proving). Measured
+	// by BenchmarkSegmentSize (go test -run '^$' -bench SegmentSize
+	// ./custody/): leaves, and proof payload in bytes (segment, copy path and
+	// the 2-hash commit path of r = 3, averaged over every segment; indices
+	// and framing add about 30 bytes):
 	//
-	//	segment | EdDSA 20-party, 2,162 B | ECDSA 20-party, 27,142 B | ECDSA 40-party, 53,694 B
-	//	--------+--------------------------+--------------------------+-------------------------
-	//	   32   | 32+7·32+64 = 320 B       | 32+10·32+64 = 416 B      | 32+11·32+64 = 448 B
-	//	   64   | 64+6·32+64 = 320 B       | 64+9·32+64  = 416 B      | 64+10·32+64 = 448 B
-	//	  128   | 128+5·32+64 = 352 B      | 128+8·32+64 = 448 B      | 128+9·32+64 = 480 B
-	//	  256   | 256+4·32+64 = 448 B      | 256+7·32+64 = 544 B      | 256+8·32+64 = 576 B
+	//	segment | sealed EdDSA 20-party | sealed ECDSA 20-party | sealed ECDSA 40-party
+	//	        | 2,162 B               | 27,142 B              | 52,630 B
+	//	--------+-----------------------+-----------------------+----------------------
+	//	   32   |  68 leaves, 312 B     | 849 leaves, 412 B     | 1,645 leaves, 444 B
+	//	   64   |  34 leaves, 312 B     | 425 leaves, 412 B     |   823 leaves, 443 B
+	//	  128   |  17 leaves, 344 B     | 213 leaves, 443 B     |   412 leaves, 475 B
+	//	  256   |   9 leaves, 422 B     | 107 leaves, 537 B     |   206 leaves, 571 B
 	//
-	// A 64-byte segment is also one SHA-256 block: hashing a leaf
-	// (0x00 ‖ segment) is two compressions against one for 32 bytes, but
-	// there are half as many leaves and inner nodes, so building a tree
-	// costs less (see the benchmark's ns/op).
+	// A 60 KB blob has 946 segments: a proof is one segment, 10 hashes of
+	// copy path and 2 of commit path (452 bytes of payload, 481 as protobuf;
+	// BenchmarkProve).
 	SegmentSize = 64
 
 	// MaxSize is the largest copy, in bytes, the package commits to or
@@ -99,25 +100,28 @@ func checkCopies(copies, copyIndex int) error {
 }
 
 // leafHash is RFC 6962's leaf hash, sha256(0x00 ‖ leaf), as crypto/merkle
-// computes it (a test checks they agree).
+// computes it (tests check they agree). Leaves here are segments or copy
+// roots, at most SegmentSize bytes, so the input fits on the stack.
 func leafHash(leaf []byte) [HashSize]byte {
-	h := sha256.New()
-	h.Write([]byte{0x00})
-	h.Write(leaf)
-	var out [HashSize]byte
-	h.Sum(out[:0])
-	return out
+	if len(leaf) > SegmentSize {
+		h := sha256.New() // not reached: callers check lengths first
+		h.Write([]byte{0x00})
+		h.Write(leaf)
+		return [HashSize]byte(h.Sum(nil))
+	}
+	var buf [1 + SegmentSize]byte
+	n := copy(buf[1:], leaf)
+	return sha256.Sum256(buf[:1+n])
 }
 
-// innerHash is RFC 6962's node hash, sha256(0x01 ‖ left ‖ right).
+// innerHash is RFC 6962's node hash, sha256(0x01 ‖ left ‖ right), of two
+// HashSize-byte children.
 func innerHash(left, right []byte) [HashSize]byte {
-	h := sha256.New()
-	h.Write([]byte{0x01})
-	h.Write(left)
-	h.Write(right)
-	var out [HashSize]byte
-	h.Sum(out[:0])
-	return out
+	var buf [1 + 2*HashSize]byte
+	buf[0] = 0x01
+	copy(buf[1:], left)
+	copy(buf[1+HashSize:], right)
+	return sha256.Sum256(buf[:])
 }
 
 // split is where crypto/merkle (and RFC 6962) splits a tree of n ≥ 2
