@@ -4,7 +4,7 @@ BIN       ?= bin/ksb
 # Fuzz time per target for `make fuzz` (go test -fuzztime syntax).
 FUZZTIME  ?= 60s
 # package:FuzzTarget pairs run by `make fuzz`.
-FUZZ_TARGETS ?= ./envelope:FuzzOpen ./envelope/internal/xzstream:FuzzDecode ./keyshare:FuzzParse ./attest:FuzzDecodeTx ./p2p/internal/pb:FuzzDecode
+FUZZ_TARGETS ?= ./envelope:FuzzOpen ./envelope/internal/xzstream:FuzzDecode ./keyshare:FuzzParse ./attest:FuzzDecodeTx ./p2p/internal/pb:FuzzDecode ./custody:FuzzVerify ./custody:FuzzChallenge
 # go test -benchtime for `make bench`.
 BENCHTIME ?= 1x
 
