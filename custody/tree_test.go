@@ -8,13 +8,18 @@ import (
 
 	"github.com/cometbft/cometbft/crypto/merkle"
 
+	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/custody"
+	"github.com/ksb-project/ksb/envelope"
 	"github.com/ksb-project/ksb/store"
 )
 
 func TestLimitsCoverWhatNodesStore(t *testing.T) {
 	if custody.MaxSize < store.MaxBlobSize {
 		t.Fatalf("MaxSize %d is below the store's blob cap %d", custody.MaxSize, store.MaxBlobSize)
+	}
+	if custody.MaxCopies < attest.MaxReplication || envelope.MaxCopies < attest.MaxReplication {
+		t.Fatalf("MaxCopies %d (envelope %d) is below the chain's cap on r %d", custody.MaxCopies, envelope.MaxCopies, attest.MaxReplication)
 	}
 	// The proof bounds Verify's doc states.
 	if n := custody.Leaves(custody.MaxSize); n != 1<<14 {
