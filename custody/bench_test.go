@@ -11,8 +11,9 @@ import (
 )
 
 // Sizes of real copies (BenchmarkSealedShareSize in internal/fixtures):
-// sealed 20-party EdDSA and ECDSA shares, the sealed 40-party ECDSA share,
-// and the raw 60 KB ECDSA fixture's size as a blob (Sia's "60 KB" example).
+// sealed 20-party EdDSA and ECDSA shares, the sealed 40-party ECDSA share;
+// and the raw 5 KB EdDSA and 60 KB ECDSA fixtures' sizes as blobs (Sia's
+// "60 KB" example).
 var benchSizes = []struct {
 	name string
 	size int
@@ -20,6 +21,7 @@ var benchSizes = []struct {
 	{"eddsa20-sealed", 2162},
 	{"ecdsa20-sealed", 27142},
 	{"ecdsa40-sealed", 52630},
+	{"5KB", 5294},
 	{"60KB", 60533},
 }
 
