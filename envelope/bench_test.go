@@ -121,3 +121,51 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkSealCopies seals the 60 KB fixture into 3 copies with the
+// defaults: one scrypt, three age encryptions and three opening checks.
+func BenchmarkSealCopies(b *testing.B) {
+	in := testdata(b, "tsslib-ecdsa.json")
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		sealCopies(b, in, 3, nil)
+	}
+}
+
+// BenchmarkSealCopiesRatio interleaves one Seal and one SealCopies(r = 3) of
+// the 60 KB fixture at the default work factor per iteration, alternating
+// their order, and reports SealCopies over Seal in wall and CPU time: the
+// goal is ≈ 1, since both run one scrypt. Run with
+//
+//	go test -run '^$' -bench SealCopiesRatio -benchtime 10x ./envelope/
+func BenchmarkSealCopiesRatio(b *testing.B) {
+	in := testdata(b, "tsslib-ecdsa.json")
+	var wall, cpu [2]time.Duration // Seal, SealCopies
+	ops := [2]func(){
+		func() { seal(b, in, nil) },
+		func() { sealCopies(b, in, 3, nil) },
+	}
+	i := 0
+	for b.Loop() {
+		for k := range 2 {
+			op := (i + k) % 2
+			t0, c0 := time.Now(), cpuTime(b)
+			ops[op]()
+			wall[op] += time.Since(t0)
+			cpu[op] += cpuTime(b) - c0
+		}
+		i++
+	}
+	b.ReportMetric(float64(wall[1])/float64(wall[0]), "copies3/seal-wall")
+	b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "copies3/seal-cpu")
+}
+
+// BenchmarkSealCopiesOverhead is BenchmarkSealOverhead for three copies:
+// everything but the KDF, so it shows what each copy adds.
+func BenchmarkSealCopiesOverhead(b *testing.B) {
+	in := testdata(b, "tsslib-ecdsa.json")
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		sealCopies(b, in, 3, trivial)
+	}
+}

@@ -25,6 +25,12 @@
 // Seal derives the scrypt key once and uses it both to wrap the file key and
 // to verify the result, so sealing costs one scrypt, as opening does.
 //
+// [SealCopies] seals one plaintext into r envelopes for r holders with that
+// one scrypt: the same salt and key, a fresh age file key (so payload nonce,
+// payload key and header MAC) per copy, every post-seal check on every copy.
+// The copies have one size, share only their first 58 bytes (version and
+// stanza lines), and each opens with Open and with stock age.
+//
 // [Open] refuses, before any expensive work, blobs larger than
 // [Limits.MaxBlob] and scrypt work factors above [Limits.MaxWorkFactor] (at
 // most [MaxWorkFactor]: 2^20 × 1 KiB = 1 GiB of memory), and stops

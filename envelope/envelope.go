@@ -140,22 +140,7 @@ func (l *Limits) resolve() (Limits, error) {
 // of attempts, then fails with a *SanityError. The plaintext must be 1 to
 // DefaultMaxPlaintext bytes. A nil opts means the defaults.
 func Seal(plaintext []byte, mnemonic string, opts *SealOptions) ([]byte, error) {
-	wf, err := opts.workFactor()
-	if err != nil {
-		return nil, err
-	}
-	if len(plaintext) == 0 {
-		// Every output contains the empty string: check 3 cannot pass.
-		return nil, &SanityError{Check: 3}
-	}
-	if len(plaintext) > DefaultMaxPlaintext {
-		return nil, &LimitError{What: "plaintext size", Limit: DefaultMaxPlaintext, Got: int64(len(plaintext))}
-	}
-	pass := identity.Normalize(mnemonic)
-	if err := CheckMnemonic(pass); err != nil {
-		return nil, err
-	}
-	z, err := xzstream.Encode(plaintext)
+	z, pass, wf, err := prepareSeal(plaintext, mnemonic, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -183,27 +168,73 @@ func Seal(plaintext []byte, mnemonic string, opts *SealOptions) ([]byte, error) 
 // It returns the blob and the recipient (salt, work factor, key) so the
 // caller can verify the blob without a second scrypt.
 func sealOnce(z []byte, pass string, wf int) ([]byte, *keyRecipient, error) {
-	salt := make([]byte, scryptSaltSize)
-	if _, err := io.ReadFull(saltSource, salt); err != nil {
-		return nil, nil, fmt.Errorf("reading salt: %w", err)
-	}
-	key, err := scryptKey(pass, salt, wf)
+	r, err := newKeyRecipient(pass, wf)
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &keyRecipient{salt: salt, workFactor: wf, key: key}
+	blob, err := encryptTo(z, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return blob, r, nil
+}
+
+// prepareSeal runs the checks every seal starts with, in this order: the
+// options, the plaintext's size, the mnemonic (CheckMnemonic); then it
+// compresses the plaintext. It returns the xz stream, the normalised
+// passphrase and the work factor.
+func prepareSeal(plaintext []byte, mnemonic string, opts *SealOptions) (z []byte, pass string, wf int, err error) {
+	wf, err = opts.workFactor()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if len(plaintext) == 0 {
+		// Every output contains the empty string: check 3 cannot pass.
+		return nil, "", 0, &SanityError{Check: 3}
+	}
+	if len(plaintext) > DefaultMaxPlaintext {
+		return nil, "", 0, &LimitError{What: "plaintext size", Limit: DefaultMaxPlaintext, Got: int64(len(plaintext))}
+	}
+	pass = identity.Normalize(mnemonic)
+	if err := CheckMnemonic(pass); err != nil {
+		return nil, "", 0, err
+	}
+	z, err = xzstream.Encode(plaintext)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return z, pass, wf, nil
+}
+
+// newKeyRecipient draws a salt and derives the scrypt key: the one scrypt
+// of a seal.
+func newKeyRecipient(pass string, wf int) (*keyRecipient, error) {
+	salt := make([]byte, scryptSaltSize)
+	if _, err := io.ReadFull(saltSource, salt); err != nil {
+		return nil, fmt.Errorf("reading salt: %w", err)
+	}
+	key, err := scryptKey(pass, salt, wf)
+	if err != nil {
+		return nil, err
+	}
+	return &keyRecipient{salt: salt, workFactor: wf, key: key}, nil
+}
+
+// encryptTo encrypts z into a binary age file to r. age.Encrypt draws a
+// fresh file key, hence a fresh payload nonce and key, on every call.
+func encryptTo(z []byte, r *keyRecipient) ([]byte, error) {
 	var buf bytes.Buffer
 	w, err := age.Encrypt(&buf, r)
 	if err != nil {
-		return nil, nil, fmt.Errorf("age: %w", err)
+		return nil, fmt.Errorf("age: %w", err)
 	}
 	if _, err := w.Write(z); err != nil {
-		return nil, nil, fmt.Errorf("age: %w", err)
+		return nil, fmt.Errorf("age: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, nil, fmt.Errorf("age: %w", err)
+		return nil, fmt.Errorf("age: %w", err)
 	}
-	return buf.Bytes(), r, nil
+	return buf.Bytes(), nil
 }
 
 // postCheck runs ADR 004's five post-seal checks on blob; open decrypts a
@@ -224,15 +255,20 @@ func postCheck(blob, plaintext []byte, pass string, open func([]byte) ([]byte, e
 	if !bytes.HasPrefix(blob, []byte(fixedPrefix)) {
 		return &SanityError{Check: 2, cause: errors.New("output does not start with an age scrypt header")}
 	}
-	rest := blob[len(fixedPrefix):]
-	if bytes.Contains(rest, plaintext) {
+	return containmentCheck(blob[len(fixedPrefix):], plaintext, pass)
+}
+
+// containmentCheck runs checks 3 to 5 on b: it must contain neither the
+// plaintext, nor the passphrase, nor any word of it.
+func containmentCheck(b, plaintext []byte, pass string) error {
+	if bytes.Contains(b, plaintext) {
 		return &SanityError{Check: 3}
 	}
-	if bytes.Contains(rest, []byte(pass)) {
+	if bytes.Contains(b, []byte(pass)) {
 		return &SanityError{Check: 4}
 	}
 	for _, w := range bytes.Fields([]byte(pass)) {
-		if bytes.Contains(rest, w) {
+		if bytes.Contains(b, w) {
 			return &SanityError{Check: 5}
 		}
 	}

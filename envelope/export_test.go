@@ -27,3 +27,19 @@ func PostCheck(blob, plaintext []byte, passphrase string, open func([]byte) ([]b
 
 // WorkFactor is the work factor Seal uses for opts.
 func WorkFactor(opts *SealOptions) (int, error) { return opts.workFactor() }
+
+// FailCopyChecks makes the next n post-seal checks of SealCopies' copies
+// fail as a chance match of check 5 would, until restore is called. It
+// returns the number of checks run so far.
+func FailCopyChecks(n int) (checks func() int, restore func()) {
+	old := copyCheck
+	ran := 0
+	copyCheck = func(blob, plaintext []byte, pass string, open func([]byte) ([]byte, error)) error {
+		ran++
+		if ran <= n {
+			return &SanityError{Check: 5}
+		}
+		return old(blob, plaintext, pass, open)
+	}
+	return func() int { return ran }, func() { copyCheck = old }
+}

@@ -173,6 +173,12 @@ func TestInteropSealOpensWithStockAgeAndXZ(t *testing.T) {
 	if out := stockOpen(t, blob, testMnemonic); !bytes.Equal(out, in) {
 		t.Fatalf("age -d | xz -d gave %d bytes, differ from the %d sealed", len(out), len(in))
 	}
+	// Every copy SealCopies makes for the holders opens the same way.
+	for i, c := range sealCopies(t, in, 3, fast) {
+		if out := stockOpen(t, c, testMnemonic); !bytes.Equal(out, in) {
+			t.Fatalf("copy %d: age -d | xz -d gave %d bytes, differ from the %d sealed", i, len(out), len(in))
+		}
+	}
 }
 
 // age's CLI always uses work factor 18, so this is the interop test at the
