@@ -197,7 +197,14 @@ func (s *Store) Put(e Entry, blob []byte) (replaced *Entry, err error) {
 		return nil, err
 	}
 	defer s.leave()
+	if unsafeAck {
+		return s.ackBeforeWrite(e, blob) // a deliberately broken build only
+	}
+	return s.write(e, blob)
+}
 
+// write is Put's transaction, once e and blob are checked.
+func (s *Store) write(e Entry, blob []byte) (replaced *Entry, err error) {
 	ek, dk := entryKey(e.Owner, e.Vault), dataKey(e.Owner, e.Vault)
 	hdr := encodeHeader(e)
 	for attempt := 0; ; attempt++ {
