@@ -17,26 +17,32 @@
 //
 // Every owner pushes blobs concurrently (Pushers streams at once each), one
 // slot (owner, vault) per stream at a time, half of them 60 KiB and half
-// 1 KiB–900 KiB of random bytes, while one fault is injected:
+// 1 KiB–900 KiB of random bytes. After a random time (the holder must have
+// acknowledged pushes by then: it came back from the last fault) one fault
+// hits the holder while the pushes go on:
 //
-//   - kill: SIGKILL of the holder at a random moment, then a restart;
-//   - stop: SIGSTOP of the holder for longer than the push deadline
-//     (p2p.PushTimeout), then SIGCONT — or, one time in three, SIGKILL of the
-//     frozen process and a restart;
-//   - chain: the validator is stopped (SIGTERM, or one time in three SIGKILL),
-//     the holder is SIGKILLed and restarted while the chain is down and takes
-//     pushes from its saved chain view; the validator is started again after
-//     the check.
+//   - kill: SIGKILL, then a restart;
+//   - stop: SIGSTOP for longer than the push deadline (p2p.PushTimeout),
+//     then SIGCONT — or, one time in three, SIGKILL of the frozen process and
+//     a restart;
+//   - chain-down: the validator is stopped (SIGTERM, which it must survive
+//     with a clean exit, or one time in three SIGKILL); the holder is
+//     SIGKILLed and restarted without the chain, must take pushes from its
+//     saved chain view, and is SIGKILLed and restarted again; the validator
+//     is started again after the check.
 //
-// Then the pushes stop and every owner fetches its blobs from the holder and
-// checks them. For each slot the holder must hold the blob of the last
-// receipt, or of a later push whose outcome the owner never learnt (a push
-// cut by the fault may have been stored without its receipt arriving); a
-// missing blob, an older one, any other digest, or a blob that does not hash
-// to its digest fails the run. So does a restart that does not come up
-// (healthy on the admin endpoint, or the chain answering) within its bound, a
-// validator that does not exit cleanly on SIGTERM, a holder that
-// acknowledges nothing after it came back, and any panic in a log.
+// Once the holder is back (healthy on its admin endpoint) the pushes stop
+// and every owner at once fetches its blobs and checks them, so every blob
+// checked was receipted before a fault. For each slot the holder must hold
+// the blob of the last receipt, or of a push since then whose outcome the
+// owner never learnt (a push cut by the fault may have been stored without
+// its receipt arriving, or be stored a moment later). A missing blob, an
+// older one, any other digest, or a blob that does not hash to its digest
+// fails the run — after a second fetch 2 s later confirms it (a blob replaced
+// while the holder answers is left out of that answer). So do a restart that
+// does not come up within its bound, a validator that does not exit cleanly
+// on SIGTERM, a holder that acknowledges nothing after it came back, and any
+// line of a process log that mentions a panic.
 //
 // # Bounds and reproducibility
 //
