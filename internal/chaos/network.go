@@ -71,7 +71,7 @@ func layOut(dir string, owners int) (*network, error) {
 	return &network{layout: l, admin: hc.Admin.Listen, p2p: hc.P2P.Listen, chainID: l.ChainID}, nil
 }
 
-// startProcs creates (does not start) the holder and validator processes.
+// procs creates (does not start) the holder and validator processes.
 func (n *network) procs(ksb, dir string) {
 	n.chain = newProc("chain0", ksb, filepath.Join(dir, "chain0.log"), "chain", "start", "--home", n.layout.Chains[0].Dir)
 	n.holder = newProc("node0", ksb, filepath.Join(dir, "node0.log"), "node", "--home", n.layout.Nodes[0].Dir)
