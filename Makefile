@@ -10,8 +10,16 @@ FUZZTIME  ?= 60s
 FUZZ_TARGETS ?= ./envelope:FuzzOpen ./envelope/internal/xzstream:FuzzDecode ./keyshare:FuzzParse ./attest:FuzzDecodeTx ./p2p/internal/pb:FuzzDecode ./custody:FuzzVerify:1000000x ./custody:FuzzChallenge:1000000x
 # go test -benchtime for `make bench`.
 BENCHTIME ?= 1x
+# `make chaos`: the crash-consistency run (cmd/ksb-chaos, package internal/chaos)
+# against a ksb built from this tree. CHAOS_SEED=N replays a schedule (0: a new
+# one, printed); CHAOS_FLAGS passes other flags (-cycles N -duration D -faults
+# kill,stop,chain-down -keep); CHAOS_TAGS=ksb_unsafe_ack builds the deliberately
+# broken holder (acknowledges before writing) that the run must catch.
+CHAOS_SEED  ?= 0
+CHAOS_FLAGS ?=
+CHAOS_TAGS  ?=
 
-.PHONY: all build test vet deps bench fuzz devnet clean
+.PHONY: all build test vet deps bench fuzz chaos devnet clean
 
 all: build
 
@@ -37,6 +45,10 @@ fuzz:
 		echo "== $$pkg $$name ($$ft)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$ft $$pkg; \
 	done
+
+chaos:
+	$(GO) build -tags '$(CHAOS_TAGS)' -o bin/ksb-chaos-target ./cmd/ksb
+	$(GO) run ./cmd/ksb-chaos -ksb bin/ksb-chaos-target -seed $(CHAOS_SEED) $(CHAOS_FLAGS)
 
 devnet:
 	$(GO) run ./cmd/ksb devnet

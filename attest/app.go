@@ -15,6 +15,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/internal/badgeropen"
 )
 
 // MaxBlockItems caps the entries, nodes and vaults (Msg.Items) one block may
@@ -58,7 +59,7 @@ func NewApp(dir string, logger *slog.Logger) (*App, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	opts := badger.DefaultOptions(dir).WithLogger(nil).WithBlockCacheSize(badgerBlockCache)
-	db, err := badger.Open(opts)
+	db, err := badgeropen.Open(opts) // removes empty logs a kill left (badger#2207)
 	if err != nil {
 		return nil, fmt.Errorf("opening app state %s: %w", dir, err)
 	}

@@ -224,8 +224,10 @@ type Embedded struct {
 	node    *cmtnode.Node
 	app     *App
 	dbs     *dbProvider
+	rpcSrv  *rpcServer // nil until the node has started
 	rpc     string
 	chainID string
+	log     *slog.Logger
 
 	stopOnce sync.Once
 	stopErr  error
@@ -331,8 +333,18 @@ func startHome(ctx context.Context, home string, hc HomeConfig, logger *slog.Log
 		app.Close()
 		return nil, fmt.Errorf("starting chain node in %s: %w", home, err)
 	}
-	e := &Embedded{node: n, app: app, dbs: dbs, rpc: "http://" + hc.RPCListen, chainID: n.GenesisDoc().ChainID}
+	e := &Embedded{node: n, app: app, dbs: dbs, rpc: "http://" + hc.RPCListen, chainID: n.GenesisDoc().ChainID, log: logger}
+	// The RPC is served by rpcServer, not by the node, so that Stop can
+	// drain it before the node closes its stores. The node keeps its RPC
+	// address in its configuration until here (it reports it in /status);
+	// clearing it now keeps Node.OnStart from serving the RPC itself.
+	rpcCfg := *c.RPC
+	c.RPC.ListenAddress = ""
 	if err := n.Start(); err != nil {
+		e.Stop()
+		return nil, fmt.Errorf("starting chain node in %s: %w", home, err)
+	}
+	if e.rpcSrv, err = startRPC(n, &rpcCfg, clog); err != nil {
 		e.Stop()
 		return nil, fmt.Errorf("starting chain node in %s: %w", home, err)
 	}
@@ -373,9 +385,16 @@ func (e *Embedded) ChainID() string { return e.chainID }
 func (e *Embedded) App() *App { return e.app }
 
 // Stop stops the node and closes the application state. It may be called
-// more than once.
+// more than once. The RPC stops first, after the requests it is answering
+// (at most timeout_broadcast_tx_commit + rpcDrainMargin), so no request reads
+// a store the node has closed.
 func (e *Embedded) Stop() error {
 	e.stopOnce.Do(func() {
+		if e.rpcSrv != nil {
+			if err := e.rpcSrv.shutdown(); err != nil {
+				e.log.Warn("stopping the chain RPC", "err", err)
+			}
+		}
 		if err := e.node.Stop(); err != nil {
 			// Never started (or already stopped): nothing to wait for.
 			e.stopErr = fmt.Errorf("stopping chain node: %w", err)

@@ -13,6 +13,8 @@ import (
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/ksb-project/ksb/internal/badgeropen"
 )
 
 const (
@@ -122,7 +124,10 @@ func Open(opts Options) (*Store, error) {
 	if opts.Logger != nil {
 		bo = bo.WithLogger(slogAdapter{opts.Logger.With("component", "badger")})
 	}
-	db, err := badger.Open(bo)
+	// badgeropen.Open first removes the empty log files a crash can leave,
+	// which Badger itself refuses to open (a holder must come back by itself
+	// after any kill; see package badgeropen for why nothing is lost).
+	db, err := badgeropen.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening badger in %q: %w", opts.Dir, err)
 	}
@@ -192,7 +197,14 @@ func (s *Store) Put(e Entry, blob []byte) (replaced *Entry, err error) {
 		return nil, err
 	}
 	defer s.leave()
+	if unsafeAck {
+		return s.ackBeforeWrite(e, blob) // a deliberately broken build only
+	}
+	return s.write(e, blob)
+}
 
+// write is Put's transaction, once e and blob are checked.
+func (s *Store) write(e Entry, blob []byte) (replaced *Entry, err error) {
 	ek, dk := entryKey(e.Owner, e.Vault), dataKey(e.Owner, e.Vault)
 	hdr := encodeHeader(e)
 	for attempt := 0; ; attempt++ {

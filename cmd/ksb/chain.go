@@ -70,8 +70,15 @@ func chainStartCmd() *cobra.Command {
 		}
 		logger.Info("ksb chain validator running", "home", *home, "chain_id", e.ChainID(), "rpc", e.RPCURL())
 		<-ctx.Done()
+		stop() // a second signal kills the process during a slow shutdown
+		// Stop answers the RPC requests in flight, then stops the node and
+		// closes its stores: no request reads a closed store.
 		logger.Info("stopping")
-		return e.Stop()
+		if err := e.Stop(); err != nil {
+			return err
+		}
+		logger.Info("stopped")
+		return nil
 	}
 	return cmd
 }
