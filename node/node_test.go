@@ -179,6 +179,11 @@ func TestBackupCycle(t *testing.T) {
 	if st := status(t, ctx, n.Members[1]); len(st.Shares) != 2 {
 		t.Errorf("member 1 has %d shares, want 2", len(st.Shares))
 	}
+	// Status names the keyshare directory it watches, and what is in it
+	// (issue 9 item 2): two shares and the garbage file.
+	if ks := status(t, ctx, n.Members[1]).Keyshares; ks.Dir != n.Members[1].KeysharesDir() || ks.Files != 3 || ks.Error != "" {
+		t.Errorf("member 1 keyshares %+v, want %s with 3 files", ks, n.Members[1].KeysharesDir())
+	}
 
 	// /status over HTTP is the same JSON.
 	raw, code, err := get(n.Members[0].Node().AdminAddr(), "/status")
