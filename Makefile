@@ -5,6 +5,10 @@ BIN       ?= bin/ksb
 FUZZTIME  ?= 60s
 # package:FuzzTarget pairs run by `make fuzz`.
 FUZZ_TARGETS ?= ./envelope:FuzzOpen ./envelope/internal/xzstream:FuzzDecode ./keyshare:FuzzParse ./attest:FuzzDecodeTx ./p2p/internal/pb:FuzzDecode
+# The commit `ksb --version` reports when the toolchain records none (a git
+# worktree, -buildvcs=false): git describe, "-dirty" for uncommitted changes.
+COMMIT    ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
+LDFLAGS   ?= -X main.commit=$(COMMIT)
 # go test -benchtime for `make bench`.
 BENCHTIME ?= 1x
 
@@ -13,7 +17,7 @@ BENCHTIME ?= 1x
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/ksb
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ksb
 
 deps:
 	@./scripts/deps.sh
@@ -35,7 +39,7 @@ fuzz:
 	done
 
 devnet:
-	$(GO) run ./cmd/ksb devnet
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/ksb devnet
 
 clean:
 	rm -rf bin

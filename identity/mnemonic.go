@@ -312,3 +312,11 @@ func prefixOfAny(w string) bool {
 	}
 	return false
 }
+
+// IsWord reports whether s, in any case, reads as one BIP39 English word:
+// the word itself or its first AbbreviationLen letters or more. Commands
+// use it to spot a mnemonic typed as arguments.
+func IsWord(s string) bool {
+	_, err := expand(strings.ToLower(s), "")
+	return err == nil
+}
