@@ -22,8 +22,8 @@ var commands []func() *cobra.Command
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "ksb",
-		Short:         "Keyshare backups: seal, push, attest and recover TSS keyshares",
+		Use:   "ksb",
+		Short: "Keyshare backups: seal, push, attest and recover TSS keyshares",
 		Long: `ksb makes sure a validator network's threshold-signature keyshares are never lost: each node seals
 its shares with its 24-word mnemonic, pushes them to other active nodes, which hold them and attest
 it on a chain, and recovers them from the mnemonic alone.
