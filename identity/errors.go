@@ -10,7 +10,7 @@ var (
 	// ErrNoMnemonic is returned by Read when no source gave a mnemonic: no file
 	// was named, the environment variable is unset and standard input is not a
 	// terminal.
-	ErrNoMnemonic = errors.New("no mnemonic: use --mnemonic-file, KSB_MNEMONIC, or a terminal")
+	ErrNoMnemonic = errors.New("no mnemonic: use --mnemonic-file FILE, --mnemonic-file - (standard input), KSB_MNEMONIC, or a terminal")
 
 	// ErrInsecureFile matches an *InsecureFileError: a mnemonic file its
 	// group or other users may read or write.

@@ -331,3 +331,19 @@ func TestValidateHRP(t *testing.T) {
 		}
 	}
 }
+
+func TestInsecureFileMessage(t *testing.T) {
+	for mode, want := range map[os.FileMode]string{
+		0o644: "its group and other users can read it",
+		0o640: "its group can read it",
+		0o620: "its group can change it",
+		0o606: "other users can read and change it",
+		0o664: "its group can read and change it, other users can read it",
+		0o711: "its group and other users can execute it",
+	} {
+		e := &identity.InsecureFileError{Path: "m", Mode: mode}
+		if !strings.Contains(e.Error(), want) || !strings.Contains(e.Error(), fmt.Sprintf("mode %04o", mode)) {
+			t.Errorf("mode %o: %q, want %q", mode, e.Error(), want)
+		}
+	}
+}

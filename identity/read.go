@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"golang.org/x/term"
 )
@@ -54,22 +55,39 @@ type InsecureFileError struct {
 }
 
 func (e *InsecureFileError) Error() string {
-	return fmt.Sprintf("mnemonic file %s has mode %04o: %s can read or change it; make it private with `chmod 600 %s`",
-		e.Path, e.Mode.Perm(), who(e.Mode), e.Path)
+	return fmt.Sprintf("mnemonic file %s has mode %04o: %s; make it private with `chmod 600 %s`",
+		e.Path, e.Mode.Perm(), exposure(e.Mode.Perm()), e.Path)
 }
 
 // Unwrap returns ErrInsecureFile.
 func (e *InsecureFileError) Unwrap() error { return ErrInsecureFile }
 
-func who(m fs.FileMode) string {
-	g, o := m&0o070 != 0, m&0o007 != 0
-	switch {
-	case g && o:
-		return "its group and other users"
-	case g:
-		return "its group"
+// exposure says who may do what to a file of mode m besides its owner:
+// "its group and other users can read it".
+func exposure(m fs.FileMode) string {
+	verbs := func(bits fs.FileMode) string { // bits: r w x of one class
+		var v []string
+		if bits&4 != 0 {
+			v = append(v, "read")
+		}
+		if bits&2 != 0 {
+			v = append(v, "change")
+		}
+		if len(v) == 0 && bits&1 != 0 {
+			v = append(v, "execute")
+		}
+		return strings.Join(v, " and ")
 	}
-	return "other users"
+	g, o := verbs(m>>3&7), verbs(m&7)
+	switch {
+	case g == o:
+		return "its group and other users can " + g + " it"
+	case o == "":
+		return "its group can " + g + " it"
+	case g == "":
+		return "other users can " + o + " it"
+	}
+	return "its group can " + g + " it, other users can " + o + " it"
 }
 
 // Read returns the mnemonic named by src in canonical form (ParseMnemonic),
