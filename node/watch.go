@@ -68,7 +68,9 @@ func (w *watcher) run(ctx context.Context, out chan<- candidate) error {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	if _, err := os.Stat(w.dir); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Stat(w.dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("keyshare directory %s is not a directory", dir)
+	} else if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(w.dir, 0o700); err != nil {
 			return err
 		}
