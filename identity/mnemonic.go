@@ -117,7 +117,7 @@ func parse(text string) (string, []byte, error) {
 			num, pending = pending, 0
 		}
 		if num > maxListNumber {
-			return "", nil, invalid("numbered list: number %d is not a list number", num)
+			return "", nil, invalid("%s starts with a number too large for a numbered list", label(0, len(items)+1))
 		}
 		if err := checkRunes(word, label(num, len(items)+1)); err != nil {
 			return "", nil, err
@@ -170,10 +170,10 @@ func splitNumber(tok string) (num int, word string) {
 	if i == 0 {
 		return 0, tok
 	}
-	if i > 4 { // far beyond maxListNumber: keep it readable in the message
-		return maxListNumber + 1, strings.TrimLeft(tok[i:], ".):")
+	num, err := strconv.Atoi(tok[:i])
+	if err != nil || num > maxListNumber {
+		num = maxListNumber + 1 // refused by the caller as not a list number
 	}
-	num, _ = strconv.Atoi(tok[:i])
 	rest := tok[i:]
 	if rest != "" && strings.ContainsRune(".):", rune(rest[0])) {
 		rest = rest[1:]

@@ -180,6 +180,7 @@ func TestMnemonicRefusals(t *testing.T) {
 		"number twice":                 {list(0, map[int]int{5: 4}), "number 4"},
 		"number out of range":          {list(0, map[int]int{24: 25}), "no word numbered 24 (the numbers run to 25)"},
 		"number zero":                  {list(0, map[int]int{24: 0}), "number 0"},
+		"huge number":                  {"99999. " + hamster, "number too large"},
 		"mixed numbering":              {"1. " + hamster, "numbered"},
 		"number without word":          {list(0, nil) + "25.", "number 25"},
 		"numbered 24, unnumbered rest": {strings.Replace(list(0, nil), "24. ", "", 1), "word numbered"},
