@@ -439,7 +439,11 @@ func TestRetiredVaultIsDropped(t *testing.T) {
 		Nodes: 4, Dir: t.TempDir(), WorkFactor: 10, AllowLowWorkFactor: true,
 		BlockInterval: 200 * time.Millisecond, PollInterval: 300 * time.Millisecond,
 		BatchInterval: 300 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
-		RetiredGrace: 5 * time.Second,
+		// Long enough for the four status reads below (two chain queries
+		// each) to finish inside it under -race on a loaded 2-core machine:
+		// with 5 s the last member had already dropped blobs in two full
+		// `go test -race ./...` runs.
+		RetiredGrace: 15 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
