@@ -8,6 +8,10 @@ FUZZTIME  ?= 60s
 # executions (Nx), so a run reaches the 10^6 issue 10 asks for however loaded
 # the machine is.
 FUZZ_TARGETS ?= ./envelope:FuzzOpen ./envelope/internal/xzstream:FuzzDecode ./keyshare:FuzzParse ./attest:FuzzDecodeTx ./p2p/internal/pb:FuzzDecode ./custody:FuzzVerify:1000000x ./custody:FuzzChallenge:1000000x
+# The commit `ksb --version` reports when the toolchain records none (a git
+# worktree, -buildvcs=false): git describe, "-dirty" for uncommitted changes.
+COMMIT    ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
+LDFLAGS   ?= -X main.commit=$(COMMIT)
 # go test -benchtime for `make bench`.
 BENCHTIME ?= 1x
 # `make chaos`: the crash-consistency run (cmd/ksb-chaos, package internal/chaos)
@@ -24,7 +28,7 @@ CHAOS_TAGS  ?=
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/ksb
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ksb
 
 deps:
 	@./scripts/deps.sh
@@ -51,7 +55,7 @@ chaos:
 	$(GO) run ./cmd/ksb-chaos -ksb bin/ksb-chaos-target -seed $(CHAOS_SEED) $(CHAOS_FLAGS)
 
 devnet:
-	$(GO) run ./cmd/ksb devnet
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/ksb devnet
 
 clean:
 	rm -rf bin

@@ -1,5 +1,6 @@
 // Package config is the node's configuration file, H/config.toml: what `ksb
-// testnet init` writes and what `ksb node` reads. Every setting has a default,
+// init` (documented, see Documented) and `ksb testnet init` write and what
+// `ksb node` reads. Every setting has a default,
 // so an empty file is a valid configuration; relative paths are relative to the
 // node's home directory.
 package config
@@ -8,13 +9,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/ksb-project/ksb/envelope"
+	"github.com/ksb-project/ksb/identity"
 )
 
 // FileName is the name of the configuration file inside a node home.
@@ -154,9 +159,27 @@ func Default() Node {
 
 // Validate reports the first setting that cannot work.
 func (c *Node) Validate() error {
+	if err := identity.ValidateHRP(c.HRP); err != nil {
+		return fmt.Errorf("hrp: %w", err)
+	}
+	for _, s := range c.P2P.Listen {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return fmt.Errorf("p2p.listen %q: not a multiaddr (want /ip4/0.0.0.0/tcp/6540 or /ip4/0.0.0.0/udp/6540/quic-v1): %v", s, err)
+		}
+	}
+	for _, s := range c.P2P.Bootstrap {
+		m, err := ma.NewMultiaddr(s)
+		if err == nil {
+			_, err = peer.AddrInfoFromP2pAddr(m)
+		}
+		if err != nil {
+			return fmt.Errorf("p2p.bootstrap %q: want a multiaddr ending in /p2p/<peer ID>: %v", s, err)
+		}
+	}
+	if u, err := url.Parse(c.Chain.RPC); c.Chain.RPC != "" && (err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tcp")) {
+		return fmt.Errorf("chain.rpc %q: want http://host:port", c.Chain.RPC)
+	}
 	switch {
-	case c.HRP == "":
-		return errors.New("hrp is empty")
 	case len(c.P2P.Listen) == 0:
 		return errors.New("p2p.listen is empty")
 	case c.P2P.ConnLow < 0 || c.P2P.ConnHigh < c.P2P.ConnLow:
@@ -195,6 +218,9 @@ func Load(path string) (Node, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		return Node{}, fmt.Errorf("config %s: unknown setting %q", path, und[0].String())
+	}
+	if len(c.P2P.Bootstrap) == 0 {
+		c.P2P.Bootstrap = nil // "bootstrap = []" is the default, none
 	}
 	if err := c.Validate(); err != nil {
 		return Node{}, fmt.Errorf("config %s: %w", path, err)

@@ -87,3 +87,103 @@ func TestPath(t *testing.T) {
 		t.Error(got)
 	}
 }
+
+// everySetting is a configuration with every setting changed from its
+// default, to show each one survives a round trip.
+func everySetting() config.Node {
+	return config.Node{
+		HRP:      "tthor",
+		Mnemonic: "/etc/ksb/mnemonic",
+		P2P: config.P2P{
+			Listen:            []string{"/ip4/10.0.0.1/tcp/7000", "/ip4/10.0.0.1/udp/7000/quic-v1"},
+			Bootstrap:         []string{"/ip4/10.0.0.2/tcp/6540/p2p/16Uiu2HAmE5MQwafKEkn7GiobBdMJkvnWVKMBzh58vrSn1f7ueJqQ"},
+			ConnLow:           10,
+			ConnHigh:          20,
+			HeartbeatInterval: config.Duration{Duration: 45 * time.Second},
+		},
+		Chain: config.Chain{
+			RPC:           "https://chain.example:443",
+			ChainID:       "ksb-1",
+			PollInterval:  config.Duration{Duration: 7 * time.Second},
+			BatchInterval: config.Duration{Duration: 3 * time.Second},
+		},
+		Backup: config.Backup{
+			KeysharesDir:       "/var/data/bifrost",
+			Strategy:           "vault",
+			Replication:        5,
+			WorkFactor:         12,
+			AllowLowWorkFactor: true,
+		},
+		Store: config.Store{Dir: "/var/lib/ksb", QuotaBlobs: 8, QuotaBytes: 1 << 20, RetiredGrace: config.Duration{Duration: time.Hour}},
+		Admin: config.Admin{Listen: ""},
+		Log:   config.Log{Format: "text", Level: "debug"},
+	}
+}
+
+// TestDocumentedRoundTrip is issue 9 item 9: the file `ksb init` writes
+// loads with Load as the configuration it was made from, for the defaults
+// and for a configuration with every setting changed, and every setting
+// has its meaning and default written above it.
+func TestDocumentedRoundTrip(t *testing.T) {
+	for name, c := range map[string]config.Node{"defaults": config.Default(), "every setting changed": everySetting()} {
+		t.Run(name, func(t *testing.T) {
+			b, err := config.Documented(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := config.Load(write(t, string(b)))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, b)
+			}
+			if !reflect.DeepEqual(got, c) {
+				t.Fatalf("round trip:\n%+v\nwant\n%+v\n%s", got, c, b)
+			}
+			lines := strings.Split(string(b), "\n")
+			settings := 0
+			for i, l := range lines {
+				if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "[") {
+					continue
+				}
+				settings++
+				if !strings.HasPrefix(lines[i-1], "# (default)") && !strings.HasPrefix(lines[i-1], "# Default: ") {
+					t.Errorf("%q: no default above it", l)
+				}
+				if !strings.HasPrefix(lines[i-2], "# ") || strings.HasPrefix(lines[i-2], "# (default)") {
+					t.Errorf("%q: no meaning above it", l)
+				}
+			}
+			if want := countSettings(reflect.TypeOf(c)); settings != want {
+				t.Errorf("%d settings written, the struct has %d\n%s", settings, want, b)
+			}
+		})
+	}
+}
+
+// countSettings counts the TOML keys of a Node.
+func countSettings(t reflect.Type) int {
+	n := 0
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(config.Duration{}) {
+			n += countSettings(f.Type)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+func TestValidateAddresses(t *testing.T) {
+	for body, want := range map[string]string{
+		`hrp = "th or"`:                               "hrp",
+		`hrp = ""`:                                    "hrp",
+		"[p2p]\nlisten = [\"not-a-multiaddr\"]":       "p2p.listen",
+		"[p2p]\nbootstrap = [\"/ip4/1.2.3.4/tcp/1\"]": "p2p.bootstrap",
+		"[chain]\nrpc = \"ftp://x\"":                  "chain.rpc",
+		"[chain]\nrpc = \"127.0.0.1:26657\"":          "chain.rpc",
+	} {
+		if _, err := config.Load(write(t, body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", body, err, want)
+		}
+	}
+}

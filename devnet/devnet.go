@@ -295,7 +295,13 @@ func (n *Network) newMember(i int) (*Member, error) {
 	if n.opts.RetiredGrace > 0 {
 		cfg.Store.RetiredGrace = config.Duration{Duration: n.opts.RetiredGrace}
 	}
-	cfg.Admin.Listen = "127.0.0.1:0"
+	// A real port, written to the config: `ksb status --home` reads the
+	// admin address from there, and port 0 would name no listener.
+	admin, err := attest.FreeLocalAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Admin.Listen = admin
 	cfg.Log.Format = "text"
 	ecdsa, err := fixtures.ECDSA(i)
 	if err != nil {

@@ -3,8 +3,9 @@
 // when it comes from someone hostile.
 //
 // A sealed blob is a binary age v1 file (https://age-encryption.org/v1) with
-// exactly one scrypt recipient stanza whose passphrase is the normalised
-// mnemonic (identity.Normalize), and whose plaintext is exactly one xz stream
+// exactly one scrypt recipient stanza whose passphrase is the canonical
+// mnemonic (identity.ParseMnemonic: 24 full lower-case words, single spaces,
+// whatever spelling the caller passed), and whose plaintext is exactly one xz stream
 // (LZMA2, CRC64) of the file's exact bytes. Nothing else is inside, so stock
 // tools open it when ksb is gone:
 //
@@ -33,7 +34,8 @@
 //
 // [Open] refuses, before any expensive work, blobs larger than
 // [Limits.MaxBlob] and scrypt work factors above [Limits.MaxWorkFactor] (at
-// most [MaxWorkFactor]: 2^20 × 1 KiB = 1 GiB of memory), and stops
+// most [MaxWorkFactor]: 2^20 × 1 KiB = 1 GiB of memory, or
+// [MaxTrustedWorkFactor] for a blob the caller trusts), and stops
 // decompressing at [Limits.MaxPlaintext]. Each failure has its own sentinel
 // error in errors.go.
 //

@@ -23,12 +23,21 @@ const (
 	// SealOptions.AllowLowWorkFactor; lower ones exist for tests.
 	MinWorkFactor = DefaultWorkFactor
 
-	// MaxWorkFactor is the highest work factor Seal writes and Open runs:
-	// scrypt with N = 2^20, r = 8 needs 2^20 × 8 × 128 B = 1 GiB of memory
-	// and about four times the default's time. A header asking for more is a
-	// CPU and memory bomb, refused before scrypt runs. It leaves two steps of
-	// headroom above the default for files sealed on faster machines.
+	// MaxWorkFactor is the highest work factor Seal writes and Open runs by
+	// default: scrypt with N = 2^20, r = 8 needs 2^20 × 8 × 128 B = 1 GiB of
+	// memory and about four times the default's time. A header asking for
+	// more is a CPU and memory bomb, refused before scrypt runs. It leaves
+	// two steps of headroom above the default for files sealed on faster
+	// machines.
 	MaxWorkFactor = 20
+
+	// MaxTrustedWorkFactor is the highest work factor Open runs for a blob
+	// its caller trusts (Limits.AllowHighWorkFactor): stock age's own cap
+	// (filippo.io/age ScryptIdentity, "15s on a modern machine"), 4 GiB of
+	// memory. rage and `age -p` on fast machines pick 21 or 22 when they
+	// time scrypt to a second, so an operator's own file may need it; a
+	// blob from the network never gets it.
+	MaxTrustedWorkFactor = 22
 
 	// DefaultMaxPlaintext is the largest plaintext Seal accepts and Open
 	// decompresses by default. The largest realistic share, a 40-member
@@ -96,9 +105,14 @@ func (o *SealOptions) workFactor() (int, error) {
 // Limits bounds what Open accepts. A zero field means its default; nil means
 // DefaultLimits.
 type Limits struct {
-	// MaxWorkFactor is the highest scrypt work factor Open runs, at most
-	// MaxWorkFactor (limits can only lower it).
+	// MaxWorkFactor is the highest scrypt work factor Open runs: at most
+	// MaxWorkFactor, or MaxTrustedWorkFactor with AllowHighWorkFactor.
 	MaxWorkFactor int
+	// AllowHighWorkFactor permits MaxWorkFactor above MaxWorkFactor, up to
+	// MaxTrustedWorkFactor. Only for a blob the caller trusts, such as an
+	// operator's own file: a hostile blob could then cost 4 GiB of memory
+	// and about fifteen seconds of CPU before it is found wrong.
+	AllowHighWorkFactor bool
 	// MaxPlaintext is the most bytes Open decompresses.
 	MaxPlaintext int64
 	// MaxBlob is the largest blob Open reads.
@@ -115,8 +129,12 @@ func (l *Limits) resolve() (Limits, error) {
 	if l == nil {
 		return r, nil
 	}
-	if l.MaxWorkFactor < 0 || l.MaxWorkFactor > MaxWorkFactor {
-		return r, fmt.Errorf("%w: MaxWorkFactor %d outside 1..%d", ErrBadOptions, l.MaxWorkFactor, MaxWorkFactor)
+	highest := MaxWorkFactor
+	if l.AllowHighWorkFactor {
+		highest = MaxTrustedWorkFactor
+	}
+	if l.MaxWorkFactor < 0 || l.MaxWorkFactor > highest {
+		return r, fmt.Errorf("%w: MaxWorkFactor %d outside 1..%d", ErrBadOptions, l.MaxWorkFactor, highest)
 	}
 	if l.MaxPlaintext < 0 || l.MaxBlob < 0 {
 		return r, fmt.Errorf("%w: negative size limit", ErrBadOptions)
@@ -135,7 +153,8 @@ func (l *Limits) resolve() (Limits, error) {
 
 // Seal checks mnemonic (CheckMnemonic), compresses plaintext into one xz
 // stream and encrypts it into a binary age file to the scrypt passphrase
-// identity.Normalize(mnemonic), then runs the five post-seal checks. After a
+// canonical mnemonic (identity.ParseMnemonic, so every spelling of one
+// mnemonic gives the same passphrase), then runs the five post-seal checks. After a
 // chance match it seals again with fresh randomness, up to a bounded number
 // of attempts, then fails with a *SanityError. The plaintext must be 1 to
 // DefaultMaxPlaintext bytes. A nil opts means the defaults.
@@ -195,8 +214,7 @@ func prepareSeal(plaintext []byte, mnemonic string, opts *SealOptions) (z []byte
 	if len(plaintext) > DefaultMaxPlaintext {
 		return nil, "", 0, &LimitError{What: "plaintext size", Limit: DefaultMaxPlaintext, Got: int64(len(plaintext))}
 	}
-	pass = identity.Normalize(mnemonic)
-	if err := CheckMnemonic(pass); err != nil {
+	if pass, err = passphrase(mnemonic); err != nil {
 		return nil, "", 0, err
 	}
 	z, err = xzstream.Encode(plaintext)
@@ -276,7 +294,8 @@ func containmentCheck(b, plaintext []byte, pass string) error {
 }
 
 // Open decrypts and decompresses a blob made by Seal, or by
-// `xz | age -p` typing the normalised mnemonic. Before running scrypt it
+// `xz | age -p` typing the canonical mnemonic (identity.ParseMnemonic; any
+// spelling of the mnemonic may be passed to Open). Before running scrypt it
 // refuses blobs over limits.MaxBlob (*LimitError), anything that is not a
 // binary age file (ErrNotAgeFile), headers that are not exactly one scrypt
 // stanza (ErrNotEnvelope), work factors over limits.MaxWorkFactor
@@ -299,8 +318,8 @@ func Open(blob []byte, mnemonic string, limits *Limits) ([]byte, error) {
 		}
 		return nil, ErrNotAgeFile
 	}
-	pass := identity.Normalize(mnemonic)
-	if err := identity.Validate(pass); err != nil {
+	pass, err := identity.ParseMnemonic(mnemonic)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWrongMnemonic, err)
 	}
 	id, err := age.NewScryptIdentity(pass)

@@ -29,8 +29,10 @@ const MnemonicWords = 24
 const MinEntropy = 3.67
 
 // Entropy returns the Shannon entropy (base 2) of the byte distribution of
-// the normalised mnemonic: log2(n) - Σ c·log2(c) / n over the count c of each
-// distinct byte, n being the length. It is 0 for an empty mnemonic.
+// the canonical mnemonic (identity.Normalize: full words, single spaces, so
+// every spelling of one mnemonic has the same entropy): log2(n) - Σ
+// c·log2(c) / n over the count c of each distinct byte, n being the length.
+// It is 0 for an empty mnemonic.
 func Entropy(mnemonic string) float64 {
 	m := identity.Normalize(mnemonic)
 	if len(m) == 0 {
@@ -50,20 +52,29 @@ func Entropy(mnemonic string) float64 {
 	return math.Log2(n) - sum/n
 }
 
-// CheckMnemonic runs ADR 004's pre-seal checks on mnemonic: after
-// normalisation it has MnemonicWords words, is valid BIP39 (word list and
-// checksum), and its byte entropy is at least MinEntropy. Failures wrap
-// ErrWeakMnemonic. Messages never quote a word of the mnemonic.
+// CheckMnemonic runs ADR 004's pre-seal checks on mnemonic: it reads as a
+// valid BIP39 mnemonic (identity.ParseMnemonic: word list and checksum),
+// has MnemonicWords words, and the byte entropy of its canonical form is at
+// least MinEntropy. Failures wrap ErrWeakMnemonic (and
+// identity.ErrInvalidMnemonic when the mnemonic does not read). Messages
+// never quote a word of the mnemonic.
 func CheckMnemonic(mnemonic string) error {
-	m := identity.Normalize(mnemonic)
-	if n := len(strings.Fields(m)); n != MnemonicWords {
-		return fmt.Errorf("%w: %d words; sealing requires %d", ErrWeakMnemonic, n, MnemonicWords)
+	_, err := passphrase(mnemonic)
+	return err
+}
+
+// passphrase runs CheckMnemonic and returns the canonical mnemonic, which is
+// the envelope passphrase.
+func passphrase(mnemonic string) (string, error) {
+	m, err := identity.ParseMnemonic(mnemonic)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrWeakMnemonic, err)
 	}
-	if err := identity.Validate(m); err != nil {
-		return fmt.Errorf("%w: %w", ErrWeakMnemonic, err)
+	if n := len(strings.Fields(m)); n != MnemonicWords {
+		return "", fmt.Errorf("%w: %d words; sealing requires %d", ErrWeakMnemonic, n, MnemonicWords)
 	}
 	if h := Entropy(m); h < MinEntropy {
-		return fmt.Errorf("%w: byte entropy %.2f bits is below the minimum %.2f", ErrWeakMnemonic, h, MinEntropy)
+		return "", fmt.Errorf("%w: byte entropy %.2f bits is below the minimum %.2f", ErrWeakMnemonic, h, MinEntropy)
 	}
-	return nil
+	return m, nil
 }

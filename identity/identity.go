@@ -52,64 +52,52 @@ type Identity struct {
 	peerID   peer.ID
 }
 
-// Normalize returns the canonical form of a mnemonic: Unicode NFKD (as BIP39
-// requires), lower case, and words separated by single spaces with no leading
-// or trailing space.
+// Normalize returns the canonical form of a mnemonic (see ParseMnemonic).
+// For text that is not a valid mnemonic it returns the text in Unicode NFKD,
+// lower case, words separated by single spaces, so that it is a total
+// function; callers that need a valid mnemonic use ParseMnemonic, which says
+// what is wrong.
 func Normalize(mnemonic string) string {
+	if m, err := ParseMnemonic(mnemonic); err == nil {
+		return m
+	}
 	m := norm.NFKD.String(mnemonic)
 	return strings.Join(strings.Fields(strings.ToLower(m)), " ")
 }
 
-// Validate normalises mnemonic and checks it against the BIP39 English word
-// list and checksum. It does not require 24 words; the envelope does.
+// Validate checks that mnemonic reads as a BIP39 English mnemonic (word
+// list and checksum; see ParseMnemonic for the spellings accepted). It does
+// not require 24 words; the envelope does.
 func Validate(mnemonic string) error {
-	_, err := validate(Normalize(mnemonic))
+	_, _, err := parse(mnemonic)
 	return err
 }
 
-func validate(normalised string) ([]byte, error) {
-	words := strings.Fields(normalised)
-	for i, w := range words {
-		if _, ok := bip39.ReverseWordMap[w]; !ok {
-			// The position, never the word: the word may be a typo of a secret one.
-			return nil, fmt.Errorf("%w: word %d is not in the BIP39 English word list", ErrInvalidMnemonic, i+1)
-		}
-	}
-	switch len(words) {
-	case 12, 15, 18, 21, 24:
-	default:
-		return nil, fmt.Errorf("%w: %d words (BIP39 allows 12, 15, 18, 21 or 24)", ErrInvalidMnemonic, len(words))
-	}
-	ent, err := bip39.MnemonicToByteArray(normalised)
-	if err != nil {
-		return nil, fmt.Errorf("%w: checksum does not match", ErrInvalidMnemonic)
-	}
-	return ent, nil
-}
-
 // Seed returns the 64-byte BIP39 seed of mnemonic with the given passphrase
-// (ksb itself always uses the empty passphrase). The mnemonic is normalised and
-// validated first.
+// (ksb itself always uses the empty passphrase). The seed is that of the
+// canonical mnemonic (ParseMnemonic), which is read and validated first.
 func Seed(mnemonic, passphrase string) ([]byte, error) {
-	m := Normalize(mnemonic)
-	if _, err := validate(m); err != nil {
+	m, err := ParseMnemonic(mnemonic)
+	if err != nil {
 		return nil, err
 	}
 	return bip39.NewSeed(m, norm.NFKD.String(passphrase)), nil
 }
 
-// New derives a node identity from mnemonic: BIP39 seed with the empty
-// passphrase, then the secp256k1 key at DerivationPath.
+// New derives a node identity from mnemonic (read by ParseMnemonic): BIP39
+// seed of the canonical mnemonic with the empty passphrase, then the
+// secp256k1 key at DerivationPath.
 func New(mnemonic string) (*Identity, error) {
-	seed, err := Seed(mnemonic, "")
+	m, err := ParseMnemonic(mnemonic)
 	if err != nil {
 		return nil, err
 	}
+	seed := bip39.NewSeed(m, "")
 	key, err := DeriveKey(seed, derivationIndexes...)
 	if err != nil {
 		return nil, err
 	}
-	return fromKey(Normalize(mnemonic), key)
+	return fromKey(m, key)
 }
 
 // DeriveKey derives the secp256k1 private key at the BIP32 path given as child
@@ -150,8 +138,8 @@ func fromKey(mnemonic string, priv *secp256k1.PrivateKey) (*Identity, error) {
 	}, nil
 }
 
-// Mnemonic returns the normalised mnemonic, which is also the envelope
-// passphrase. Treat it as the secret it is.
+// Mnemonic returns the canonical mnemonic (ParseMnemonic), which is also
+// the envelope passphrase. Treat it as the secret it is.
 func (id *Identity) Mnemonic() string { return id.mnemonic }
 
 // PubKey returns a copy of the 33-byte compressed public key.
@@ -229,14 +217,45 @@ func ParsePubKey(pubKey []byte) (*secp256k1.PublicKey, error) {
 	return pk, nil
 }
 
+// MaxHRPLen is the longest bech32 prefix of a node address: BIP-173 caps a
+// whole bech32 string at 90 characters, and a node address spends 39 of
+// them after the prefix (the separator "1", 32 characters of the 20-byte key
+// hash and a 6-character checksum).
+const MaxHRPLen = 90 - 39
+
+// ValidateHRP checks that hrp can prefix a node address under BIP-173: 1 to
+// MaxHRPLen characters of US-ASCII 33 to 126 ('!' to '~'), in lower case as
+// chain addresses are. Errors wrap ErrBadHRP and say what is wrong.
+func ValidateHRP(hrp string) error {
+	switch {
+	case hrp == "":
+		return fmt.Errorf("%w: empty (BIP-173 needs at least 1 character)", ErrBadHRP)
+	case len(hrp) > MaxHRPLen:
+		return fmt.Errorf("%w: %d characters; a node address allows at most %d", ErrBadHRP, len(hrp), MaxHRPLen)
+	}
+	for i, r := range hrp {
+		switch {
+		case r < 33 || r > 126:
+			return fmt.Errorf("%w %q: character %d is %U, outside BIP-173's US-ASCII 33 to 126 ('!' to '~')", ErrBadHRP, hrp, i+1, r)
+		case r >= 'A' && r <= 'Z':
+			return fmt.Errorf("%w %q: upper case; node addresses are lower case", ErrBadHRP, hrp)
+		}
+	}
+	return nil
+}
+
 // AddressFromPubKey returns bech32(hrp, RIPEMD160(SHA256(pubKey))) for a
-// compressed public key; hrp defaults to DefaultHRP.
+// compressed public key; an empty hrp means DefaultHRP, any other must pass
+// ValidateHRP.
 func AddressFromPubKey(pubKey []byte, hrp string) (string, error) {
 	if _, err := ParsePubKey(pubKey); err != nil {
 		return "", err
 	}
 	if hrp == "" {
 		hrp = DefaultHRP
+	}
+	if err := ValidateHRP(hrp); err != nil {
+		return "", err
 	}
 	sh := sha256.Sum256(pubKey)
 	rh := ripemd160.New()

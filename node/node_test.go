@@ -179,6 +179,11 @@ func TestBackupCycle(t *testing.T) {
 	if st := status(t, ctx, n.Members[1]); len(st.Shares) != 2 {
 		t.Errorf("member 1 has %d shares, want 2", len(st.Shares))
 	}
+	// Status names the keyshare directory it watches, and what is in it
+	// (issue 9 item 2): two shares and the garbage file.
+	if ks := status(t, ctx, n.Members[1]).Keyshares; ks.Dir != n.Members[1].KeysharesDir() || ks.Files != 3 || ks.Error != "" {
+		t.Errorf("member 1 keyshares %+v, want %s with 3 files", ks, n.Members[1].KeysharesDir())
+	}
 
 	// /status over HTTP is the same JSON.
 	raw, code, err := get(n.Members[0].Node().AdminAddr(), "/status")
@@ -434,7 +439,11 @@ func TestRetiredVaultIsDropped(t *testing.T) {
 		Nodes: 4, Dir: t.TempDir(), WorkFactor: 10, AllowLowWorkFactor: true,
 		BlockInterval: 200 * time.Millisecond, PollInterval: 300 * time.Millisecond,
 		BatchInterval: 300 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
-		RetiredGrace: 5 * time.Second,
+		// Long enough for the four status reads below (two chain queries
+		// each) to finish inside it under -race on a loaded 2-core machine:
+		// with 5 s the last member had already dropped blobs in two full
+		// `go test -race ./...` runs.
+		RetiredGrace: 15 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/config"
 	"github.com/ksb-project/ksb/identity"
 )
 
@@ -19,6 +22,8 @@ type Status struct {
 	PubKey  string      `json:"pubkey"`
 	Listen  []string    `json:"listen"`
 	Chain   ChainStatus `json:"chain"`
+	// Keyshares is the directory watched for this node's share files.
+	Keyshares KeysharesStatus `json:"keyshares"`
 	// Shares are this node's own keyshares, by vault.
 	Shares []ShareStatus `json:"shares"`
 	// Held are the blobs this node holds for other owners.
@@ -34,6 +39,37 @@ type ChainStatus struct {
 	ChainID   string `json:"chain_id"`
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
+}
+
+// KeysharesStatus is the keyshare directory (backup.keyshares_dir): where
+// keygen must write the files this node backs up.
+type KeysharesStatus struct {
+	// Dir is the absolute path watched.
+	Dir string `json:"dir"`
+	// Files counts the *.json files in it now (what the node looks at).
+	Files int `json:"files"`
+	// Error is why the directory could not be listed, if it could not.
+	Error string `json:"error,omitempty"`
+}
+
+// keysharesStatus lists the keyshare directory.
+func (n *Node) keysharesStatus() KeysharesStatus {
+	dir := config.Path(n.home, n.cfg.Backup.KeysharesDir)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	ks := KeysharesStatus{Dir: dir}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		ks.Error = err.Error()
+		return ks
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && isCandidateName(e.Name()) {
+			ks.Files++
+		}
+	}
+	return ks
 }
 
 // ShareStatus is one of this node's shares.
@@ -74,13 +110,14 @@ type HeldStatus struct {
 // chain is unreachable the report says so and still lists local state.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	st := &Status{
-		Address: n.addr,
-		PeerID:  n.id.PeerID().String(),
-		PubKey:  n.id.PubKeyHex(),
-		Listen:  n.Addrs(),
-		Chain:   ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
-		Shares:  []ShareStatus{},
-		Held:    []HeldStatus{},
+		Address:   n.addr,
+		PeerID:    n.id.PeerID().String(),
+		PubKey:    n.id.PubKeyHex(),
+		Listen:    n.Addrs(),
+		Chain:     ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
+		Keyshares: n.keysharesStatus(),
+		Shares:    []ShareStatus{},
+		Held:      []HeldStatus{},
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()

@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -56,11 +59,27 @@ func newWatcher(dir string, log *slog.Logger) *watcher {
 	return &watcher{dir: dir, settle: settleTime, log: log, reported: map[string]candidate{}}
 }
 
-// run sends settled files to out until ctx is done.
+// run sends settled files to out until ctx is done. It logs the directory
+// it watches, and warns when it has to create it: a typo in
+// backup.keyshares_dir would otherwise make an empty directory nobody
+// writes to, and back up nothing, silently.
 func (w *watcher) run(ctx context.Context, out chan<- candidate) error {
-	if err := os.MkdirAll(w.dir, 0o700); err != nil {
-		return err
+	dir := w.dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
+	if fi, err := os.Stat(w.dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("keyshare directory %s is not a directory", dir)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(w.dir, 0o700); err != nil {
+			return err
+		}
+		w.log.Warn("keyshare directory did not exist; created it empty. If keygen writes its files elsewhere, nothing is backed up: check backup.keyshares_dir",
+			"dir", dir)
+	} else if err != nil {
+		return fmt.Errorf("keyshare directory %s: %w", dir, err)
+	}
+	w.log.Info("watching keyshare directory", "dir", dir)
 	// Without file-system events (inotify limits, an unsupported file
 	// system) the periodic rescan still finds every file, only later.
 	var events <-chan fsnotify.Event

@@ -1,11 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -83,5 +86,64 @@ func TestWatcherReportsExistingAndNewFilesOncePerVersion(t *testing.T) {
 			t.Fatalf("non-candidate reported: %+v", c)
 		}
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// logBuffer is a slog handler's output, safe to read while written.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// startLogs runs a watcher on dir until it has logged that it watches it,
+// and returns its logs.
+func startLogs(t *testing.T, dir string) string {
+	t.Helper()
+	var logs logBuffer
+	w := newWatcher(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.run(ctx, make(chan candidate)) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(logs.String(), "watching keyshare directory") {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("watcher stopped: %v (logs %q)", err, logs.String())
+		case <-deadline:
+			t.Fatalf("no start-up log naming the directory: %q", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return logs.String()
+}
+
+// TestWatcherLogsItsDirectory is issue 9 item 2: the watched directory is
+// logged at start, and creating it (a typo in keyshares_dir) is a warning.
+func TestWatcherLogsItsDirectory(t *testing.T) {
+	existing := t.TempDir()
+	logs := startLogs(t, existing)
+	if !strings.Contains(logs, "level=INFO") || !strings.Contains(logs, "dir="+existing) || strings.Contains(logs, "level=WARN") {
+		t.Errorf("existing directory: logs %q; want it named at start, no warning", logs)
+	}
+
+	typo := filepath.Join(t.TempDir(), "keyshars")
+	logs = startLogs(t, typo)
+	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "dir="+typo) || !strings.Contains(logs, "keyshares_dir") {
+		t.Errorf("created directory: logs %q; want a warning naming it and the setting", logs)
+	}
+	if fi, err := os.Stat(typo); err != nil || !fi.IsDir() {
+		t.Errorf("directory not created: %v", err)
 	}
 }

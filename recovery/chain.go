@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -199,18 +198,10 @@ func plan(atts []attest.Attestation, nodes []attest.Node, log *slog.Logger) []va
 // every newer one delivered a valid blob.
 func (c *config) recoverVault(ctx context.Context, h host.Host, vp vaultPlan, start time.Time, skip func(Skip)) VaultResult {
 	res := VaultResult{Vault: vp.vault}
-	name, err := FileName(vp.vault)
-	if err != nil {
+	// No holder is asked for a vault that cannot be written.
+	if _, err := FileName(vp.vault); err != nil {
 		res.Err = err
 		return res
-	}
-	if !c.Force {
-		// Checked again, race-free, when writing; this saves the fetch.
-		if path := filepath.Join(c.OutDir, name); exists(path) {
-			res.Err = fmt.Errorf("%s: %w", path, ErrExists)
-			c.progress.printf("vault %s: %v", vp.vault, res.Err)
-			return res
-		}
 	}
 	tried := 0
 	for i, cd := range vp.cands {
@@ -229,15 +220,10 @@ func (c *config) recoverVault(ctx context.Context, h host.Host, vp vaultPlan, st
 			c.progress.printf("vault %s: no valid copy of the newest attested blob; using the one attested at block %d", vp.vault, cd.height)
 		}
 		res.Holder, res.Peer, res.Digest, res.Height, res.Bytes = hr.addr, hr.peer, cd.hex, cd.height, len(pt)
-		res.File, res.Err = c.write(vp.vault, pt)
+		res.File, res.Unchanged, res.Err = c.write(vp.vault, pt)
 		clear(pt)
 		res.Duration = time.Since(start)
-		if res.Err != nil {
-			res.File = ""
-			c.progress.printf("vault %s: %v", vp.vault, res.Err)
-		} else {
-			c.progress.printf("vault %s: recovered from %s: %d bytes in %v → %s", vp.vault, hr.addr, res.Bytes, res.Duration.Round(time.Millisecond), res.File)
-		}
+		c.reportWrite(&res)
 		return res
 	}
 	res.Err = fmt.Errorf("%w (%d blob(s), %d holder attestation(s) tried)", ErrNoValidBlob, len(vp.cands), tried)

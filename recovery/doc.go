@@ -67,10 +67,16 @@
 // choice does not depend on arrival order. (A holder can only make an older
 // valid blob of the same vault win this way; a vault's share does not change
 // once its keygen is done.) A blob older than the one already kept for its
-// vault is not opened. Run stops once no new valid blob has arrived
-// for GossipQuiet ([DefaultGossipQuiet], 10 s, three republish intervals
-// and a second) after at least one did, or after GossipTimeout
+// vault is not opened. Run stops when no valid blob has come within
+// GossipFirstWait ([DefaultGossipFirstWait], 45 s) of the first request —
+// what a mnemonic no holder knows (a wrong one) costs —, once no new valid
+// blob has arrived for GossipQuiet ([DefaultGossipQuiet], 10 s, three
+// republish intervals and a second) after one did, or after GossipTimeout
 // ([DefaultGossipTimeout], 2 min) in all; then it writes the kept blobs.
+// While it waits, it says so on Progress every five seconds. When a second copy of the kept blob
+// comes from a holder reporting a later receive time, that holder is
+// credited (so the choice does not depend on arrival order), and Progress
+// says so.
 // There is no list of expected vaults without the chain: every vault a
 // valid blob came back for is written, and nothing at all is
 // [ErrNoBackups].
@@ -78,10 +84,14 @@
 // # Files
 //
 // Each file is written to a temporary file in OutDir (created with mode 0700
-// if missing), synced, and hard-linked to localstate-<vault>.json, so a
-// failure leaves nothing half-written and an existing file is refused
-// ([ErrExists]) and left untouched, even one that appears during the run.
-// With Force the temporary file is renamed over it instead. The vault key
+// when the first file is written, so a run that writes nothing — refused,
+// interrupted, nothing found — leaves no empty directory), synced, and
+// hard-linked to localstate-<vault>.json, so a failure leaves nothing
+// half-written. A file already there with exactly the recovered bytes is
+// left as it is and reported as such ([VaultResult].Unchanged: a recovery
+// run again succeeds); one with other bytes is refused ([ErrExists]) and
+// left untouched, even one that appears during the run. With Force the
+// temporary file is renamed over it instead. The vault key
 // becomes part of a file name only if it is made of A-Z a-z 0-9 . _ : -
 // ([FileName]). Neither the mnemonic nor any blob or plaintext is logged or
 // sent anywhere; plaintext buffers are cleared once written.
@@ -90,7 +100,7 @@
 //
 //	ksb recover --out DIR [--rpc URL] [--bootstrap MULTIADDR ...] [--no-chain]
 //	            [--hrp H] [--force] [--json] [--mnemonic-file FILE]
-//	            [--gossip-quiet D] [--gossip-timeout D]
+//	            [--gossip-first-wait D] [--gossip-quiet D] [--gossip-timeout D]
 //
 //	--out DIR           where to write localstate-<vault>.json (required)
 //	--rpc URL           chain RPC (default http://127.0.0.1:26657)
@@ -98,22 +108,25 @@
 //	                    repeat or separate with commas; enables the fallback
 //	--no-chain          do not use the chain, only gossip (needs --bootstrap)
 //	--hrp H             address prefix (default: the chain's, else "thor")
-//	--force             replace existing files
+//	--force             replace existing files that differ
 //	--json              print the report as JSON instead of a table
 //	--mnemonic-file F   the mnemonic (else $KSB_MNEMONIC, else a no-echo prompt)
+//	--gossip-first-wait D  GossipFirstWait (default 45s)
 //	--gossip-quiet D    GossipQuiet (default 10s)
 //	--gossip-timeout D  GossipTimeout (default 2m0s)
 //
 // Progress lines go to standard error. Standard output gets a table with one
-// row per vault (vault, holder used, bytes, time, file or "NOT RECOVERED:"
-// and why) and a closing line "recovered N of M vault(s) via chain|gossip
-// in T", or, with --json, the report: path, owner, peer_id, fallback,
-// vaults (vault, holder, peer_id, digest, height, received, bytes,
-// duration_ms, file, error), missing, skipped (vault, holder, peer_id,
-// digest, error), duration_ms and error. Standard output stays empty when
-// Run fails before learning what is held (no report). Exit status: 0 when every vault found was recovered;
-// 2 when some were not (they are named on standard error; the others are
-// written); 1 for everything else (bad flags, no mnemonic, chain unreachable
-// without --bootstrap, no bootstrap peer reachable, no backups found,
-// interrupted).
+// row per vault (vault, holder used, bytes, time, file — with "(already
+// present, identical)" when it was — or "NOT RECOVERED:" and why) and a
+// closing line "recovered N of M vault(s) via chain|gossip in T", or, with
+// --json, the report: path, owner, peer_id, fallback, vaults (vault,
+// holder, peer_id, digest, height, received, bytes, duration_ms, file,
+// unchanged, error), missing, skipped (vault, holder, peer_id, digest,
+// error), duration_ms and error. Standard output stays empty when Run fails
+// before learning what is held (no report). Exit status: 0 when every vault
+// found was recovered (or was already there, identical); 2 when some were
+// not (they are named on standard error; the others are written); 130 when
+// interrupted (SIGINT or SIGTERM); 1 for everything else (bad flags, no
+// mnemonic, chain unreachable without --bootstrap — the message suggests
+// it —, no bootstrap peer reachable, no backups found).
 package recovery

@@ -38,8 +38,10 @@ var (
 	ErrIncomplete = errors.New("recovery: not every vault was recovered")
 
 	// ErrExists is the error of a vault whose output file already exists
-	// when Options.Force is false. The file is left as it was.
-	ErrExists = errors.New("output file exists (use --force to replace it)")
+	// with other bytes than the share recovered, when Options.Force is
+	// false. The file is left as it was. (A file with exactly the recovered
+	// bytes is no error: VaultResult.Unchanged.)
+	ErrExists = errors.New("exists and differs from the recovered share (use --force to replace it)")
 
 	// ErrDigestMismatch is the error of a blob whose sha256 is not the
 	// digest the chain attests for it.

@@ -90,11 +90,18 @@ func runGossip(ctx context.Context, c *config, rep *Report) error {
 	go func() { done <- g.Recover(rctx, col.onBlob) }()
 	overall := time.NewTimer(c.GossipTimeout)
 	defer overall.Stop()
-	quiet := time.NewTimer(c.GossipQuiet)
-	quiet.Stop()
+	// Until the first blob the wait is GossipFirstWait, so a mnemonic no
+	// holder knows (a wrong one) ends then, not at GossipTimeout.
+	quiet := time.NewTimer(c.GossipFirstWait)
+	tick := time.NewTicker(waitProgressInterval)
+	defer tick.Stop()
+	c.progress.printf("gossip: request published; waiting for holders (stopping if no blob comes in %v, then %v after the last new one; %v at most)",
+		c.GossipFirstWait, c.GossipQuiet, c.GossipTimeout)
 	var (
 		recErr   error
 		returned bool
+		last     = start // when the last new blob was kept
+		blobs    int
 	)
 wait:
 	for {
@@ -108,9 +115,23 @@ wait:
 			c.progress.printf("gossip: stopping after %v", c.GossipTimeout)
 			break wait
 		case <-col.changed:
+			blobs++
+			last = time.Now()
 			quiet.Reset(c.GossipQuiet)
+		case <-tick.C:
+			if blobs == 0 {
+				c.progress.printf("gossip: waiting for holders: no blob yet after %v (stopping at %v)",
+					time.Since(start).Round(time.Second), c.GossipFirstWait)
+			} else {
+				c.progress.printf("gossip: waiting for holders: %d new blob(s) so far, the last %v ago (stopping at %v)",
+					blobs, time.Since(last).Round(time.Second), c.GossipQuiet)
+			}
 		case <-quiet.C:
-			c.progress.printf("gossip: no new blob for %v; stopping", c.GossipQuiet)
+			if blobs == 0 {
+				c.progress.printf("gossip: no blob in %v; stopping", c.GossipFirstWait)
+			} else {
+				c.progress.printf("gossip: no new blob for %v; stopping", c.GossipQuiet)
+			}
 			break wait
 		}
 	}
@@ -132,20 +153,16 @@ wait:
 	case recErr != nil:
 		return fmt.Errorf("gossip recovery: %w", recErr)
 	case len(best) == 0:
-		return fmt.Errorf("%w: no holder returned a blob of %s that opens with this mnemonic within %v", ErrNoBackups, owner, c.GossipTimeout)
+		return fmt.Errorf("%w: no holder returned a blob of %s that opens with this mnemonic in %v (is it this node's mnemonic? are the bootstrap peers its holders' network?)",
+			ErrNoBackups, owner, time.Since(start).Round(time.Second))
 	}
 	for _, k := range best {
 		res := VaultResult{
 			Vault: k.vault, Holder: k.holder, Peer: k.peer, Digest: hex.EncodeToString(k.digest[:]),
 			Received: k.received, Bytes: len(k.pt), Duration: k.after,
 		}
-		res.File, res.Err = c.write(k.vault, k.pt)
-		if res.Err != nil {
-			res.File = ""
-			c.progress.printf("vault %s: %v", k.vault, res.Err)
-		} else {
-			c.progress.printf("vault %s: recovered from %s: %d bytes → %s", k.vault, k.holder, res.Bytes, res.File)
-		}
+		res.File, res.Unchanged, res.Err = c.write(k.vault, k.pt)
+		c.reportWrite(&res)
 		rep.Vaults = append(rep.Vaults, res)
 	}
 	return finish(rep)
@@ -287,9 +304,12 @@ func (k *collector) judge(f p2p.Fetched, holder string, s Skip) bool {
 		return false
 	case cur.digest == f.Digest:
 		// Another copy of the kept blob: credit the holder that reports
-		// the latest receive time, as if it had come first.
+		// the latest receive time, as if it had come first, and say so, so
+		// that the progress ends naming the holder the report names.
 		if f.Received.After(cur.received) {
 			cur.holder, cur.peer, cur.received = holder, f.Holder, f.Received
+			k.c.progress.printf("vault %s: the same blob from %s (received %s, later): credited to it",
+				f.Vault, holder, f.Received.UTC().Format(time.RFC3339))
 		}
 		return true
 	case !newer(f.Received, f.Digest, cur.received, cur.digest):

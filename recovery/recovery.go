@@ -51,18 +51,32 @@ const (
 	// every 3 s.
 	republishInterval = 3 * time.Second
 
-	// DefaultGossipQuiet is how long the gossip path waits, once at least one
-	// valid blob has arrived, for another new one before it stops. Holders
-	// answer a request they receive within a second or two; ten seconds
-	// spans three republished requests, for holders that missed earlier
-	// ones, with a second to spare.
+	// DefaultGossipQuiet is how long the gossip path waits, once a valid
+	// blob has arrived, for another new one before it stops. Holders answer
+	// a request they receive within a second or two; ten seconds spans
+	// three republished requests, for holders that missed earlier ones,
+	// with a second to spare.
 	DefaultGossipQuiet = 3*republishInterval + time.Second
 
-	// DefaultGossipTimeout bounds the whole gossip path when no blob arrives
-	// (a wrong mnemonic, holders that do not know this node): eight
-	// republished requests, and the age a request may have when holders
-	// accept it (p2p.RecoveryWindow).
+	// DefaultGossipFirstWait is how long the gossip path waits for the
+	// first valid blob before it stops with ErrNoBackups: what a mnemonic no
+	// holder knows (a wrong one) costs. Holders usually answer within
+	// seconds, but a holder that still has a connection to this peer ID
+	// from before a crash, dead without its knowing, first tries that
+	// connection: measured with `ksb node` processes, a node recovered
+	// moments after being killed got its first blob after about 20 s (the
+	// failed return, then the holder's 10 s per-owner request interval).
+	// Forty-five seconds is twice that with room.
+	DefaultGossipFirstWait = 45 * time.Second
+
+	// DefaultGossipTimeout bounds the whole gossip path even while new blobs
+	// keep arriving: eight republished requests, and the age a request may
+	// have when holders accept it (p2p.RecoveryWindow).
 	DefaultGossipTimeout = 2 * time.Minute
+
+	// waitProgressInterval is how often the gossip path says, on Progress,
+	// that it is still waiting: nine lines over the first wait.
+	waitProgressInterval = 5 * time.Second
 
 	// topicJoinWait bounds how long the gossip path waits for the connected
 	// bootstrap peers to appear on the recovery topic before it publishes,
@@ -109,7 +123,8 @@ type Options struct {
 	// address and peer ID, and opens the blobs. It is never logged.
 	Mnemonic string
 	// OutDir is where localstate-<vault>.json files are written; it is
-	// created (mode 0700) if missing.
+	// created (mode 0700) when the first file is written, so a recovery
+	// that writes nothing leaves nothing behind.
 	OutDir string
 	// RPC is the CometBFT RPC address of a node running the ksb chain
 	// ("http://127.0.0.1:26657"); empty means no chain.
@@ -122,8 +137,10 @@ type Options struct {
 	// HRP is the bech32 prefix of node addresses; empty means the chain's
 	// (or identity.DefaultHRP without the chain).
 	HRP string
-	// Force replaces existing output files; without it they are refused
-	// (ErrExists) and left untouched.
+	// Force replaces existing output files; without it one with other bytes
+	// than the recovered share is refused (ErrExists) and left untouched.
+	// One with exactly those bytes is left as it is either way
+	// (VaultResult.Unchanged).
 	Force bool
 	// Listen are the multiaddrs the gossip path's host listens on; empty
 	// means DefaultGossipListen. The chain path's host only dials.
@@ -139,8 +156,12 @@ type Options struct {
 	ChainTimeout time.Duration
 	// HolderTimeout bounds one fetch from one holder (DefaultHolderTimeout).
 	HolderTimeout time.Duration
-	// GossipQuiet is the gossip path's quiet period (DefaultGossipQuiet).
+	// GossipQuiet is the gossip path's quiet period after a new blob
+	// (DefaultGossipQuiet).
 	GossipQuiet time.Duration
+	// GossipFirstWait is how long the gossip path waits for the first
+	// valid blob (DefaultGossipFirstWait).
+	GossipFirstWait time.Duration
 	// GossipTimeout bounds the gossip path (DefaultGossipTimeout).
 	GossipTimeout time.Duration
 }
@@ -211,8 +232,12 @@ type VaultResult struct {
 	// Duration is the time from the start of the search (the chain read, or
 	// the first gossip request) to the file being written.
 	Duration time.Duration
-	// File is the path written; empty if none.
+	// File is the path written (or found already holding the share); empty
+	// if none.
 	File string
+	// Unchanged says File already held exactly the recovered share, so
+	// nothing was written: a recovery run again into the same directory.
+	Unchanged bool
 	// Err is why the vault was not recovered; nil if File was written.
 	Err error
 }
@@ -257,7 +282,7 @@ func (o Options) resolve() (*config, error) {
 	if o.OutDir == "" {
 		return nil, fmt.Errorf("%w: no output directory", ErrBadOptions)
 	}
-	for _, d := range []time.Duration{o.ChainTimeout, o.HolderTimeout, o.GossipQuiet, o.GossipTimeout} {
+	for _, d := range []time.Duration{o.ChainTimeout, o.HolderTimeout, o.GossipQuiet, o.GossipFirstWait, o.GossipTimeout} {
 		if d < 0 {
 			return nil, fmt.Errorf("%w: negative duration %v", ErrBadOptions, d)
 		}
@@ -270,6 +295,7 @@ func (o Options) resolve() (*config, error) {
 	def(&c.ChainTimeout, DefaultChainTimeout)
 	def(&c.HolderTimeout, DefaultHolderTimeout)
 	def(&c.GossipQuiet, DefaultGossipQuiet)
+	def(&c.GossipFirstWait, DefaultGossipFirstWait)
 	def(&c.GossipTimeout, DefaultGossipTimeout)
 	if len(o.Bootstrap) > 0 {
 		addrs := make([]ma.Multiaddr, 0, len(o.Bootstrap))
@@ -306,8 +332,10 @@ func (o Options) resolve() (*config, error) {
 			return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
 		}
 	}
-	if o.HRP != "" && !validHRP(o.HRP) {
-		return nil, fmt.Errorf("%w: address prefix %q: want 1 to %d lower-case characters of ASCII 33 to 126", ErrBadOptions, o.HRP, maxHRPLen)
+	if o.HRP != "" {
+		if err := identity.ValidateHRP(o.HRP); err != nil {
+			return nil, fmt.Errorf("%w: address prefix: %w", ErrBadOptions, err)
+		}
 	}
 	c.log = o.Logger
 	if c.log == nil {
@@ -328,8 +356,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.OutDir, outDirMode); err != nil {
-		return nil, fmt.Errorf("creating output directory: %w", err)
+	if fi, err := os.Stat(c.OutDir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%w: output %s is not a directory", ErrBadOptions, c.OutDir)
 	}
 	rep := &Report{PeerID: c.id.PeerID()}
 	err = run(ctx, c, rep)
@@ -356,23 +384,6 @@ func run(ctx context.Context, c *config, rep *Report) error {
 		c.progress.printf("chain RPC %s unreachable (%v); asking bootstrap peers over gossip", c.RPC, unreachable.err)
 	}
 	return runGossip(ctx, c, rep)
-}
-
-// maxHRPLen is the longest human-readable part BIP173 allows.
-const maxHRPLen = 83
-
-// validHRP reports whether hrp is a BIP173 human-readable part in lower
-// case, as chain addresses use it.
-func validHRP(hrp string) bool {
-	if hrp == "" || len(hrp) > maxHRPLen {
-		return false
-	}
-	for i := 0; i < len(hrp); i++ {
-		if c := hrp[i]; c < 33 || c > 126 || (c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // chainUnreachable is a chain read that failed for want of an answer (as

@@ -1,12 +1,15 @@
 package recovery
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ksb-project/ksb/envelope"
 	"github.com/ksb-project/ksb/internal/safefile"
@@ -79,21 +82,67 @@ func checkDigest(blob []byte, digest [32]byte) error {
 	return nil
 }
 
-// write writes the keyshare of vault into OutDir (see writeAtomic) and
-// returns the path.
-func (c *config) write(vault string, data []byte) (string, error) {
+// write writes the keyshare of vault into OutDir (see writeAtomic),
+// creating OutDir (mode 0700) if needed, and returns the path. A file
+// already there with exactly data is left as it is and reported unchanged;
+// one with other bytes is refused with ErrExists unless Force.
+func (c *config) write(vault string, data []byte) (path string, unchanged bool, err error) {
 	name, err := FileName(vault)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	path := filepath.Join(c.OutDir, name)
-	return path, writeAtomic(path, data, c.Force)
+	path = filepath.Join(c.OutDir, name)
+	if same, err := sameContent(path, data); err != nil {
+		return "", false, err
+	} else if same {
+		return path, true, nil
+	}
+	// Created only now, so that a recovery that writes nothing (refused,
+	// interrupted, nothing found) leaves no empty directory behind.
+	if err := os.MkdirAll(c.OutDir, outDirMode); err != nil {
+		return "", false, fmt.Errorf("creating output directory: %w", err)
+	}
+	return path, false, writeAtomic(path, data, c.Force)
 }
 
-// exists reports whether something is at path.
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
+// reportWrite prints the outcome of writing res's file.
+func (c *config) reportWrite(res *VaultResult) {
+	switch {
+	case res.Err != nil:
+		res.File = ""
+		c.progress.printf("vault %s: %v", res.Vault, res.Err)
+	case res.Unchanged:
+		c.progress.printf("vault %s: recovered from %s: %d bytes, already present, identical: %s", res.Vault, res.Holder, res.Bytes, res.File)
+	default:
+		c.progress.printf("vault %s: recovered from %s: %d bytes in %v → %s", res.Vault, res.Holder, res.Bytes, res.Duration.Round(time.Millisecond), res.File)
+	}
+}
+
+// sameContent reports whether path is a regular file holding exactly data.
+// Nothing at path is not an error.
+func sameContent(path string, data []byte) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the existing %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("reading the existing %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) {
+		return false, nil
+	}
+	// The size is known and equals len(data): one byte more proves a
+	// file that grew meanwhile differs.
+	got, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
+	if err != nil {
+		return false, fmt.Errorf("reading the existing %s: %w", path, err)
+	}
+	return bytes.Equal(got, data), nil
 }
 
 // writeAtomic writes data to path with OutputMode, never half-written and,

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,22 +18,39 @@ var (
 )
 
 // ksbBinary builds the ksb binary once per test process and returns its path.
+// KSB_TEST_BINARY names a binary to test instead (to run these tests against
+// another build, such as the code before a fix).
 func ksbBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if p := os.Getenv("KSB_TEST_BINARY"); p != "" {
+			binPath = p
+			return
+		}
 		dir, err := os.MkdirTemp("", "ksb-bin-")
 		if err != nil {
 			buildErr = err
 			return
 		}
 		binPath = filepath.Join(dir, "ksb")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		// As make build does: the commit for --version, which the
+		// toolchain does not record in a git worktree.
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.commit="+gitCommit(), "-o", binPath, ".")
 		buildOut, buildErr = cmd.CombinedOutput()
 	})
 	if buildErr != nil {
 		t.Fatalf("building ksb: %v\n%s", buildErr, buildOut)
 	}
 	return binPath
+}
+
+// gitCommit is the checked-out commit, or "" outside a git checkout.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(out))
 }
 
 // result is what one run of the binary did.
@@ -46,7 +64,14 @@ type result struct {
 // KSB_MNEMONIC is never inherited.
 func runKSB(t testing.TB, env []string, args ...string) result {
 	t.Helper()
+	return runKSBInput(t, nil, env, args...)
+}
+
+// runKSBInput is runKSB with stdin as the command's standard input.
+func runKSBInput(t testing.TB, stdin io.Reader, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(ksbBinary(t), args...)
+	cmd.Stdin = stdin
 	for _, kv := range os.Environ() {
 		if !bytes.HasPrefix([]byte(kv), []byte("KSB_MNEMONIC=")) {
 			cmd.Env = append(cmd.Env, kv)

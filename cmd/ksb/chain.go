@@ -48,7 +48,7 @@ func chainStartCmd() *cobra.Command {
 		Short: "Run one validator of the attestation chain until SIGTERM or SIGINT (logs on stderr)",
 		Args:  cobra.NoArgs,
 	}
-	home := cmd.Flags().String("home", "", "validator home (made by `ksb testnet init`)")
+	home := cmd.Flags().String("home", "", "validator home (made by ksb testnet init)")
 	level := cmd.Flags().String("log-level", "info", "debug, info, warn or error")
 	cmd.MarkFlagRequired("home")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -104,7 +104,8 @@ func chainQueryCmd() *cobra.Command {
 			return errors.New("--owner and --holder go with `attestations`")
 		}
 		if what == "coverage" {
-			return runCoverage(cmd.Context(), cmd.OutOrStdout(), *rpc, *vault, *asJSON)
+			_, err := runCoverage(cmd.Context(), cmd.OutOrStdout(), *rpc, *vault, *asJSON)
+			return err
 		}
 		c, err := attest.NewClient(*rpc)
 		if err != nil {
@@ -280,7 +281,7 @@ func sendTx(cmd *cobra.Command, home, rpc string, msg attest.Msg, asJSON bool) e
 	if rpc == "" {
 		return fmt.Errorf("no --rpc, and %s has no config.toml to read chain.rpc from", home)
 	}
-	m, err := identity.Read(identity.Source{File: mnemonicFile})
+	m, err := identity.Read(identity.Source{File: mnemonicFile, OnInsecureFile: warnInsecure(cmd)})
 	if err != nil {
 		return err
 	}

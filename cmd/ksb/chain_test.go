@@ -199,7 +199,7 @@ func TestFourValidatorTestnet(t *testing.T) {
 		addrs = append(addrs, nodeAddress(t, filepath.Join(dir, fmt.Sprintf("node%d", j))))
 	}
 	var cov coverageJSON
-	if err := json.Unmarshal([]byte(mustRun(t, "coverage", "--json", "--rpc", vs[0].rpc)), &cov); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, "coverage", "--json", "--exit-zero", "--rpc", vs[0].rpc)), &cov); err != nil {
 		t.Fatal(err)
 	}
 	// The two EdDSA files went to node0 and node1: one vault, 2 members,
@@ -259,7 +259,7 @@ func TestFourValidatorTestnet(t *testing.T) {
 	if len(atts.Attestations) != 2 {
 		t.Fatalf("restarted validator serves %+v, want node1's and node2's attestations", atts.Attestations)
 	}
-	text := mustRun(t, "coverage", "--rpc", vs[3].rpc)
+	text := mustRun(t, "coverage", "--exit-zero", "--rpc", vs[3].rpc) // thorpub1second has no holders: not safe
 	if !strings.Contains(text, vault) || !strings.Contains(text, "yes") {
 		t.Fatalf("coverage table:\n%s", text)
 	}

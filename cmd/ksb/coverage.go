@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,35 +22,68 @@ func coverageCmd() *cobra.Command {
 		Use:   "coverage",
 		Short: "Show, per vault, which members' shares have at least r holders, and whether the vault is safe",
 		Long: "Ask the attestation chain for its coverage: for each live vault, every member's distinct active holders,\n" +
-			"the replication target r, and safe = (members with at least r holders) >= threshold.\n" +
-			"Same as `ksb chain query coverage`.",
+			"the replication target r, and safe = (members with at least r holders) >= threshold.\n\n" +
+			"Exit status, for monitoring (cron, a Prometheus blackbox or script exporter, Nagios):\n" +
+			"  0  every vault listed is safe (or there is none)\n" +
+			"  2  some vault is not safe; the table (or JSON) is printed and stderr names the vaults\n" +
+			"  1  the chain could not be asked (unreachable, bad --rpc)\n" +
+			"With --exit-zero it exits 0 whatever the coverage, as `ksb chain query coverage` does.\n" +
+			"Without --vault the chain lists live vaults only; --vault V checks V even if it is retired.",
 		Args: cobra.NoArgs,
 	}
-	rpc := cmd.Flags().String("rpc", defaultChainRPC, "CometBFT RPC address of a node running the ksb chain")
-	vault := cmd.Flags().String("vault", "", "only this vault (public key as `ksb inspect` prints it)")
+	rpc := cmd.Flags().String("rpc", defaultChainRPC, "CometBFT RPC `URL` of a node running the ksb chain")
+	vault := cmd.Flags().String("vault", "", "only this vault (its public `KEY`, as ksb inspect prints it)")
 	asJSON := cmd.Flags().Bool("json", false, "print JSON")
+	exitZero := cmd.Flags().Bool("exit-zero", false, "exit 0 even when a vault is not safe (only print the coverage)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return runCoverage(cmd.Context(), cmd.OutOrStdout(), *rpc, *vault, *asJSON)
+		cov, err := runCoverage(cmd.Context(), cmd.OutOrStdout(), *rpc, *vault, *asJSON)
+		if err != nil || *exitZero {
+			return err
+		}
+		return unsafeVaults(cov)
 	}
 	return cmd
 }
 
-// runCoverage is `ksb coverage` and `ksb chain query coverage`.
-func runCoverage(ctx context.Context, w io.Writer, rpc, vault string, asJSON bool) error {
+// exitNotSafe is the exit status of `ksb coverage` when a vault is not
+// safe: distinct from 1, which says the coverage could not be read.
+const exitNotSafe = 2
+
+// unsafeVaults returns an exitStatus naming the vaults of cov that are not
+// safe, or nil.
+func unsafeVaults(cov *attest.Coverage) error {
+	var bad []string
+	for _, v := range cov.Vaults {
+		if !v.Safe {
+			bad = append(bad, fmt.Sprintf("%s (%d of %d members covered)", v.PubKey, v.Covered, v.Threshold))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return exitStatus{
+		err:  fmt.Errorf("%d of %d vault(s) not safe at height %d: %s", len(bad), len(cov.Vaults), cov.Height, strings.Join(bad, ", ")),
+		code: exitNotSafe,
+	}
+}
+
+// runCoverage is `ksb coverage` and `ksb chain query coverage`: it prints
+// the coverage and returns it.
+func runCoverage(ctx context.Context, w io.Writer, rpc, vault string, asJSON bool) (*attest.Coverage, error) {
 	c, err := attest.NewClient(rpc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	cov, err := c.Coverage(ctx, vault)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if asJSON {
-		return writeJSON(w, cov)
+		return cov, writeJSON(w, cov)
 	}
-	return writeCoverage(w, cov)
+	return cov, writeCoverage(w, cov)
 }
 
 func writeCoverage(w io.Writer, cov *attest.Coverage) error { return attest.WriteCoverageTable(w, cov) }

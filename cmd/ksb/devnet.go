@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ksb-project/ksb/devnet"
+	"github.com/ksb-project/ksb/envelope"
 )
 
 func init() { commands = append(commands, devnetCmd) }
@@ -30,6 +31,8 @@ timings. Exits 0 on success. With --keep the network keeps running until Ctrl-C.
 	cmd.Flags().IntVar(&o.Nodes, "nodes", devnet.MaxNodes, fmt.Sprintf("number of nodes (%d..%d)", devnet.MinNodes, devnet.MaxNodes))
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory for the chain and node homes (default: a temporary one, removed at the end)")
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the network running after the demonstration, until Ctrl-C")
+	cmd.Flags().IntVar(&o.WorkFactor, "work-factor", envelope.DefaultWorkFactor, fmt.Sprintf("scrypt work factor the nodes seal with, log2 N (%d..%d)", envelope.MinWorkFactor, envelope.MaxWorkFactor))
+	cmd.Flags().BoolVar(&o.AllowLowWorkFactor, "insecure-work-factor", false, fmt.Sprintf("allow --work-factor below %d (a quicker demonstration; cheapens mnemonic guesses)", envelope.MinWorkFactor))
 	verbose := cmd.Flags().Bool("verbose", false, "log the nodes' and chain's activity to stderr")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -37,6 +40,9 @@ timings. Exits 0 on success. With --keep the network keeps running until Ctrl-C.
 		var logw io.Writer = io.Discard
 		if *verbose {
 			logw = cmd.ErrOrStderr()
+		}
+		if o.WorkFactor < envelope.MinWorkFactor && !o.AllowLowWorkFactor {
+			return fmt.Errorf("--work-factor %d is below %d: add --insecure-work-factor for a quick demonstration", o.WorkFactor, envelope.MinWorkFactor)
 		}
 		o.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		o.QUIC = true

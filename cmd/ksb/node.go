@@ -38,18 +38,29 @@ func nodeCmd() *cobra.Command {
 (--mnemonic-file, else $KSB_MNEMONIC, else the file named by the config, H/mnemonic by default),
 watches the keyshare directory, pushes sealed shares to holders, holds and attests other
 nodes' shares, and serves /healthz, /status and /metrics on the admin address.
-It stops cleanly on SIGINT or SIGTERM.`,
+It stops cleanly on SIGINT or SIGTERM.
+
+A mnemonic file that its group or other users can read or write is refused, as ssh refuses
+such a private key: chmod 600 it (or pass --allow-insecure-mnemonic-file to run anyway).
+Make a home with ksb init.`,
 		Args: cobra.NoArgs,
 	}
-	home := cmd.Flags().String("home", "", "node home directory (holds config.toml)")
-	mfile := cmd.Flags().String("mnemonic-file", "", "mnemonic file (overrides $KSB_MNEMONIC and the config)")
+	home := cmd.Flags().String("home", "", "node home `DIR` (holds config.toml; make one with ksb init)")
+	mfile := cmd.Flags().String("mnemonic-file", "", "mnemonic `FILE`, - for standard input (overrides $KSB_MNEMONIC and the config)")
+	insecure := cmd.Flags().Bool("allow-insecure-mnemonic-file", false, "run even if the mnemonic file can be read or written by its group or others (warns)")
 	cmd.MarkFlagRequired("home")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := config.Load(filepath.Join(*home, config.FileName))
 		if err != nil {
 			return err
 		}
-		m, err := nodeMnemonic(*home, cfg, *mfile)
+		onInsecure := func(e *identity.InsecureFileError) error {
+			return fmt.Errorf("%w\n(ksb node refuses it, as ssh refuses a private key others can read; --allow-insecure-mnemonic-file runs anyway)", e)
+		}
+		if *insecure {
+			onInsecure = warnInsecure(cmd)
+		}
+		m, err := nodeMnemonic(*home, cfg, *mfile, onInsecure)
 		if err != nil {
 			return err
 		}
@@ -76,12 +87,13 @@ It stops cleanly on SIGINT or SIGTERM.`,
 }
 
 // nodeMnemonic finds the node's mnemonic: --mnemonic-file, else
-// $KSB_MNEMONIC, else the config's mnemonic file in the home.
-func nodeMnemonic(home string, cfg config.Node, file string) (string, error) {
+// $KSB_MNEMONIC, else the config's mnemonic file in the home. onInsecure
+// decides about a file others can read (see identity.Source).
+func nodeMnemonic(home string, cfg config.Node, file string, onInsecure func(*identity.InsecureFileError) error) (string, error) {
 	if file == "" && os.Getenv(identity.EnvVar) == "" {
 		file = config.Path(home, cfg.Mnemonic)
 	}
-	return identity.Read(identity.Source{File: file})
+	return identity.Read(identity.Source{File: file, OnInsecureFile: onInsecure})
 }
 
 func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
@@ -100,9 +112,13 @@ func statusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status --home H",
 		Short: "Show a running node's shares, their holders and attestations, and the blobs it holds",
-		Args:  cobra.NoArgs,
+		Long: `Asks the running node of home H, at the admin address of H/config.toml, for its status: the
+keyshare directory it watches (and how many *.json files are in it), each of its own shares with
+the holders that returned a signed receipt and whether each holder's attestation is committed on
+chain, the blobs it holds for other nodes, and what is queued for the chain.`,
+		Args: cobra.NoArgs,
 	}
-	home := cmd.Flags().String("home", "", "node home directory (holds config.toml)")
+	home := cmd.Flags().String("home", "", "node home `DIR` (holds config.toml)")
 	asJSON := cmd.Flags().Bool("json", false, "print JSON")
 	cmd.MarkFlagRequired("home")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -156,12 +172,17 @@ func fetchStatus(ctx context.Context, addr string) (*node.Status, []byte, error)
 }
 
 func printStatus(w io.Writer, st *node.Status) {
-	fmt.Fprintf(w, "node     %s\npeer id  %s\n", st.Address, st.PeerID)
+	fmt.Fprintf(w, "node      %s\npeer id   %s\n", st.Address, st.PeerID)
 	chain := "reachable"
 	if !st.Chain.Reachable {
 		chain = "UNREACHABLE: " + st.Chain.Error
 	}
-	fmt.Fprintf(w, "chain    %s (%s)\n\n", st.Chain.RPC, chain)
+	fmt.Fprintf(w, "chain     %s (%s)\n", st.Chain.RPC, chain)
+	keyshares := fmt.Sprintf("%d *.json file(s)", st.Keyshares.Files)
+	if st.Keyshares.Error != "" {
+		keyshares = "UNREADABLE: " + st.Keyshares.Error
+	}
+	fmt.Fprintf(w, "keyshares %s (%s)\n\n", st.Keyshares.Dir, keyshares)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "MY SHARES\tKIND\tSIZE\tHOLDERS\tATTESTED\n")
 	for _, s := range st.Shares {

@@ -158,7 +158,8 @@ func waitCoverage(t *testing.T, ctx context.Context, rpc string, vaults int, pro
 	for {
 		r := runKSB(t, nil, "coverage", "--rpc", rpc, "--json")
 		var cov coverageJSON
-		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &cov) == nil {
+		// Exit 2 is coverage read and not safe yet.
+		if (r.code == 0 || r.code == 2) && json.Unmarshal([]byte(r.stdout), &cov) == nil {
 			if err := fullCoverage(cov, vaults); err == nil {
 				return cov
 			} else {
@@ -272,6 +273,10 @@ func TestBackupAsProcesses(t *testing.T) {
 	text := mustRun(t, "status", "--home", homes[0].Dir)
 	if !strings.Contains(text, "3/3") {
 		t.Errorf("status table:\n%s", text)
+	}
+	// It names the keyshare directory (issue 9 item 2).
+	if ks, _ := filepath.Abs(filepath.Join(homes[0].Dir, "keyshares")); !strings.Contains(text, "keyshares "+ks+" (1 *.json file(s))") {
+		t.Errorf("status does not name the keyshare directory %s:\n%s", ks, text)
 	}
 
 	// SIGTERM stops every node cleanly, with exit status 0.

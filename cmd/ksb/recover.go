@@ -45,6 +45,7 @@ type recoverVault struct {
 	Bytes      int    `json:"bytes"`
 	DurationMS int64  `json:"duration_ms"`
 	File       string `json:"file,omitempty"`
+	Unchanged  bool   `json:"unchanged,omitempty"`
 	Error      string `json:"error,omitempty"`
 }
 
@@ -70,24 +71,28 @@ func recoverCmd() *cobra.Command {
 		Long: "Recover this node's keyshares from its mnemonic alone: read its attestations from the chain and\n" +
 			"fetch the blobs from their holders, or, when the chain does not answer (or with --no-chain), ask\n" +
 			"the --bootstrap peers over gossip. Each blob is checked (sha256, opens with the mnemonic, is a\n" +
-			"keyshare of its vault) and written as DIR/localstate-<vault>.json (mode 0600); existing files are\n" +
-			"refused unless --force. Progress goes to stderr, a summary to stdout.\n\n" +
+			"keyshare of its vault) and written as DIR/localstate-<vault>.json (mode 0600; DIR is created, mode\n" +
+			"0700, when the first file is written). A file already there with exactly the recovered bytes is\n" +
+			"left as it is and counts as recovered, so running it again is safe; one that differs is refused\n" +
+			"unless --force. Progress goes to stderr, a summary to stdout. Over gossip it stops when no blob\n" +
+			"has come within --gossip-first-wait (a wrong mnemonic), or --gossip-quiet after the last new one.\n\n" +
 			"Exit status: 0 every vault recovered; 2 some vault not recovered (named on stderr, the others\n" +
-			"written); 1 anything else (bad flags, no mnemonic, chain unreachable without --bootstrap, no\n" +
-			"bootstrap peer reachable, no backups found).",
+			"written); 130 interrupted (Ctrl-C, SIGTERM); 1 anything else (bad flags, no mnemonic, chain\n" +
+			"unreachable without --bootstrap, no bootstrap peer reachable, no backups found).",
 		Args: cobra.NoArgs,
 	}
 	load := mnemonicFlag(cmd)
 	f := cmd.Flags()
-	out := f.String("out", "", "directory to write localstate-<vault>.json to (created if missing)")
-	rpc := f.String("rpc", config.Default().Chain.RPC, "CometBFT RPC of the ksb chain")
-	bootstrap := f.StringSlice("bootstrap", nil, "peer to ask over gossip without the chain, as a multiaddr ending in /p2p/<peer ID> (repeatable)")
+	out := f.String("out", "", "`DIR` to write localstate-<vault>.json to (created, mode 0700, when the first file is written)")
+	rpc := f.String("rpc", config.Default().Chain.RPC, "CometBFT RPC `URL` of the ksb chain")
+	bootstrap := f.StringSlice("bootstrap", nil, "peer to ask over gossip without the chain, a `MULTIADDR` ending in /p2p/<peer ID> (repeatable, or comma-separated)")
 	noChain := f.Bool("no-chain", false, "do not use the chain: recover over gossip from the --bootstrap peers")
 	hrp := f.String("hrp", "", "bech32 prefix of node addresses (default: the chain's, else \"thor\")")
-	force := f.Bool("force", false, "replace existing keyshare files")
+	force := f.Bool("force", false, "replace existing keyshare files that differ from the recovered ones")
 	asJSON := f.Bool("json", false, "print the report as JSON")
-	quiet := f.Duration("gossip-quiet", recovery.DefaultGossipQuiet, "without the chain: stop after this long without a new blob")
-	timeout := f.Duration("gossip-timeout", recovery.DefaultGossipTimeout, "without the chain: give up after this long")
+	firstWait := f.Duration("gossip-first-wait", recovery.DefaultGossipFirstWait, "without the chain: stop if no blob comes within this long of the first request (a wrong mnemonic)")
+	quiet := f.Duration("gossip-quiet", recovery.DefaultGossipQuiet, "without the chain: stop after this long without a new blob, once one came")
+	timeout := f.Duration("gossip-timeout", recovery.DefaultGossipTimeout, "without the chain: stop after this long in all")
 	_ = cmd.MarkFlagRequired("out")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		m, err := load()
@@ -99,7 +104,7 @@ func recoverCmd() *cobra.Command {
 		rep, err := recovery.Run(ctx, recovery.Options{
 			Mnemonic: m, OutDir: *out, RPC: *rpc, Bootstrap: *bootstrap, NoChain: *noChain,
 			HRP: *hrp, Force: *force, Progress: cmd.ErrOrStderr(),
-			GossipQuiet: *quiet, GossipTimeout: *timeout,
+			GossipQuiet: *quiet, GossipFirstWait: *firstWait, GossipTimeout: *timeout,
 		})
 		if rep != nil {
 			w := cmd.OutOrStdout()
@@ -114,9 +119,23 @@ func recoverCmd() *cobra.Command {
 				err = perr
 			}
 		}
+		if ctx.Err() != nil && err != nil {
+			// Interrupted: context.Canceled is how it ended, not why.
+			what := "nothing was written"
+			if rep != nil {
+				if n := len(rep.Recovered()); n > 0 {
+					what = fmt.Sprintf("%d file(s) were written to %s before", n, *out)
+				}
+			}
+			return exitStatus{err: fmt.Errorf("recovery interrupted; %s", what), code: exitInterrupted}
+		}
 		var inc *recovery.IncompleteError
 		if errors.As(err, &inc) {
 			return recoverExit{err}
+		}
+		if errors.Is(err, recovery.ErrChainUnreachable) {
+			return fmt.Errorf("%w\nTo recover without the chain, ask active nodes over gossip: add --bootstrap /ip4/HOST/tcp/PORT/p2p/PEER-ID\n"+
+				"(a node's p2p.listen address and the peer ID ksb keys show gives for it; repeat for several nodes)", err)
 		}
 		return err
 	}
@@ -127,18 +146,28 @@ func recoverCmd() *cobra.Command {
 func printRecoverTable(w io.Writer, rep *recovery.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VAULT\tHOLDER\tBYTES\tTIME\tFILE")
+	unchanged := 0
 	for _, v := range rep.Vaults {
 		if v.Err != nil {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\tNOT RECOVERED: %v\n", v.Vault, v.Err)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%s\n", v.Vault, v.Holder, v.Bytes, v.Duration.Round(time.Millisecond), v.File)
+		file := v.File
+		if v.Unchanged {
+			file += " (already present, identical)"
+			unchanged++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%s\n", v.Vault, v.Holder, v.Bytes, v.Duration.Round(time.Millisecond), file)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "recovered %d of %d vault(s) via %s in %v\n",
-		len(rep.Recovered()), len(rep.Vaults), rep.Path, rep.Duration.Round(time.Millisecond))
+	note := ""
+	if unchanged > 0 {
+		note = fmt.Sprintf(" (%d already present and identical)", unchanged)
+	}
+	_, err := fmt.Fprintf(w, "recovered %d of %d vault(s) via %s in %v%s\n",
+		len(rep.Recovered()), len(rep.Vaults), rep.Path, rep.Duration.Round(time.Millisecond), note)
 	return err
 }
 
@@ -155,7 +184,7 @@ func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 	for _, v := range rep.Vaults {
 		rv := recoverVault{
 			Vault: v.Vault, Holder: v.Holder, Digest: v.Digest, Height: v.Height,
-			Bytes: v.Bytes, DurationMS: v.Duration.Milliseconds(), File: v.File,
+			Bytes: v.Bytes, DurationMS: v.Duration.Milliseconds(), File: v.File, Unchanged: v.Unchanged,
 		}
 		if v.Peer != "" {
 			rv.PeerID = v.Peer.String()

@@ -146,10 +146,11 @@ func TestRecoverAsProcesses(t *testing.T) {
 	check(out2)
 	t.Logf("recover via gossip:\n%s", r.stdout)
 
-	// Recovering into a directory that has the files refuses to overwrite.
+	// Recovering again into a directory that has the files finds them
+	// identical, says so and succeeds, writing nothing (issue 9 item 11).
 	r = runKSB(t, nil, append([]string{"recover", "--mnemonic-file", mnemonic, "--out", out2, "--no-chain"}, boot...)...)
-	if r.code == 0 {
-		t.Errorf("recover over existing files succeeded:\n%s", r.stdout)
+	if r.code != 0 || !strings.Contains(r.stdout, "2 already present and identical") {
+		t.Errorf("recover over the same files: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	check(out2)
 }

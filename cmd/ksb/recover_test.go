@@ -63,11 +63,15 @@ func TestRecoverRefusals(t *testing.T) {
 	}{
 		{"missing --out", env, []string{"recover", "--rpc", rpc}, `required flag(s) "out" not set`},
 		{"unreachable chain, no bootstrap", env, []string{"recover", "--out", out, "--rpc", rpc}, "chain RPC unreachable: " + rpc},
+		// Issue 9 item 11: say how to recover without the chain.
+		{"unreachable chain suggests --bootstrap", env, []string{"recover", "--out", out, "--rpc", rpc}, "--bootstrap /ip4/"},
 		{"no chain, no bootstrap", env, []string{"recover", "--out", out, "--no-chain"}, "no chain RPC and no bootstrap peers"},
 		{"bootstrap without peer ID", env, []string{"recover", "--out", out, "--no-chain", "--bootstrap", "/ip4/127.0.0.1/tcp/4001"}, "want a multiaddr ending in /p2p/<peer ID>"},
 		{"no mnemonic", nil, []string{"recover", "--out", out, "--rpc", rpc}, "no mnemonic"},
 		{"invalid mnemonic", []string{"KSB_MNEMONIC=abandon abandon"}, []string{"recover", "--out", out, "--rpc", rpc}, "invalid BIP39 mnemonic"},
-		{"argument", env, []string{"recover", "--out", out, "extra"}, "unknown command"},
+		{"argument", env, []string{"recover", "--out", out, "surplus-argument"}, "unknown command"},
+		// A BIP39 word is not echoed (issue 9 item 12).
+		{"word argument", env, []string{"recover", "--out", out, "extra"}, "--mnemonic-file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runKSB(t, c.env, c.args...)
@@ -141,17 +145,35 @@ func TestRecoverCLI(t *testing.T) {
 		t.Fatal("the mnemonic was printed")
 	}
 
-	// Again: the files exist.
+	// Again (issue 9 item 11): the files exist and are what was recovered:
+	// say so, exit 0, touch nothing.
+	before := map[string]os.FileInfo{}
+	for _, v := range vaults {
+		before[v], _ = os.Stat(filepath.Join(out, "localstate-"+v+".json"))
+	}
 	r = runKSB(t, nil, "recover", "--mnemonic-file", file, "--out", out, "--rpc", net.Chain.RPCURL())
-	if r.code != 2 || !strings.Contains(r.stderr, "not every vault was recovered") {
-		t.Fatalf("second run: exit %d, stderr %q; want 2", r.code, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "recovered 2 of 2 vault(s)") || !strings.Contains(r.stdout, "2 already present and identical") {
+		t.Fatalf("second run: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 0 saying the files are already there", r.code, r.stdout, r.stderr)
 	}
 	for _, v := range vaults {
-		if !strings.Contains(r.stderr, v) || !hasLine(r.stdout, v, "NOT RECOVERED") {
-			t.Fatalf("second run does not name %s:\nstdout:\n%s\nstderr:\n%s", v, r.stdout, r.stderr)
+		if !hasLine(r.stdout, v, "already present, identical") || !hasLine(r.stderr, "vault "+v, "already present, identical") {
+			t.Fatalf("second run does not say %s is already there:\nstdout:\n%s\nstderr:\n%s", v, r.stdout, r.stderr)
+		}
+		if fi, _ := os.Stat(filepath.Join(out, "localstate-"+v+".json")); !fi.ModTime().Equal(before[v].ModTime()) {
+			t.Fatalf("second run rewrote the file of %s", v)
 		}
 	}
 	check()
+	// A file that differs is left alone and named: exit 2.
+	changed := filepath.Join(out, "localstate-"+vaults[0]+".json")
+	os.WriteFile(changed, []byte("an operator's edit\n"), 0o600)
+	r = runKSB(t, nil, "recover", "--mnemonic-file", file, "--out", out, "--rpc", net.Chain.RPCURL())
+	if r.code != 2 || !hasLine(r.stdout, vaults[0], "exists and differs") || !strings.Contains(r.stderr, "--force") || !hasLine(r.stdout, vaults[1], "already present, identical") {
+		t.Fatalf("changed file: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if b, _ := os.ReadFile(changed); string(b) != "an operator's edit\n" {
+		t.Fatal("the changed file was overwritten without --force")
+	}
 
 	// --force --json.
 	r = runKSB(t, nil, "recover", "--mnemonic-file", file, "--out", out, "--rpc", net.Chain.RPCURL(), "--force", "--json")

@@ -77,17 +77,26 @@ func openCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "open BLOB -o OUT",
 		Short: "Open a sealed keyshare with the node's mnemonic",
-		Long: "Open a blob made by 'ksb seal' (or by 'xz | age -p' with the normalised mnemonic) and\n" +
-			"write the keyshare file back byte for byte, mode 0600. OUT is never overwritten unless\n" +
-			"--force is given, and is written atomically: a failure leaves nothing behind.",
+		Long: "Open a blob made by 'ksb seal' (or by 'xz | age -p' with the mnemonic's 24 words, lower case,\n" +
+			"single spaces) and write the keyshare file back byte for byte, mode 0600. OUT is never\n" +
+			"overwritten unless --force is given, and is written atomically: a failure leaves nothing behind.\n\n" +
+			fmt.Sprintf("Blobs asking for a scrypt work factor above %d are refused before scrypt runs: a hostile blob\n", envelope.MaxWorkFactor) +
+			"could otherwise cost gigabytes of memory. rage, and age -p on a fast machine, may pick 21 or 22;\n" +
+			fmt.Sprintf("for a file you made yourself, --max-work-factor N raises the cap up to %d (stock age's own).", envelope.MaxTrustedWorkFactor),
 		Args: cobra.ExactArgs(1),
 	}
 	load := mnemonicFlag(cmd)
 	out := cmd.Flags().StringP("output", "o", "", "file to write the keyshare to (required)")
 	force := cmd.Flags().Bool("force", false, "replace OUT if it exists")
+	maxWF := cmd.Flags().Int("max-work-factor", envelope.MaxWorkFactor,
+		fmt.Sprintf("highest scrypt work factor to run, up to %d: raise it only for a file you trust (%d needs %d GiB of memory)",
+			envelope.MaxTrustedWorkFactor, envelope.MaxTrustedWorkFactor, 1<<(envelope.MaxTrustedWorkFactor-20)))
 	_ = cmd.MarkFlagRequired("output")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		in := args[0]
+		if *maxWF < 1 || *maxWF > envelope.MaxTrustedWorkFactor {
+			return fmt.Errorf("--max-work-factor %d: want 1 to %d (%d is stock age's own cap)", *maxWF, envelope.MaxTrustedWorkFactor, envelope.MaxTrustedWorkFactor)
+		}
 		if err := checkOutput(*out, *force, in); err != nil {
 			return err
 		}
@@ -100,7 +109,12 @@ func openCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		data, err := envelope.Open(blob, m, nil)
+		limits := &envelope.Limits{MaxWorkFactor: *maxWF, AllowHighWorkFactor: *maxWF > envelope.MaxWorkFactor}
+		data, err := envelope.Open(blob, m, limits)
+		var le *envelope.LimitError
+		if errors.As(err, &le) && le.What == "scrypt work factor" && le.Got <= envelope.MaxTrustedWorkFactor {
+			return fmt.Errorf("opening %s: %w\nIf you made this file yourself (rage, or age -p on a fast machine, picks 21 or 22), open it with --max-work-factor %d;\nthe cap protects against blobs from others, which could cost %d GiB of memory", in, err, le.Got, 1<<max(0, le.Got-20))
+		}
 		if err != nil {
 			return fmt.Errorf("opening %s: %w", in, err)
 		}

@@ -1,0 +1,79 @@
+package recovery
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/keyshare"
+	"github.com/ksb-project/ksb/p2p"
+	"github.com/ksb-project/ksb/recovery/recoverytest"
+	"github.com/ksb-project/ksb/store"
+)
+
+// White-box: the order blobs reach the gossip collector is fixed here,
+// which a network cannot do.
+
+// TestGossipProgressNamesCreditedHolder is issue 9 item 11: when the same
+// blob comes from a second holder with a later receive time, that holder is
+// credited in the report, and the progress says so: the last holder the
+// progress names for the vault is the one the summary names.
+func TestGossipProgressNamesCreditedHolder(t *testing.T) {
+	const mnemonic = "hamster diagram private dutch cause delay private meat slide toddler razor book happy fancy gospel tennis maple dilemma loan word shrug inflict delay length"
+	share, err := os.ReadFile(filepath.Join("testdata", "go-tss-eddsa.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := keyshare.Parse(share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := identity.New(mnemonic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := recoverytest.NewIdentity(t), recoverytest.NewIdentity(t)
+	var progress bytes.Buffer
+	c, err := Options{
+		Mnemonic: mnemonic, OutDir: t.TempDir(), Progress: &progress,
+		Bootstrap: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + first.PeerID().String()},
+	}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &collector{
+		c: c, ctx: context.Background(), hrp: identity.DefaultHRP, start: time.Now(),
+		changed: make(chan struct{}, 1),
+		failed:  map[[32]byte]error{}, vaultOf: map[[32]byte]string{}, best: map[string]*kept{},
+	}
+	blob := recoverytest.Seal(t, share, mnemonic)
+	at := time.Now()
+	fetched := func(id *identity.Identity, received time.Time) p2p.Fetched {
+		return p2p.Fetched{Holder: id.PeerID(), Blob: blob, Entry: store.Entry{
+			Owner: owner.PubKey(), Vault: info.VaultPubKey, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: received,
+		}}
+	}
+	col.onBlob(fetched(first, at.Add(-time.Minute)))
+	col.onBlob(fetched(second, at))
+	kept, _ := col.close()
+	if len(kept) != 1 || kept[0].holder != second.Address(identity.DefaultHRP) {
+		t.Fatalf("kept %+v, want the copy received last, from %s", kept, second.Address(identity.DefaultHRP))
+	}
+	lastNamed := ""
+	for _, l := range strings.Split(progress.String(), "\n") {
+		for _, h := range []*identity.Identity{first, second} {
+			if a := h.Address(identity.DefaultHRP); strings.Contains(l, a) {
+				lastNamed = a
+			}
+		}
+	}
+	if lastNamed != kept[0].holder {
+		t.Fatalf("progress last names %s, the report %s:\n%s", lastNamed, kept[0].holder, progress.String())
+	}
+}
