@@ -42,8 +42,12 @@ func Vault(v string) error {
 		return fmt.Errorf("%w: %d characters, want 1 to %d", ErrVault, len(v), MaxVaultLen)
 	}
 	for i := 0; i < len(v); i++ {
-		if !vaultChar(v[i]) {
-			return fmt.Errorf("%w %q: character %q at %d not allowed (want [A-Za-z0-9._:-])", ErrVault, printable(v), v[i], i)
+		if c := v[i]; !vaultChar(c) {
+			what := fmt.Sprintf("character %q", c)
+			if c < ' ' || c > '~' {
+				what = fmt.Sprintf("byte %#02x", c)
+			}
+			return fmt.Errorf("%w %q: %s at %d not allowed (want [A-Za-z0-9._:-])", ErrVault, printable(v), what, i)
 		}
 	}
 	return nil
