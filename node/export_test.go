@@ -37,3 +37,17 @@ func (n *Node) QueueRelease(owner, vault, digest string, size int64) {
 
 // Close closes the node without running it.
 func (n *Node) Close() { n.closeAll() }
+
+// Queued counts the records of the queue of kind "attest" or "release" in
+// the store: the truth the pending gauge must follow.
+func (n *Node) Queued(kind string) int {
+	prefix := attestPrefix
+	if kind == "release" {
+		prefix = releasePrefix
+	}
+	c := 0
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	n.st.ScanMeta(prefix, func(string, []byte) error { c++; return nil })
+	return c
+}

@@ -347,8 +347,8 @@ func TestReleaseBacklogStaysBatched(t *testing.T) {
 	if logs := r.logs.since(mark); len(logs) > 2*2 {
 		t.Errorf("two reconciles of %d lost blobs logged %d lines, want at most 2 each; first: %q", lost, len(logs), logs[:min(len(logs), 5)])
 	}
-	if rel := r.metric("ksb_holder_pending_entries", "release"); rel != lost {
-		t.Fatalf("%v releases queued, want %d", rel, lost)
+	if rel := n.Queued("release"); rel != lost {
+		t.Fatalf("%d releases queued, want %d", rel, lost)
 	}
 	for i := range refused {
 		d := sha256.Sum256([]byte(fmt.Sprint("never attested ", i)))
@@ -362,7 +362,7 @@ func TestReleaseBacklogStaysBatched(t *testing.T) {
 	const maxRounds = 8
 	rounds := 0
 	for rounds < maxRounds {
-		if r.metric("ksb_holder_pending_entries", "release") == 0 {
+		if n.Queued("release") == 0 {
 			break
 		}
 		rounds++
@@ -376,7 +376,7 @@ func TestReleaseBacklogStaysBatched(t *testing.T) {
 	txs := r.sequence(ctx) - seq0
 	logs := r.logs.since(mark)
 	t.Logf("%d releases (%d refused for good): %d batcher rounds, %d transactions, %d log lines", lost+refused, refused, rounds, txs, len(logs))
-	if _, rel := r.pending(ctx); rel != 0 {
+	if rel := n.Queued("release"); rel != 0 {
 		t.Fatalf("%d releases still queued after %d rounds and %d transactions", rel, rounds, txs)
 	}
 	if maxTxs := uint64((lost+refused+attest.MaxEntries-1)/attest.MaxEntries + 2); txs > maxTxs {
