@@ -188,16 +188,25 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 }
 
 // checkTx runs CheckTx's checks, cheapest first: a transaction whose signer
-// has no role costs two point reads and no signature verification, and a
-// signer's allowance is only counted once its signature is verified, so
-// nobody can use up another's.
+// has no role costs its decoding and two point reads — neither its content
+// nor its signature is checked — and a signer's allowance is only counted
+// once its signature is verified, so nobody can use up another's.
 func (a *App) checkTx(p *Params, raw []byte) error {
-	tx, err := a.decodeChecked(p, raw)
+	if p == nil {
+		return fmt.Errorf("chain not initialised: %w", ErrInternal)
+	}
+	tx, err := DecodeTx(raw)
 	if err != nil {
 		return err
 	}
+	if tx.ChainID != p.ChainID {
+		return fmt.Errorf("transaction for chain %q, this is %q: %w", tx.ChainID, p.ChainID, ErrWrongChain)
+	}
 	signer, err := a.committedSigner(p, tx)
 	if err != nil {
+		return err
+	}
+	if err := tx.checkBasic(p.ChainID, p.HRP); err != nil {
 		return err
 	}
 	if err := a.verify(raw, tx); err != nil {

@@ -186,7 +186,7 @@ func TestRejections(t *testing.T) {
 		{name: "over size", raw: make([]byte, attest.MaxTxSize+1), code: attest.CodeTooLarge},
 		{name: "bad signature", raw: flipped, code: attest.CodeBadSignature},
 		{name: "wrong chain", raw: wrongChain, code: attest.CodeWrongChain},
-		{name: "holder is owner", raw: forceSign(t, testIDs[1], 0, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "own")}}), code: attest.CodeInvalid},
+		{name: "holder is owner", raw: forceSign(t, testIDs[1], 1, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "own")}}), code: attest.CodeInvalid},
 		{name: "replayed sequence", raw: replay(t, testIDs[1], 0, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "held")}}), code: attest.CodeBadSequence},
 		{name: "future sequence", raw: replay(t, testIDs[3], 5, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "z")}}), code: attest.CodeBadSequence},
 		{name: "signer not a node", id: 5, msg: &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}}, code: attest.CodeUnauthorized},
