@@ -3,6 +3,7 @@ package attest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,8 +40,9 @@ var _ abci.Application = (*App)(nil)
 type App struct {
 	abci.BaseApplication // state sync snapshots and vote extensions: none
 
-	log  *slog.Logger
-	sigs *sigCache
+	log   *slog.Logger
+	sigs  *sigCache
+	check *checkState // the mempool's view: see CheckTx
 
 	mu       sync.Mutex
 	db       *badger.DB
@@ -63,7 +65,7 @@ func NewApp(dir string, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening app state %s: %w", dir, err)
 	}
-	a := &App{db: db, log: logger, sigs: newSigCache()}
+	a := &App{db: db, log: logger, sigs: newSigCache(), check: newCheckState()}
 	err = db.View(func(txn *badger.Txn) error {
 		s := txnKV{txn}
 		var p Params
@@ -165,23 +167,79 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	return &abci.InitChainResponse{AppHash: hash}, nil
 }
 
-// CheckTx is stateless: decoding, caps, chain ID, signature and message
-// content. The signer's sequence and authorisation are checked in
-// FinalizeBlock.
+// CheckTx admits a transaction to the mempool only if it could execute on
+// top of the last committed state: the stateless checks (decoding, caps,
+// chain ID, message content, signature), then, against committed state, a
+// signer allowed to send the message (an active node; the authority for a
+// Churn) at a sequence not behind its committed one and less than
+// MaxPendingPerSigner ahead, and room in the signer's mempool allowance
+// (MaxPendingPerSigner transactions). A recheck after a block runs the same
+// checks against the new state, so the mempool drops what the block made
+// stale. FinalizeBlock checks everything again against the block's state:
+// this only keeps out of the mempool, and so out of blocks, what could never
+// pass there.
 func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
 	a.mu.Lock()
 	p := a.params
 	a.mu.Unlock()
-	_, err := a.checkStateless(p, req.Tx)
-	if err != nil {
+	if err := a.checkTx(p, req.Tx); err != nil {
 		return &abci.CheckTxResponse{Code: errCode(err), Log: err.Error(), Codespace: Codespace}, nil
 	}
 	return &abci.CheckTxResponse{Code: CodeOK}, nil
 }
 
-// checkStateless decodes raw and runs every check that needs no state. A
-// signature is verified once; later calls for the same bytes use sigs.
+// checkTx runs CheckTx's checks, cheapest first: a transaction whose signer
+// has no role costs its decoding and two point reads — neither its content
+// nor its signature is checked — and a signer's allowance is only counted
+// once its signature is verified, so nobody can use up another's.
+func (a *App) checkTx(p *Params, raw []byte) error {
+	if p == nil {
+		return fmt.Errorf("chain not initialised: %w", ErrInternal)
+	}
+	tx, err := DecodeTx(raw)
+	if err != nil {
+		return err
+	}
+	if tx.ChainID != p.ChainID {
+		return fmt.Errorf("transaction for chain %q, this is %q: %w", tx.ChainID, p.ChainID, ErrWrongChain)
+	}
+	signer, err := a.committedSigner(p, tx)
+	if err != nil {
+		return err
+	}
+	if err := tx.checkBasic(p.ChainID, p.HRP); err != nil {
+		return err
+	}
+	if err := a.verify(raw, tx); err != nil {
+		return err
+	}
+	return a.check.admit(signer, sha256.Sum256(raw))
+}
+
+// committedSigner runs checkSigner against the last committed state.
+func (a *App) committedSigner(p *Params, tx *Tx) (signer string, err error) {
+	err = a.db.View(func(txn *badger.Txn) error {
+		var err error
+		signer, err = checkSigner(txnKV{txn}, p, tx)
+		return err
+	})
+	return signer, err
+}
+
+// checkStateless decodes raw and runs every check that needs no state.
 func (a *App) checkStateless(p *Params, raw []byte) (*Tx, error) {
+	tx, err := a.decodeChecked(p, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.verify(raw, tx); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// decodeChecked decodes raw and checks its content, but not its signature.
+func (a *App) decodeChecked(p *Params, raw []byte) (*Tx, error) {
 	if p == nil {
 		return nil, fmt.Errorf("chain not initialised: %w", ErrInternal)
 	}
@@ -192,18 +250,26 @@ func (a *App) checkStateless(p *Params, raw []byte) (*Tx, error) {
 	if err := tx.checkBasic(p.ChainID, p.HRP); err != nil {
 		return nil, err
 	}
-	if a.sigs.has(raw) {
-		return tx, nil
-	}
-	if err := tx.Verify(); err != nil {
-		return nil, err
-	}
-	a.sigs.add(raw)
 	return tx, nil
 }
 
+// verify checks tx's signature. A signature is verified once; later calls
+// for the same bytes use sigs.
+func (a *App) verify(raw []byte, tx *Tx) error {
+	if a.sigs.has(raw) {
+		return nil
+	}
+	if err := tx.Verify(); err != nil {
+		return err
+	}
+	a.sigs.add(raw)
+	return nil
+}
+
 // PrepareProposal keeps, in mempool order, the transactions that pass the
-// stateless checks, up to the block's byte budget and MaxBlockItems.
+// stateless checks and whose signer may send them at that sequence in the
+// last committed state (see CheckTx), up to the block's byte budget and
+// MaxBlockItems.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	a.mu.Lock()
 	p := a.params
@@ -218,6 +284,9 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalReques
 		if err != nil {
 			continue
 		}
+		if _, err := a.committedSigner(p, tx); err != nil {
+			continue
+		}
 		if bytes+int64(len(raw)) > req.MaxTxBytes || items+tx.Msg.Items() > MaxBlockItems {
 			break
 		}
@@ -230,7 +299,10 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalReques
 
 // ProcessProposal accepts a block only if every transaction passes the
 // stateless checks and the block touches at most MaxBlockItems items: an
-// honest proposer never proposes anything else.
+// honest proposer never proposes anything else. It does not check signers
+// against state: a transaction of a node added by a Churn earlier in the
+// same block is valid, and a block fetched by block sync never comes here,
+// so FinalizeBlock is where state decides.
 func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
 	a.mu.Lock()
 	p := a.params
@@ -504,6 +576,9 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 	a.txn = nil
 	a.height, a.appHash = a.pendingH, a.pendingA
 	a.pendingH, a.pendingA = 0, nil
+	// The mempool rechecks what it still holds against the new state, and
+	// counts every signer's allowance again.
+	a.check.reset()
 	return &abci.CommitResponse{}, nil
 }
 

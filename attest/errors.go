@@ -23,12 +23,21 @@ var (
 	ErrWrongChain = errors.New("wrong chain ID")
 
 	// ErrBadSequence is returned when a transaction's sequence is not the
-	// signer's next one (a replay, or a stale sequence).
+	// signer's next one (a replay, or a stale sequence). CheckTx returns it
+	// for a sequence behind the signer's committed one, or MaxPendingPerSigner
+	// or more ahead of it.
 	ErrBadSequence = errors.New("wrong sequence")
 
 	// ErrUnauthorized is returned when the signer may not send the message:
-	// not an active node, or not the authority for a Churn.
+	// not an active node, or not the authority for a Churn. CheckTx checks it
+	// against the last committed state, so such a transaction never enters
+	// the mempool.
 	ErrUnauthorized = errors.New("unauthorized signer")
+
+	// ErrMempoolFull is returned by CheckTx when the signer already has
+	// MaxPendingPerSigner transactions in the mempool. It is temporary: the
+	// allowance is counted again after every block.
+	ErrMempoolFull = errors.New("signer's mempool allowance is used up")
 
 	// ErrInvalid is returned when a message is well formed but its content
 	// cannot be accepted: a bad address or key, a holder attesting its own

@@ -5,12 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/internal/field"
 )
 
 // Limits on transactions. A decoder checks each against the input before it
@@ -30,12 +30,13 @@ const (
 	MaxChainIDLen = 50
 
 	// MaxAddressLen is the longest string bech32 allows.
-	MaxAddressLen = 90
+	MaxAddressLen = field.MaxAddressLen
 
 	// MaxVaultKeyLen caps a vault public key string: it covers a bech32
 	// "thorpub1…" key (~80 characters) and the hex of an uncompressed 65-byte
-	// key (130).
-	MaxVaultKeyLen = 160
+	// key (130). The push protocol and the store use the same limit
+	// (internal/field).
+	MaxVaultKeyLen = field.MaxVaultLen
 
 	// MaxMultiaddrs caps a node's multiaddrs: TCP and QUIC on IPv4 and IPv6,
 	// private and public, is 8.
@@ -58,10 +59,10 @@ const (
 
 	// MaxBlobSize caps the size an entry may claim: a sealed keyshare is tens
 	// of kilobytes, so anything over 1 GiB is an error, not a keyshare.
-	MaxBlobSize = 1 << 30
+	MaxBlobSize = field.MaxSize
 
 	// DigestSize is the size of a blob digest (sha256).
-	DigestSize = 32
+	DigestSize = field.DigestSize
 )
 
 // Msg is the message a transaction carries: *Attest, *Release, *Churn or
@@ -186,11 +187,8 @@ func (m *Attest) validate(hrp string) error {
 	}
 	seen := make(map[EntryKey]bool, len(m.Entries))
 	for i, e := range m.Entries {
-		if err := validKey(e.Key(), hrp); err != nil {
+		if err := e.validate(hrp); err != nil {
 			return fmt.Errorf("entry %d: %w", i, err)
-		}
-		if e.Size == 0 || e.Size > MaxBlobSize {
-			return fmt.Errorf("entry %d: size %d not in 1..%d: %w", i, e.Size, MaxBlobSize, ErrInvalid)
 		}
 		if seen[e.Key()] {
 			return fmt.Errorf("entry %d: repeats an earlier entry: %w", i, ErrInvalid)
@@ -198,6 +196,45 @@ func (m *Attest) validate(hrp string) error {
 		seen[e.Key()] = true
 	}
 	return nil
+}
+
+// Validate reports whether the chain's checks of an entry's content accept e
+// in an Attest signed by the node with address holder, on a chain with
+// address prefix hrp: the owner's address, the vault key, the size, and
+// that the holder is not the owner (see internal/field). The error wraps
+// ErrInvalid. These are the checks SignTx runs on every entry; a holder runs
+// them on each queued entry so that one entry the chain could never accept
+// does not fail its whole batch. The chain's state checks (a live vault, an
+// owner that is active or a member) come on top.
+func (e Entry) Validate(hrp, holder string) error {
+	if err := e.validate(hrp); err != nil {
+		return err
+	}
+	if e.Owner == holder {
+		return fmt.Errorf("holder %s attests its own blob: %w", holder, ErrInvalid)
+	}
+	return nil
+}
+
+func (e Entry) validate(hrp string) error {
+	if err := e.Key().Validate(hrp); err != nil {
+		return err
+	}
+	if err := field.Size(e.Size); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalid)
+	}
+	return nil
+}
+
+// Validate reports whether the chain's checks of an entry's content accept k
+// in a Release (or as the key of an Attest entry) on a chain with address
+// prefix hrp: the owner's address and the vault key. The error wraps
+// ErrInvalid.
+func (k EntryKey) Validate(hrp string) error {
+	if err := validAddress(k.Owner, hrp); err != nil {
+		return fmt.Errorf("owner: %w", err)
+	}
+	return validVaultKey(k.Vault)
 }
 
 func (m *Release) validate(hrp string) error {
@@ -209,7 +246,7 @@ func (m *Release) validate(hrp string) error {
 	}
 	seen := make(map[EntryKey]bool, len(m.Entries))
 	for i, k := range m.Entries {
-		if err := validKey(k, hrp); err != nil {
+		if err := k.Validate(hrp); err != nil {
 			return fmt.Errorf("entry %d: %w", i, err)
 		}
 		if seen[k] {
@@ -331,40 +368,20 @@ func checkCount(what string, n, limit int) error {
 	return nil
 }
 
-func validKey(k EntryKey, hrp string) error {
-	if err := validAddress(k.Owner, hrp); err != nil {
-		return fmt.Errorf("owner: %w", err)
-	}
-	return validVaultKey(k.Vault)
-}
-
 // validAddress checks that a is a canonical (lower-case) bech32 node address
-// with prefix hrp.
+// with prefix hrp (field.Address).
 func validAddress(a, hrp string) error {
-	if len(a) > MaxAddressLen {
-		return fmt.Errorf("address of %d characters: %w", len(a), ErrInvalid)
-	}
-	got, _, err := identity.ParseAddress(a)
-	if err != nil {
-		return fmt.Errorf("address %q: %w: %w", a, ErrInvalid, err)
-	}
-	if got != hrp || a != strings.ToLower(a) {
-		return fmt.Errorf("address %q: want a lower-case %q address: %w", a, hrp, ErrInvalid)
+	if err := field.Address(a, hrp); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
 	return nil
 }
 
-// validVaultKey checks that k looks like a vault key string: 1 to
-// MaxVaultKeyLen characters of [A-Za-z0-9._:-] (bech32 and hex keys).
+// validVaultKey checks that k is a vault key string: 1 to MaxVaultKeyLen
+// characters of [A-Za-z0-9._:-] (field.Vault).
 func validVaultKey(k string) error {
-	if k == "" || len(k) > MaxVaultKeyLen {
-		return fmt.Errorf("vault key of %d characters, want 1..%d: %w", len(k), MaxVaultKeyLen, ErrInvalid)
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return fmt.Errorf("vault key %q: character %q not allowed: %w", k, c, ErrInvalid)
-		}
+	if err := field.Vault(k); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
 	return nil
 }

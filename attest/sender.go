@@ -34,8 +34,8 @@ func NewSender(c *Client, id *identity.Identity) *Sender {
 
 // Send signs msg with the signer's next sequence, broadcasts it and waits
 // for its commit. If the chain refuses it for a stale sequence (another
-// program used the same key, or an earlier transaction was lost), Send
-// re-reads the sequence and tries once more.
+// program used the same key, or an earlier transaction was lost), in
+// CheckTx or in its block, Send re-reads the sequence and tries once more.
 func (s *Sender) Send(ctx context.Context, msg Msg) (*TxResult, error) {
 	res, err := s.send(ctx, msg)
 	if errors.Is(err, ErrBadSequence) {
@@ -59,7 +59,11 @@ func (s *Sender) send(ctx context.Context, msg Msg) (*TxResult, error) {
 	}
 	hash, err := s.c.submit(ctx, tx)
 	if err != nil {
-		// Not in the mempool: the sequence is still free.
+		// Not in the mempool: the sequence is still free. CheckTx refuses a
+		// sequence behind the committed one: re-read it before the retry.
+		if errors.Is(err, ErrBadSequence) {
+			s.synced = false
+		}
 		s.mu.Unlock()
 		return nil, err
 	}

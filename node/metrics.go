@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ksb", Name: "holder_pending_entries",
-			Help: "Attestations and releases queued for the chain (counted every batch interval).",
+			Help: "Attestations and releases queued for the chain (moved at every enqueue, commit and drop).",
 		}, []string{"kind"}),
 		committed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "holder_committed_entries_total",
@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "holder_dropped_entries_total",
-			Help: "Queued attestations and releases the chain refused for good (unknown vault, nothing to release).",
+			Help: "Queued attestations and releases dropped because the chain can never accept them (refused by the chain or by the transaction builder's checks: bad field, unknown vault, nothing to release).",
 		}, []string{"kind"}),
 		chainErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "chain_errors_total",

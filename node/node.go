@@ -96,6 +96,7 @@ type Node struct {
 	ownMu sync.Mutex
 	// pendingMu serialises the holder's pending attestation/release queue.
 	pendingMu sync.Mutex
+	qidx      queueIndex // the queues' keys, under pendingMu (holder.go)
 	// kick wakes the batcher early (after an accepted blob).
 	kick chan struct{}
 	// viewReady is closed once the first chain view is loaded.

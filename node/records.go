@@ -10,6 +10,7 @@ import (
 
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/internal/field"
 	"github.com/ksb-project/ksb/store"
 )
 
@@ -76,18 +77,17 @@ func (p pendingEntry) key(prefix string) string {
 	return prefix + p.Owner + "/" + p.Vault + "/" + p.Digest
 }
 
-// chainEntry is the entry as a chain message carries it.
+// chainEntry is the entry as a chain message carries it. Whether the chain
+// accepts its owner, vault and size is for attest.Entry.Validate to say.
 func (p pendingEntry) chainEntry() (attest.Entry, error) {
-	d, err := hex.DecodeString(p.Digest)
-	if err != nil || len(d) != attest.DigestSize {
-		return attest.Entry{}, fmt.Errorf("bad digest %q", p.Digest)
+	d, err := field.ParseDigestHex(p.Digest)
+	if err != nil {
+		return attest.Entry{}, err
 	}
 	if p.Size < 0 {
-		return attest.Entry{}, fmt.Errorf("bad size %d", p.Size)
+		return attest.Entry{}, fmt.Errorf("%w: %d", field.ErrSize, p.Size)
 	}
-	e := attest.Entry{Owner: p.Owner, Vault: p.Vault, Size: uint64(p.Size)}
-	copy(e.Digest[:], d)
-	return e, nil
+	return attest.Entry{Owner: p.Owner, Vault: p.Vault, Digest: d, Size: uint64(p.Size)}, nil
 }
 
 // pendingOf is the queue entry of a held blob.

@@ -28,8 +28,10 @@
 //
 // Headers and blobs live under separate keys, written in one transaction, so
 // that listing entries and computing usage reads only the small headers. Vault
-// strings are printable ASCII without '/' (see [MaxVaultLen]), which covers both
-// bech32 ("thorpub1…") and hex vault keys and keeps the layout unambiguous.
+// strings are 1 to [MaxVaultLen] characters of [A-Za-z0-9._:-] — the
+// attestation chain's rule, so that every blob kept can be attested — which
+// covers both bech32 ("thorpub1…") and hex vault keys and, without '/', keeps
+// the layout unambiguous.
 //
 // # Space
 //

@@ -16,7 +16,8 @@ var (
 	ErrBadOwner = errors.New("store: owner is not a compressed secp256k1 public key")
 
 	// ErrBadVault is returned when a vault string is empty, longer than
-	// [MaxVaultLen], or contains a byte outside printable ASCII or a '/'.
+	// [MaxVaultLen], or has a character outside [A-Za-z0-9._:-] (the
+	// attestation chain's rule for vault keys).
 	ErrBadVault = errors.New("store: bad vault public key string")
 
 	// ErrBadMetaKey is returned when a meta key is empty or longer than

@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/ksb-project/ksb/internal/badgeropen"
+	"github.com/ksb-project/ksb/internal/field"
 )
 
 const (
@@ -31,10 +31,12 @@ const (
 	// go-tss's base64) and seals to well under 100 KiB.
 	MaxBlobSize = inlineLimit - 1
 
-	// MaxVaultLen caps a vault public key string. A bech32 "thorpub1…" key is
-	// about 80 characters and a hex secp256k1 key 66; 128 leaves room for other
-	// prefixes without letting a peer make keys arbitrarily long.
-	MaxVaultLen = 128
+	// MaxVaultLen caps a vault public key string: the attestation chain's
+	// limit (internal/field), so that every blob the store keeps can be
+	// attested. A bech32 "thorpub1…" key is about 80 characters and a hex
+	// secp256k1 key 66; 160 leaves room for other forms without letting a
+	// peer make keys arbitrarily long.
+	MaxVaultLen = field.MaxVaultLen
 
 	// MaxMetaKeyLen caps a meta key. Daemon records are keyed by a short
 	// namespace and a few hex identifiers; 512 bytes is generous for that and
@@ -586,30 +588,25 @@ func firstByte(b []byte) int {
 	return int(b[0])
 }
 
+// checkOwner checks an owner key as every layer does (field.OwnerKey).
 func checkOwner(owner []byte) error {
-	if len(owner) != ownerLen {
-		return fmt.Errorf("%w: %d bytes", ErrBadOwner, len(owner))
-	}
-	if owner[0] != 0x02 && owner[0] != 0x03 {
-		return fmt.Errorf("%w: prefix byte %#02x", ErrBadOwner, owner[0])
-	}
-	if _, err := secp256k1.ParsePubKey(owner); err != nil {
+	if err := field.OwnerKey(owner); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadOwner, err)
 	}
 	return nil
 }
 
+// checkVault checks a vault key as every layer does (field.Vault): the
+// store never keeps a blob the chain would refuse to attest.
 func checkVault(vault string) error {
-	if vault == "" || len(vault) > MaxVaultLen {
-		return fmt.Errorf("%w: length %d, want 1 to %d", ErrBadVault, len(vault), MaxVaultLen)
-	}
-	for i := 0; i < len(vault); i++ {
-		if c := vault[i]; c <= ' ' || c > '~' || c == '/' {
-			return fmt.Errorf("%w: byte %#02x at %d", ErrBadVault, c, i)
-		}
+	if err := field.Vault(vault); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadVault, err)
 	}
 	return nil
 }
+
+// A blob the store keeps is never over the size an attestation may claim.
+var _ [field.MaxSize - MaxBlobSize]struct{}
 
 func checkMetaKey(key string) error {
 	if key == "" || len(key) > MaxMetaKeyLen {

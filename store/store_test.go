@@ -209,6 +209,10 @@ func TestPutRefusals(t *testing.T) {
 		{"newline in vault", with(func(e *store.Entry) { e.Vault = "a\n" }), blob, store.ErrBadVault},
 		{"non-ASCII vault", with(func(e *store.Entry) { e.Vault = "vé" }), blob, store.ErrBadVault},
 		{"long vault", with(func(e *store.Entry) { e.Vault = strings.Repeat("v", store.MaxVaultLen+1) }), blob, store.ErrBadVault},
+		// Printable, but refused by the attestation chain: the store must
+		// not keep what its holder could never attest (issue 8).
+		{"vault the chain refuses", with(func(e *store.Entry) { e.Vault = "bad!vault#chars" }), blob, store.ErrBadVault},
+		{"quote in vault", with(func(e *store.Entry) { e.Vault = `a"b` }), blob, store.ErrBadVault},
 		{"empty blob", with(func(e *store.Entry) { e.Size = 0; e.Digest = sha256.Sum256(nil) }), nil, store.ErrEmptyBlob},
 		{"declared too large", with(func(e *store.Entry) { e.Size = store.MaxBlobSize + 1 }), blob, store.ErrTooLarge},
 		{"blob too large", with(func(e *store.Entry) { e.Size = int64(len(big)) }), big, store.ErrTooLarge},
