@@ -95,6 +95,12 @@ func NewApp(dir string, logger *slog.Logger) (*App, error) {
 	return a, nil
 }
 
+// view runs fn on the last committed state, read-only; it may run
+// concurrently with a block being finalized.
+func (a *App) view(fn func(s kv) error) error {
+	return a.db.View(func(txn *badger.Txn) error { return fn(txnKV{txn}) })
+}
+
 // Close discards an uncommitted block and closes the state store.
 func (a *App) Close() error {
 	a.mu.Lock()
@@ -218,9 +224,9 @@ func (a *App) checkTx(p *Params, raw []byte) error {
 
 // committedSigner runs checkSigner against the last committed state.
 func (a *App) committedSigner(p *Params, tx *Tx) (signer string, err error) {
-	err = a.db.View(func(txn *badger.Txn) error {
+	err = a.view(func(s kv) error {
 		var err error
-		signer, err = checkSigner(txnKV{txn}, p, tx)
+		signer, err = checkSigner(s, p, tx)
 		return err
 	})
 	return signer, err

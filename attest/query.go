@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	abci "github.com/cometbft/cometbft/abci/types"
-	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/ksb-project/ksb/identity"
 )
@@ -103,9 +102,9 @@ func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryRespo
 	p, height := a.params, a.height
 	a.mu.Unlock()
 	var v any
-	err := a.db.View(func(txn *badger.Txn) error {
+	err := a.view(func(s kv) error {
 		var err error
-		v, err = query(txn, p, req.Path)
+		v, err = query(s, p, req.Path)
 		return err
 	})
 	if err == nil && v == nil {
@@ -124,7 +123,7 @@ func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryRespo
 	return &abci.QueryResponse{Code: CodeOK, Key: []byte(req.Path), Value: b, Height: height}, nil
 }
 
-func query(txn *badger.Txn, p *Params, path string) (any, error) {
+func query(s kv, p *Params, path string) (any, error) {
 	if p == nil {
 		return nil, fmt.Errorf("chain not initialised: %w", ErrNotFound)
 	}
@@ -133,37 +132,37 @@ func query(txn *badger.Txn, p *Params, path string) (any, error) {
 	case path == "/params":
 		return p, nil
 	case path == "/nodes":
-		nodes, err := activeNodes(txn)
+		nodes, err := activeNodes(s)
 		return &nodesAnswer{Nodes: nodes}, err
 	case path == "/vaults":
-		vaults, err := allVaults(txn)
+		vaults, err := allVaults(s)
 		return &vaultsAnswer{Vaults: vaults}, err
 	case path == "/coverage":
-		return coverage(txn, p, "")
+		return coverage(s, p, "")
 	case len(parts) == 2 && parts[0] == "coverage":
 		if err := validVaultKey(parts[1]); err != nil {
 			return nil, err
 		}
-		return coverage(txn, p, parts[1])
+		return coverage(s, p, parts[1])
 	case len(parts) == 2 && parts[0] == "sequence":
 		if err := validAddress(parts[1], p.HRP); err != nil {
 			return nil, err
 		}
-		n, err := getSeq(txnKV{txn}, parts[1])
+		n, err := getSeq(s, parts[1])
 		return &Sequence{Address: parts[1], Sequence: n}, err
 	case len(parts) == 3 && parts[0] == "attestations" && (parts[1] == "owner" || parts[1] == "holder"):
 		if err := validAddress(parts[2], p.HRP); err != nil {
 			return nil, err
 		}
-		atts, err := attestations(txn, parts[1] == "owner", parts[2])
+		atts, err := attestations(s, parts[1] == "owner", parts[2])
 		return &attestationsAnswer{Attestations: atts}, err
 	}
 	return nil, nil
 }
 
-func activeNodes(txn *badger.Txn) ([]Node, error) {
+func activeNodes(s kv) ([]Node, error) {
 	nodes := []Node{}
-	err := scan(txn, prefNode, func(key string, val []byte) error {
+	err := s.scan(prefNode, func(key string, val []byte) error {
 		var r nodeRecord
 		if err := json.Unmarshal(val, &r); err != nil {
 			return fmt.Errorf("%s: %w: %w", key, ErrInternal, err)
@@ -180,9 +179,9 @@ func activeNodes(txn *badger.Txn) ([]Node, error) {
 	return nodes, err
 }
 
-func allVaults(txn *badger.Txn) ([]Vault, error) {
+func allVaults(s kv) ([]Vault, error) {
 	vaults := []Vault{}
-	err := scan(txn, prefVault, func(key string, val []byte) error {
+	err := s.scan(prefVault, func(key string, val []byte) error {
 		var r vaultRecord
 		if err := json.Unmarshal(val, &r); err != nil {
 			return fmt.Errorf("%s: %w: %w", key, ErrInternal, err)
@@ -196,13 +195,13 @@ func allVaults(txn *badger.Txn) ([]Vault, error) {
 	return vaults, err
 }
 
-func attestations(txn *badger.Txn, byOwner bool, addr string) ([]Attestation, error) {
+func attestations(s kv, byOwner bool, addr string) ([]Attestation, error) {
 	atts := []Attestation{}
 	prefix := prefAtt + addr + "/"
 	if byOwner {
 		prefix = prefOwn + addr + "/"
 	}
-	err := scan(txn, prefix, func(key string, val []byte) error {
+	err := s.scan(prefix, func(key string, val []byte) error {
 		a, b, vault, digest, ok := splitKey4(key, prefix[:len(prefix)-len(addr)-1])
 		if !ok {
 			return fmt.Errorf("state key %q: %w", key, ErrInternal)
@@ -211,7 +210,7 @@ func attestations(txn *badger.Txn, byOwner bool, addr string) ([]Attestation, er
 		if byOwner {
 			att.Owner, att.Holder = a, b
 			var err error
-			if val, err = (txnKV{txn}).get(prefAtt + att.Holder + "/" + att.Owner + "/" + vault + "/" + digest); err != nil {
+			if val, err = s.get(prefAtt + att.Holder + "/" + att.Owner + "/" + vault + "/" + digest); err != nil {
 				return err
 			}
 		}
@@ -228,13 +227,13 @@ func attestations(txn *badger.Txn, byOwner bool, addr string) ([]Attestation, er
 
 // coverage computes the coverage of one vault (or of every live vault when
 // vault is "").
-func coverage(txn *badger.Txn, p *Params, vault string) (*Coverage, error) {
-	vaults, err := allVaults(txn)
+func coverage(s kv, p *Params, vault string) (*Coverage, error) {
+	vaults, err := allVaults(s)
 	if err != nil {
 		return nil, err
 	}
 	active := map[string]bool{}
-	nodes, err := activeNodes(txn)
+	nodes, err := activeNodes(s)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +249,7 @@ func coverage(txn *badger.Txn, p *Params, vault string) (*Coverage, error) {
 		for _, m := range v.Members {
 			holders := []string{}
 			prefix := prefOwn + m + "/"
-			err := scan(txn, prefix, func(key string, _ []byte) error {
+			err := s.scan(prefix, func(key string, _ []byte) error {
 				owner, holder, vk, _, ok := splitKey4(key, prefOwn)
 				if !ok || owner != m {
 					return fmt.Errorf("state key %q: %w", key, ErrInternal)

@@ -60,12 +60,18 @@ type attRecord struct {
 	Height int64  `json:"height"`
 }
 
-// kv is the state as a transaction sees it.
+// kv is the state as a transaction (or a read of the committed state) sees
+// it. It is the one seam between the application's logic and the store that
+// keeps its state: nothing outside this file and the App's block lifecycle
+// (NewApp, InitChain, FinalizeBlock, Commit) names the store.
 type kv interface {
 	// get returns the value of k, or nil if k is absent.
 	get(k string) ([]byte, error)
 	set(k string, v []byte) error
 	del(k string) error
+	// scan calls fn for every key with prefix, in byte order, with its
+	// value; fn's error stops the scan and is returned.
+	scan(prefix string, fn func(key string, val []byte) error) error
 }
 
 // txnKV is a Badger transaction.
@@ -99,6 +105,23 @@ func (t txnKV) set(k string, v []byte) error {
 func (t txnKV) del(k string) error {
 	if err := t.txn.Delete([]byte(k)); err != nil {
 		return fmt.Errorf("deleting %s: %w: %w", k, ErrInternal, err)
+	}
+	return nil
+}
+
+func (t txnKV) scan(prefix string, fn func(key string, val []byte) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefix)
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w: %w", it.Item().Key(), ErrInternal, err)
+		}
+		if err := fn(string(it.Item().Key()), v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -138,6 +161,47 @@ func (o *overlay) set(k string, v []byte) error {
 }
 
 func (o *overlay) del(k string) error { o.put(k, nil); return nil }
+
+// scan merges the buffered writes under prefix into the parent's keys, in
+// byte order: a buffered value replaces the parent's, a buffered delete
+// hides it.
+func (o *overlay) scan(prefix string, fn func(key string, val []byte) error) error {
+	var mine []string
+	for _, k := range o.order {
+		if strings.HasPrefix(k, prefix) {
+			mine = append(mine, k)
+		}
+	}
+	sort.Strings(mine)
+	emit := func(k string) error {
+		if v := o.writes[k]; v != nil {
+			return fn(k, v)
+		}
+		return nil
+	}
+	i := 0
+	err := o.parent.scan(prefix, func(k string, v []byte) error {
+		for ; i < len(mine) && mine[i] < k; i++ {
+			if err := emit(mine[i]); err != nil {
+				return err
+			}
+		}
+		if i < len(mine) && mine[i] == k {
+			i++
+			return emit(k)
+		}
+		return fn(k, v)
+	})
+	if err != nil {
+		return err
+	}
+	for ; i < len(mine); i++ {
+		if err := emit(mine[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // flush writes the buffered writes to the parent, in the order they were
 // first made.
@@ -235,24 +299,6 @@ func stateHash(txn *badger.Txn) ([]byte, error) {
 		}
 	}
 	return h.Sum(nil), nil
-}
-
-// scan calls fn for every key with prefix, in key order, with its value.
-func scan(txn *badger.Txn, prefix string, fn func(key string, val []byte) error) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(prefix)
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w: %w", it.Item().Key(), ErrInternal, err)
-		}
-		if err := fn(string(it.Item().Key()), v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func sortedUnique(s []string) []string {
