@@ -8,22 +8,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	badger "github.com/dgraph-io/badger/v4"
 
+	"github.com/ksb-project/ksb/attest/attestpb"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/internal/badgeropen"
 )
 
-// MaxBlockItems caps the entries, nodes and vaults (Msg.Items) one block may
-// touch. Each attestation entry writes two keys of about 250 bytes, so a full
-// block is a Badger transaction of a few megabytes: well under Badger's batch
-// limit (15% of its 64 MiB memtable), and a FinalizeBlock of milliseconds.
-const MaxBlockItems = 4096
+// MaxBlockWrites caps the state writes one block's transactions may make,
+// as each message bounds them (a share of a Commit 6 + 3r, an attested
+// custody 2, a proof 2, a released custody 8, …: msg.go). On an IAVL store a
+// write costs about 0.1 ms at 10^5 keys, so a full block's transactions cost
+// about 0.4 s of FinalizeBlock; the reference network's churn (120 Commits
+// of 2 shares at r = 3, 3,360 writes with their sequences) fits one block.
+// The work the chain does by itself (an epoch's challenges, repairs, timers)
+// is not counted: it is bounded by the state, not by transactions.
+const MaxBlockWrites = 4096
 
 // AppVersion is the application protocol version reported in Info.
 const AppVersion uint64 = 1
@@ -146,7 +150,7 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	if err != nil {
 		return nil, fmt.Errorf("genesis authority: %w", err)
 	}
-	p := Params{ChainID: req.ChainId, Authority: g.Authority, AuthorityAddress: authAddr, Replication: g.Replication, HRP: g.HRP}
+	p := Params{ChainID: req.ChainId, Authority: g.Authority, AuthorityAddress: authAddr, Replication: g.Replication, HRP: g.HRP, CustodyParams: g.CustodyParams}
 	if a.txn != nil {
 		a.txn.Discard()
 	}
@@ -156,10 +160,8 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 		return nil, err
 	}
 	ov := newOverlay(s)
-	if len(g.Nodes)+len(g.Vaults) > 0 {
-		if err := applyChurn(ov, &Churn{AddNodes: g.Nodes, CreateVaults: g.Vaults}, g.HRP, 0); err != nil {
-			return nil, fmt.Errorf("genesis: %w", err)
-		}
+	if err := initGenesis(ov, &p, authPub, g); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
 	}
 	if err := ov.flush(); err != nil {
 		return nil, err
@@ -174,12 +176,12 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 }
 
 // CheckTx admits a transaction to the mempool only if it could execute on
-// top of the last committed state: the stateless checks (decoding, caps,
-// chain ID, message content, signature), then, against committed state, a
-// signer allowed to send the message (an active node; the authority for a
-// Churn) at a sequence not behind its committed one and less than
-// MaxPendingPerSigner ahead, and room in the signer's mempool allowance
-// (MaxPendingPerSigner transactions). A recheck after a block runs the same
+// top of the last committed state: decoding and caps, then, against
+// committed state, a signer account allowed to send the message (an active
+// node; the authority for a Churn) at a sequence not behind its committed
+// one and less than MaxPendingPerSigner ahead, then the message content and
+// the signature under the account's key, and room in the signer's mempool
+// allowance (MaxPendingPerSigner transactions). A recheck after a block runs the same
 // checks against the new state, so the mempool drops what the block made
 // stale. FinalizeBlock checks everything again against the block's state:
 // this only keeps out of the mempool, and so out of blocks, what could never
@@ -206,46 +208,32 @@ func (a *App) checkTx(p *Params, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	if tx.ChainID != p.ChainID {
-		return fmt.Errorf("transaction for chain %q, this is %q: %w", tx.ChainID, p.ChainID, ErrWrongChain)
-	}
-	signer, err := a.committedSigner(p, tx)
+	acct, err := a.committedSigner(p, tx)
 	if err != nil {
 		return err
 	}
-	if err := tx.checkBasic(p.ChainID, p.HRP); err != nil {
+	if err := tx.checkBasic(p.HRP); err != nil {
 		return err
 	}
-	if err := a.verify(raw, tx); err != nil {
+	if err := a.verify(p, raw, tx, acct.Pubkey); err != nil {
 		return err
 	}
-	return a.check.admit(signer, sha256.Sum256(raw))
+	return a.check.admit(acct.Address, sha256.Sum256(raw))
 }
 
 // committedSigner runs checkSigner against the last committed state.
-func (a *App) committedSigner(p *Params, tx *Tx) (signer string, err error) {
+func (a *App) committedSigner(p *Params, tx *Tx) (acct *attestpb.AccountRecord, err error) {
 	err = a.view(func(s kv) error {
 		var err error
-		signer, err = checkSigner(s, p, tx)
+		acct, err = checkSigner(s, p, tx)
 		return err
 	})
-	return signer, err
+	return acct, err
 }
 
-// checkStateless decodes raw and runs every check that needs no state.
+// checkStateless decodes raw and runs every check that needs no state: the
+// signature needs the signer account's key, which is state.
 func (a *App) checkStateless(p *Params, raw []byte) (*Tx, error) {
-	tx, err := a.decodeChecked(p, raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.verify(raw, tx); err != nil {
-		return nil, err
-	}
-	return tx, nil
-}
-
-// decodeChecked decodes raw and checks its content, but not its signature.
-func (a *App) decodeChecked(p *Params, raw []byte) (*Tx, error) {
 	if p == nil {
 		return nil, fmt.Errorf("chain not initialised: %w", ErrInternal)
 	}
@@ -253,19 +241,20 @@ func (a *App) decodeChecked(p *Params, raw []byte) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.checkBasic(p.ChainID, p.HRP); err != nil {
+	if err := tx.checkBasic(p.HRP); err != nil {
 		return nil, err
 	}
 	return tx, nil
 }
 
-// verify checks tx's signature. A signature is verified once; later calls
-// for the same bytes use sigs.
-func (a *App) verify(raw []byte, tx *Tx) error {
+// verify checks tx's signature under pub. A signature is verified once;
+// later calls for the same bytes use sigs (an account's key never changes,
+// so the same bytes always verify under the same key).
+func (a *App) verify(p *Params, raw []byte, tx *Tx, pub []byte) error {
 	if a.sigs.has(raw) {
 		return nil
 	}
-	if err := tx.Verify(); err != nil {
+	if err := tx.Verify(p.ChainID, pub); err != nil {
 		return err
 	}
 	a.sigs.add(raw)
@@ -274,56 +263,63 @@ func (a *App) verify(raw []byte, tx *Tx) error {
 
 // PrepareProposal keeps, in mempool order, the transactions that pass the
 // stateless checks and whose signer may send them at that sequence in the
-// last committed state (see CheckTx), up to the block's byte budget and
-// MaxBlockItems.
+// last committed state, signed by its key (see CheckTx), up to the block's
+// byte budget and MaxBlockWrites.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	a.mu.Lock()
 	p := a.params
 	a.mu.Unlock()
 	var (
-		txs   [][]byte
-		bytes int64
-		items int
+		txs    [][]byte
+		bytes  int64
+		writes int
 	)
 	for _, raw := range req.Txs {
 		tx, err := a.checkStateless(p, raw)
 		if err != nil {
 			continue
 		}
-		if _, err := a.committedSigner(p, tx); err != nil {
+		acct, err := a.committedSigner(p, tx)
+		if err != nil || a.verify(p, raw, tx, acct.Pubkey) != nil {
 			continue
 		}
-		if bytes+int64(len(raw)) > req.MaxTxBytes || items+tx.Msg.Items() > MaxBlockItems {
+		w := txWrites(tx.Msg, int(p.Replication))
+		if bytes+int64(len(raw)) > req.MaxTxBytes || writes+w > MaxBlockWrites {
 			break
 		}
 		bytes += int64(len(raw))
-		items += tx.Msg.Items()
+		writes += w
 		txs = append(txs, raw)
 	}
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }
 
 // ProcessProposal accepts a block only if every transaction passes the
-// stateless checks and the block touches at most MaxBlockItems items: an
-// honest proposer never proposes anything else. It does not check signers
-// against state: a transaction of a node added by a Churn earlier in the
-// same block is valid, and a block fetched by block sync never comes here,
-// so FinalizeBlock is where state decides.
+// stateless checks, the signature of every transaction whose account is in
+// the last committed state verifies, and the block's transactions write at
+// most MaxBlockWrites keys: an honest proposer never proposes anything else.
+// It does not check signers' roles or sequences against state: a
+// transaction of a node added by a Churn earlier in the same block is
+// valid, and a block fetched by block sync never comes here, so
+// FinalizeBlock is where state decides.
 func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
 	a.mu.Lock()
 	p := a.params
 	a.mu.Unlock()
-	items := 0
+	writes := 0
 	for i, raw := range req.Txs {
 		tx, err := a.checkStateless(p, raw)
+		if err == nil {
+			err = a.committedSignature(p, raw, tx)
+		}
 		if err != nil {
 			a.log.Warn("rejecting proposal", "height", req.Height, "tx", i, "err", err)
 			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
 		}
-		items += tx.Msg.Items()
+		writes += txWrites(tx.Msg, int(p.Replication))
 	}
-	if items > MaxBlockItems {
-		a.log.Warn("rejecting proposal", "height", req.Height, "items", items)
+	if writes > MaxBlockWrites {
+		a.log.Warn("rejecting proposal", "height", req.Height, "writes", writes)
 		return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
 	}
 	return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_ACCEPT}, nil
@@ -348,29 +344,40 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	}
 	a.initTxn = false
 	block := txnKV{a.txn}
+	bc := newBlockCtx(a.params, req.Height, req.Hash)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
+	err := bc.begin(block)
 	for i, raw := range req.Txs {
-		res, err := a.deliver(block, raw, req.Height)
 		if err != nil {
-			// The store failed: results would differ between validators,
-			// so stop here rather than commit a guess.
-			a.txn.Discard()
-			a.txn = nil
-			return nil, fmt.Errorf("block %d, transaction %d: %w", req.Height, i, err)
+			break
+		}
+		var res *abci.ExecTxResult
+		if res, err = a.deliver(block, raw, bc); err != nil {
+			err = fmt.Errorf("transaction %d: %w", i, err)
 		}
 		results[i] = res
+	}
+	if err == nil {
+		err = bc.end(block)
+	}
+	if err != nil {
+		// The store failed: results would differ between validators,
+		// so stop here rather than commit a guess.
+		a.txn.Discard()
+		a.txn = nil
+		return nil, fmt.Errorf("block %d: %w", req.Height, err)
 	}
 	hash, err := stateHash(a.txn)
 	if err != nil {
 		return nil, err
 	}
 	a.pendingH, a.pendingA = req.Height, hash
-	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: hash}, nil
+	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: hash, Events: bc.blockEvents}, nil
 }
 
 // deliver executes one transaction. Refusals are results; a storage failure
 // (ErrInternal) is an error, since it is not the same on every validator.
-func (a *App) deliver(block kv, raw []byte, height int64) (*abci.ExecTxResult, error) {
+func (a *App) deliver(block kv, raw []byte, bc *blockCtx) (*abci.ExecTxResult, error) {
 	fail := func(err error) (*abci.ExecTxResult, error) {
 		if errors.Is(err, ErrInternal) {
 			return nil, err
@@ -381,19 +388,28 @@ func (a *App) deliver(block kv, raw []byte, height int64) (*abci.ExecTxResult, e
 	if err != nil {
 		return fail(err)
 	}
-	signer, _ := tx.SignerAddress(a.params.HRP) // checked by checkStateless
-	seq, err := getSeq(block, signer)
+	acct, err := getAccount(block, tx.Signer)
 	if err != nil {
 		return fail(err)
 	}
-	if tx.Sequence != seq {
-		return fail(fmt.Errorf("sequence %d, %s's next is %d: %w", tx.Sequence, signer, seq, ErrBadSequence))
+	if acct == nil {
+		return fail(fmt.Errorf("signer account %d does not exist: %w", tx.Signer, ErrUnauthorized))
 	}
-	if err := setSeq(block, signer, seq+1); err != nil {
+	if err := a.verify(a.params, raw, tx, acct.Pubkey); err != nil {
+		return fail(err)
+	}
+	if tx.Sequence != acct.Sequence {
+		return fail(fmt.Errorf("sequence %d, account %d's next is %d: %w", tx.Sequence, tx.Signer, acct.Sequence, ErrBadSequence))
+	}
+	acct.Sequence++
+	if err := putRec(block, KeyAccount(tx.Signer), acct); err != nil {
 		return fail(err)
 	}
 	ov := newOverlay(block)
-	if err := a.apply(ov, tx, signer, height); err != nil {
+	txc := bc.forTx()
+	err = txc.apply(ov, tx, acct.Address)
+	bc.invalidate() // a failed transaction's view of the nodes is gone
+	if err != nil {
 		return fail(fmt.Errorf("%s: %w", tx.Msg.Type(), err))
 	}
 	if err := ov.flush(); err != nil {
@@ -401,163 +417,16 @@ func (a *App) deliver(block kv, raw []byte, height int64) (*abci.ExecTxResult, e
 	}
 	res := &abci.ExecTxResult{
 		Code: CodeOK,
-		Events: []abci.Event{{
+		Events: append([]abci.Event{{
 			Type: "ksb",
 			Attributes: []abci.EventAttribute{
 				{Key: "msg", Value: tx.Msg.Type(), Index: true},
-				{Key: "signer", Value: signer, Index: true},
+				{Key: "signer", Value: acct.Address, Index: true},
 				{Key: "items", Value: strconv.Itoa(tx.Msg.Items())},
 			},
-		}},
+		}}, txc.events...),
 	}
 	return res, nil
-}
-
-// apply runs the state checks of tx and writes its effects to s.
-func (a *App) apply(s kv, tx *Tx, signer string, height int64) error {
-	if c, ok := tx.Msg.(*Churn); ok {
-		if hex.EncodeToString(tx.Signer) != a.params.Authority {
-			return fmt.Errorf("signer %s is not the authority %s: %w", signer, a.params.AuthorityAddress, ErrUnauthorized)
-		}
-		return applyChurn(s, c, a.params.HRP, height)
-	}
-	var self nodeRecord
-	ok, err := getJSON(s, prefNode+signer, &self)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("signer %s is not an active node: %w", signer, ErrUnauthorized)
-	}
-	switch m := tx.Msg.(type) {
-	case *Attest:
-		vaults := map[string]*vaultRecord{} // decoded once per transaction
-		for i, e := range m.Entries {
-			v := vaults[e.Vault]
-			if v == nil {
-				v = &vaultRecord{}
-				ok, err := getJSON(s, prefVault+e.Vault, v)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("entry %d: vault %s: %w", i, e.Vault, ErrNotFound)
-				}
-				vaults[e.Vault] = v
-			}
-			if v.Retired {
-				return fmt.Errorf("entry %d: vault %s is retired: %w", i, e.Vault, ErrInvalid)
-			}
-			if !slices.Contains(v.Members, e.Owner) {
-				active, err := s.get(prefNode + e.Owner)
-				if err != nil {
-					return err
-				}
-				if active == nil {
-					return fmt.Errorf("entry %d: owner %s is neither an active node nor a member of vault %s: %w", i, e.Owner, e.Vault, ErrInvalid)
-				}
-			}
-			if err := setJSON(s, attKey(signer, e.Key()), attRecord{Size: e.Size, Height: height}); err != nil {
-				return err
-			}
-			if err := s.set(ownKey(signer, e.Key()), nil); err != nil {
-				return err
-			}
-		}
-	case *Release:
-		for i, k := range m.Entries {
-			b, err := s.get(attKey(signer, k))
-			if err != nil {
-				return err
-			}
-			if b == nil {
-				return fmt.Errorf("entry %d: %s holds no blob %x of owner %s for vault %s: %w", i, signer, k.Digest, k.Owner, k.Vault, ErrNotFound)
-			}
-			if err := s.del(attKey(signer, k)); err != nil {
-				return err
-			}
-			if err := s.del(ownKey(signer, k)); err != nil {
-				return err
-			}
-		}
-	case *UpdateNode:
-		self.Multiaddrs = m.Multiaddrs
-		return setJSON(s, prefNode+signer, self)
-	}
-	return nil
-}
-
-// applyChurn applies c to s in field order: add nodes, remove nodes, create
-// vaults (members must be active after that), retire vaults.
-func applyChurn(s kv, c *Churn, hrp string, height int64) error {
-	for i, n := range c.AddNodes {
-		addr, err := n.validate(hrp)
-		if err != nil {
-			return err
-		}
-		old, err := s.get(prefNode + addr)
-		if err != nil {
-			return err
-		}
-		if old != nil {
-			return fmt.Errorf("add_nodes[%d]: node %s is already active: %w", i, addr, ErrExists)
-		}
-		if err := setJSON(s, prefNode+addr, nodeRecord{PubKey: n.PubKey, Multiaddrs: n.Multiaddrs, Height: height}); err != nil {
-			return err
-		}
-	}
-	for i, addr := range c.RemoveNodes {
-		old, err := s.get(prefNode + addr)
-		if err != nil {
-			return err
-		}
-		if old == nil {
-			return fmt.Errorf("remove_nodes[%d]: node %s is not active: %w", i, addr, ErrNotFound)
-		}
-		if err := s.del(prefNode + addr); err != nil {
-			return err
-		}
-	}
-	for i, v := range c.CreateVaults {
-		old, err := s.get(prefVault + v.PubKey)
-		if err != nil {
-			return err
-		}
-		if old != nil {
-			return fmt.Errorf("create_vaults[%d]: vault %s: %w", i, v.PubKey, ErrExists)
-		}
-		for _, m := range v.Members {
-			n, err := s.get(prefNode + m)
-			if err != nil {
-				return err
-			}
-			if n == nil {
-				return fmt.Errorf("create_vaults[%d]: member %s is not an active node: %w", i, m, ErrInvalid)
-			}
-		}
-		rec := vaultRecord{Members: v.Members, Threshold: v.Threshold, Height: height}
-		if err := setJSON(s, prefVault+v.PubKey, rec); err != nil {
-			return err
-		}
-	}
-	for i, k := range c.RetireVaults {
-		var v vaultRecord
-		ok, err := getJSON(s, prefVault+k, &v)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("retire_vaults[%d]: vault %s: %w", i, k, ErrNotFound)
-		}
-		if v.Retired {
-			return fmt.Errorf("retire_vaults[%d]: vault %s is already retired: %w", i, k, ErrInvalid)
-		}
-		v.Retired, v.RetiredHeight = true, height
-		if err := setJSON(s, prefVault+k, v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Commit writes the finalized block's state, height and app hash in one

@@ -40,14 +40,38 @@ var (
 	ErrMempoolFull = errors.New("signer's mempool allowance is used up")
 
 	// ErrInvalid is returned when a message is well formed but its content
-	// cannot be accepted: a bad address or key, a holder attesting its own
-	// blob, an owner that is neither active nor a vault member, a bad
-	// threshold.
+	// cannot be accepted: a bad address or key, a share committed to a
+	// retired vault or by a non-member, a bad threshold.
 	ErrInvalid = errors.New("invalid message")
 
-	// ErrNotFound is returned when a message or query names a node, vault or
-	// attestation that is not in state.
+	// ErrNotFound is returned when a message or query names a node, vault,
+	// commitment or custody that is not in state.
 	ErrNotFound = errors.New("not found")
+
+	// ErrNotAssigned is returned when a holder attests, releases or proves a
+	// custody the chain did not assign to it (a phantom attestation), or an
+	// owner drills a custody of a commitment that is not its own.
+	ErrNotAssigned = errors.New("custody not assigned to the signer")
+
+	// ErrNoChallenge is returned for a proof of a custody that has no open
+	// challenge for the signer in the epoch named: never challenged, a
+	// wrong epoch, a replay of an answered challenge, or a proof after the
+	// window closed.
+	ErrNoChallenge = errors.New("no open challenge")
+
+	// ErrWrongSegment is returned for a proof of another segment than the
+	// one challenged.
+	ErrWrongSegment = errors.New("wrong segment")
+
+	// ErrBadProof is returned for a proof that does not show possession of
+	// the custody's copy (custody.Verify refused it: a wrong path, a
+	// segment of another copy, a wrong length); it wraps the
+	// custody.ProofError.
+	ErrBadProof = errors.New("invalid proof")
+
+	// ErrRateLimited is returned for a Drill sent less than
+	// Params.DrillInterval blocks after the owner's previous one.
+	ErrRateLimited = errors.New("rate limited")
 
 	// ErrExists is returned when a Churn adds a node that is already active or
 	// creates a vault that already exists.

@@ -3,12 +3,10 @@ package attest
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -16,14 +14,12 @@ import (
 
 // State keys. Everything under "s/" is state and goes into the app hash;
 // "m/" holds the height and app hash of the last commit. Addresses and vault
-// keys never contain '/', so the separators are unambiguous.
+// keys never contain '/', so the separators are unambiguous. The keys of
+// commitments, custodies, challenges and the rest are in keys.go.
 const (
 	keyParams  = "s/params"
-	prefNode   = "s/node/"  // + address → nodeRecord
-	prefVault  = "s/vault/" // + vault key → vaultRecord
-	prefAtt    = "s/att/"   // + holder/owner/vault/digest → attRecord
-	prefOwn    = "s/own/"   // + owner/holder/vault/digest → "" (index by owner)
-	prefSeq    = "s/seq/"   // + address → next sequence, decimal
+	prefNode   = "s/node/"  // + address → attestpb.NodeRecord
+	prefVault  = "s/vault/" // + vault key → attestpb.VaultRecord
 	prefState  = "s/"
 	keyHeight  = "m/height"
 	keyAppHash = "m/apphash"
@@ -31,34 +27,6 @@ const (
 	// stateHashDomain starts the bytes the app hash is computed over.
 	stateHashDomain = "ksb/attest/state/v1\x00"
 )
-
-// Params are the chain's fixed parameters, from genesis.
-type Params struct {
-	ChainID          string `json:"chain_id"`
-	Authority        string `json:"authority"`
-	AuthorityAddress string `json:"authority_address"`
-	Replication      uint32 `json:"replication"`
-	HRP              string `json:"hrp"`
-}
-
-type nodeRecord struct {
-	PubKey     string   `json:"pubkey"`
-	Multiaddrs []string `json:"multiaddrs"`
-	Height     int64    `json:"height"`
-}
-
-type vaultRecord struct {
-	Members       []string `json:"members"`
-	Threshold     uint32   `json:"threshold"`
-	Height        int64    `json:"height"`
-	Retired       bool     `json:"retired,omitempty"`
-	RetiredHeight int64    `json:"retired_height,omitempty"`
-}
-
-type attRecord struct {
-	Size   uint64 `json:"size"`
-	Height int64  `json:"height"`
-}
 
 // kv is the state as a transaction (or a read of the committed state) sees
 // it. It is the one seam between the application's logic and the store that
@@ -241,39 +209,6 @@ func setJSON(s kv, k string, v any) error {
 	return s.set(k, b)
 }
 
-func getSeq(s kv, addr string) (uint64, error) {
-	b, err := s.get(prefSeq + addr)
-	if err != nil || b == nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("sequence of %s: %w: %w", addr, ErrInternal, err)
-	}
-	return n, nil
-}
-
-func setSeq(s kv, addr string, n uint64) error {
-	return s.set(prefSeq+addr, []byte(strconv.FormatUint(n, 10)))
-}
-
-func attKey(holder string, k EntryKey) string {
-	return prefAtt + holder + "/" + k.Owner + "/" + k.Vault + "/" + hex.EncodeToString(k.Digest[:])
-}
-
-func ownKey(holder string, k EntryKey) string {
-	return prefOwn + k.Owner + "/" + holder + "/" + k.Vault + "/" + hex.EncodeToString(k.Digest[:])
-}
-
-// splitKey4 splits "a/b/c/d" after prefix into its four parts.
-func splitKey4(key, prefix string) (a, b, c, d string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
-	if len(parts) != 4 {
-		return "", "", "", "", false
-	}
-	return parts[0], parts[1], parts[2], parts[3], true
-}
-
 // stateHash computes the app hash over every state key the transaction
 // sees, its own pending writes included.
 func stateHash(txn *badger.Txn) ([]byte, error) {
@@ -299,15 +234,4 @@ func stateHash(txn *badger.Txn) ([]byte, error) {
 		}
 	}
 	return h.Sum(nil), nil
-}
-
-func sortedUnique(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, x := range s {
-		if i == 0 || x != s[i-1] {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,7 @@ func (m mapKV) scan(prefix string, fn func(string, []byte) error) error {
 			keys = append(keys, k)
 		}
 	}
-	sortedUnique(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		if err := fn(k, m[k]); err != nil {
 			return err

@@ -69,6 +69,10 @@ type Options struct {
 	AllowLowWorkFactor bool
 	// BlockInterval is the chain's block time (300 ms).
 	BlockInterval time.Duration
+	// EpochBlocks is the chain's custody epoch in blocks (genesis
+	// epoch_blocks; attest.DefaultEpochBlocks if 0). `ksb devnet
+	// --epoch-blocks N` sets it; the proof window is half of it.
+	EpochBlocks int64
 	// PollInterval, BatchInterval and HeartbeatInterval are the members'
 	// chain poll, attestation batch and gossip heartbeat intervals
 	// (500 ms, 500 ms, 1 s).
@@ -198,6 +202,7 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 	}
 	n.Authority = authID
 	gen := attest.Genesis{Authority: authID.PubKeyHex(), Replication: uint32(opts.Replication)}
+	gen.EpochBlocks = opts.EpochBlocks
 	vaultMembers := map[string][]string{}
 	for i := 0; i < opts.Nodes; i++ {
 		m, err := n.newMember(i)
