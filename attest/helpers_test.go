@@ -123,6 +123,7 @@ type chain struct {
 	rng    *rand.Rand
 	copies map[uint64][][]byte // commitment id → its copies
 	last   *abci.FinalizeBlockResponse
+	salt   string // changes the block hashes from here on
 }
 
 func newChain(t testing.TB, g attest.Genesis) *chain {
@@ -148,10 +149,12 @@ func newChain(t testing.TB, g attest.Genesis) *chain {
 
 // blockHash is the stand-in for CometBFT's block hash at height h: the
 // randomness of assignments, repairs and challenges.
-func blockHash(h int64) []byte {
+func blockHash(h int64) []byte { return saltedHash("", h) }
+
+func saltedHash(salt string, h int64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(h))
-	s := sha256.Sum256(append([]byte("block "), b[:]...))
+	s := sha256.Sum256(append([]byte("block "+salt), b[:]...))
 	return s[:]
 }
 
@@ -159,7 +162,7 @@ func blockHash(h int64) []byte {
 func (c *chain) block(txs ...[]byte) []*abci.ExecTxResult {
 	c.t.Helper()
 	c.height++
-	res, err := c.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: c.height, Hash: blockHash(c.height), Txs: txs})
+	res, err := c.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: c.height, Hash: saltedHash(c.salt, c.height), Txs: txs})
 	if err != nil {
 		c.t.Fatalf("FinalizeBlock %d: %v", c.height, err)
 	}

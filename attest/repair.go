@@ -157,6 +157,9 @@ func (bc *blockCtx) redrawSource(s kv, id CustodyID, onDeadline bool) error {
 	}
 	rec.SourceAttempt++
 	source, copyIndex := bc.pickSource(id.Commitment, id.Slot, uint64(rec.SourceAttempt), c, recs, act, rec.Source)
+	if source == c.Owner {
+		copyIndex = rec.Copy // the owner has every copy: keep the one assigned
+	}
 	if err := s.del(keySource(rec.Source, id)); err != nil {
 		return err
 	}

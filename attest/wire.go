@@ -186,9 +186,9 @@ func (tx *Tx) toPB() *attestpb.Tx {
 		for _, s := range m.Shares {
 			c.Shares = append(c.Shares, &attestpb.ShareCommit{Vault: s.Vault, Size: s.Size, Root: bytes.Clone(s.Root[:])})
 		}
-		p.Msg = &attestpb.Tx_Commit{Commit: c}
+		p.Commit = c
 	case *Attest:
-		p.Msg = &attestpb.Tx_Attest{Attest: &attestpb.Attest{Custodies: packAll(m.Custodies)}}
+		p.Attest = &attestpb.Attest{Custodies: packAll(m.Custodies)}
 	case *Prove:
 		pr := &attestpb.Prove{Epoch: m.Epoch}
 		for _, sp := range m.Proofs {
@@ -197,11 +197,11 @@ func (tx *Tx) toPB() *attestpb.Tx {
 				CopyPath: sp.CopyPath, CommitPath: sp.CommitPath,
 			})
 		}
-		p.Msg = &attestpb.Tx_Prove{Prove: pr}
+		p.Prove = pr
 	case *Release:
-		p.Msg = &attestpb.Tx_Release{Release: &attestpb.Release{Custodies: packAll(m.Custodies)}}
+		p.Release = &attestpb.Release{Custodies: packAll(m.Custodies)}
 	case *Drill:
-		p.Msg = &attestpb.Tx_Drill{Drill: &attestpb.Drill{Custody: PackCustody(m.Custody), Result: attestpb.DrillResult(m.Result), Millis: m.Millis}}
+		p.Drill = &attestpb.Drill{Custody: PackCustody(m.Custody), Result: attestpb.DrillResult(m.Result), Millis: m.Millis}
 	case *Churn:
 		c := &attestpb.Churn{RemoveNodes: m.RemoveNodes, RetireVaults: m.RetireVaults}
 		for _, n := range m.AddNodes {
@@ -211,9 +211,9 @@ func (tx *Tx) toPB() *attestpb.Tx {
 		for _, v := range m.CreateVaults {
 			c.CreateVaults = append(c.CreateVaults, &attestpb.VaultSpec{Pubkey: v.PubKey, Members: v.Members, Threshold: v.Threshold})
 		}
-		p.Msg = &attestpb.Tx_Churn{Churn: c}
+		p.Churn = c
 	case *UpdateNode:
-		p.Msg = &attestpb.Tx_UpdateNode{UpdateNode: &attestpb.UpdateNode{Multiaddrs: m.Multiaddrs}}
+		p.UpdateNode = &attestpb.UpdateNode{Multiaddrs: m.Multiaddrs}
 	}
 	return p
 }
@@ -242,30 +242,39 @@ func fromPB(p *attestpb.Tx) (*Tx, error) {
 		return nil, fmt.Errorf("signature of %d bytes, want %d: %w", len(p.Signature), signatureSize, ErrMalformed)
 	}
 	tx.Signature = p.Signature
-	switch m := p.Msg.(type) {
-	case *attestpb.Tx_Commit:
-		if err := checkCount("shares", len(m.Commit.Shares), MaxShares); err != nil {
+	set := 0
+	for _, m := range []proto.Message{p.Commit, p.Attest, p.Prove, p.Release, p.Drill, p.Churn, p.UpdateNode} {
+		if m.ProtoReflect().IsValid() {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, fmt.Errorf("transaction carries %d messages, want 1: %w", set, ErrMalformed)
+	}
+	switch {
+	case p.Commit != nil:
+		if err := checkCount("shares", len(p.Commit.Shares), MaxShares); err != nil {
 			return nil, err
 		}
-		c := &Commit{Shares: make([]ShareCommit, len(m.Commit.Shares))}
-		for i, s := range m.Commit.Shares {
+		c := &Commit{Shares: make([]ShareCommit, len(p.Commit.Shares))}
+		for i, s := range p.Commit.Shares {
 			if len(s.Root) != HashSize {
 				return nil, fmt.Errorf("share %d: root of %d bytes, want %d: %w", i, len(s.Root), HashSize, ErrMalformed)
 			}
 			c.Shares[i] = ShareCommit{Vault: s.Vault, Size: s.Size, Root: [HashSize]byte(s.Root)}
 		}
 		tx.Msg = c
-	case *attestpb.Tx_Attest:
-		if err := checkCount("custodies", len(m.Attest.Custodies), MaxEntries); err != nil {
+	case p.Attest != nil:
+		if err := checkCount("custodies", len(p.Attest.Custodies), MaxEntries); err != nil {
 			return nil, err
 		}
-		tx.Msg = &Attest{Custodies: unpackAll(m.Attest.Custodies)}
-	case *attestpb.Tx_Prove:
-		if err := checkCount("proofs", len(m.Prove.Proofs), MaxProofs); err != nil {
+		tx.Msg = &Attest{Custodies: unpackAll(p.Attest.Custodies)}
+	case p.Prove != nil:
+		if err := checkCount("proofs", len(p.Prove.Proofs), MaxProofs); err != nil {
 			return nil, err
 		}
-		pr := &Prove{Epoch: m.Prove.Epoch, Proofs: make([]SegmentProof, len(m.Prove.Proofs))}
-		for i, sp := range m.Prove.Proofs {
+		pr := &Prove{Epoch: p.Prove.Epoch, Proofs: make([]SegmentProof, len(p.Prove.Proofs))}
+		for i, sp := range p.Prove.Proofs {
 			if len(sp.CopyPath) > MaxCopyPath || len(sp.CommitPath) > MaxCommitPath {
 				return nil, fmt.Errorf("proof %d: paths of %d and %d hashes, at most %d and %d: %w",
 					i, len(sp.CopyPath), len(sp.CommitPath), MaxCopyPath, MaxCommitPath, ErrTooLarge)
@@ -276,34 +285,32 @@ func fromPB(p *attestpb.Tx) (*Tx, error) {
 			}
 		}
 		tx.Msg = pr
-	case *attestpb.Tx_Release:
-		if err := checkCount("custodies", len(m.Release.Custodies), MaxEntries); err != nil {
+	case p.Release != nil:
+		if err := checkCount("custodies", len(p.Release.Custodies), MaxEntries); err != nil {
 			return nil, err
 		}
-		tx.Msg = &Release{Custodies: unpackAll(m.Release.Custodies)}
-	case *attestpb.Tx_Drill:
-		if m.Drill.Result < 0 || m.Drill.Result > math.MaxUint8 {
-			return nil, fmt.Errorf("drill result %d: %w", m.Drill.Result, ErrMalformed)
+		tx.Msg = &Release{Custodies: unpackAll(p.Release.Custodies)}
+	case p.Drill != nil:
+		if p.Drill.Result < 0 || p.Drill.Result > math.MaxUint8 {
+			return nil, fmt.Errorf("drill result %d: %w", p.Drill.Result, ErrMalformed)
 		}
-		tx.Msg = &Drill{Custody: UnpackCustody(m.Drill.Custody), Result: DrillResult(m.Drill.Result), Millis: m.Drill.Millis}
-	case *attestpb.Tx_Churn:
-		c, err := churnFromPB(m.Churn)
+		tx.Msg = &Drill{Custody: UnpackCustody(p.Drill.Custody), Result: DrillResult(p.Drill.Result), Millis: p.Drill.Millis}
+	case p.Churn != nil:
+		c, err := churnFromPB(p.Churn)
 		if err != nil {
 			return nil, err
 		}
 		tx.Msg = c
-	case *attestpb.Tx_UpdateNode:
-		if err := checkCount("multiaddrs", len(m.UpdateNode.Multiaddrs), MaxMultiaddrs); err != nil {
+	case p.UpdateNode != nil:
+		if err := checkCount("multiaddrs", len(p.UpdateNode.Multiaddrs), MaxMultiaddrs); err != nil {
 			return nil, err
 		}
-		for _, a := range m.UpdateNode.Multiaddrs {
+		for _, a := range p.UpdateNode.Multiaddrs {
 			if len(a) > MaxMultiaddrLen {
 				return nil, fmt.Errorf("multiaddr of %d bytes, at most %d: %w", len(a), MaxMultiaddrLen, ErrTooLarge)
 			}
 		}
-		tx.Msg = &UpdateNode{Multiaddrs: m.UpdateNode.Multiaddrs}
-	default:
-		return nil, fmt.Errorf("transaction carries no message: %w", ErrMalformed)
+		tx.Msg = &UpdateNode{Multiaddrs: p.UpdateNode.Multiaddrs}
 	}
 	return tx, nil
 }

@@ -16,6 +16,12 @@
 // so a signature binds the chain (which is not in the transaction bytes), the
 // signer's account, its sequence and the message, type included.
 //
+// Tx carries exactly one message field. It is not a proto oneof: protobuf-go
+// writes a oneof after the other fields, and the canonical form here is
+// field-number order, which is what every protobuf implementation writes
+// for plain fields (and what protobuf-go's deterministic encoding is
+// checked against in attest/wire_test.go).
+//
 // A custody is named by one uint64, its custody id: commitment id << 8 | slot
 // (attest.CustodyID). Vaults are named by the chain's vault index, signers by
 // their account number (the authority is account 0), so that no 43-byte
@@ -107,17 +113,15 @@ type Tx struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Signer   uint64                 `protobuf:"varint,1,opt,name=signer,proto3" json:"signer,omitempty"`     // account number: the authority is 0, nodes get theirs when a Churn adds them
 	Sequence uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"` // the account's next sequence, from 0
-	// Types that are valid to be assigned to Msg:
-	//
-	//	*Tx_Commit
-	//	*Tx_Attest
-	//	*Tx_Prove
-	//	*Tx_Release
-	//	*Tx_Drill
-	//	*Tx_Churn
-	//	*Tx_UpdateNode
-	Msg           isTx_Msg `protobuf_oneof:"msg"`
-	Signature     []byte   `protobuf:"bytes,15,opt,name=signature,proto3" json:"signature,omitempty"` // 64-byte r||s secp256k1 ECDSA, low S, over sha256(sign bytes)
+	// Exactly one of 3..9.
+	Commit        *Commit     `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	Attest        *Attest     `protobuf:"bytes,4,opt,name=attest,proto3" json:"attest,omitempty"`
+	Prove         *Prove      `protobuf:"bytes,5,opt,name=prove,proto3" json:"prove,omitempty"`
+	Release       *Release    `protobuf:"bytes,6,opt,name=release,proto3" json:"release,omitempty"`
+	Drill         *Drill      `protobuf:"bytes,7,opt,name=drill,proto3" json:"drill,omitempty"`
+	Churn         *Churn      `protobuf:"bytes,8,opt,name=churn,proto3" json:"churn,omitempty"`
+	UpdateNode    *UpdateNode `protobuf:"bytes,9,opt,name=update_node,json=updateNode,proto3" json:"update_node,omitempty"`
+	Signature     []byte      `protobuf:"bytes,15,opt,name=signature,proto3" json:"signature,omitempty"` // 64-byte r||s secp256k1 ECDSA, low S, over sha256(sign bytes)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,72 +170,51 @@ func (x *Tx) GetSequence() uint64 {
 	return 0
 }
 
-func (x *Tx) GetMsg() isTx_Msg {
-	if x != nil {
-		return x.Msg
-	}
-	return nil
-}
-
 func (x *Tx) GetCommit() *Commit {
 	if x != nil {
-		if x, ok := x.Msg.(*Tx_Commit); ok {
-			return x.Commit
-		}
+		return x.Commit
 	}
 	return nil
 }
 
 func (x *Tx) GetAttest() *Attest {
 	if x != nil {
-		if x, ok := x.Msg.(*Tx_Attest); ok {
-			return x.Attest
-		}
+		return x.Attest
 	}
 	return nil
 }
 
 func (x *Tx) GetProve() *Prove {
 	if x != nil {
-		if x, ok := x.Msg.(*Tx_Prove); ok {
-			return x.Prove
-		}
+		return x.Prove
 	}
 	return nil
 }
 
 func (x *Tx) GetRelease() *Release {
 	if x != nil {
-		if x, ok := x.Msg.(*Tx_Release); ok {
-			return x.Release
-		}
+		return x.Release
 	}
 	return nil
 }
 
 func (x *Tx) GetDrill() *Drill {
 	if x != nil {
-		if x, ok := x.Msg.(*Tx_Drill); ok {
-			return x.Drill
-		}
+		return x.Drill
 	}
 	return nil
 }
 
 func (x *Tx) GetChurn() *Churn {
 	if x != nil {
-		if x, ok := x.Msg.(*Tx_Churn); ok {
-			return x.Churn
-		}
+		return x.Churn
 	}
 	return nil
 }
 
 func (x *Tx) GetUpdateNode() *UpdateNode {
 	if x != nil {
-		if x, ok := x.Msg.(*Tx_UpdateNode); ok {
-			return x.UpdateNode
-		}
+		return x.UpdateNode
 	}
 	return nil
 }
@@ -242,52 +225,6 @@ func (x *Tx) GetSignature() []byte {
 	}
 	return nil
 }
-
-type isTx_Msg interface {
-	isTx_Msg()
-}
-
-type Tx_Commit struct {
-	Commit *Commit `protobuf:"bytes,3,opt,name=commit,proto3,oneof"`
-}
-
-type Tx_Attest struct {
-	Attest *Attest `protobuf:"bytes,4,opt,name=attest,proto3,oneof"`
-}
-
-type Tx_Prove struct {
-	Prove *Prove `protobuf:"bytes,5,opt,name=prove,proto3,oneof"`
-}
-
-type Tx_Release struct {
-	Release *Release `protobuf:"bytes,6,opt,name=release,proto3,oneof"`
-}
-
-type Tx_Drill struct {
-	Drill *Drill `protobuf:"bytes,7,opt,name=drill,proto3,oneof"`
-}
-
-type Tx_Churn struct {
-	Churn *Churn `protobuf:"bytes,8,opt,name=churn,proto3,oneof"`
-}
-
-type Tx_UpdateNode struct {
-	UpdateNode *UpdateNode `protobuf:"bytes,9,opt,name=update_node,json=updateNode,proto3,oneof"`
-}
-
-func (*Tx_Commit) isTx_Msg() {}
-
-func (*Tx_Attest) isTx_Msg() {}
-
-func (*Tx_Prove) isTx_Msg() {}
-
-func (*Tx_Release) isTx_Msg() {}
-
-func (*Tx_Drill) isTx_Msg() {}
-
-func (*Tx_Churn) isTx_Msg() {}
-
-func (*Tx_UpdateNode) isTx_Msg() {}
 
 // Commit: the signer (an active node, a member of each vault) commits to new
 // versions of its shares. The chain numbers each share version (commitment
@@ -910,20 +847,19 @@ var File_ksb_attest_v2_tx_proto protoreflect.FileDescriptor
 
 const file_ksb_attest_v2_tx_proto_rawDesc = "" +
 	"\n" +
-	"\x16ksb/attest/v2/tx.proto\x12\rksb.attest.v2\"\xbb\x03\n" +
+	"\x16ksb/attest/v2/tx.proto\x12\rksb.attest.v2\"\xa6\x03\n" +
 	"\x02Tx\x12\x16\n" +
 	"\x06signer\x18\x01 \x01(\x04R\x06signer\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12/\n" +
-	"\x06commit\x18\x03 \x01(\v2\x15.ksb.attest.v2.CommitH\x00R\x06commit\x12/\n" +
-	"\x06attest\x18\x04 \x01(\v2\x15.ksb.attest.v2.AttestH\x00R\x06attest\x12,\n" +
-	"\x05prove\x18\x05 \x01(\v2\x14.ksb.attest.v2.ProveH\x00R\x05prove\x122\n" +
-	"\arelease\x18\x06 \x01(\v2\x16.ksb.attest.v2.ReleaseH\x00R\arelease\x12,\n" +
-	"\x05drill\x18\a \x01(\v2\x14.ksb.attest.v2.DrillH\x00R\x05drill\x12,\n" +
-	"\x05churn\x18\b \x01(\v2\x14.ksb.attest.v2.ChurnH\x00R\x05churn\x12<\n" +
-	"\vupdate_node\x18\t \x01(\v2\x19.ksb.attest.v2.UpdateNodeH\x00R\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12-\n" +
+	"\x06commit\x18\x03 \x01(\v2\x15.ksb.attest.v2.CommitR\x06commit\x12-\n" +
+	"\x06attest\x18\x04 \x01(\v2\x15.ksb.attest.v2.AttestR\x06attest\x12*\n" +
+	"\x05prove\x18\x05 \x01(\v2\x14.ksb.attest.v2.ProveR\x05prove\x120\n" +
+	"\arelease\x18\x06 \x01(\v2\x16.ksb.attest.v2.ReleaseR\arelease\x12*\n" +
+	"\x05drill\x18\a \x01(\v2\x14.ksb.attest.v2.DrillR\x05drill\x12*\n" +
+	"\x05churn\x18\b \x01(\v2\x14.ksb.attest.v2.ChurnR\x05churn\x12:\n" +
+	"\vupdate_node\x18\t \x01(\v2\x19.ksb.attest.v2.UpdateNodeR\n" +
 	"updateNode\x12\x1c\n" +
-	"\tsignature\x18\x0f \x01(\fR\tsignatureB\x05\n" +
-	"\x03msg\"<\n" +
+	"\tsignature\x18\x0f \x01(\fR\tsignature\"<\n" +
 	"\x06Commit\x122\n" +
 	"\x06shares\x18\x01 \x03(\v2\x1a.ksb.attest.v2.ShareCommitR\x06shares\"K\n" +
 	"\vShareCommit\x12\x14\n" +
@@ -1028,15 +964,6 @@ func init() { file_ksb_attest_v2_tx_proto_init() }
 func file_ksb_attest_v2_tx_proto_init() {
 	if File_ksb_attest_v2_tx_proto != nil {
 		return
-	}
-	file_ksb_attest_v2_tx_proto_msgTypes[0].OneofWrappers = []any{
-		(*Tx_Commit)(nil),
-		(*Tx_Attest)(nil),
-		(*Tx_Prove)(nil),
-		(*Tx_Release)(nil),
-		(*Tx_Drill)(nil),
-		(*Tx_Churn)(nil),
-		(*Tx_UpdateNode)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
