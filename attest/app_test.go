@@ -369,12 +369,12 @@ func TestProposals(t *testing.T) {
 func TestQueryRefusals(t *testing.T) {
 	c := newChain(t, testGenesis())
 	for path, code := range map[string]uint32{
-		"/nope":                     attest.CodeBadQuery,
-		"":                          attest.CodeBadQuery,
-		"/coverage/unknownvault":    attest.CodeNotFound,
-		"/coverage/bad!key":         attest.CodeInvalid,
-		"/commitments/owner/thor1x": attest.CodeInvalid,
-		"/custodies/holder/":        attest.CodeInvalid,
+		"/nope":                        attest.CodeBadQuery,
+		"":                             attest.CodeBadQuery,
+		"/coverage/unknownvault":       attest.CodeNotFound,
+		"/coverage/bad!key":            attest.CodeInvalid,
+		"/commitments/owner/thor1x":    attest.CodeInvalid,
+		"/custodies/holder/":           attest.CodeInvalid,
 		"/challenges/other/" + addr(0): attest.CodeBadQuery,
 		"/repairs/other/" + addr(0):    attest.CodeBadQuery,
 		"/commitment/01":               attest.CodeInvalid,
