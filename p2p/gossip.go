@@ -170,7 +170,7 @@ func OnVerdict(f func(topic string, author peer.ID, result pubsub.ValidationResu
 type Gossip struct {
 	h       host.Host
 	id      *identity.Identity
-	members Membership
+	members ActiveSet
 	ps      *pubsub.PubSub
 	hb, rec *pubsub.Topic
 
@@ -199,7 +199,7 @@ type Gossip struct {
 // NewGossip starts gossipsub on h (messages signed by the node key and
 // checked against their author, StrictSign), joins both topics with their
 // validators, and subscribes to them. Close stops it.
-func NewGossip(h host.Host, id *identity.Identity, m Membership, opts ...GossipOption) (*Gossip, error) {
+func NewGossip(h host.Host, id *identity.Identity, m ActiveSet, opts ...GossipOption) (*Gossip, error) {
 	if h == nil || id == nil || m == nil {
 		return nil, fmt.Errorf("%w: host, identity and membership are required", ErrBadConfig)
 	}
