@@ -191,6 +191,7 @@ func (n *Node) open(ctx context.Context) error {
 	n.svc, err = p2p.NewService(n.h, n.id, n.st, n.member,
 		p2p.WithLogger(n.log.With("component", "p2p")),
 		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),
+		p2p.WithStrategy(p2p.Strategy(n.cfg.Backup.Strategy)),
 		p2p.WithRegisterer(n.reg),
 		p2p.OnAccepted(n.onAccepted),
 		p2p.OnReplaced(n.onReplaced),

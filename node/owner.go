@@ -270,8 +270,8 @@ func (n *Node) ensureHolders(ctx context.Context, vault string, attested map[str
 			previous = append(previous, pub)
 		}
 	}
-	attempts := 0
-	for need > 0 && attempts < maxPushAttempts && ctx.Err() == nil {
+	attempts, deferred := 0, 0
+	for need > 0 && attempts < maxPushAttempts && deferred < maxDeferredHolders && ctx.Err() == nil {
 		var cands []string
 		switch {
 		case len(stale) > 0:
@@ -287,37 +287,74 @@ func (n *Node) ensureHolders(ctx context.Context, vault string, attested map[str
 			return
 		}
 		for _, pub := range cands {
-			attempts++
 			exclude[pub] = true
-			if n.pushTo(ctx, view, &rec, pub, blob) {
+			switch n.pushTo(ctx, view, &rec, pub, blob) {
+			case pushed:
+				attempts++
 				need--
 				live++
+			case pushFailed:
+				attempts++
+			case pushDeferred:
+				// Busy, or its view of the chain is behind ours: not the
+				// holder's fault, so it costs no attempt; it is tried
+				// again at the next reconcile.
+				deferred++
 			}
-			if need == 0 || attempts == maxPushAttempts {
+			if need == 0 || attempts == maxPushAttempts || deferred == maxDeferredHolders {
 				break
 			}
 		}
 	}
 }
 
+// maxDeferredHolders bounds the holders of one share per reconcile that are
+// passed over as busy or behind the chain (pushDeferred): each may take
+// Service.Push's few seconds of backoff, and the owner's lock is held
+// meanwhile.
+const maxDeferredHolders = 3
+
+// pushOutcome is how a push to one holder ended.
+type pushOutcome int
+
+const (
+	// pushed: the holder acknowledged the blob and its receipt is recorded.
+	pushed pushOutcome = iota
+	// pushFailed: the holder failed or refused; another is drawn.
+	pushFailed
+	// pushDeferred: the holder stayed busy through Service.Push's retries
+	// with backoff (p2p.ErrBusy: over its allowance, or its resource
+	// manager's limits), or does not know the vault yet (its chain view
+	// lags ours by up to a poll). Neither is the holder's fault: it is not
+	// counted as a failed attempt, and the share is pushed again at the next
+	// reconcile.
+	pushDeferred
+)
+
 // pushTo pushes blob to the holder with pubkey pub and records its receipt.
-func (n *Node) pushTo(ctx context.Context, view *chainView, rec *shareRecord, pub string, blob []byte) bool {
+// Service.Push keeps this node within the holder's per-peer push allowance
+// (p2p.MaxPushStreamsPerPeer) and retries a busy holder with backoff.
+func (n *Node) pushTo(ctx context.Context, view *chainView, rec *shareRecord, pub string, blob []byte) pushOutcome {
 	log := n.log.With("vault", rec.Vault, "holder", view.nodes[pub].Address)
 	ai, ok := view.addrInfo(pub)
 	if !ok {
-		return false
+		return pushFailed
 	}
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 	rcpt, err := n.svc.Push(ctx, ai.ID, rec.Vault, blob)
 	if err != nil {
 		n.m.pushes.WithLabelValues(reasonOf(err)).Inc()
+		if errors.Is(err, p2p.ErrBusy) || errors.Is(err, p2p.ErrUnknownVault) {
+			log.Info("holder busy or behind the chain; will push again at the next reconcile", "err", err)
+			return pushDeferred
+		}
 		log.Warn("push failed; drawing another holder", "err", err)
-		return false
+		return pushFailed
 	}
 	raw, err := rcpt.MarshalBinary()
 	if err != nil {
 		log.Error("encoding receipt", "err", err)
-		return false
+		return pushFailed
 	}
 	rec.Holders[pub] = receiptRecord{
 		PeerID:    ai.ID.String(),
@@ -328,11 +365,11 @@ func (n *Node) pushTo(ctx context.Context, view *chainView, rec *shareRecord, pu
 	}
 	if err := putJSON(n.st, ownPrefix+rec.Vault, *rec); err != nil {
 		log.Error("storing receipt", "err", err)
-		return false
+		return pushFailed
 	}
 	n.m.pushes.WithLabelValues("ok").Inc()
 	log.Info("share pushed", "digest", rec.Digest)
-	return true
+	return pushed
 }
 
 // selectHolders draws up to k candidate holders (pubkey hex) per the
@@ -376,6 +413,9 @@ func (n *Node) selectHolders(view *chainView, vault string, exclude map[string]b
 
 // reasonOf names a push failure for metrics.
 func reasonOf(err error) string {
+	if errors.Is(err, p2p.ErrBusy) {
+		return "busy" // a BUSY refusal, or a resource manager's limit
+	}
 	var re *p2p.RefusedError
 	if errors.As(err, &re) {
 		return "refused_" + re.Code.String()

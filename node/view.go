@@ -8,6 +8,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/p2p"
 )
 
 // chainView is one snapshot of what the chain says about the network: the
@@ -82,6 +83,8 @@ func (v *chainView) attestable(owner, vault string) bool {
 	return false
 }
 
+var _ p2p.Membership = (*membership)(nil)
+
 // membership implements p2p.Membership over the latest chain view.
 type membership struct{ view atomic.Pointer[chainView] }
 
@@ -93,6 +96,32 @@ func (m *membership) IsActive(pub []byte) bool {
 	}
 	_, ok := v.nodes[hex.EncodeToString(pub)]
 	return ok
+}
+
+// LiveVault reports whether vault is a live vault in the latest view
+// (created and not retired), and whether the node with key pub is one of its
+// members. With no view yet, no vault is live.
+func (m *membership) LiveVault(vault string, pub []byte) (live, member bool) {
+	v := m.view.Load()
+	if v == nil {
+		return false, false
+	}
+	vt, ok := v.vaults[vault]
+	if !ok || vt.Retired {
+		return false, false
+	}
+	n, ok := v.nodes[hex.EncodeToString(pub)]
+	if !ok {
+		// Members are listed by address; a node that is not active has no
+		// address in the view, and cannot push anyway.
+		return true, false
+	}
+	for _, a := range vt.Members {
+		if a == n.Address {
+			return true, true
+		}
+	}
+	return true, false
 }
 
 func (m *membership) current() *chainView {

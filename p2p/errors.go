@@ -31,11 +31,21 @@ const (
 	CodeOverQuota Code = 8
 	// CodeRateLimited: the peer sent requests faster than the holder serves.
 	CodeRateLimited Code = 9
-	// CodeBusy: the holder's resource manager refused the memory the request
-	// needs; retry later.
+	// CodeBusy: the request is over the allowance of the remote peer or of
+	// its class of peers (docs/protocol.md, "Peer classes"), or the
+	// holder's resource manager refused the memory it needs; retry later.
 	CodeBusy Code = 10
 	// CodeNotFound: the holder holds nothing matching the request.
 	CodeNotFound Code = 11
+	// CodeUnknownVault: the pushed blob's vault is not a live vault on
+	// chain (unknown, or retired), as far as the holder's view of the chain
+	// goes; the chain would refuse its attestation. The holder's view may lag
+	// the owner's by a poll interval: retry later.
+	CodeUnknownVault Code = 12
+	// CodeNotMember: the holder runs the "vault" strategy (holders are
+	// fellow vault members) and the owner is not a member of the pushed
+	// blob's vault.
+	CodeNotMember Code = 13
 )
 
 var (
@@ -62,10 +72,17 @@ var (
 	ErrOverQuota = errors.New("owner over quota")
 	// ErrRateLimited is the sentinel of CodeRateLimited refusals.
 	ErrRateLimited = errors.New("rate limited")
-	// ErrBusy is the sentinel of CodeBusy refusals.
+	// ErrBusy is the sentinel of CodeBusy refusals. Push and Fetch also
+	// wrap it around a stream refused or reset by a resource manager
+	// (go-libp2p's "resource limit exceeded", this node's or the holder's):
+	// the holder is busy, not faulty, and the request may be retried later.
 	ErrBusy = errors.New("holder busy")
 	// ErrNotFound is the sentinel of CodeNotFound refusals.
 	ErrNotFound = errors.New("nothing held")
+	// ErrUnknownVault is the sentinel of CodeUnknownVault refusals.
+	ErrUnknownVault = errors.New("vault is not live on chain")
+	// ErrNotMember is the sentinel of CodeNotMember refusals.
+	ErrNotMember = errors.New("owner is not a member of the vault")
 
 	// ErrBadReceipt is returned by Push and Receipt.Verify when a receipt is
 	// not signed by the holder or does not describe the blob that was pushed.
@@ -96,6 +113,8 @@ var codeErrors = map[Code]error{
 	CodeRateLimited:    ErrRateLimited,
 	CodeBusy:           ErrBusy,
 	CodeNotFound:       ErrNotFound,
+	CodeUnknownVault:   ErrUnknownVault,
+	CodeNotMember:      ErrNotMember,
 }
 
 // String returns the code's short name, as used in metrics labels.
@@ -123,6 +142,10 @@ func (c Code) String() string {
 		return "busy"
 	case CodeNotFound:
 		return "not_found"
+	case CodeUnknownVault:
+		return "unknown_vault"
+	case CodeNotMember:
+		return "not_member"
 	}
 	return fmt.Sprintf("code(%d)", uint32(c))
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -37,7 +38,10 @@ type Fetched struct {
 // and MaxBlobSize on what it reads, and checks each blob's size and sha256
 // against its header and the request; any violation fails the whole fetch
 // (the holder is not to be trusted further). A refusal is returned as a
-// *RefusedError (CodeNotFound when the holder has nothing for this node).
+// *RefusedError (CodeNotFound when the holder has nothing for this node). A
+// busy holder (CodeBusy, or a stream refused or reset by a resource manager)
+// is asked again with backoff, as Service.Push does, within ctx; if it stays
+// busy the error wraps ErrBusy.
 func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, digest []byte) ([]Fetched, error) {
 	if vault != "" {
 		if err := validVault(vault); err != nil {
@@ -51,9 +55,27 @@ func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, diges
 	if err != nil {
 		return nil, fmt.Errorf("host key: %w", err)
 	}
+	backoff := pushBusyBackoff
+	for try := 0; ; try++ {
+		got, err := fetchOnce(ctx, h, holder, self, vault, digest)
+		if err == nil || !errors.Is(err, ErrBusy) || try == pushBusyRetries {
+			return got, err
+		}
+		t := time.NewTimer(backoff + jitter(backoff/2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func fetchOnce(ctx context.Context, h host.Host, holder peer.ID, self []byte, vault string, digest []byte) ([]Fetched, error) {
 	s, err := h.NewStream(ctx, holder, FetchProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("opening fetch stream to %s: %w", holder, err)
+		return nil, busy(fmt.Errorf("opening fetch stream to %s: %w", holder, err))
 	}
 	// Cancelling ctx aborts the stream at once (the deadline covers a holder
 	// that is merely slow).
@@ -62,7 +84,7 @@ func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, diges
 	got, err := fetchOnStream(ctx, s, self, vault, digest)
 	if err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("fetching from %s: %w", holder, err)
+		return nil, busy(fmt.Errorf("fetching from %s: %w", holder, err))
 	}
 	s.Close()
 	return got, nil
@@ -76,13 +98,13 @@ func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault str
 		return nil, fmt.Errorf("setting deadline: %w", err)
 	}
 	req := pb.FetchRequest{Vault: vault, Digest: digest}
-	if err := writeFrame(s, req.Marshal()); err != nil {
-		return nil, fmt.Errorf("sending request: %w", err)
-	}
-	// The holder may stop reading as soon as it has the request frame, so
-	// closing the write side can fail harmlessly; the answer is what counts.
+	// A holder may answer before reading the request (it refuses a peer it
+	// holds nothing for at once) and stop reading, so writing the request or
+	// closing the write side can fail while the answer is on its way: the
+	// answer is what counts, and the write error only if there is none.
+	werr := writeFrame(s, req.Marshal())
 	_ = s.CloseWrite()
-	return receiveEntries(s, self, func(e *pb.EntryHeader) error {
+	got, err := receiveEntries(s, self, func(e *pb.EntryHeader) error {
 		if vault != "" && e.Vault != vault {
 			return fmt.Errorf("%w: asked for vault %q, got %q", ErrProtocol, vault, e.Vault)
 		}
@@ -91,6 +113,11 @@ func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault str
 		}
 		return nil
 	})
+	var ref *RefusedError
+	if err != nil && werr != nil && !errors.As(err, &ref) {
+		return nil, fmt.Errorf("sending request: %w", werr)
+	}
+	return got, err
 }
 
 // receiveEntries reads a stream of {entry header, blob} frames closed by an
@@ -216,95 +243,158 @@ func writeRefusal(s network.Stream, ref *RefusedError) {
 // handleFetch serves one inbound fetch stream.
 func (s *Service) handleFetch(st network.Stream) {
 	remote := st.Conn().RemotePeer()
-	n, err := s.serveFetch(st)
+	// Nothing holds this stream past the header deadline until its peer has
+	// been classified and its request read.
+	if err := st.SetDeadline(time.Now().Add(s.headerTimeout)); err != nil {
+		st.Reset()
+		return
+	}
+	n, class, err := s.serveFetch(st)
 	s.m.observe("fetch", "in", err, "ok", n)
 	var ref *RefusedError
 	switch {
 	case errors.As(err, &ref):
-		s.log.Info("fetch refused", "peer", remote, "code", ref.Code.String(), "reason", ref.Message)
+		// Strangers' refusals are logged at debug level (identities are
+		// free; logs must not be a way to fill the operator's disk).
+		lvl := slog.LevelInfo
+		if class == classStranger {
+			lvl = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
 		writeRefusal(st, ref)
 	case err != nil:
 		s.log.Info("fetch failed", "peer", remote, "err", err)
 		st.Reset()
 	default:
-		s.log.Info("fetch served", "peer", remote, "bytes", n)
+		s.log.Info("fetch served", "peer", remote, "class", class.String(), "bytes", n)
 		st.Close()
 	}
 }
 
-func (s *Service) serveFetch(st network.Stream) (int, error) {
+// classifyFetch decides who the remote peer of a fetch is, from its peer ID
+// and, for a peer that is not an active node, whether this holder keeps any
+// blob of its key (an index lookup of at most the owner's quota of entries).
+// It returns the peer's key and, for an owner that is not active, its
+// entries.
+func (s *Service) classifyFetch(remote peer.ID) ([]byte, peerClass, []store.Entry, error) {
+	key, err := identity.PubKeyFromPeerID(remote)
+	if err != nil {
+		return nil, classStranger, nil, nil
+	}
+	if s.members.IsActive(key) {
+		return key, classActive, nil, nil
+	}
+	held, err := s.st.Entries(key)
+	if err != nil {
+		return key, classStranger, nil, refuse(CodeInternal, "reading entries")
+	}
+	if len(held) == 0 {
+		return key, classStranger, nil, nil
+	}
+	return key, classOwner, held, nil
+}
+
+func (s *Service) serveFetch(st network.Stream) (int, peerClass, error) {
+	remote := st.Conn().RemotePeer()
+	owner, class, held, err := s.classifyFetch(remote)
+	if err != nil {
+		return 0, class, err
+	}
+	var budget *streamBudget
+	switch class {
+	case classStranger:
+		// Nothing here is this peer's: the answer is known before reading
+		// its request. No memory, no service slot, no rate-limit bucket.
+		return 0, class, refuse(CodeNotFound, "nothing held for %s", remote)
+	case classOwner:
+		// Per peer first, so that a peer over its own rate does not spend
+		// the tokens all non-active owners share.
+		if !s.fetchLimit.allow(remote) {
+			return 0, class, refuse(CodeRateLimited, "too many fetches")
+		}
+		if !s.strangerFetchLimit.allow("") {
+			return 0, class, refuse(CodeRateLimited, "too many fetches by owners that are not active nodes")
+		}
+		budget = s.fetchStrangers
+	default:
+		if !s.fetchLimit.allow(remote) {
+			return 0, class, refuse(CodeRateLimited, "too many fetches")
+		}
+		budget = s.fetchActive
+	}
+	release, ok := budget.acquire(remote)
+	if !ok {
+		return 0, class, refuse(CodeBusy, "over the fetch allowance of %s peers", class)
+	}
+	defer release()
 	if err := st.Scope().SetService(FetchServiceName); err != nil {
-		return 0, fmt.Errorf("attaching to service: %w", err)
+		return 0, class, refuse(CodeBusy, "fetch service: %v", err)
 	}
 	if err := st.Scope().ReserveMemory(maxRequestSize+maxResponseSize, network.ReservationPriorityAlways); err != nil {
-		return 0, refuse(CodeBusy, "no memory for the request")
+		return 0, class, refuse(CodeBusy, "no memory for the request")
 	}
 	defer st.Scope().ReleaseMemory(maxRequestSize + maxResponseSize)
-	if err := st.SetDeadline(time.Now().Add(s.fetchTimeout)); err != nil {
-		return 0, fmt.Errorf("setting deadline: %w", err)
-	}
-	remote := st.Conn().RemotePeer()
 	// The request (at most maxRequestSize, already reserved) is read before
-	// any refusal, so the requester has finished writing when the refusal
-	// frame is sent and the stream closed: refusing mid-request can make
-	// QUIC cancel the stream, losing the frame.
+	// any later refusal, so the requester has finished writing when the
+	// refusal frame is sent and the stream closed.
 	b, err := readFrame(st, maxRequestSize)
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return 0, refuse(CodeMalformed, "request over %d bytes", maxRequestSize)
+		return 0, class, refuse(CodeMalformed, "request over %d bytes", maxRequestSize)
 	case errors.Is(err, ErrTruncated):
-		return 0, refuse(CodeTruncated, "stream ended in the request")
+		return 0, class, refuse(CodeTruncated, "stream ended in the request")
 	case err != nil:
-		return 0, fmt.Errorf("reading request: %w", err)
-	}
-	if !s.fetchLimit.allow(remote) {
-		return 0, refuse(CodeRateLimited, "too many fetches")
+		return 0, class, fmt.Errorf("reading request: %w", err)
 	}
 	var req pb.FetchRequest
 	if err := req.Unmarshal(b); err != nil {
-		return 0, refuse(CodeMalformed, "request: %v", err)
+		return 0, class, refuse(CodeMalformed, "request: %v", err)
 	}
 	if req.Vault != "" {
 		if err := validVault(req.Vault); err != nil {
-			return 0, refuse(CodeMalformed, "%v", err)
+			return 0, class, refuse(CodeMalformed, "%v", err)
 		}
 	}
 	if len(req.Digest) != 0 && len(req.Digest) != digestSize {
-		return 0, refuse(CodeMalformed, "digest of %d bytes", len(req.Digest))
+		return 0, class, refuse(CodeMalformed, "digest of %d bytes", len(req.Digest))
+	}
+	// The answer has its own deadline, from here.
+	if err := st.SetDeadline(time.Now().Add(s.fetchTimeout)); err != nil {
+		return 0, class, fmt.Errorf("setting deadline: %w", err)
 	}
 	match := func(e store.Entry) bool {
 		return (req.Vault == "" || e.Vault == req.Vault) && (len(req.Digest) == 0 || bytes.Equal(e.Digest[:], req.Digest))
 	}
 
-	owner, err := identity.PubKeyFromPeerID(remote)
-	var mine []store.Entry
-	if err == nil {
-		all, err := s.st.Entries(owner)
-		if err != nil {
-			return 0, refuse(CodeInternal, "reading entries")
+	if held == nil {
+		if held, err = s.st.Entries(owner); err != nil {
+			return 0, class, refuse(CodeInternal, "reading entries")
 		}
-		for _, e := range all {
-			if match(e) {
-				mine = append(mine, e)
-			}
+	}
+	var mine []store.Entry
+	for _, e := range held {
+		if match(e) {
+			mine = append(mine, e)
 		}
 	}
 	if len(mine) == 0 {
-		// A request naming a vault or blob that is held, for someone else,
-		// is refused as such; that it is held is public (attested on chain).
-		if req.Vault != "" || len(req.Digest) != 0 {
+		// An active node naming a vault or blob that is held, for someone
+		// else, is told so; that it is held is public (attested on chain).
+		// Only active nodes (a bounded set, each rate-limited) make the
+		// holder scan every entry for that.
+		if class == classActive && (req.Vault != "" || len(req.Digest) != 0) {
 			all, err := s.st.Entries(nil)
 			if err != nil {
-				return 0, refuse(CodeInternal, "reading entries")
+				return 0, class, refuse(CodeInternal, "reading entries")
 			}
 			for _, e := range all {
 				if match(e) {
-					return 0, refuse(CodeNotOwner, "peer %s does not own what it asks for", remote)
+					return 0, class, refuse(CodeNotOwner, "peer %s does not own what it asks for", remote)
 				}
 			}
 		}
-		return 0, refuse(CodeNotFound, "nothing held for %s", remote)
+		return 0, class, refuse(CodeNotFound, "nothing held for %s", remote)
 	}
 	_, n, err := sendEntries(st, s.st, mine)
-	return n, err
+	return n, class, err
 }

@@ -221,3 +221,26 @@ func TestFetchCancelled(t *testing.T) {
 		t.Fatal("Fetch ignored its cancelled context")
 	}
 }
+
+// TestFetchRefusedBeforeRequest: a holder refuses a peer that owns nothing
+// here before reading its request, and stops reading; the refusal frame must
+// still reach the client, over TCP and over QUIC, every time. (The client
+// also reads the answer when writing its request failed; on loopback the
+// request is always written before the refusal arrives, so this test passes
+// without that too: it guards the early refusal, not that race.)
+func TestFetchRefusedBeforeRequest(t *testing.T) {
+	hd := newHolder(t, newMembers())
+	for _, transport := range []string{"/tcp/", "/quic-v1"} {
+		c := newClient(t)
+		connectOver(t, c.h, hd.h, transport)
+		for i := range 20 {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			_, err := p2p.Fetch(ctx, c.h, hd.h.ID(), vaultA, nil)
+			cancel()
+			var ref *p2p.RefusedError
+			if !errors.As(err, &ref) || ref.Code != p2p.CodeNotFound {
+				t.Fatalf("%s fetch %d: err = %v, want a NOT_FOUND refusal", transport, i, err)
+			}
+		}
+	}
+}

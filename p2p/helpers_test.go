@@ -22,10 +22,13 @@ import (
 
 var testListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 
-// members is a fixed active set.
+// members is an active set and, optionally, the live vaults.
 type members struct {
 	mu  sync.Mutex
 	set map[string]bool
+	// vaults maps each live vault to its members' keys; nil means every
+	// vault is live and every active node is a member of each.
+	vaults map[string]map[string]bool
 }
 
 func newMembers(ids ...*identity.Identity) *members {
@@ -42,10 +45,42 @@ func (m *members) add(id *identity.Identity) {
 	m.set[string(id.PubKey())] = true
 }
 
+// remove takes id out of the active set (it left at a churn).
+func (m *members) remove(id *identity.Identity) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.set, string(id.PubKey()))
+}
+
+// liveVault makes v a live vault with these members; from the first call
+// on, only vaults made live so are.
+func (m *members) liveVault(v string, ids ...*identity.Identity) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.vaults == nil {
+		m.vaults = map[string]map[string]bool{}
+	}
+	ms := map[string]bool{}
+	for _, id := range ids {
+		ms[string(id.PubKey())] = true
+	}
+	m.vaults[v] = ms
+}
+
 func (m *members) IsActive(pub []byte) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.set[string(pub)]
+}
+
+func (m *members) LiveVault(v string, pub []byte) (live, member bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.vaults == nil {
+		return true, m.set[string(pub)]
+	}
+	ms, ok := m.vaults[v]
+	return ok, ms[string(pub)]
 }
 
 func newIdentity(t testing.TB) *identity.Identity {
@@ -63,7 +98,12 @@ func newIdentity(t testing.TB) *identity.Identity {
 
 func newHost(t testing.TB, id *identity.Identity) host.Host {
 	t.Helper()
-	h, err := p2p.NewHost(p2p.HostConfig{Identity: id, Listen: testListen})
+	return newHostConfig(t, p2p.HostConfig{Identity: id, Listen: testListen})
+}
+
+func newHostConfig(t testing.TB, cfg p2p.HostConfig) host.Host {
+	t.Helper()
+	h, err := p2p.NewHost(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +139,13 @@ func newHolder(t testing.TB, m p2p.Membership, opts ...p2p.Option) *holder {
 
 func startHolder(t testing.TB, id *identity.Identity, dir string, m p2p.Membership, opts ...p2p.Option) *holder {
 	t.Helper()
-	hd := &holder{id: id, h: newHost(t, id), st: openStore(t, dir), reg: prometheus.NewRegistry()}
+	return startHolderOn(t, newHost(t, id), id, dir, m, opts...)
+}
+
+// startHolderOn runs a holder on a host made by the caller.
+func startHolderOn(t testing.TB, h host.Host, id *identity.Identity, dir string, m p2p.Membership, opts ...p2p.Option) *holder {
+	t.Helper()
+	hd := &holder{id: id, h: h, st: openStore(t, dir), reg: prometheus.NewRegistry()}
 	opts = append([]p2p.Option{p2p.WithLogger(quietLogger()), p2p.WithRegisterer(hd.reg)}, opts...)
 	svc, err := p2p.NewService(hd.h, id, hd.st, m, opts...)
 	if err != nil {

@@ -3,9 +3,12 @@ package p2p
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/big"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -20,10 +23,13 @@ import (
 // Push sends blob, sealed by owner for vault, to the holder over
 // PushProtocol and returns the holder's receipt once it has verified it: signed
 // by the holder's key (the one its peer ID embeds) and naming exactly this
-// owner, vault, digest and size. A refusal is returned as a *RefusedError.
-// The host must run owner's identity, and know an address of the holder or be
-// connected to it. The stream's deadline is ctx's, or PushTimeout if that is
-// sooner.
+// owner, vault, digest and size. A refusal is returned as a *RefusedError; a
+// stream refused or reset by a resource manager (this host's or the
+// holder's) as an error wrapping ErrBusy. The host must run owner's identity,
+// and know an address of the holder or be connected to it. The stream's
+// deadline is ctx's, or PushTimeout if that is sooner. Push does not bound
+// how many pushes the caller runs at once: keep to MaxPushStreamsPerPeer per
+// holder (Service.Push does).
 func Push(ctx context.Context, h host.Host, holder peer.ID, owner *identity.Identity, vault string, blob []byte) (*Receipt, error) {
 	if h.ID() != owner.PeerID() {
 		return nil, fmt.Errorf("%w: host %s does not run the owner's identity", ErrBadConfig, h.ID())
@@ -43,12 +49,12 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, owner *identity.Iden
 
 	s, err := h.NewStream(ctx, holder, PushProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("opening push stream to %s: %w", holder, err)
+		return nil, busy(fmt.Errorf("opening push stream to %s: %w", holder, err))
 	}
 	resp, err := pushOnStream(ctx, s, &hdr, blob)
 	if err != nil {
 		s.Reset()
-		return nil, err
+		return nil, busy(err)
 	}
 	s.Close()
 	if resp.Error != nil {
@@ -125,24 +131,109 @@ func deadline(ctx context.Context, max time.Duration) time.Time {
 	return d
 }
 
-// Push is the package-level Push made with this node's host and identity, and
-// counted in the Service's metrics.
+// Owner-side handling of a busy holder (CodeBusy, or a stream its resource
+// manager refused).
+const (
+	// pushBusyRetries is how many times Service.Push tries again after a
+	// holder answered that it is busy: a holder is busy while its peers'
+	// allowance is in use, which frees within a push's time (seconds).
+	pushBusyRetries = 4
+	// pushBusyBackoff is the first wait before such a retry; it doubles each
+	// time, with up to half of it added at random so that owners refused
+	// together do not come back together: 0.25 s, 0.5 s, 1 s, 2 s, under
+	// 6 s in all, well within a reconcile interval.
+	pushBusyBackoff = 250 * time.Millisecond
+)
+
+// Push is the package-level Push made with this node's host and identity,
+// and counted in the Service's metrics, with two differences: it never has
+// more than MaxPushStreamsPerPeer pushes in flight to one holder (more wait
+// for a slot, or for ctx), and when the holder is busy (ErrBusy: CodeBusy, or
+// a stream refused by a resource manager) it tries again up to
+// pushBusyRetries times with exponential backoff before returning ErrBusy.
+// A busy holder is not a faulty one.
 func (s *Service) Push(ctx context.Context, holder peer.ID, vault string, blob []byte) (*Receipt, error) {
+	backoff := pushBusyBackoff
+	for try := 0; ; try++ {
+		r, err := s.pushOnce(ctx, holder, vault, blob)
+		if err == nil || !errors.Is(err, ErrBusy) || try == pushBusyRetries {
+			return r, err
+		}
+		s.log.Debug("holder busy; retrying", "holder", holder, "vault", vault, "try", try+1, "err", err)
+		t := time.NewTimer(backoff + jitter(backoff/2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func (s *Service) pushOnce(ctx context.Context, holder peer.ID, vault string, blob []byte) (*Receipt, error) {
+	release, ok := s.pushOut.acquire(ctx.Done(), holder)
+	if !ok {
+		return nil, fmt.Errorf("waiting for a push slot to %s: %w", holder, ctx.Err())
+	}
+	defer release()
 	r, err := Push(ctx, s.h, holder, s.id, vault, blob)
 	s.m.observe("push", "out", err, "accepted", len(blob))
 	return r, err
+}
+
+// jitter returns a random duration in [0, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(d)))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n.Int64())
+}
+
+// resourceLimited reports whether err is a stream refused or reset because
+// a resource manager (this node's or the remote's) was at a limit.
+func resourceLimited(err error) bool {
+	if errors.Is(err, network.ErrResourceLimitExceeded) {
+		return true
+	}
+	var se *network.StreamError
+	return errors.As(err, &se) && se.ErrorCode == network.StreamResourceLimitExceeded
+}
+
+// busy wraps err in ErrBusy if a resource manager caused it.
+func busy(err error) error {
+	if err != nil && resourceLimited(err) && !errors.Is(err, ErrBusy) {
+		return fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return err
 }
 
 // handlePush serves one inbound push stream.
 func (s *Service) handlePush(st network.Stream) {
 	start := time.Now()
 	remote := st.Conn().RemotePeer()
-	res, n, err := s.servePush(st)
+	// Whatever happens next, this stream holds nothing longer than the
+	// header deadline until its peer has been classified and its header read.
+	if err := st.SetDeadline(start.Add(s.headerTimeout)); err != nil {
+		st.Reset()
+		return
+	}
+	res, n, class, err := s.servePush(st)
 	s.m.observe("push", "in", err, res, n)
 	var ref *RefusedError
 	switch {
 	case errors.As(err, &ref):
-		s.log.Info("push refused", "peer", remote, "code", ref.Code.String(), "reason", ref.Message)
+		// Strangers' refusals are logged at debug level: making identities
+		// is free, and logs must not be a way to fill the operator's disk.
+		lvl := slog.LevelInfo
+		if class == classStranger {
+			lvl = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), lvl, "push refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
 		resp := pb.PushResponse{Error: &pb.Error{Code: uint32(ref.Code), Message: truncateMessage(ref.Message)}}
 		if werr := writeFrame(st, resp.Marshal()); werr != nil {
 			st.Reset()
@@ -158,91 +249,114 @@ func (s *Service) handlePush(st network.Stream) {
 	}
 }
 
-// servePush reads, checks and stores one push and writes the receipt. It
-// returns a *RefusedError for every refusal (the caller sends it), another
-// error when the stream itself failed, or the result label on success.
-func (s *Service) servePush(st network.Stream) (result string, n int, err error) {
+// servePush classifies the remote peer, then reads, checks and stores one
+// push and writes the receipt. It returns a *RefusedError for every refusal
+// (the caller sends it), another error when the stream itself failed, or the
+// result label on success. Only an active node gets past the first check, and
+// only within its allowance does it get a service slot, memory, or a byte
+// read.
+func (s *Service) servePush(st network.Stream) (result string, n int, class peerClass, err error) {
+	remote := st.Conn().RemotePeer()
+	remoteKey, kerr := identity.PubKeyFromPeerID(remote)
+	if kerr != nil || !s.members.IsActive(remoteKey) {
+		return "", 0, classStranger, refuse(CodeNotActive, "peer %s is not an active node", remote)
+	}
+	class = classActive
+	release, ok := s.pushActive.acquire(remote)
+	if !ok {
+		return "", 0, class, refuse(CodeBusy, "over the push allowance (%d per peer, %d for all active nodes)", MaxPushStreamsPerPeer, activePushStreams)
+	}
+	defer release()
 	if err := st.Scope().SetService(PushServiceName); err != nil {
-		return "", 0, fmt.Errorf("attaching to service: %w", err)
+		return "", 0, class, refuse(CodeBusy, "push service: %v", err)
 	}
 	if err := st.Scope().ReserveMemory(maxHeaderSize+maxResponseSize, network.ReservationPriorityAlways); err != nil {
-		return "", 0, refuse(CodeBusy, "no memory for the header")
+		return "", 0, class, refuse(CodeBusy, "no memory for the header")
 	}
 	defer st.Scope().ReleaseMemory(maxHeaderSize + maxResponseSize)
-	if err := st.SetDeadline(time.Now().Add(s.pushTimeout)); err != nil {
-		return "", 0, fmt.Errorf("setting deadline: %w", err)
-	}
 
 	b, err := readFrame(st, maxHeaderSize)
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return "", 0, refuse(CodeMalformed, "header over %d bytes", maxHeaderSize)
+		return "", 0, class, refuse(CodeMalformed, "header over %d bytes", maxHeaderSize)
 	case errors.Is(err, ErrTruncated):
-		return "", 0, refuse(CodeTruncated, "stream ended in the header")
+		return "", 0, class, refuse(CodeTruncated, "stream ended in the header")
 	case err != nil:
-		return "", 0, fmt.Errorf("reading header: %w", err)
+		return "", 0, class, fmt.Errorf("reading header: %w", err)
 	}
 	var hdr pb.PushHeader
 	if err := hdr.Unmarshal(b); err != nil {
-		return "", 0, refuse(CodeMalformed, "header: %v", err)
+		return "", 0, class, refuse(CodeMalformed, "header: %v", err)
 	}
 	if _, err := identity.ParsePubKey(hdr.Owner); err != nil {
-		return "", 0, refuse(CodeMalformed, "owner: %v", err)
+		return "", 0, class, refuse(CodeMalformed, "owner: %v", err)
 	}
 	if err := validVault(hdr.Vault); err != nil {
-		return "", 0, refuse(CodeMalformed, "%v", err)
+		return "", 0, class, refuse(CodeMalformed, "%v", err)
 	}
 	if len(hdr.Digest) != digestSize {
-		return "", 0, refuse(CodeMalformed, "digest of %d bytes, want %d", len(hdr.Digest), digestSize)
+		return "", 0, class, refuse(CodeMalformed, "digest of %d bytes, want %d", len(hdr.Digest), digestSize)
 	}
 	if hdr.Size == 0 {
-		return "", 0, refuse(CodeMalformed, "empty blob")
+		return "", 0, class, refuse(CodeMalformed, "empty blob")
 	}
-
-	remoteKey, err := identity.PubKeyFromPeerID(st.Conn().RemotePeer())
-	if err != nil || !bytes.Equal(remoteKey, hdr.Owner) {
-		return "", 0, refuse(CodeNotOwner, "peer %s pushes for owner %x", st.Conn().RemotePeer(), hdr.Owner)
+	if !bytes.Equal(remoteKey, hdr.Owner) {
+		return "", 0, class, refuse(CodeNotOwner, "peer %s pushes for owner %x", remote, hdr.Owner)
 	}
-	if !s.members.IsActive(hdr.Owner) {
-		return "", 0, refuse(CodeNotActive, "owner %x is not an active node", hdr.Owner)
+	// The chain refuses an attestation for a vault it does not hold live, so
+	// such a blob would cost a failing transaction and a block, and then sit
+	// in the store unattested: it is refused before its body is read.
+	live, member := s.members.LiveVault(hdr.Vault, hdr.Owner)
+	if !live {
+		return "", 0, class, refuse(CodeUnknownVault, "vault %s is not live on chain", hdr.Vault)
+	}
+	if s.strategy == StrategyVault && !member {
+		return "", 0, class, refuse(CodeNotMember, "owner %x is not a member of vault %s", hdr.Owner, hdr.Vault)
 	}
 	if hdr.Size > uint64(s.maxBlob) {
-		return "", 0, refuse(CodeTooLarge, "blob of %d bytes, cap %d", hdr.Size, s.maxBlob)
+		return "", 0, class, refuse(CodeTooLarge, "blob of %d bytes, cap %d", hdr.Size, s.maxBlob)
 	}
 	size := int(hdr.Size)
 	var digest [32]byte
 	copy(digest[:], hdr.Digest)
 	if _, err := s.admit(hdr.Owner, hdr.Vault, digest, int64(size)); err != nil {
-		return "", 0, err
+		return "", 0, class, err
 	}
 
+	// The body has its own deadline, from here.
+	if err := st.SetDeadline(time.Now().Add(s.pushTimeout)); err != nil {
+		return "", 0, class, fmt.Errorf("setting deadline: %w", err)
+	}
 	blob, err := readBlob(st, size)
 	switch {
 	case errors.Is(err, ErrBusy):
-		return "", 0, refuse(CodeBusy, "no memory for a %d-byte blob", size)
+		return "", 0, class, refuse(CodeBusy, "no memory for a %d-byte blob", size)
 	case errors.Is(err, ErrTruncated):
-		return "", 0, refuse(CodeTruncated, "stream ended before %d blob bytes", size)
+		return "", 0, class, refuse(CodeTruncated, "stream ended before %d blob bytes", size)
 	case err != nil:
-		return "", 0, err
+		return "", 0, class, err
 	}
 	defer st.Scope().ReleaseMemory(size)
 	if sha256.Sum256(blob) != digest {
-		return "", 0, refuse(CodeDigestMismatch, "blob does not hash to %x", digest)
+		return "", 0, class, refuse(CodeDigestMismatch, "blob does not hash to %x", digest)
 	}
 
 	entry, result, err := s.commit(hdr.Owner, hdr.Vault, digest, blob)
 	if err != nil {
-		return "", 0, err
+		return "", 0, class, err
 	}
 	r := &Receipt{
 		Holder: s.id.PubKey(), Owner: entry.Owner, Vault: entry.Vault,
 		Digest: entry.Digest, Size: entry.Size, Time: entry.Received,
 	}
 	signReceipt(s.id, r)
+	// The slot is given back before the receipt goes out: an owner that has
+	// read it may open its next push at once, and must find the slot free.
+	release()
 	if err := writeFrame(st, (&pb.PushResponse{Receipt: r.toPB()}).Marshal()); err != nil {
-		return "", 0, fmt.Errorf("writing receipt: %w", err)
+		return "", 0, class, fmt.Errorf("writing receipt: %w", err)
 	}
-	return result, size, nil
+	return result, size, class, nil
 }
 
 // admit checks the owner's quota for storing a blob of size under (owner,

@@ -24,8 +24,10 @@ const (
 	DefaultQuotaBlobs = 64
 	DefaultQuotaBytes = 64 << 20
 
-	// DefaultFetchBurst and DefaultFetchInterval rate-limit fetches per peer:
-	// a recovering node asks each holder once per vault, so a burst of 8 then
+	// DefaultFetchBurst and DefaultFetchInterval rate-limit fetches per peer
+	// (owners that are not active nodes also share one bucket, see
+	// DefaultStrangerFetchBurst; strangers are refused before either): a
+	// recovering node asks each holder once per vault, so a burst of 8 then
 	// one every 10 s serves it, while a peer hammering a holder makes it read
 	// at most 6 owners' blob sets a minute.
 	DefaultFetchBurst    = 8
@@ -36,12 +38,23 @@ const (
 	maxRateLimitedPeers = 4096
 )
 
-// Membership tells whether a node is active. The daemon implements it from
-// chain state; it must be safe for concurrent use.
-type Membership interface {
+// ActiveSet tells whether a node is active: all Gossip needs of the chain.
+// It must be safe for concurrent use.
+type ActiveSet interface {
 	// IsActive reports whether the node with this 33-byte compressed public
 	// key is an active node.
 	IsActive(pubKey []byte) bool
+}
+
+// Membership is what a holder needs of the chain: who is active, and which
+// vaults are live. The daemon implements it from its latest view of chain
+// state; it must be safe for concurrent use.
+type Membership interface {
+	ActiveSet
+	// LiveVault reports whether vault (a vault public key string) is a live
+	// vault on chain (created and not retired), and whether the node with
+	// this 33-byte compressed public key is one of its members.
+	LiveVault(vault string, pubKey []byte) (live, member bool)
 }
 
 // Store is what a Service needs of the holder's blob store; *store.Store
@@ -92,8 +105,8 @@ func WithMaxBlobSize(n int) Option {
 	}
 }
 
-// WithTimeouts sets the deadlines of inbound push and fetch streams (default
-// PushTimeout and FetchTimeout).
+// WithTimeouts sets the body deadlines of inbound push and fetch streams,
+// counted from the end of the header (default PushTimeout and FetchTimeout).
 func WithTimeouts(push, fetch time.Duration) Option {
 	return func(s *Service) error {
 		if push <= 0 || fetch <= 0 {
@@ -112,6 +125,45 @@ func WithFetchRate(burst int, interval time.Duration) Option {
 			return fmt.Errorf("%w: fetch rate burst %d, interval %v", ErrBadConfig, burst, interval)
 		}
 		s.fetchLimit = newRateLimiter(burst, interval, maxRateLimitedPeers)
+		return nil
+	}
+}
+
+// WithHeaderTimeout sets the deadline for the first frame of an inbound push
+// or fetch stream (default HeaderTimeout).
+func WithHeaderTimeout(d time.Duration) Option {
+	return func(s *Service) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: header timeout %v", ErrBadConfig, d)
+		}
+		s.headerTimeout = d
+		return nil
+	}
+}
+
+// WithStrangerFetchRate sets the rate limit all owners that are not active
+// nodes share on this holder: burst fetches at once, then one per interval
+// (default DefaultStrangerFetchBurst, DefaultStrangerFetchInterval).
+func WithStrangerFetchRate(burst int, interval time.Duration) Option {
+	return func(s *Service) error {
+		if burst < 1 || interval <= 0 {
+			return fmt.Errorf("%w: stranger fetch rate burst %d, interval %v", ErrBadConfig, burst, interval)
+		}
+		s.strangerFetchLimit = newRateLimiter(burst, interval, 1)
+		return nil
+	}
+}
+
+// WithStrategy tells the holder the network's holder-selection strategy
+// (config backup.strategy; default StrategyRandom). With StrategyVault an
+// owner pushes only to fellow members of the share's vault, so a push from an
+// owner that is not a member of the vault is refused with CodeNotMember.
+func WithStrategy(st Strategy) Option {
+	return func(s *Service) error {
+		if _, err := ParseStrategy(string(st)); err != nil {
+			return err
+		}
+		s.strategy = st
 		return nil
 	}
 }
@@ -161,13 +213,23 @@ type Service struct {
 	quotaBlobs                int
 	quotaBytes                int64
 	maxBlob                   int
+	strategy                  Strategy
+	headerTimeout             time.Duration
 	pushTimeout, fetchTimeout time.Duration
-	fetchLimit                *rateLimiter
+	fetchLimit                *rateLimiter // per peer
+	strangerFetchLimit        *rateLimiter // one bucket for all non-active owners
 	reg                       prometheus.Registerer
 	onAccepted                func(store.Entry) error
 	onReplaced                func(store.Entry)
 	m                         *metrics
 	owners                    keyedMutex
+
+	// Inbound stream allowances per class of peer (peerclass.go), and the
+	// owner side's bound on its own pushes to one holder.
+	pushActive     *streamBudget
+	fetchActive    *streamBudget
+	fetchStrangers *streamBudget
+	pushOut        *peerSemaphore
 
 	mu       sync.Mutex
 	closed   bool
@@ -176,7 +238,7 @@ type Service struct {
 
 // NewService registers the push and fetch handlers on h for the node id,
 // storing accepted blobs in st and accepting them only from owners m says are
-// active.
+// active, for vaults m says are live.
 func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts ...Option) (*Service, error) {
 	if h == nil || id == nil || st == nil || m == nil {
 		return nil, fmt.Errorf("%w: host, identity, store and membership are required", ErrBadConfig)
@@ -186,13 +248,20 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 	}
 	s := &Service{
 		h: h, id: id, st: st, members: m,
-		log:          slog.Default(),
-		quotaBlobs:   DefaultQuotaBlobs,
-		quotaBytes:   DefaultQuotaBytes,
-		maxBlob:      MaxBlobSize,
-		pushTimeout:  PushTimeout,
-		fetchTimeout: FetchTimeout,
-		fetchLimit:   newRateLimiter(DefaultFetchBurst, DefaultFetchInterval, maxRateLimitedPeers),
+		log:                slog.Default(),
+		quotaBlobs:         DefaultQuotaBlobs,
+		quotaBytes:         DefaultQuotaBytes,
+		maxBlob:            MaxBlobSize,
+		strategy:           StrategyRandom,
+		headerTimeout:      HeaderTimeout,
+		pushTimeout:        PushTimeout,
+		fetchTimeout:       FetchTimeout,
+		fetchLimit:         newRateLimiter(DefaultFetchBurst, DefaultFetchInterval, maxRateLimitedPeers),
+		strangerFetchLimit: newRateLimiter(DefaultStrangerFetchBurst, DefaultStrangerFetchInterval, 1),
+		pushActive:         newStreamBudget(activePushStreams, MaxPushStreamsPerPeer),
+		fetchActive:        newStreamBudget(activeFetchStreams, MaxFetchStreamsPerPeer),
+		fetchStrangers:     newStreamBudget(strangerFetchStreams, MaxFetchStreamsPerPeer),
+		pushOut:            newPeerSemaphore(MaxPushStreamsPerPeer),
 	}
 	for _, o := range opts {
 		if err := o(s); err != nil {

@@ -95,6 +95,11 @@ type members map[string]bool
 
 func (m members) IsActive(pub []byte) bool { return m[string(pub)] }
 
+// LiveVault: the genesis vaults are live, and the owners are their members.
+func (m members) LiveVault(v string, pub []byte) (bool, bool) {
+	return m["vault/"+v], m["owner/"+string(pub)]
+}
+
 // Quiet is a logger that discards everything.
 func Quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -122,6 +127,10 @@ func Start(t testing.TB, cfg Config) *Network {
 	mem := members{}
 	for _, o := range cfg.Owners {
 		mem[string(o.PubKey())] = true
+		mem["owner/"+string(o.PubKey())] = true
+	}
+	for _, v := range cfg.Vaults {
+		mem["vault/"+v] = true
 	}
 	ids := make([]*identity.Identity, cfg.Holders)
 	for i := range ids {
