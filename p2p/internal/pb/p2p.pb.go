@@ -49,6 +49,7 @@ type PushHeader struct {
 	CopyIndex     uint32                 `protobuf:"varint,3,opt,name=copy_index,json=copyIndex,proto3" json:"copy_index,omitempty"`   // which of the r copies this is: the custody's copy index
 	Size          uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`                              // copy size in bytes: the commitment's size
 	CommitPath    [][]byte               `protobuf:"bytes,5,rep,name=commit_path,json=commitPath,proto3" json:"commit_path,omitempty"` // copy root → commitment root, sibling first, 32-byte hashes, at most 6
+	Owner         []byte                 `protobuf:"bytes,6,opt,name=owner,proto3" json:"owner,omitempty"`                             // the commitment owner's 33-byte key: its address must be the chain's owner
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -114,6 +115,13 @@ func (x *PushHeader) GetSize() uint64 {
 func (x *PushHeader) GetCommitPath() [][]byte {
 	if x != nil {
 		return x.CommitPath
+	}
+	return nil
+}
+
+func (x *PushHeader) GetOwner() []byte {
+	if x != nil {
+		return x.Owner
 	}
 	return nil
 }
@@ -788,7 +796,7 @@ var File_ksb_p2p_v2_p2p_proto protoreflect.FileDescriptor
 const file_ksb_p2p_v2_p2p_proto_rawDesc = "" +
 	"\n" +
 	"\x14ksb/p2p/v2/p2p.proto\x12\n" +
-	"ksb.p2p.v2\"\x94\x01\n" +
+	"ksb.p2p.v2\"\xaa\x01\n" +
 	"\n" +
 	"PushHeader\x12\x1e\n" +
 	"\n" +
@@ -799,7 +807,8 @@ const file_ksb_p2p_v2_p2p_proto_rawDesc = "" +
 	"copy_index\x18\x03 \x01(\rR\tcopyIndex\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1f\n" +
 	"\vcommit_path\x18\x05 \x03(\fR\n" +
-	"commitPath\"\x81\x02\n" +
+	"commitPath\x12\x14\n" +
+	"\x05owner\x18\x06 \x01(\fR\x05owner\"\x81\x02\n" +
 	"\aReceipt\x12\x16\n" +
 	"\x06holder\x18\x01 \x01(\fR\x06holder\x12\x16\n" +
 	"\x06pusher\x18\x02 \x01(\fR\x06pusher\x12\x1e\n" +
