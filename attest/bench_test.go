@@ -143,7 +143,7 @@ func (s *churnSim) mustAll(what string, res []*abci.ExecTxResult) {
 // period runs one churn period and records its bytes.
 func (s *churnSim) period() {
 	c := s.c
-	c.until((c.height/simBlocks+1)*simBlocks) // the block before an epoch start
+	c.until((c.height/simBlocks + 1) * simBlocks) // the block before an epoch start
 	start := time.Now()
 	c.block() // epoch start: challenges
 	s.epochStart = append(s.epochStart, time.Since(start))
@@ -354,14 +354,16 @@ func sumLen(txs [][]byte) int {
 //   - prove-B/churn-period: Prove bytes per churn period, the encoded size
 //     of each holder's Prove (its real proofs), when every churn replaces
 //     all custodies (new ones are pending, so challenged at the next epoch);
+//
 //   - detect-1p, -2p, -3p: the fraction of copies lost at a uniformly
 //     random epoch that are challenged (then stale) within 1, 2, 3 churn
 //     periods, for custodies that live that long (a vault that does not
 //     churn): the worst case for detection;
+//
 //   - fail-epochs-max: the most epochs from a loss to the failure (the
 //     second miss), over the simulated losses.
 //
-//	go test -run '^$' -bench ProofCostCurve -benchtime 1x ./attest/
+//     go test -run '^$' -bench ProofCostCurve -benchtime 1x ./attest/
 func BenchmarkProofCostCurve(b *testing.B) {
 	sizes := sealedSizes(b, 20)
 	for _, cfg := range []struct{ e, r int }{{1, 1}, {2, 1}, {2, 2}, {3, 3}, {6, 6}, {6, 12}, {12, 12}} {
