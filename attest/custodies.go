@@ -101,7 +101,7 @@ func (bc *blockCtx) applyDrill(s kv, owner string, self *attestpb.NodeRecord, m 
 		return err
 	}
 	if c == nil {
-		return fmt.Errorf("custody %d/%d without its commitment: %w", id.Commitment, id.Slot, ErrInternal)
+		return fmt.Errorf("custody %d/%d without its commitment: %w", id.Commitment, id.Slot, ErrNotFound)
 	}
 	if c.Owner != owner {
 		return fmt.Errorf("commitment %d is %s's, not %s's: %w", id.Commitment, c.Owner, owner, ErrNotAssigned)
@@ -147,15 +147,11 @@ func (bc *blockCtx) failCustody(s kv, id CustodyID, rec *attestpb.CustodyRecord,
 	return bc.repair(s, id.Commitment, c)
 }
 
-// failHolder fails holder as a whole: it missed every challenge of two
-// epochs in a row. All its custodies fail (and are repaired), and it gets
-// no new ones for RoundEpochs epochs.
-func (bc *blockCtx) failHolder(s kv, holder string, n *attestpb.NodeRecord) error {
-	n.FailedHeight, n.FailedEpoch = bc.height, bc.epoch+1
-	if err := putRec(s, KeyNode(holder), n); err != nil {
-		return err
-	}
-	bc.invalidate()
+// failHolderCustodies fails every custody of holder, which failed as a
+// whole (it missed every challenge of two epochs in a row; its node record
+// says so already, so it gets no new custodies for RoundEpochs epochs).
+// Each failure repairs its commitment.
+func (bc *blockCtx) failHolderCustodies(s kv, holder string) error {
 	bc.emit("ksb.holder_failed", "holder", holder, "epoch", itoa(bc.epoch))
 	ids, err := scanIDs(s, prefHeld+holder+"/")
 	if err != nil {

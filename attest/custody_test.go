@@ -182,3 +182,31 @@ func TestProofsAndRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestProofOfADeletedCommitment: a challenge stays open after its
+// commitment is superseded and deleted (retention shorter than the proof
+// window); proving it is refused with a code, never a failed block.
+func TestProofOfADeletedCommitment(t *testing.T) {
+	g := testGenesis()
+	g.EpochBlocks, g.ProofWindow, g.RetentionBlocks = 20, 15, 1
+	c := newChain(t, g)
+	id := c.commit(0, testVaultIdx, 700)
+	c.attestAll(id)
+	c.until(21)
+	cid := attest.CustodyID{Commitment: id, Slot: 0}
+	holder := c.custody(cid).Holder
+	chs := c.challenges(holder)
+	if len(chs) == 0 {
+		t.Fatal("no challenge")
+	}
+	p := c.proof(cid, chs[0].Segment)
+	c.commit(0, testVaultIdx, 700) // supersedes id; deleted a block later
+	c.block()
+	if r := c.query("/commitment/"+itoa(id), nil); r.Code != attest.CodeNotFound {
+		t.Fatalf("superseded commitment still in state: code %d", r.Code)
+	}
+	if r := c.exec(idOf(holder), &attest.Prove{Epoch: 1, Proofs: []attest.SegmentProof{p}}); r.Code != attest.CodeNoChallenge {
+		t.Fatalf("proof of a deleted commitment: code %d (%s)", r.Code, r.Log)
+	}
+	c.until(21 + g.ProofWindow + 1) // the window closes over the stale challenge
+}

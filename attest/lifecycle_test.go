@@ -227,6 +227,11 @@ func TestHolderThatLostEverythingFails(t *testing.T) {
 	if evs := eventsOf(c.last.Events, "ksb.holder_failed"); len(evs) != 1 || evs[0]["holder"] != dead {
 		t.Fatalf("holder_failed events %+v", evs)
 	}
+	for _, a := range eventsOf(c.last.Events, "ksb.assign") {
+		if a["holder"] == dead || a["source"] == dead {
+			t.Errorf("the failing holder is a replacement or source in its failure's block: %+v", a)
+		}
+	}
 	var held struct{ Custodies []attest.HeldCustody }
 	c.query("/custodies/holder/"+dead, &held)
 	if len(held.Custodies) != count[dead] {
