@@ -127,7 +127,8 @@ func (bc *blockCtx) applyDrill(s kv, owner string, self *attestpb.NodeRecord, m 
 }
 
 // failCustody fails custody id (record rec) for reason, and if its
-// commitment still counts, repairs the commitment in this block.
+// commitment still counts, repairs the commitment in this block (with the
+// owner as a possible source unless the custody timed out unattested).
 func (bc *blockCtx) failCustody(s kv, id CustodyID, rec *attestpb.CustodyRecord, reason attestpb.FailReason) error {
 	rec.Status, rec.FailedHeight, rec.FailReason = statusFailed, bc.height, reason
 	if rec.AttestHeight == 0 && rec.Source != "" {
@@ -144,7 +145,11 @@ func (bc *blockCtx) failCustody(s kv, id CustodyID, rec *attestpb.CustodyRecord,
 	if err != nil || c == nil || !live(c) {
 		return err
 	}
-	return bc.repair(s, id.Commitment, c)
+	// A custody that timed out unattested says its copy never arrived: if
+	// no holder counts, the owner did not deliver, and naming it the source
+	// of yet another replacement would only repeat that every
+	// attest_window. It can commit a new version.
+	return bc.repair(s, id.Commitment, c, reason != attestpb.FailReason_FAIL_REASON_ATTEST_TIMEOUT)
 }
 
 // failHolderCustodies fails every custody of holder, which failed as a

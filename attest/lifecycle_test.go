@@ -498,3 +498,67 @@ func TestRetentionKeepsStateBounded(t *testing.T) {
 		t.Fatalf("%d vaults in state after %d churns", len(vaults.Vaults), churns)
 	}
 }
+
+// TestVersionsAreBounded: an owner that commits a vault's share again and
+// again keeps at most MaxSupersededVersions superseded versions in state
+// besides its live one, however fast it commits.
+func TestVersionsAreBounded(t *testing.T) {
+	c := newChain(t, testGenesis())
+	var ids []uint64
+	for range 6 {
+		ids = append(ids, c.commit(0, testVaultIdx, 300))
+	}
+	var owned struct{ Commitments []attest.Commitment }
+	c.query("/commitments/owner/"+addr(0), &owned)
+	if len(owned.Commitments) != 1+attest.MaxSupersededVersions {
+		t.Fatalf("%d commitments in state, want %d", len(owned.Commitments), 1+attest.MaxSupersededVersions)
+	}
+	for i, cm := range owned.Commitments {
+		want := ids[len(ids)-len(owned.Commitments)+i]
+		if cm.ID != want || cm.Live != (i == len(owned.Commitments)-1) {
+			t.Errorf("commitment %d: id %d live %v, want id %d", i, cm.ID, cm.Live, want)
+		}
+	}
+	if r := c.query("/commitment/"+itoa(ids[0]), nil); r.Code != attest.CodeNotFound {
+		t.Fatalf("the oldest version is still in state: code %d", r.Code)
+	}
+	for i := range nGenesis {
+		var held struct{ Custodies []attest.HeldCustody }
+		c.query("/custodies/holder/"+addr(i), &held)
+		for _, hc := range held.Custodies {
+			if hc.Commitment == ids[0] || hc.Commitment == ids[1] || hc.Commitment == ids[2] {
+				t.Errorf("holder %d still has a custody of deleted commitment %d", i, hc.Commitment)
+			}
+		}
+	}
+	if m := c.member(0); m.Commitment != ids[5] {
+		t.Fatalf("coverage counts commitment %d, want the newest %d", m.Commitment, ids[5])
+	}
+}
+
+// TestUndeliveredCommitmentIsNotRepairedFromItsOwner: when no holder ever
+// attests a commitment (its owner never delivered the copies), the
+// custodies time out and fail, and no replacement is assigned with the
+// owner as its source: that would only repeat every attest_window. Had a
+// holder attested, it would be the source (TestAttestDeadline).
+func TestUndeliveredCommitmentIsNotRepairedFromItsOwner(t *testing.T) {
+	g := testGenesis()
+	g.EpochBlocks, g.ProofWindow = 100, 50
+	c := newChain(t, g)
+	id := c.commit(0, testVaultIdx, 400)
+	c.until(c.height + testCustody.AttestWindow)
+	cm := c.commitment(id)
+	if len(cm.Custodies) != 3 {
+		t.Fatalf("custodies %+v, want the original 3 only", cm.Custodies)
+	}
+	for _, cu := range cm.Custodies {
+		if cu.Status != "failed" || cu.FailReason != "attest_timeout" {
+			t.Errorf("custody %+v", cu)
+		}
+	}
+	var repairs struct{ Repairs []attest.Repair }
+	c.query("/repairs/source/"+addr(0), &repairs)
+	if len(repairs.Repairs) != 0 {
+		t.Fatalf("the owner is a source: %+v", repairs.Repairs)
+	}
+}
