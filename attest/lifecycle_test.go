@@ -562,3 +562,22 @@ func TestUndeliveredCommitmentIsNotRepairedFromItsOwner(t *testing.T) {
 		t.Fatalf("the owner is a source: %+v", repairs.Repairs)
 	}
 }
+
+// TestSourceThatLeavesIsReplacedAtOnce: a repair's source churned out is
+// replaced in the Churn's block, not at its deadline.
+func TestSourceThatLeavesIsReplacedAtOnce(t *testing.T) {
+	c := newChain(t, testGenesis())
+	id := c.commit(0, testVaultIdx, 900)
+	c.attestAll(id)
+	rel := attest.CustodyID{Commitment: id, Slot: 0}
+	res := c.mustExec(idOf(c.custody(rel).Holder), &attest.Release{Custodies: []attest.CustodyID{rel}})
+	rep := (&attest.TxResult{Events: res.Events}).Assignments()[0]
+	res = c.mustExec(authority(), &attest.Churn{RemoveNodes: []string{rep.Source}})
+	now := c.custody(rep.Custody)
+	if now.Source == rep.Source || now.Source == "" || now.SourceDeadline != c.height+testCustody.RepairWindow {
+		t.Fatalf("after its source left: %+v (was %s)", now.Custody, rep.Source)
+	}
+	if evs := eventsOf(res.Events, "ksb.source"); len(evs) == 0 {
+		t.Fatal("no ksb.source event in the Churn's result")
+	}
+}
