@@ -7,7 +7,7 @@ FUZZTIME  ?= 60s
 # its own -fuzztime after a second colon: the custody targets run a count of
 # executions (Nx), so a run reaches the 10^6 issue 10 asks for however loaded
 # the machine is.
-FUZZ_TARGETS ?= ./envelope:FuzzOpen ./envelope/internal/xzstream:FuzzDecode ./keyshare:FuzzParse ./attest:FuzzDecodeTx ./p2p/internal/pb:FuzzDecode ./custody:FuzzVerify:1000000x ./custody:FuzzChallenge:1000000x
+FUZZ_TARGETS ?= ./envelope:FuzzOpen ./envelope/internal/xzstream:FuzzDecode ./keyshare:FuzzParse ./attest:FuzzDecodeTx ./attest:FuzzProve ./p2p/internal/pb:FuzzDecode ./custody:FuzzVerify:1000000x ./custody:FuzzChallenge:1000000x
 # The commit `ksb --version` reports when the toolchain records none (a git
 # worktree, -buildvcs=false): git describe, "-dirty" for uncommitted changes.
 COMMIT    ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null)

@@ -50,6 +50,9 @@ func (bc *blockCtx) applyCommit(s kv, owner string, m *Commit) error {
 			if err := bc.supersede(s, prev); err != nil {
 				return err
 			}
+			if err := bc.trimVersions(s, owner, sh.Vault); err != nil {
+				return err
+			}
 		}
 		rec := &attestpb.CommitmentRecord{
 			Owner: owner, Vault: sh.Vault, Size: sh.Size, Root: sh.Root[:],
@@ -98,6 +101,50 @@ func (bc *blockCtx) supersede(s kv, id uint64) error {
 		return nil // its prune timer is set already
 	}
 	return s.set(keyTimerID(bc.height+bc.p.RetentionBlocks, timerPrune, id), nil)
+}
+
+// MaxSupersededVersions bounds the superseded commitments one owner keeps in
+// state for one vault during their retention: an owner that commits again
+// and again (a keygen re-run, fresh copies after failed pushes, or malice)
+// holds at most this many plus its live one; committing beyond deletes the
+// oldest superseded version at once. Two cover a churn's keygen and one
+// re-commit; the state an owner can make the chain keep is bounded however
+// fast it commits.
+const MaxSupersededVersions = 2
+
+// trimVersions deletes owner's oldest superseded commitments for vault
+// beyond MaxSupersededVersions.
+func (bc *blockCtx) trimVersions(s kv, owner string, vault uint64) error {
+	prefix := prefOwned + owner + "/"
+	var ids []uint64
+	err := s.scan(prefix, func(key string, _ []byte) error {
+		id, ok := parseHex(strings.TrimPrefix(key, prefix), 16)
+		if !ok {
+			return fmt.Errorf("state key %q: %w", key, ErrInternal)
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var old []uint64 // in id order: oldest first
+	for _, id := range ids {
+		c, err := getCommitment(s, id)
+		if err != nil {
+			return err
+		}
+		if c != nil && c.Vault == vault && c.SupersededHeight != 0 {
+			old = append(old, id)
+		}
+	}
+	for len(old) > MaxSupersededVersions {
+		if err := bc.pruneCommitment(s, old[0]); err != nil {
+			return err
+		}
+		old = old[1:]
+	}
+	return nil
 }
 
 // candidates returns who may be assigned a custody of a commitment for

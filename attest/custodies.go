@@ -101,7 +101,7 @@ func (bc *blockCtx) applyDrill(s kv, owner string, self *attestpb.NodeRecord, m 
 		return err
 	}
 	if c == nil {
-		return fmt.Errorf("custody %d/%d without its commitment: %w", id.Commitment, id.Slot, ErrInternal)
+		return fmt.Errorf("custody %d/%d without its commitment: %w", id.Commitment, id.Slot, ErrNotFound)
 	}
 	if c.Owner != owner {
 		return fmt.Errorf("commitment %d is %s's, not %s's: %w", id.Commitment, c.Owner, owner, ErrNotAssigned)
@@ -127,7 +127,8 @@ func (bc *blockCtx) applyDrill(s kv, owner string, self *attestpb.NodeRecord, m 
 }
 
 // failCustody fails custody id (record rec) for reason, and if its
-// commitment still counts, repairs the commitment in this block.
+// commitment still counts, repairs the commitment in this block (with the
+// owner as a possible source unless the custody timed out unattested).
 func (bc *blockCtx) failCustody(s kv, id CustodyID, rec *attestpb.CustodyRecord, reason attestpb.FailReason) error {
 	rec.Status, rec.FailedHeight, rec.FailReason = statusFailed, bc.height, reason
 	if rec.AttestHeight == 0 && rec.Source != "" {
@@ -144,18 +145,18 @@ func (bc *blockCtx) failCustody(s kv, id CustodyID, rec *attestpb.CustodyRecord,
 	if err != nil || c == nil || !live(c) {
 		return err
 	}
-	return bc.repair(s, id.Commitment, c)
+	// A custody that timed out unattested says its copy never arrived: if
+	// no holder counts, the owner did not deliver, and naming it the source
+	// of yet another replacement would only repeat that every
+	// attest_window. It can commit a new version.
+	return bc.repair(s, id.Commitment, c, reason != attestpb.FailReason_FAIL_REASON_ATTEST_TIMEOUT)
 }
 
-// failHolder fails holder as a whole: it missed every challenge of two
-// epochs in a row. All its custodies fail (and are repaired), and it gets
-// no new ones for RoundEpochs epochs.
-func (bc *blockCtx) failHolder(s kv, holder string, n *attestpb.NodeRecord) error {
-	n.FailedHeight, n.FailedEpoch = bc.height, bc.epoch+1
-	if err := putRec(s, KeyNode(holder), n); err != nil {
-		return err
-	}
-	bc.invalidate()
+// failHolderCustodies fails every custody of holder, which failed as a
+// whole (it missed every challenge of two epochs in a row; its node record
+// says so already, so it gets no new custodies for RoundEpochs epochs).
+// Each failure repairs its commitment.
+func (bc *blockCtx) failHolderCustodies(s kv, holder string) error {
 	bc.emit("ksb.holder_failed", "holder", holder, "epoch", itoa(bc.epoch))
 	ids, err := scanIDs(s, prefHeld+holder+"/")
 	if err != nil {

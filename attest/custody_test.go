@@ -182,3 +182,83 @@ func TestProofsAndRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestProofOfADeletedCommitment: a challenge stays open after its
+// commitment is superseded and deleted (retention shorter than the proof
+// window); proving it is refused with a code, never a failed block.
+func TestProofOfADeletedCommitment(t *testing.T) {
+	g := testGenesis()
+	g.EpochBlocks, g.ProofWindow, g.RetentionBlocks = 20, 15, 1
+	c := newChain(t, g)
+	id := c.commit(0, testVaultIdx, 700)
+	c.attestAll(id)
+	c.until(21)
+	cid := attest.CustodyID{Commitment: id, Slot: 0}
+	holder := c.custody(cid).Holder
+	chs := c.challenges(holder)
+	if len(chs) == 0 {
+		t.Fatal("no challenge")
+	}
+	p := c.proof(cid, chs[0].Segment)
+	c.commit(0, testVaultIdx, 700) // supersedes id; deleted a block later
+	c.block()
+	if r := c.query("/commitment/"+itoa(id), nil); r.Code != attest.CodeNotFound {
+		t.Fatalf("superseded commitment still in state: code %d", r.Code)
+	}
+	if r := c.exec(idOf(holder), &attest.Prove{Epoch: 1, Proofs: []attest.SegmentProof{p}}); r.Code != attest.CodeNoChallenge {
+		t.Fatalf("proof of a deleted commitment: code %d (%s)", r.Code, r.Log)
+	}
+	c.until(21 + g.ProofWindow + 1) // the window closes over the stale challenge
+}
+
+// TestRoundsOfChallenges: with rounds of 3 epochs the chain keeps, in
+// state, which custodies were challenged this round (custody.Challenges'
+// Challenged), so every counted custody is challenged in every round and
+// every holder in every epoch; new custodies are challenged in the first
+// epoch after their attestation.
+func TestRoundsOfChallenges(t *testing.T) {
+	g := testGenesis()
+	g.RoundEpochs = 3
+	c := newChain(t, g)
+	ids := make([]uint64, 4)
+	for i := range ids {
+		ids[i] = c.commit(i, testVaultIdx, 640)
+	}
+	for _, id := range ids {
+		c.attestAll(id)
+	}
+	holders := allHolders(c, ids)
+	seen := map[int64]map[attest.CustodyID]bool{} // round → challenged custodies
+	for e := int64(1); e <= 9; e++ {
+		c.until(epochStart(e))
+		round := e / 3
+		if seen[round] == nil {
+			seen[round] = map[attest.CustodyID]bool{}
+		}
+		for _, h := range holders {
+			chs := c.challenges(h)
+			if len(chs) == 0 {
+				t.Errorf("epoch %d: holder %s not challenged", e, h)
+			}
+			for _, ch := range chs {
+				seen[round][attest.CustodyID{Commitment: ch.Commitment, Slot: ch.Slot}] = true
+			}
+		}
+		if e == 1 && len(seen[0]) != 12 {
+			t.Fatalf("epoch 1 challenged %d custodies, want all 12 new ones", len(seen[0]))
+		}
+		c.prove(holders...)
+	}
+	for round := int64(1); round <= 2; round++ { // rounds 1 and 2 are whole: epochs 3-5, 6-8
+		if len(seen[round]) != 12 {
+			t.Errorf("round %d challenged %d of 12 custodies", round, len(seen[round]))
+		}
+	}
+	for _, id := range ids {
+		for _, cu := range c.commitment(id).Custodies {
+			if cu.Status != "fresh" {
+				t.Errorf("custody %d/%d: %s", id, cu.Slot, cu.Status)
+			}
+		}
+	}
+}

@@ -123,9 +123,43 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 	if err != nil {
 		return err
 	}
+	// First the holders that fail as a whole, so that no replacement drawn
+	// below is one of them.
 	holders := map[string]bool{}
 	for _, m := range missed {
 		holders[m.holder] = true
+	}
+	names := make([]string, 0, len(holders))
+	for h := range holders {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	var failing []string
+	for _, h := range names {
+		n, err := getNode(s, h)
+		if err != nil {
+			return err
+		}
+		if n == nil || n.TallyEpoch != ep.Epoch+1 {
+			continue
+		}
+		cur := custody.EpochTally{Challenged: int(n.TallyChallenged), Answered: int(n.TallyAnswered)}
+		if !cur.AllMissed() {
+			continue
+		}
+		// AllMissedEpoch holds epoch+1 of the last all-missed epoch: the
+		// previous epoch, ep.Epoch-1, is stored as ep.Epoch.
+		if ep.Epoch >= 1 && n.AllMissedEpoch == ep.Epoch {
+			n.FailedHeight, n.FailedEpoch = bc.height, bc.epoch+1
+			failing = append(failing, h)
+		}
+		n.AllMissedEpoch = ep.Epoch + 1
+		if err := putRec(s, KeyNode(h), n); err != nil {
+			return err
+		}
+	}
+	bc.invalidate()
+	for _, m := range missed {
 		if err := s.del(m.key); err != nil {
 			return err
 		}
@@ -155,34 +189,8 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 			return err
 		}
 	}
-	names := make([]string, 0, len(holders))
-	for h := range holders {
-		names = append(names, h)
-	}
-	sort.Strings(names)
-	for _, h := range names {
-		n, err := getNode(s, h)
-		if err != nil {
-			return err
-		}
-		if n == nil || n.TallyEpoch != ep.Epoch+1 {
-			continue
-		}
-		cur := custody.EpochTally{Challenged: int(n.TallyChallenged), Answered: int(n.TallyAnswered)}
-		if !cur.AllMissed() {
-			continue
-		}
-		// AllMissedEpoch holds epoch+1 of the last all-missed epoch: the
-		// previous epoch, ep.Epoch-1, is stored as ep.Epoch.
-		prevMissed := ep.Epoch >= 1 && n.AllMissedEpoch == ep.Epoch
-		n.AllMissedEpoch = ep.Epoch + 1
-		if prevMissed {
-			if err := bc.failHolder(s, h, n); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := putRec(s, KeyNode(h), n); err != nil {
+	for _, h := range failing {
+		if err := bc.failHolderCustodies(s, h); err != nil {
 			return err
 		}
 	}
@@ -220,7 +228,9 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 			return err
 		}
 		if rec == nil || c == nil || len(c.Root) != HashSize {
-			return fmt.Errorf("proof %d: challenge of custody %d/%d without its records: %w", i, id.Commitment, id.Slot, ErrInternal)
+			// Deleted after its retention while the challenge was open:
+			// the challenge is as good as closed.
+			return fmt.Errorf("proof %d: custody %d/%d is no longer in state: %w", i, id.Commitment, id.Slot, ErrNoChallenge)
 		}
 		proof := custody.Proof{
 			CopyIndex: int(rec.Copy), Copies: int(c.Copies), Segment: p.Segment,
@@ -230,8 +240,8 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 		if errors.Is(err, custody.ErrInvalidProof) {
 			return fmt.Errorf("proof %d: custody %d/%d: %w: %w", i, id.Commitment, id.Slot, ErrBadProof, err)
 		}
-		if err != nil {
-			return fmt.Errorf("proof %d: %w: %w", i, ErrInternal, err)
+		if err != nil { // the records admit no proof (custody.ErrInvalidArgument): refused, never a halt
+			return fmt.Errorf("proof %d: custody %d/%d: %w: %w", i, id.Commitment, id.Slot, ErrInvalid, err)
 		}
 		if err := s.del(k); err != nil {
 			return err

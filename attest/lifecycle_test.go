@@ -227,6 +227,11 @@ func TestHolderThatLostEverythingFails(t *testing.T) {
 	if evs := eventsOf(c.last.Events, "ksb.holder_failed"); len(evs) != 1 || evs[0]["holder"] != dead {
 		t.Fatalf("holder_failed events %+v", evs)
 	}
+	for _, a := range eventsOf(c.last.Events, "ksb.assign") {
+		if a["holder"] == dead || a["source"] == dead {
+			t.Errorf("the failing holder is a replacement or source in its failure's block: %+v", a)
+		}
+	}
 	var held struct{ Custodies []attest.HeldCustody }
 	c.query("/custodies/holder/"+dead, &held)
 	if len(held.Custodies) != count[dead] {
@@ -491,5 +496,88 @@ func TestRetentionKeepsStateBounded(t *testing.T) {
 	c.query("/vaults", &vaults)
 	if len(vaults.Vaults) > 3 {
 		t.Fatalf("%d vaults in state after %d churns", len(vaults.Vaults), churns)
+	}
+}
+
+// TestVersionsAreBounded: an owner that commits a vault's share again and
+// again keeps at most MaxSupersededVersions superseded versions in state
+// besides its live one, however fast it commits.
+func TestVersionsAreBounded(t *testing.T) {
+	c := newChain(t, testGenesis())
+	var ids []uint64
+	for range 6 {
+		ids = append(ids, c.commit(0, testVaultIdx, 300))
+	}
+	var owned struct{ Commitments []attest.Commitment }
+	c.query("/commitments/owner/"+addr(0), &owned)
+	if len(owned.Commitments) != 1+attest.MaxSupersededVersions {
+		t.Fatalf("%d commitments in state, want %d", len(owned.Commitments), 1+attest.MaxSupersededVersions)
+	}
+	for i, cm := range owned.Commitments {
+		want := ids[len(ids)-len(owned.Commitments)+i]
+		if cm.ID != want || cm.Live != (i == len(owned.Commitments)-1) {
+			t.Errorf("commitment %d: id %d live %v, want id %d", i, cm.ID, cm.Live, want)
+		}
+	}
+	if r := c.query("/commitment/"+itoa(ids[0]), nil); r.Code != attest.CodeNotFound {
+		t.Fatalf("the oldest version is still in state: code %d", r.Code)
+	}
+	for i := range nGenesis {
+		var held struct{ Custodies []attest.HeldCustody }
+		c.query("/custodies/holder/"+addr(i), &held)
+		for _, hc := range held.Custodies {
+			if hc.Commitment == ids[0] || hc.Commitment == ids[1] || hc.Commitment == ids[2] {
+				t.Errorf("holder %d still has a custody of deleted commitment %d", i, hc.Commitment)
+			}
+		}
+	}
+	if m := c.member(0); m.Commitment != ids[5] {
+		t.Fatalf("coverage counts commitment %d, want the newest %d", m.Commitment, ids[5])
+	}
+}
+
+// TestUndeliveredCommitmentIsNotRepairedFromItsOwner: when no holder ever
+// attests a commitment (its owner never delivered the copies), the
+// custodies time out and fail, and no replacement is assigned with the
+// owner as its source: that would only repeat every attest_window. Had a
+// holder attested, it would be the source (TestAttestDeadline).
+func TestUndeliveredCommitmentIsNotRepairedFromItsOwner(t *testing.T) {
+	g := testGenesis()
+	g.EpochBlocks, g.ProofWindow = 100, 50
+	c := newChain(t, g)
+	id := c.commit(0, testVaultIdx, 400)
+	c.until(c.height + testCustody.AttestWindow)
+	cm := c.commitment(id)
+	if len(cm.Custodies) != 3 {
+		t.Fatalf("custodies %+v, want the original 3 only", cm.Custodies)
+	}
+	for _, cu := range cm.Custodies {
+		if cu.Status != "failed" || cu.FailReason != "attest_timeout" {
+			t.Errorf("custody %+v", cu)
+		}
+	}
+	var repairs struct{ Repairs []attest.Repair }
+	c.query("/repairs/source/"+addr(0), &repairs)
+	if len(repairs.Repairs) != 0 {
+		t.Fatalf("the owner is a source: %+v", repairs.Repairs)
+	}
+}
+
+// TestSourceThatLeavesIsReplacedAtOnce: a repair's source churned out is
+// replaced in the Churn's block, not at its deadline.
+func TestSourceThatLeavesIsReplacedAtOnce(t *testing.T) {
+	c := newChain(t, testGenesis())
+	id := c.commit(0, testVaultIdx, 900)
+	c.attestAll(id)
+	rel := attest.CustodyID{Commitment: id, Slot: 0}
+	res := c.mustExec(idOf(c.custody(rel).Holder), &attest.Release{Custodies: []attest.CustodyID{rel}})
+	rep := (&attest.TxResult{Events: res.Events}).Assignments()[0]
+	res = c.mustExec(authority(), &attest.Churn{RemoveNodes: []string{rep.Source}})
+	now := c.custody(rep.Custody)
+	if now.Source == rep.Source || now.Source == "" || now.SourceDeadline != c.height+testCustody.RepairWindow {
+		t.Fatalf("after its source left: %+v (was %s)", now.Custody, rep.Source)
+	}
+	if evs := eventsOf(res.Events, "ksb.source"); len(evs) == 0 {
+		t.Fatal("no ksb.source event in the Churn's result")
 	}
 }

@@ -12,9 +12,10 @@ import (
 // never the owner and never a node that holds or held a slot of the
 // commitment; and a source that sends it a copy (pickSource). The
 // replacement's custody is a new slot, pending until it attests. Nothing is
-// assigned when no candidate is left or the commitment has MaxSlots slots:
-// coverage then shows it under-replicated.
-func (bc *blockCtx) repair(s kv, id uint64, c *attestpb.CommitmentRecord) error {
+// assigned when no candidate is left, the commitment has MaxSlots slots, or
+// the only source would be the owner and ownerSource is false: coverage
+// then shows it under-replicated.
+func (bc *blockCtx) repair(s kv, id uint64, c *attestpb.CommitmentRecord, ownerSource bool) error {
 	recs, err := slotRecords(s, id, c)
 	if err != nil {
 		return err
@@ -58,6 +59,9 @@ func (bc *blockCtx) repair(s kv, id uint64, c *attestpb.CommitmentRecord) error 
 			break
 		}
 		source, copyIndex := bc.pickSource(id, slot, 0, c, recs, act, "")
+		if source == c.Owner && !ownerSource {
+			break
+		}
 		cid := CustodyID{Commitment: id, Slot: slot}
 		if err := bc.newCustody(s, cid, picked[0], copyIndex, source); err != nil {
 			return err

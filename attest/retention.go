@@ -82,7 +82,7 @@ func (bc *blockCtx) pruneCommitment(s kv, id uint64) error {
 		return err
 	}
 	if live(c) {
-		return fmt.Errorf("prune timer for live commitment %d: %w", id, ErrInternal)
+		return nil // never scheduled for a live one; keep it rather than halt
 	}
 	for slot := uint64(0); slot < uint64(c.Slots); slot++ {
 		cid := CustodyID{Commitment: id, Slot: slot}
