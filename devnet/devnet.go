@@ -73,15 +73,17 @@ type Options struct {
 	// epoch_blocks; attest.DefaultEpochBlocks if 0). `ksb devnet
 	// --epoch-blocks N` sets it; the proof window is half of it.
 	EpochBlocks int64
+	// Custody are the other genesis custody parameters (retention, attest
+	// and repair windows, round length, strategy); zero fields take their
+	// defaults (attest.CustodyParams). EpochBlocks, if set, overrides
+	// Custody.EpochBlocks.
+	Custody attest.CustodyParams
 	// PollInterval, BatchInterval and HeartbeatInterval are the members'
 	// chain poll, attestation batch and gossip heartbeat intervals
 	// (500 ms, 500 ms, 1 s).
 	PollInterval, BatchInterval, HeartbeatInterval time.Duration
 	// QUIC makes members listen on QUIC as well as TCP.
 	QUIC bool
-	// RetiredGrace is how long members keep blobs of retired vaults (the
-	// config default, 7 days, if 0).
-	RetiredGrace time.Duration
 	// Logger receives the chain's and members' logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -201,8 +203,10 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 		return nil, err
 	}
 	n.Authority = authID
-	gen := attest.Genesis{Authority: authID.PubKeyHex(), Replication: uint32(opts.Replication)}
-	gen.EpochBlocks = opts.EpochBlocks
+	gen := attest.Genesis{Authority: authID.PubKeyHex(), Replication: uint32(opts.Replication), CustodyParams: opts.Custody}
+	if opts.EpochBlocks != 0 {
+		gen.EpochBlocks = opts.EpochBlocks
+	}
 	vaultMembers := map[string][]string{}
 	for i := 0; i < opts.Nodes; i++ {
 		m, err := n.newMember(i)
@@ -297,9 +301,6 @@ func (n *Network) newMember(i int) (*Member, error) {
 	cfg.Backup.Replication = n.opts.Replication
 	cfg.Backup.WorkFactor = n.opts.WorkFactor
 	cfg.Backup.AllowLowWorkFactor = n.opts.AllowLowWorkFactor
-	if n.opts.RetiredGrace > 0 {
-		cfg.Store.RetiredGrace = config.Duration{Duration: n.opts.RetiredGrace}
-	}
 	// A real port, written to the config: `ksb status --home` reads the
 	// admin address from there, and port 0 would name no listener.
 	admin, err := attest.FreeLocalAddr()

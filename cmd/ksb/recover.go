@@ -40,6 +40,7 @@ type recoverVault struct {
 	Holder     string `json:"holder,omitempty"`
 	PeerID     string `json:"peer_id,omitempty"`
 	Digest     string `json:"digest,omitempty"`
+	Commitment uint64 `json:"commitment,omitempty"`
 	Height     int64  `json:"height,omitempty"`
 	Received   string `json:"received,omitempty"`
 	Bytes      int    `json:"bytes"`
@@ -50,11 +51,12 @@ type recoverVault struct {
 }
 
 type recoverSkip struct {
-	Vault  string `json:"vault"`
-	Holder string `json:"holder"`
-	PeerID string `json:"peer_id,omitempty"`
-	Digest string `json:"digest"`
-	Error  string `json:"error"`
+	Vault      string `json:"vault"`
+	Holder     string `json:"holder"`
+	PeerID     string `json:"peer_id,omitempty"`
+	Digest     string `json:"digest"`
+	Commitment uint64 `json:"commitment,omitempty"`
+	Error      string `json:"error"`
 }
 
 // recoverExit carries the exit status of an incomplete recovery.
@@ -183,7 +185,7 @@ func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 	}
 	for _, v := range rep.Vaults {
 		rv := recoverVault{
-			Vault: v.Vault, Holder: v.Holder, Digest: v.Digest, Height: v.Height,
+			Vault: v.Vault, Holder: v.Holder, Digest: v.Digest, Commitment: v.Commitment, Height: v.Height,
 			Bytes: v.Bytes, DurationMS: v.Duration.Milliseconds(), File: v.File, Unchanged: v.Unchanged,
 		}
 		if v.Peer != "" {
@@ -199,7 +201,7 @@ func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 		o.Vaults = append(o.Vaults, rv)
 	}
 	for _, s := range rep.Skipped {
-		rs := recoverSkip{Vault: s.Vault, Holder: s.Holder, Digest: s.Digest, Error: s.Err.Error()}
+		rs := recoverSkip{Vault: s.Vault, Holder: s.Holder, Digest: s.Digest, Commitment: s.Commitment, Error: s.Err.Error()}
 		if s.Peer != "" {
 			rs.PeerID = s.Peer.String()
 		}
