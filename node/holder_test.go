@@ -100,7 +100,9 @@ type rigOptions struct {
 	epoch  int64    // custody epoch_blocks; 0: the default (no epoch in a test's time)
 }
 
-func newHolderRig(t *testing.T, ctx context.Context) *holderRig { return newHolderRigWith(t, ctx, rigOptions{}) }
+func newHolderRig(t *testing.T, ctx context.Context) *holderRig {
+	return newHolderRigWith(t, ctx, rigOptions{})
+}
 
 func newHolderRigWith(t *testing.T, ctx context.Context, o rigOptions) *holderRig {
 	t.Helper()

@@ -141,11 +141,11 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	n := &Node{
-		cfg:       cfg,
-		home:      opts.Home,
-		id:        id,
-		addr:      id.Address(cfg.HRP),
-		log:       log.With("node", id.Address(cfg.HRP)),
+		cfg:        cfg,
+		home:       opts.Home,
+		id:         id,
+		addr:       id.Address(cfg.HRP),
+		log:        log.With("node", id.Address(cfg.HRP)),
 		reg:        reg,
 		member:     &membership{},
 		kick:       make(chan struct{}, 1),

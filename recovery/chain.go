@@ -39,13 +39,13 @@ type holderRef struct {
 // candidate is one commitment of a vault (a share version), with the
 // holders of its copies.
 type candidate struct {
-	id     uint64
-	root   [custody.HashSize]byte
-	hex    string // the root, hex
-	size   uint64
-	copies int
-	live   bool
-	height int64 // block of the Commit
+	id      uint64
+	root    [custody.HashSize]byte
+	hex     string // the root, hex
+	size    uint64
+	copies  int
+	live    bool
+	height  int64 // block of the Commit
 	holders []holderRef
 }
 
