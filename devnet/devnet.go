@@ -464,6 +464,46 @@ func (n *Network) WaitCovered(ctx context.Context, poll time.Duration) (*attest.
 	}
 }
 
+// WaitFresh polls the chain's coverage until every custody of every member
+// of every vault has answered a challenge (status fresh) — the chain runs
+// epochs, and the holders prove possession — and returns that coverage.
+func (n *Network) WaitFresh(ctx context.Context, poll time.Duration) (*attest.Coverage, error) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var last error
+	for {
+		cov, err := n.Client.Coverage(ctx, "")
+		if err == nil {
+			if err = FullyCovered(cov, len(n.Vaults)); err == nil {
+				err = allFresh(cov)
+			}
+			if err == nil {
+				return cov, nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for proofs: %w (last: %v)", ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}
+
+// allFresh reports the first custody of cov that is not fresh.
+func allFresh(cov *attest.Coverage) error {
+	for _, v := range cov.Vaults {
+		for _, m := range v.Members {
+			for _, c := range m.Custody {
+				if c.Status != "fresh" {
+					return fmt.Errorf("vault %s member %s: custody of slot %d at %s is %s", v.PubKey, m.Address, c.Slot, c.Holder, c.Status)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // FullyCovered reports why cov is not the full coverage of vaults vaults:
 // every vault safe and every member with at least the replication target of
 // holders.
