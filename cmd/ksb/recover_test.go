@@ -108,10 +108,7 @@ func TestRecoverCLI(t *testing.T) {
 	}
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 3, Vaults: vaults})
 	for i, b := range shares {
-		blob := recoverytest.Seal(t, b, recoverMnemonic)
-		for _, hd := range net.Holders {
-			hd.Hold(t, owner, vaults[i], blob)
-		}
+		net.Place(t, net.Commit(t, owner, recoverMnemonic, vaults[i], b))
 	}
 	file := mnemonicFile(t)
 	out := filepath.Join(t.TempDir(), "restored")
