@@ -559,18 +559,18 @@ func TestChainCommandsRefuse(t *testing.T) {
 		args []string
 		want string
 	}{
-		"start without home":     {[]string{"chain", "start", "--home", t.TempDir()}, "not a validator home"},
-		"query unknown":          {[]string{"chain", "query", "blocks", "--rpc", dead}, "unknown query"},
-		"vault on nodes":         {[]string{"chain", "query", "nodes", "--vault", "v", "--rpc", dead}, "--vault"},
-		"commitments needs one":  {[]string{"chain", "query", "commitments", "--rpc", dead}, "--owner"},
-		"holder on nodes":        {[]string{"chain", "query", "nodes", "--holder", "h", "--rpc", dead}, "--holder"},
-		"bad custody":            {[]string{"chain", "query", "custody", "--custody", "12", "--rpc", dead}, "COMMITMENT/SLOT"},
-		"bad rpc":                {[]string{"coverage", "--rpc", "nope"}, "want http://"},
-		"unreachable":            {[]string{"coverage", "--rpc", dead}, "connection refused"},
-		"bad custody id":         {[]string{"chain", "tx", "attest", "--home", t.TempDir(), "--custody", "x/1"}, "COMMITMENT/SLOT"},
-		"slot over 255":          {[]string{"chain", "tx", "release", "--home", t.TempDir(), "--custody", "3/256"}, "COMMITMENT/SLOT"},
-		"churn file missing":     {[]string{"chain", "tx", "churn", "--home", t.TempDir(), filepath.Join(t.TempDir(), "none.json")}, "no such file"},
-		"attest without rpc":     {[]string{"chain", "tx", "attest", "--home", t.TempDir(), "--custody", "3/1"}, "--rpc"},
+		"start without home":    {[]string{"chain", "start", "--home", t.TempDir()}, "not a validator home"},
+		"query unknown":         {[]string{"chain", "query", "blocks", "--rpc", dead}, "unknown query"},
+		"vault on nodes":        {[]string{"chain", "query", "nodes", "--vault", "v", "--rpc", dead}, "--vault"},
+		"commitments needs one": {[]string{"chain", "query", "commitments", "--rpc", dead}, "--owner"},
+		"holder on nodes":       {[]string{"chain", "query", "nodes", "--holder", "h", "--rpc", dead}, "--holder"},
+		"bad custody":           {[]string{"chain", "query", "custody", "--custody", "12", "--rpc", dead}, "COMMITMENT/SLOT"},
+		"bad rpc":               {[]string{"coverage", "--rpc", "nope"}, "want http://"},
+		"unreachable":           {[]string{"coverage", "--rpc", dead}, "connection refused"},
+		"bad custody id":        {[]string{"chain", "tx", "attest", "--home", t.TempDir(), "--custody", "x/1"}, "COMMITMENT/SLOT"},
+		"slot over 255":         {[]string{"chain", "tx", "release", "--home", t.TempDir(), "--custody", "3/256"}, "COMMITMENT/SLOT"},
+		"churn file missing":    {[]string{"chain", "tx", "churn", "--home", t.TempDir(), filepath.Join(t.TempDir(), "none.json")}, "no such file"},
+		"attest without rpc":    {[]string{"chain", "tx", "attest", "--home", t.TempDir(), "--custody", "3/1"}, "--rpc"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := runKSB(t, nil, tc.args...)
