@@ -270,12 +270,12 @@ func TestCustodyIsProven(t *testing.T) {
 	claimed := theirs
 	claimed.CopyIndex = int(victim.CopyIndex) // passed off as its own copy
 	id := custody.CustodyID{Commitment: ch.Commitment, Slot: ch.Slot}
-	for name, p := range map[string]custody.Proof{"another holder's copy": theirs, "another holder's copy under its own index": claimed} {
-		_, err := attest.NewSender(n.Client, m3.ID).Prove(ctx, ch.Epoch, attest.NewSegmentProof(id, p))
-		if !errors.As(err, &te) || te.Code != attest.CodeBadProof {
-			t.Fatalf("%s: %v, want code %d", name, err, attest.CodeBadProof)
-		}
-	}
+	// Both at once (the proof window is 5 blocks): each is refused whole,
+	// so neither closes the challenge for the other.
+	badProofs(t, ctx, attest.NewSender(n.Client, m3.ID), ch.Epoch, map[string]attest.SegmentProof{
+		"another holder's copy":                     attest.NewSegmentProof(id, theirs),
+		"another holder's copy under its own index": attest.NewSegmentProof(id, claimed),
+	})
 
 	// The stopped holder fails as a whole within 3 epochs, and coverage
 	// drops to what is left: vault B, whose shares all had a copy on m3,
@@ -318,5 +318,29 @@ func TestCustodyIsProven(t *testing.T) {
 	}
 	if vb.Vaults[0].Safe {
 		t.Fatalf("vault B safe with %d of %d members covered", vb.Vaults[0].Covered, vb.Vaults[0].Threshold)
+	}
+}
+
+// badProofs sends each proof in its own Prove at once and requires the
+// chain to refuse every one with code 15.
+func badProofs(t *testing.T, ctx context.Context, s *attest.Sender, epoch uint64, proofs map[string]attest.SegmentProof) {
+	t.Helper()
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(proofs))
+	for name, p := range proofs {
+		go func() {
+			_, err := s.Prove(ctx, epoch, p)
+			results <- result{name, err}
+		}()
+	}
+	for range proofs {
+		r := <-results
+		var te *attest.TxError
+		if !errors.As(r.err, &te) || te.Code != attest.CodeBadProof {
+			t.Errorf("%s: %v, want code %d", r.name, r.err, attest.CodeBadProof)
+		}
 	}
 }

@@ -146,6 +146,17 @@ func skipOf(rep *recovery.Report, vault, holder string) (recovery.Skip, bool) {
 	return recovery.Skip{}, false
 }
 
+// skipOfVersion returns the report's skip of holder for commitment id of
+// vault.
+func skipOfVersion(rep *recovery.Report, vault, holder string, id uint64) (recovery.Skip, bool) {
+	for _, s := range rep.Skipped {
+		if s.Vault == vault && s.Holder == holder && s.Commitment == id {
+			return s, true
+		}
+	}
+	return recovery.Skip{}, false
+}
+
 // logRecorder is a slog.Handler that keeps every record's message and
 // attributes and lets a test wait for one.
 type logRecorder struct {

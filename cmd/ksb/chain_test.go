@@ -502,11 +502,25 @@ func proveWithAnothersCopy(t *testing.T, ctx context.Context, client *attest.Cli
 	claimed := theirs
 	claimed.CopyIndex = int(hc.CopyIndex)
 	id := attest.CustodyID{Commitment: ch.Commitment, Slot: ch.Slot}
+	// Both at once (the proof window is 5 blocks): each is refused whole,
+	// so neither closes the challenge for the other.
+	s := attest.NewSender(client, holderID)
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, 2)
 	for name, p := range map[string]custody.Proof{"another holder's copy": theirs, "another holder's copy under the challenged index": claimed} {
-		_, err := attest.NewSender(client, holderID).Prove(ctx, ch.Epoch, attest.NewSegmentProof(id, p))
+		go func() {
+			_, err := s.Prove(ctx, ch.Epoch, attest.NewSegmentProof(id, p))
+			results <- result{name, err}
+		}()
+	}
+	for range 2 {
+		r := <-results
 		var te *attest.TxError
-		if !errors.As(err, &te) || te.Code != attest.CodeBadProof {
-			t.Fatalf("%s: %v, want code %d", name, err, attest.CodeBadProof)
+		if !errors.As(r.err, &te) || te.Code != attest.CodeBadProof {
+			t.Fatalf("%s: %v, want code %d", r.name, r.err, attest.CodeBadProof)
 		}
 	}
 }

@@ -70,10 +70,11 @@ func recoverCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "recover --out DIR",
 		Short: "Recover this node's keyshares from its mnemonic alone",
-		Long: "Recover this node's keyshares from its mnemonic alone: read its attestations from the chain and\n" +
-			"fetch the blobs from their holders, or, when the chain does not answer (or with --no-chain), ask\n" +
-			"the --bootstrap peers over gossip. Each blob is checked (sha256, opens with the mnemonic, is a\n" +
-			"keyshare of its vault) and written as DIR/localstate-<vault>.json (mode 0600; DIR is created, mode\n" +
+		Long: "Recover this node's keyshares from its mnemonic alone: read its commitments from the chain and\n" +
+			"fetch a copy of each from the holders the chain assigned, or, when the chain does not answer (or with\n" +
+			"--no-chain), ask the --bootstrap peers over gossip. Each copy is checked (over the chain: against the\n" +
+			"committed Merkle root; over gossip: its sha256), opened with the mnemonic, checked to be a keyshare\n" +
+			"of its vault, and written as DIR/localstate-<vault>.json (mode 0600; DIR is created, mode\n" +
 			"0700, when the first file is written). A file already there with exactly the recovered bytes is\n" +
 			"left as it is and counts as recovered, so running it again is safe; one that differs is refused\n" +
 			"unless --force. Progress goes to stderr, a summary to stdout. Over gossip it stops when no blob\n" +

@@ -135,7 +135,7 @@ func TestRecoverCLI(t *testing.T) {
 			t.Fatalf("summary lacks vault %s:\n%s", v, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stderr, "vault(s) attested for "+owner.Address("thor")) {
+	if !strings.Contains(r.stderr, "vault(s) committed by "+owner.Address("thor")) {
 		t.Fatalf("no progress on stderr:\n%s", r.stderr)
 	}
 	if strings.Contains(r.stdout+r.stderr, "hamster diagram") {
