@@ -222,7 +222,7 @@ func TestKillDuringCommits(t *testing.T) {
 	// the commit begins: inside it, or just after it.
 	ref, commitTime := referenceHashes(t, last)
 	dir := t.TempDir()
-	kills := 8
+	kills := 6
 	if testing.Short() {
 		kills = 3
 	}

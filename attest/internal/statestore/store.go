@@ -346,7 +346,11 @@ func (s *Store) Iterate(prefix []byte, fn func(key, value []byte) error) error {
 	err := func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		it, err := s.tree.Iterator(prefix, prefixEnd(prefix), true)
+		var start []byte
+		if len(prefix) > 0 {
+			start = prefix
+		}
+		it, err := s.tree.Iterator(start, prefixEnd(prefix), true)
 		if err != nil {
 			return err
 		}
