@@ -15,21 +15,22 @@
 //
 // # State and app hash
 //
-// State lives in a Badger database in the chain home. Every block's writes go
-// into one Badger transaction committed in ABCI Commit, together with the
-// height and app hash, so the application restarts at its last committed block
-// and CometBFT replays the rest. The app hash is
-//
-//	sha256("ksb/attest/state/v1\x00" || for each state key k in byte order:
-//	       uvarint(len k) || k || uvarint(len v) || v)
-//
-// a commitment over the whole state: two validators agree on it only if they
-// hold the same nodes, vaults, attestations and sequences.
+// State is an IAVL tree (github.com/cosmos/iavl) on Pebble in the chain home
+// (internal/statestore); the app hash is its root. FinalizeBlock applies a
+// block to the working tree and returns the new root; Commit saves it as
+// version = height in one atomic, fsynced write, so the application restarts
+// at its last committed block and CometBFT replays the rest. A block costs
+// its changes times the tree's depth, not the size of the state. The root
+// commits to the whole state: two validators agree on it only if they hold
+// the same nodes, vaults, attestations and sequences.
 //
 // # Queries
 //
 // ABCI queries (abci_query over CometBFT RPC, curl included) return JSON at
 // /params, /nodes, /vaults, /sequence/{address}, /attestations/owner/{address},
-// /attestations/holder/{address}, /coverage and /coverage/{vault}. See
-// [Coverage] for what "safe" means.
+// /attestations/holder/{address}, /coverage and /coverage/{vault}, and a state
+// key's raw value at /state/{key}. See [Coverage] for what "safe" means. With
+// prove=true an answer carries ICS23 proofs of every state key it read against
+// the app hash of its height, which the header of the next height holds
+// ([VerifyStateProof]); a recent height can be queried while it is kept.
 package attest
