@@ -1,61 +1,425 @@
 package attest_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/ksb-project/ksb/attest"
 )
 
-// TestEmbeddedRestartsAfterEmptyLogs is issue 14.2 for the chain: a
-// validator killed while Badger created a log file of the application state
-// leaves it empty, and Badger v4.9.6 then refuses to open the state
-// ("Create a new file", dgraph-io/badger#2207). The validator must start by
-// itself, with its state.
-func TestEmbeddedRestartsAfterEmptyLogs(t *testing.T) {
-	home := t.TempDir()
-	e := startEmbedded(t, home)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := attest.NewClient(e.RPCURL())
+// crashChildEnv makes the test binary a crash child (see crashChild).
+const crashChildEnv = "KSB_ATTEST_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(crashChildEnv); spec != "" {
+		os.Exit(crashChild(strings.Fields(spec)))
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild runs in a child process:
+//
+//	app DIR N    drive an App in DIR through blocks up to N (crashBlock),
+//	             printing "C h" before and "D h" after each Commit
+//	node HOME    run an embedded validator in HOME, print its RPC URL, and
+//	             run until killed or until its stdin closes
+func crashChild(args []string) int {
+	switch args[0] {
+	case "app":
+		n, _ := strconv.ParseInt(args[2], 10, 64)
+		app, err := attest.NewApp(args[1], nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		out := bufio.NewWriter(os.Stdout)
+		err = driveApp(app, n, func(h int64, committing bool) {
+			if committing {
+				fmt.Fprintf(out, "C %d\n", h)
+			} else {
+				fmt.Fprintf(out, "D %d\n", h)
+			}
+			out.Flush()
+		}, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	case "node":
+		logf, err := os.OpenFile(args[1]+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		e, err := attest.StartEmbedded(ctx, attest.EmbeddedConfig{
+			Home: args[1], ChainID: testChainID, Genesis: testGenesis(), BlockInterval: testBlockInterval,
+			Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		})
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fmt.Println(e.RPCURL())
+		// Run until killed, or until the test process is gone (its end of
+		// stdin closes), so that no validator outlives a failed test.
+		io.Copy(io.Discard, os.Stdin)
+	}
+	return 0
+}
+
+// crashBlock returns block h's transactions: two Attests of 64 entries,
+// from nodes h%4 and (h+1)%4, at the sequences they reach by then.
+func crashBlock(h int64) [][]byte {
+	if h < 2 {
+		return nil
+	}
+	seq := func(j int64) uint64 {
+		n := uint64(0)
+		for p := int64(2); p < h; p++ {
+			if p%4 == j || (p+1)%4 == j {
+				n++
+			}
+		}
+		return n
+	}
+	var txs [][]byte
+	for _, j := range []int64{h % 4, (h + 1) % 4} {
+		es := make([]attest.Entry, 64)
+		for i := range es {
+			var b [16]byte
+			binary.BigEndian.PutUint64(b[:], uint64(h))
+			binary.BigEndian.PutUint64(b[8:], uint64(i))
+			es[i] = attest.Entry{Owner: addr(int((j + 1) % 4)), Vault: testVault, Digest: sha256.Sum256(b[:]), Size: 4096}
+		}
+		tx, err := attest.SignTx(testIDs[j], testChainID, testHRP, seq(j), &attest.Attest{Entries: es})
+		if err != nil {
+			panic(err)
+		}
+		txs = append(txs, tx)
+	}
+	return txs
+}
+
+// driveApp does what CometBFT's handshake and consensus do with app: from
+// its Info height (InitChain first if 0), finalize and commit blocks up to
+// n. mark is told before and after each Commit; check, if not nil, gets
+// every block's app hash.
+func driveApp(app *attest.App, n int64, mark func(h int64, committing bool), check func(h int64, hash []byte) error) error {
+	ctx := context.Background()
+	info, err := app.Info(ctx, &abci.InfoRequest{})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if _, err := attest.NewSender(c, testIDs[1]).Send(ctx, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "s")}}); err != nil {
-		t.Fatal(err)
-	}
-	h1, err := c.Height(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(home, "data", "ksb-app")
-	for _, name := range []string{"99998.mem", "999998.vlog"} {
-		if err := os.WriteFile(filepath.Join(state, name), nil, 0o600); err != nil {
-			t.Fatal(err)
+	if info.LastBlockHeight == 0 {
+		gb, _ := json.Marshal(testGenesis())
+		if _, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: testChainID, AppStateBytes: gb}); err != nil {
+			return err
 		}
 	}
-	e2 := startEmbedded(t, home)
-	c2, _ := attest.NewClient(e2.RPCURL())
-	waitHeight(t, ctx, c2, h1+1)
-	atts, err := c2.AttestationsByOwner(ctx, addr(0))
-	if err != nil || len(atts) != 1 {
-		t.Fatalf("attestations after restart = %+v, %v; want the one committed before", atts, err)
+	for h := info.LastBlockHeight + 1; h <= n; h++ {
+		res, err := app.FinalizeBlock(ctx, &abci.FinalizeBlockRequest{Height: h, Txs: crashBlock(h)})
+		if err != nil {
+			return err
+		}
+		for i, r := range res.TxResults {
+			if r.Code != 0 {
+				return fmt.Errorf("block %d tx %d: %s", h, i, r.Log)
+			}
+		}
+		if check != nil {
+			if err := check(h, res.AppHash); err != nil {
+				return err
+			}
+		}
+		if mark != nil {
+			mark(h, true)
+		}
+		if _, err := app.Commit(ctx, &abci.CommitRequest{}); err != nil {
+			return err
+		}
+		if mark != nil {
+			mark(h, false)
+		}
 	}
+	return nil
+}
+
+// TestAppKilledDuringCommits kills (SIGKILL) a process running the
+// application at random moments around its commits, many times. Each time
+// the application reopens at a complete height, the last one committed or
+// the one being committed, with that height's app hash from a run without
+// crashes, and replaying the remaining blocks as CometBFT does after Info
+// gives the same app hash at every height.
+func TestAppKilledDuringCommits(t *testing.T) {
+	const last = 40
+	ref := map[int64][]byte{}
+	var commitTime time.Duration
+	refApp, err := attest.NewApp(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var began time.Time
+	err = driveApp(refApp, last, func(h int64, committing bool) {
+		if committing {
+			began = time.Now()
+		} else {
+			commitTime += time.Since(began)
+			_, ref[h] = refApp.AppHash()
+		}
+	}, nil)
+	refApp.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitTime /= last
+
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	var durable int64
+	kills := 5
+	if testing.Short() {
+		kills = 2
+	}
+	for k := range kills {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashChildEnv+"=app "+dir+" "+strconv.Itoa(last))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		var committing int64
+		record := func(line string) bool {
+			var what string
+			var h int64
+			fmt.Sscanf(line, "%s %d", &what, &h)
+			if what == "D" {
+				durable = h
+				return false
+			}
+			committing = h
+			return true
+		}
+		n := 1 + rng.IntN(3)
+		delay := time.Duration(rng.Int64N(int64(2 * commitTime)))
+		for seen := 0; seen < n; {
+			line, ok := <-lines
+			if !ok {
+				t.Fatal("the child ended before it was killed")
+			}
+			if record(line) {
+				seen++
+			}
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		for line := range lines {
+			record(line)
+		}
+		cmd.Wait()
+
+		app, err := attest.NewApp(dir, nil)
+		if err != nil {
+			t.Fatalf("kill %d: reopening: %v", k+1, err)
+		}
+		info, _ := app.Info(context.Background(), &abci.InfoRequest{})
+		app.Close()
+		h := info.LastBlockHeight
+		if h < durable || h > committing || !bytes.Equal(info.LastBlockAppHash, ref[h]) {
+			t.Fatalf("kill %d: reopened at %d (%X), want %d..%d with the reference hash %X",
+				k+1, h, info.LastBlockAppHash, durable, committing, ref[h])
+		}
+		durable = h
+		t.Logf("kill %d: %v after commit %d began → reopened at %d", k+1, delay.Round(10*time.Microsecond), committing, h)
+	}
+
+	app, err := attest.NewApp(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	err = driveApp(app, last, nil, func(h int64, hash []byte) error {
+		if !bytes.Equal(hash, ref[h]) {
+			return fmt.Errorf("replayed block %d: app hash %X, want %X", h, hash, ref[h])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d kills (a commit takes %v); replay to %d matched every hash", kills, commitTime.Round(10*time.Microsecond), last)
+}
+
+// TestEmbeddedKilledRestarts kills a validator process (SIGKILL) while
+// transactions are being committed, three times, and restarts it each
+// time: CometBFT's handshake finds the application's last complete height
+// and replays the rest, the chain goes on, every transaction acknowledged
+// before a kill is in the state, and the app hash of the last height is the
+// one the next block's header carries.
+func TestEmbeddedKilledRestarts(t *testing.T) {
+	home := t.TempDir()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(home + ".log")
+			t.Logf("the killed validators' log, last 16 KiB:\n%s", b[max(0, len(b)-16<<10):])
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var acked []attest.Entry
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	for k := range 3 {
+		cycleStart := time.Now()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashChildEnv+"=node "+home)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdin, err := cmd.StdinPipe() // the child runs while it is open
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdin.Close()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		if !sc.Scan() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("cycle %d: the validator did not start", k+1)
+		}
+		c, err := attest.NewClient(sc.Text())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two nodes send Attests, one at a time each, until the kill.
+		cctx, ccancel := context.WithCancel(ctx)
+		var (
+			mu   sync.Mutex
+			wg   sync.WaitGroup
+			stop atomic.Bool
+			sent atomic.Int64
+		)
+		for _, j := range []int{1, 2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := attest.NewSender(c, testIDs[j])
+				for i := 0; !stop.Load(); i++ {
+					e := entry(0, testVault, fmt.Sprintf("cycle %d node %d blob %d", k, j, i))
+					// A transaction whose sequence the previous run's
+					// last block (replayed after the restart) used is
+					// dropped from the mempool at recheck, and Send would
+					// wait for it for MaxCommitWait: give up sooner.
+					sctx, scancel := context.WithTimeout(cctx, 3*time.Second)
+					_, err := s.Send(sctx, &attest.Attest{Entries: []attest.Entry{e}})
+					scancel()
+					if err != nil {
+						// Killed, or that sequence: a new Sender reads it
+						// again.
+						if !stop.Load() {
+							t.Logf("cycle %d node %d: %v", k+1, j, err)
+							s = attest.NewSender(c, testIDs[j])
+							time.Sleep(testBlockInterval)
+						}
+						continue
+					}
+					sent.Add(1)
+					mu.Lock()
+					acked = append(acked, e)
+					mu.Unlock()
+				}
+			}()
+		}
+		target := int64(2 + rng.IntN(6))
+		for sent.Load() < target && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(testBlockInterval))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		stop.Store(true)
+		ccancel()
+		wg.Wait()
+		t.Logf("cycle %d: killed after %d acknowledged transactions (%v)", k+1, sent.Load(), time.Since(cycleStart).Round(time.Millisecond))
+	}
+
+	e := startEmbedded(t, home)
+	c, _ := attest.NewClient(e.RPCURL())
+	h0, err := c.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, ctx, c, h0+2)
+	atts, err := c.AttestationsByOwner(ctx, addr(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, a := range atts {
+		have[a.Digest] = true
+	}
+	for _, e := range acked {
+		if !have[hex.EncodeToString(e.Digest[:])] {
+			t.Fatalf("an attestation acknowledged before a kill is missing after the restarts (%d of %d present)", len(atts), len(acked))
+		}
+	}
+	// The app hash the application reports for its height is the one the
+	// next header carries.
+	rpc, err := rpchttp.New(e.RPCURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, hash := e.App().AppHash()
+	waitHeight(t, ctx, c, h+1)
+	next := h + 1
+	blk, err := rpc.Block(ctx, &next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(blk.Block.AppHash, hash) {
+		t.Fatalf("app hash at %d is %X, header %d says %X", h, hash, next, blk.Block.AppHash)
+	}
+	t.Logf("after 3 kills: %d acknowledged attestations all present, height %d, app hash matches header %d", len(acked), h, next)
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (log handlers).
@@ -106,6 +470,7 @@ func TestStopWithQueriesInFlight(t *testing.T) {
 		fmt.Sprintf("/block_results?height=%d", res.Height),
 		"/validators",
 		"/abci_query?path=" + url.QueryEscape(`"/coverage"`),
+		"/abci_query?prove=true&path=" + url.QueryEscape(`"/coverage/`+testVault+`"`),
 		"/status",
 	}
 	const clients = 6
