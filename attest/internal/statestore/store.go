@@ -179,6 +179,9 @@ func Open(opts Options) (*Store, error) {
 	s.rcond = sync.NewCond(&s.rmu)
 	version, err := s.load(db)
 	if err != nil {
+		if s.tree != nil {
+			s.tree.Close()
+		}
 		pdb.Close()
 		return nil, fmt.Errorf("loading state store %s: %w", opts.Dir, err)
 	}
@@ -191,6 +194,7 @@ func Open(opts Options) (*Store, error) {
 	snap, err := s.snapshot(version)
 	if err != nil {
 		s.tree.Close()
+		s.reader.Close()
 		pdb.Close()
 		return nil, fmt.Errorf("loading state store %s: %w", opts.Dir, err)
 	}
