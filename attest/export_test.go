@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -63,4 +64,22 @@ func BlockWrites(a *App, req *abci.FinalizeBlockRequest) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return f.writes, a.rollback()
+}
+
+// RawState returns every key of the last committed state with the bytes
+// the state tree holds for it (an empty value as the one byte 0x00).
+func (a *App) RawState() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := a.st.Latest().Iterate([]byte(prefState), func(k, v []byte) error {
+		out[string(k)] = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// Get reads key k of the last committed state through the application's
+// own kv (as the chain's logic sees it).
+func (a *App) Get(k string) (v []byte, err error) {
+	err = a.view(func(s kv) error { v, err = s.get(k); return err })
+	return v, err
 }
