@@ -1,22 +1,22 @@
 package attest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 
 	abci "github.com/cometbft/cometbft/abci/types"
-	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/ksb-project/ksb/attest/attestpb"
+	"github.com/ksb-project/ksb/attest/internal/statestore"
 	"github.com/ksb-project/ksb/identity"
-	"github.com/ksb-project/ksb/internal/badgeropen"
 )
 
 // MaxBlockWrites caps the state writes one block's transactions may make,
@@ -32,11 +32,6 @@ const MaxBlockWrites = 4096
 // AppVersion is the application protocol version reported in Info.
 const AppVersion uint64 = 1
 
-// badgerBlockCache is the Badger block cache of the state store. The state is
-// small (hundreds of bytes per attestation); Badger's 256 MiB default would
-// be wasted in every validator process.
-const badgerBlockCache = 16 << 20
-
 var _ abci.Application = (*App)(nil)
 
 // App is the ksb attestation chain's ABCI application. It is safe for
@@ -48,15 +43,14 @@ type App struct {
 	sigs  *sigCache
 	check *checkState // the mempool's view: see CheckTx
 
-	mu       sync.Mutex
-	db       *badger.DB
-	params   *Params     // nil until InitChain
-	txn      *badger.Txn // the block being finalized, until Commit
-	initTxn  bool        // txn holds InitChain's writes
-	height   int64       // last committed height
-	appHash  []byte      // last committed app hash
-	pendingH int64
-	pendingA []byte
+	st *statestore.Store // committed versions are safe to read without mu
+
+	mu     sync.Mutex
+	params *Params // nil until InitChain
+	// genesis is InitChain's request until block 1 is committed: the
+	// working tree then holds its writes, and a rollback must redo them.
+	genesis  *abci.InitChainRequest
+	pendingH int64 // the block finalized and not yet committed (0: none)
 }
 
 // NewApp opens (or creates) the application state in dir. logger may be nil.
@@ -64,115 +58,122 @@ func NewApp(dir string, logger *slog.Logger) (*App, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	opts := badger.DefaultOptions(dir).WithLogger(nil).WithBlockCacheSize(badgerBlockCache)
-	db, err := badgeropen.Open(opts) // removes empty logs a kill left (badger#2207)
-	if err != nil {
-		return nil, fmt.Errorf("opening app state %s: %w", dir, err)
+	if _, err := os.Stat(filepath.Join(dir, "KEYREGISTRY")); err == nil {
+		return nil, fmt.Errorf("app state %s is a Badger database from an earlier ksb; state is now an IAVL tree "+
+			"with a different app hash, so the chain cannot continue from it: create a new chain (docs/attestation.md)", dir)
 	}
-	a := &App{db: db, log: logger, sigs: newSigCache(), check: newCheckState()}
-	err = db.View(func(txn *badger.Txn) error {
-		s := txnKV{txn}
-		var p Params
-		ok, err := getJSON(s, keyParams, &p)
-		if err != nil {
-			return err
-		}
-		if ok {
-			a.params = &p
-		}
-		hb, err := s.get(keyHeight)
-		if err != nil {
-			return err
-		}
-		if hb != nil {
-			if a.height, err = strconv.ParseInt(string(hb), 10, 64); err != nil {
-				return fmt.Errorf("stored height %q: %w", hb, err)
-			}
-		}
-		a.appHash, err = s.get(keyAppHash)
-		return err
-	})
+	st, err := statestore.Open(statestore.DefaultOptions(dir).WithLogger(logger))
 	if err != nil {
-		db.Close()
+		return nil, fmt.Errorf("opening app state: %w", err)
+	}
+	a := &App{st: st, log: logger, sigs: newSigCache(), check: newCheckState()}
+	var p Params
+	ok, err := getJSON(snapKV{st.Latest()}, keyParams, &p)
+	if err != nil {
+		st.Close()
 		return nil, fmt.Errorf("loading app state %s: %w", dir, err)
+	}
+	if ok {
+		a.params = &p
 	}
 	return a, nil
 }
 
 // view runs fn on the last committed state, read-only; it may run
-// concurrently with a block being finalized.
+// concurrently with a block being finalized or committed.
 func (a *App) view(fn func(s kv) error) error {
-	return a.db.View(func(txn *badger.Txn) error { return fn(txnKV{txn}) })
+	return fn(snapKV{a.st.Latest()})
 }
 
-// Close discards an uncommitted block and closes the state store.
+// Close discards an uncommitted block and closes the state store, after the
+// reads in flight.
 func (a *App) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.txn != nil {
-		a.txn.Discard()
-		a.txn = nil
-	}
-	return a.db.Close()
+	return a.st.Close()
 }
 
 // Info reports the last committed height and app hash, so that CometBFT
 // replays the blocks the application has not committed.
 func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	snap := a.st.Latest()
 	return &abci.InfoResponse{
 		Data:             "ksb-attest",
 		Version:          "1",
 		AppVersion:       AppVersion,
-		LastBlockHeight:  a.height,
-		LastBlockAppHash: a.appHash,
+		LastBlockHeight:  snap.Version(),
+		LastBlockAppHash: snap.Hash(),
 	}, nil
 }
 
-// InitChain loads the genesis app state (see Genesis).
+// InitChain loads the genesis app state (see Genesis) into the working tree
+// and returns its root, which is block 1's app hash; block 1's Commit saves
+// it with block 1's changes. Until then a restart finds nothing committed,
+// and CometBFT calls InitChain again.
 func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.height > 0 {
-		return nil, fmt.Errorf("InitChain on a chain at height %d", a.height)
+	if h := a.st.Latest().Version(); h > 0 {
+		return nil, fmt.Errorf("InitChain on a chain at height %d", h)
 	}
+	a.st.Rollback()
+	if req.InitialHeight > 1 {
+		if err := a.st.SetInitialVersion(req.InitialHeight); err != nil {
+			return nil, err
+		}
+	}
+	p, g, err := a.initState(req)
+	if err != nil {
+		a.st.Rollback()
+		return nil, err
+	}
+	a.params, a.genesis, a.pendingH = p, req, 0
+	a.log.Info("chain initialised", "chain_id", p.ChainID, "nodes", len(g.Nodes), "vaults", len(g.Vaults), "replication", p.Replication)
+	return &abci.InitChainResponse{AppHash: a.st.WorkingHash()}, nil
+}
+
+// initState writes the genesis state of req into the working tree.
+func (a *App) initState(req *abci.InitChainRequest) (*Params, Genesis, error) {
 	g, err := ParseGenesis(req.AppStateBytes)
 	if err != nil {
-		return nil, err
+		return nil, g, err
 	}
 	g = g.withDefaults()
 	if req.ChainId == "" || len(req.ChainId) > MaxChainIDLen {
-		return nil, fmt.Errorf("chain ID %q: want 1..%d bytes", req.ChainId, MaxChainIDLen)
+		return nil, g, fmt.Errorf("chain ID %q: want 1..%d bytes", req.ChainId, MaxChainIDLen)
 	}
 	authPub, _ := hex.DecodeString(g.Authority)
 	authAddr, err := identity.AddressFromPubKey(authPub, g.HRP)
 	if err != nil {
-		return nil, fmt.Errorf("genesis authority: %w", err)
+		return nil, g, fmt.Errorf("genesis authority: %w", err)
 	}
-	p := Params{ChainID: req.ChainId, Authority: g.Authority, AuthorityAddress: authAddr, Replication: g.Replication, HRP: g.HRP, CustodyParams: g.CustodyParams}
-	if a.txn != nil {
-		a.txn.Discard()
-	}
-	a.txn = a.db.NewTransaction(true)
-	s := txnKV{a.txn}
+	p := &Params{ChainID: req.ChainId, Authority: g.Authority, AuthorityAddress: authAddr, Replication: g.Replication, HRP: g.HRP, CustodyParams: g.CustodyParams}
+	s := treeKV{a.st}
 	if err := setJSON(s, keyParams, p); err != nil {
-		return nil, err
+		return nil, g, err
 	}
 	ov := newOverlay(s)
-	if err := initGenesis(ov, &p, authPub, g); err != nil {
-		return nil, fmt.Errorf("genesis: %w", err)
+	if err := initGenesis(ov, p, authPub, g); err != nil {
+		return nil, g, fmt.Errorf("genesis: %w", err)
 	}
 	if err := ov.flush(); err != nil {
-		return nil, err
+		return nil, g, err
 	}
-	hash, err := stateHash(a.txn)
-	if err != nil {
-		return nil, err
+	return p, g, nil
+}
+
+// rollback discards the working tree's changes since the last commit, but
+// not InitChain's before block 1: those are written again.
+func (a *App) rollback() error {
+	a.st.Rollback()
+	a.pendingH = 0
+	if a.genesis != nil && a.st.Latest().Version() == 0 {
+		if _, _, err := a.initState(a.genesis); err != nil {
+			a.st.Rollback()
+			return fmt.Errorf("rewriting the genesis state: %w", err)
+		}
 	}
-	a.params, a.initTxn = &p, true
-	a.log.Info("chain initialised", "chain_id", p.ChainID, "nodes", len(g.Nodes), "vaults", len(g.Vaults), "replication", p.Replication)
-	return &abci.InitChainResponse{AppHash: hash}, nil
+	return nil
 }
 
 // CheckTx admits a transaction to the mempool only if it could execute on
@@ -328,22 +329,35 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalReques
 // FinalizeBlock executes the block's transactions against state. Each gets
 // its own result; a failing transaction changes nothing but its signer's
 // sequence (once the signature and sequence are right, the sequence is
-// used, so a refused transaction cannot be replayed later).
+// used, so a refused transaction cannot be replayed later). The app hash is
+// the root of the state tree with the block's changes; Commit saves it. A
+// storage failure discards the whole block.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
+	return a.finalizeBlock(req, nil)
+}
+
+// finalizeBlock is FinalizeBlock; tests pass a wrap of the block's state
+// (to make the store fail), nil otherwise.
+func (a *App) finalizeBlock(req *abci.FinalizeBlockRequest, wrap func(kv) kv) (*abci.FinalizeBlockResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.params == nil {
 		return nil, errors.New("FinalizeBlock before InitChain")
 	}
-	if a.txn != nil && !a.initTxn {
-		a.txn.Discard() // a block finalized but never committed
-		a.txn = nil
+	if a.pendingH != 0 {
+		// A block finalized but never committed: start again from the
+		// last commit.
+		if err := a.rollback(); err != nil {
+			return nil, err
+		}
 	}
-	if a.txn == nil {
-		a.txn = a.db.NewTransaction(true)
+	if v := a.st.WorkingVersion(); req.Height != v {
+		return nil, fmt.Errorf("block %d on a state whose next version is %d", req.Height, v)
 	}
-	a.initTxn = false
-	block := txnKV{a.txn}
+	var block kv = treeKV{a.st}
+	if wrap != nil {
+		block = wrap(block)
+	}
 	bc := newBlockCtx(a.params, req.Height, req.Hash)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	err := bc.begin(block)
@@ -362,17 +376,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	}
 	if err != nil {
 		// The store failed: results would differ between validators,
-		// so stop here rather than commit a guess.
-		a.txn.Discard()
-		a.txn = nil
+		// so stop here rather than commit a guess, and leave nothing
+		// of the block behind.
+		if rerr := a.rollback(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return nil, fmt.Errorf("block %d: %w", req.Height, err)
 	}
-	hash, err := stateHash(a.txn)
-	if err != nil {
-		return nil, err
-	}
-	a.pendingH, a.pendingA = req.Height, hash
-	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: hash, Events: bc.blockEvents}, nil
+	a.pendingH = req.Height
+	return &abci.FinalizeBlockResponse{TxResults: results, AppHash: a.st.WorkingHash(), Events: bc.blockEvents}, nil
 }
 
 // deliver executes one transaction. Refusals are results; a storage failure
@@ -429,28 +441,22 @@ func (a *App) deliver(block kv, raw []byte, bc *blockCtx) (*abci.ExecTxResult, e
 	return res, nil
 }
 
-// Commit writes the finalized block's state, height and app hash in one
-// Badger transaction.
+// Commit saves the finalized block's state tree as version = height, in
+// one atomic, fsynced write.
 func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.txn == nil || a.pendingH == 0 {
+	if a.pendingH == 0 {
 		return nil, errors.New("commit without a finalized block")
 	}
-	s := txnKV{a.txn}
-	if err := s.set(keyHeight, []byte(strconv.FormatInt(a.pendingH, 10))); err != nil {
-		return nil, err
-	}
-	if err := s.set(keyAppHash, a.pendingA); err != nil {
-		return nil, err
-	}
-	if err := a.txn.Commit(); err != nil {
-		a.txn = nil
+	snap, err := a.st.Commit()
+	if err != nil {
 		return nil, fmt.Errorf("committing block %d: %w", a.pendingH, err)
 	}
-	a.txn = nil
-	a.height, a.appHash = a.pendingH, a.pendingA
-	a.pendingH, a.pendingA = 0, nil
+	if snap.Version() != a.pendingH {
+		return nil, fmt.Errorf("committed block %d as state version %d", a.pendingH, snap.Version())
+	}
+	a.pendingH, a.genesis = 0, nil
 	// The mempool rechecks what it still holds against the new state, and
 	// counts every signer's allowance again.
 	a.check.reset()
@@ -459,7 +465,6 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 
 // AppHash returns the last committed height and app hash.
 func (a *App) AppHash() (int64, []byte) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.height, bytes.Clone(a.appHash)
+	snap := a.st.Latest()
+	return snap.Version(), snap.Hash()
 }

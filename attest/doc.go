@@ -34,12 +34,25 @@
 // after a retention grace. Nothing a transaction carries can make a block
 // fail: every refusal is a result code (code.go).
 //
-// # State
+// # State and app hash
+//
+// State is an IAVL tree (github.com/cosmos/iavl) on Pebble in the chain home
+// (internal/statestore); the app hash is its root. FinalizeBlock applies a
+// block to the working tree and returns the new root; Commit saves it as
+// version = height in one atomic, fsynced write, so the application restarts
+// at its last committed block and CometBFT replays the rest; a block that
+// fails half-way (a storage error) is rolled back whole. A block costs its
+// changes times the tree's depth, not the size of the state. The root
+// commits to the whole state: two validators agree on it only if they hold
+// the same accounts, nodes, vaults, commitments, custodies, challenges and
+// timers. The tree cannot hold an empty value, so a value of no bytes (an
+// index key's) is stored as the single byte 0x00, and no record may be that
+// byte itself.
 //
 // State keys are listed in keys.go (and docs/attestation.md); every key
 // coverage needs is named by the value before it, so [ComputeVaultCoverage]
 // runs on a [StateGetter] that a verifying client can back with proven
-// reads.
+// reads of /state/{key}.
 //
 // # Queries
 //
@@ -48,5 +61,9 @@
 // /commitments/owner/{address}, /commitment/{id}, /custody/{c}/{slot},
 // /custodies/holder/{address}, /challenges/holder/{address},
 // /repairs/source/{address}, /repairs/replacement/{address}, /coverage and
-// /coverage/{vault}. See [VaultCoverage] for what "safe" means.
+// /coverage/{vault}, and a state key's raw value at /state/{key}. See
+// [VaultCoverage] for what "safe" means. With prove=true an answer carries
+// ICS23 proofs of every state key it read against the app hash of its
+// height, which the header of the next height holds ([VerifyStateProof]); a
+// recent height can be queried while it is kept.
 package attest

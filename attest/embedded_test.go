@@ -116,6 +116,7 @@ func TestEmbeddedOverRPC(t *testing.T) {
 	for _, a := range assigns {
 		byHolder[a.Holder] = append(byHolder[a.Holder], a.Custody)
 	}
+	errs = make(chan error, len(byHolder)) // up to nGenesis holders
 	for h, ids := range byHolder {
 		wg.Add(1)
 		go func() {

@@ -3,6 +3,8 @@ package attest
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ksb-project/ksb/attest/internal/statestore"
 )
 
 var (
@@ -66,7 +68,8 @@ var (
 	// ErrBadProof is returned for a proof that does not show possession of
 	// the custody's copy (custody.Verify refused it: a wrong path, a
 	// segment of another copy, a wrong length); it wraps the
-	// custody.ProofError.
+	// custody.ProofError. (An ICS23 state proof that does not verify on a
+	// client is ErrStateProof.)
 	ErrBadProof = errors.New("invalid proof")
 
 	// ErrRateLimited is returned for a Drill sent less than
@@ -82,6 +85,13 @@ var (
 
 	// ErrInternal is returned when the application's storage fails.
 	ErrInternal = errors.New("internal error")
+
+	// ErrStateProof is returned by VerifyStateProof when an ICS23 proof of
+	// a state key does not show what it is checked for: a wrong value,
+	// key, root (app hash) or op type, or proof bytes that do not decode.
+	// It is a client-side error of proven queries, not a result code; a
+	// custody proof the chain refuses is ErrBadProof.
+	ErrStateProof = statestore.ErrBadProof
 
 	// ErrNotCommitted is returned by Client.Broadcast when a transaction was
 	// accepted into the mempool but not seen in a block within the wait.

@@ -190,33 +190,69 @@ type repairsAnswer struct {
 	Repairs []Repair `json:"repairs"`
 }
 
-// Query answers the JSON queries over the last committed state (see the
-// package documentation for the paths). An unknown path or a bad argument is
-// a non-zero code with a log, never an error.
+// Query answers the JSON queries (see the package documentation for the
+// paths) and the raw state path StateQueryPath, at req.Height (0: the last
+// committed block; a recent height: as committed then, while it is kept).
+// With req.Prove, ProofOps holds one StateProofOpType proof per state key
+// the answer read, in first-read order, against the app hash of the
+// answer's Height (the header of Height+1 carries it). An unknown path or a
+// bad argument is a non-zero code with a log, never an error.
 func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
-	a.mu.Lock()
-	p, height := a.params, a.height
-	a.mu.Unlock()
-	var v any
-	err := a.view(func(s kv) error {
-		var err error
+	fail := func(err error, height int64) (*abci.QueryResponse, error) {
+		return &abci.QueryResponse{Code: errCode(err), Log: err.Error(), Codespace: Codespace, Height: height}, nil
+	}
+	snap, err := a.queryVersion(req.Height)
+	if err != nil {
+		return fail(err, req.Height)
+	}
+	height := snap.Version()
+	if isStatePath(req.Path) {
+		res, err := queryState(snap, req)
+		if err != nil {
+			return fail(err, height)
+		}
+		return res, nil
+	}
+	var s kv = snapKV{snap}
+	var reads *readSet
+	if req.Prove {
+		reads = newReadSet(s)
+		s = reads
+	}
+	// The parameters are read from the queried state, through s, so that
+	// an answer built on them is proven with them.
+	var (
+		v  any
+		p  *Params
+		pv Params
+	)
+	ok, err := getJSON(s, keyParams, &pv)
+	if ok {
+		p = &pv
+	}
+	if err == nil {
 		v, err = query(s, p, req.Path)
-		return err
-	})
+	}
 	if err == nil && v == nil {
 		err = fmt.Errorf("%q: %w", req.Path, ErrBadQuery)
 	}
 	if err != nil {
-		return &abci.QueryResponse{Code: errCode(err), Log: err.Error(), Codespace: Codespace, Height: height}, nil
+		return fail(err, height)
 	}
 	if c, ok := v.(*Coverage); ok {
 		c.Height = height
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return &abci.QueryResponse{Code: CodeInternal, Log: err.Error(), Codespace: Codespace, Height: height}, nil
+		return fail(fmt.Errorf("encoding the answer: %w: %w", ErrInternal, err), height)
 	}
-	return &abci.QueryResponse{Code: CodeOK, Key: []byte(req.Path), Value: b, Height: height}, nil
+	res := &abci.QueryResponse{Code: CodeOK, Key: []byte(req.Path), Value: b, Height: height}
+	if reads != nil {
+		if res.ProofOps, err = reads.proofOps(snap); err != nil {
+			return fail(err, height)
+		}
+	}
+	return res, nil
 }
 
 func query(s kv, p *Params, path string) (any, error) {
