@@ -120,10 +120,42 @@ func TestRepairWithoutOwner(t *testing.T) {
 	}
 	m0, vaultA := n.Members[0], n.Vaults[0]
 
-	// 1. A holder of node0's share restarts with an empty store.
-	shareA := liveCommitment(t, ctx, n, m0.Address, vaultA)
-	holdersA, _ := counted(shareA, 0)
-	w := memberIndex(t, n, holdersA[0])
+	// 1. A spare holder (no shares of its own, so it commits nothing when
+	// it starts again) restarts with an empty store.
+	w, most := -1, 0
+	for _, m := range n.Members[5:] {
+		held, err := n.Client.CustodiesByHolder(ctx, m.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(held) > most {
+			w, most = m.Index, len(held)
+		}
+	}
+	if w < 0 {
+		t.Fatal("no spare holds a copy")
+	}
+	// Watch every vault's safety from here until the repairs are done.
+	watch, stopWatch := context.WithCancel(ctx)
+	unsafe := make(chan [2]int64, 1) // first and last height seen not safe
+	go func() {
+		span := [2]int64{}
+		defer func() { unsafe <- span }()
+		for watch.Err() == nil {
+			cov, err := n.Client.Coverage(watch, "")
+			if err == nil {
+				for _, v := range cov.Vaults {
+					if !v.Safe {
+						if span[0] == 0 {
+							span[0] = cov.Height
+						}
+						span[1] = cov.Height
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	if err := n.StopMember(w); err != nil {
 		t.Fatal(err)
 	}
@@ -155,17 +187,22 @@ func TestRepairWithoutOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("empty-store restart of node%d: %v", w, tm)
+	stopWatch()
+	span := <-unsafe
+	t.Logf("empty-store restart of node%d: %v; a vault showed not safe in blocks %d..%d", w, tm, span[0], span[1])
 	if tm.Repairs == 0 || tm.Blocks > repairBlocks {
 		t.Fatalf("empty-store restart: %v; want at least one repair within %d blocks", tm, repairBlocks)
+	}
+	if span[0] != 0 && (span[0] < loss || span[1] >= tm.RepairedHeight) {
+		t.Fatalf("a vault showed not safe in blocks %d..%d, outside the repair (%d..%d)", span[0], span[1], loss, tm.RepairedHeight)
 	}
 
 	// 2. node0 stopped; one holder of its share of vault A destroyed.
 	if err := n.StopMember(0); err != nil {
 		t.Fatal(err)
 	}
-	shareA = liveCommitment(t, ctx, n, m0.Address, vaultA)
-	holdersA, _ = counted(shareA, 0)
+	shareA := liveCommitment(t, ctx, n, m0.Address, vaultA)
+	holdersA, _ := counted(shareA, 0)
 	k := memberIndex(t, n, holdersA[0])
 	loss, err = n.KillMembers(ctx, k)
 	if err != nil {
