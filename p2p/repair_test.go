@@ -200,3 +200,38 @@ func TestRepairReplacementRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestRepairSourceChecksItsOwnCopy: a source whose own copy no longer
+// hashes to the committed root (a corrupted disk) does not send it:
+// ErrBadCopy, returned locally, and the replacement sees no stream.
+func TestRepairSourceChecksItsOwnCopy(t *testing.T) {
+	rn := newRepairNet(t)
+	rotten := bytes.Clone(rn.sh.copies[0])
+	rotten[7] ^= 0x80
+	own := rn.claim(t, rn.oth, rotten, rn.sh.copy(t, 0).CommitPath, rn.sh.cm.Root)
+	_, err := rn.oth.svc.Repair(ctxT(t), rn.rep.h.ID(), rn.repair, own)
+	var ref *p2p.RefusedError
+	if !errors.Is(err, p2p.ErrBadCopy) || errors.As(err, &ref) {
+		t.Fatalf("repair of a corrupted copy: %v, want a local ErrBadCopy", err)
+	}
+	if n := rn.repairs(t, rn.rep, "in"); n != 0 {
+		t.Fatalf("the replacement saw %v repair streams", n)
+	}
+}
+
+// TestRepairFromStranger: a node that is not active is refused NOT_ACTIVE
+// before its header is read, whatever it claims; the honest repair flows.
+func TestRepairFromStranger(t *testing.T) {
+	rn := newRepairNet(t)
+	st := startHolder(t, newIdentity(t), t.TempDir(), newMembers())
+	introduce(st.h, rn.rep.h)
+	own := rn.claim(t, st, rn.sh.copies[0], rn.sh.copy(t, 0).CommitPath, rn.sh.cm.Root)
+	_, err := st.svc.Repair(ctxT(t), rn.rep.h.ID(), rn.repair, own)
+	var ref *p2p.RefusedError
+	if !errors.As(err, &ref) || ref.Code != p2p.CodeNotActive {
+		t.Fatalf("repair from a stranger: %v, want NOT_ACTIVE", err)
+	}
+	if _, err := rn.src.svc.Repair(ctxT(t), rn.rep.h.ID(), rn.repair, rn.held); err != nil {
+		t.Fatalf("honest repair after the stranger's: %v", err)
+	}
+}
