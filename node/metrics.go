@@ -8,7 +8,7 @@ type metrics struct {
 	files           *prometheus.CounterVec // result: sealed, unchanged, not_keyshare, unreadable, seal_failed
 	commits         *prometheus.CounterVec // result: committed, adopted, refused, error
 	pushes          *prometheus.CounterVec // result: ok, refused_<code>, timeout, error
-	repairs         *prometheus.CounterVec // result: ok, refused_<code>, own_copy_bad, not_source, timeout, error
+	repairs         *prometheus.CounterVec // result: ok, refused_<code>, own_copy_bad, superseded, busy, timeout, error
 	underReplicated prometheus.Counter
 	pending         *prometheus.GaugeVec   // kind: attest, release
 	committed       *prometheus.CounterVec // kind: attest, release
@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "source_repairs_total",
-			Help: "Copies this node sent as the chain's repair source to a replacement holder, by result.",
+			Help: "Copies this node sent as the chain's repair source to a replacement holder, by result (ok; refused_<code>: the replacement refused; own_copy_bad: this node's copy is lost or corrupt, its custody is released; superseded: the chain no longer names this node or that replacement; busy; timeout; error).",
 		}, []string{"result"}),
 		underReplicated: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "owner_under_replicated_total",

@@ -167,7 +167,7 @@ func (n *Node) sendRepair(ctx context.Context, rp *repairer, r attest.Repair, he
 	case errors.Is(err, p2p.ErrNotSource), errors.Is(err, p2p.ErrNotAssigned), errors.Is(err, p2p.ErrNotLive):
 		// The chain changed since the list was read (another source was
 		// drawn, the custody failed): the next list says what to do.
-		n.m.repairs.WithLabelValues(reasonOf(err)).Inc()
+		n.m.repairs.WithLabelValues("superseded").Inc()
 		log.Info("repair no longer this node's to send", "err", err)
 		rp.done(id, false)
 	case isLocal(err, p2p.ErrBadCopy), errors.Is(err, store.ErrNotFound), isLocal(err, p2p.ErrWrongCopy):
