@@ -23,13 +23,15 @@ import (
 // repairs at every new block.
 const (
 	// repairPollDivisor: the repairer asks the chain's height every
-	// chain.poll_interval / repairPollDivisor (125 ms on a devnet polling
-	// every 500 ms, 1.25 s at the default 5 s), and reads its repairs
-	// only when a new block has committed: one cheap status query per
-	// tick, one repairs query per block.
-	repairPollDivisor = 4
-	// minRepairPoll bounds that tick from below: a block takes longer.
-	minRepairPoll = 50 * time.Millisecond
+	// chain.poll_interval / repairPollDivisor (250 ms on a devnet polling
+	// every 500 ms, 2.5 s at the default 5 s, against THORChain's ~6 s
+	// blocks), and reads its repairs only when a new block has committed:
+	// one cheap status query per tick, one repairs query per block. A node
+	// that holds no copy is never a source and asks nothing.
+	repairPollDivisor = 2
+	// minRepairPoll bounds that tick from below: a block takes longer, and
+	// every node of a network asks the same validators.
+	minRepairPoll = 100 * time.Millisecond
 	// maxConcurrentRepairs bounds the repairs this node sends at once
 	// (p2p.Service.Repair keeps p2p.MaxRepairStreamsPerPeer per
 	// replacement); a churn that removes a third of the active set names
@@ -73,7 +75,7 @@ func (n *Node) runRepairer(ctx context.Context) error {
 	defer t.Stop()
 	var seen int64
 	for {
-		if n.member.IsActive(n.id.PubKey()) {
+		if n.member.IsActive(n.id.PubKey()) && len(n.member.current().held) > 0 {
 			h, err := n.repairRound(ctx, rp, seen)
 			switch {
 			case err != nil && ctx.Err() == nil:
