@@ -160,7 +160,12 @@ func (n *Node) sendRepair(ctx context.Context, rp *repairer, r attest.Repair, he
 	}
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 	start := time.Now()
-	_, err := n.svc.Repair(ctx, ai.ID, id, held)
+	// One send, dial included, holds one of maxConcurrentRepairs slots for
+	// at most RepairTimeout: a replacement that is down or black-holes the
+	// dial backs off, and the other repairs get the slot.
+	sctx, cancel := context.WithTimeout(ctx, p2p.RepairTimeout)
+	_, err := n.svc.Repair(sctx, ai.ID, id, held)
+	cancel()
 	switch {
 	case err == nil:
 		n.m.repairs.WithLabelValues("ok").Inc()
