@@ -3,6 +3,7 @@ package p2p_test
 import (
 	"context"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -181,5 +182,42 @@ func benchIngestParallel(b *testing.B, transport string) {
 			_, err := p2p.Push(context.Background(), o.h, hd.h.ID(), o.id, c)
 			return err
 		})
+	})
+}
+
+// BenchmarkIngestFloor measures, for the same run as BenchmarkIngest, what
+// a durable signed receipt costs at least on this machine: a bare write of
+// a 60 KB blob and fsync to a file in a temporary directory on the disk
+// the holders' stores use (the disk's fsync rate, the physical limit of
+// acknowledging one push at a time), and one receipt signature. A serial
+// push can at best take a raw round trip plus these two.
+func BenchmarkIngestFloor(b *testing.B) {
+	b.Run("fsync-60KB", func(b *testing.B) {
+		f, err := os.CreateTemp(b.TempDir(), "fsync")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		data := blob(benchBlobSize, 7)
+		b.SetBytes(benchBlobSize)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := f.WriteAt(data, int64(i%64)*benchBlobSize); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fsyncs/s")
+	})
+	b.Run("sign-receipt", func(b *testing.B) {
+		id := newIdentity(b)
+		msg := make([]byte, 200) // a receipt's signed message is about this size
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			msg[0] = byte(i)
+			id.Sign(msg)
+		}
 	})
 }
