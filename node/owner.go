@@ -522,7 +522,7 @@ func (n *Node) pushOne(ctx context.Context, j pushJob) {
 		return
 	}
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-	rcpt, err := n.svc.Push(ctx, ai.ID, p2p.Copy{Custody: id, CopyIndex: i, CommitPath: path, Owner: n.id.PubKey(), Blob: blob})
+	rcpt, err := n.svc.Push(ctx, ai.ID, p2p.Copy{Custody: id, CopyIndex: i, CommitPath: path, Owner: n.id.PubKey(), Blob: blob, CopyRoot: roots[i]})
 	pushed := time.Now().UTC()
 	rec := pushRecord{Holder: j.custody.Holder, CopyIndex: i, PushedAt: pushed}
 	if err != nil {

@@ -31,6 +31,11 @@ type Copy struct {
 	CommitPath [][]byte
 	Owner      []byte
 	Blob       []byte
+	// CopyRoot, if not zero, is the copy's root (custody.CopyRoot of
+	// Blob) as the owner computed it for the commitment; Push then checks
+	// the receipt against it instead of hashing the copy again. A wrong
+	// root only makes the owner's own Push fail (ErrBadReceipt).
+	CopyRoot [custody.HashSize]byte
 }
 
 // Push sends copy c over PushProtocol to holder, the node the chain
@@ -64,9 +69,11 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Ide
 	if err != nil {
 		return nil, fmt.Errorf("holder: %w", err)
 	}
-	root, err := custody.CopyRoot(c.Blob)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	root := c.CopyRoot
+	if root == ([custody.HashSize]byte{}) {
+		if root, err = custody.CopyRoot(c.Blob); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 	hdr := &pb.PushHeader{
 		Commitment: c.Custody.Commitment, Slot: c.Custody.Slot, CopyIndex: uint32(c.CopyIndex),
