@@ -16,7 +16,9 @@ import (
 // sync for the group — and only then returns to each Put. While a group is
 // being synced the next one gathers, so a lone Put waits for nothing, and
 // Puts arriving together (pushes of several owners during a churn) share a
-// sync. A Put still returns only after its copy is durable.
+// sync. A Put still returns only after its copy is durable. PutMeta and
+// DeleteMeta join the same groups (a holder queues the attestation of each
+// copy it accepts in a record).
 const (
 	// maxGroupPuts caps the copies of one group: enough for every push a
 	// holder serves at once (activePushStreams in p2p is 64), so that a
@@ -42,6 +44,9 @@ type putReq struct {
 	e    Entry
 	blob []byte
 	hdr  []byte
+	// meta, if set, makes this a PutMeta or DeleteMeta instead: a blind
+	// write, which rides in the same group as the copies.
+	meta *MetaWrite
 
 	added     bool
 	err       error
@@ -78,13 +83,13 @@ func (s *Store) runCommitter() {
 			testHookGather()
 		}
 		group = append(group[:0], r)
-		size := len(r.blob)
+		size := r.size()
 	gather:
 		for len(group) < maxGroupPuts && size < maxGroupBytes {
 			select {
 			case r = <-s.puts:
 				group = append(group, r)
-				size += len(r.blob)
+				size += r.size()
 			default:
 				break gather
 			}
@@ -92,7 +97,7 @@ func (s *Store) runCommitter() {
 		s.acctMu.Lock()
 		s.commitGroup(group)
 		for _, r := range group {
-			if r.err == nil && r.added {
+			if r.err == nil && r.added && r.meta == nil {
 				s.acct.set(r.e.Custody, string(r.e.Owner), r.e.Size)
 			}
 		}
@@ -105,6 +110,23 @@ func (s *Store) runCommitter() {
 		}
 		clear(group)
 	}
+}
+
+// size is what the request adds to its group's transaction.
+func (r *putReq) size() int {
+	if r.meta != nil {
+		return len(r.meta.Key) + len(r.meta.Value)
+	}
+	return len(r.blob) + len(r.hdr)
+}
+
+// writeMetaGrouped is PutMeta's and DeleteMeta's write, in the committer's
+// next group: durable when it returns.
+func (s *Store) writeMetaGrouped(w MetaWrite) error {
+	r := &putReq{meta: &w, done: make(chan struct{})}
+	s.puts <- r
+	<-r.done
+	return r.err
 }
 
 // writeGrouped is Put's write: it waits until e and blob are durable in
@@ -164,6 +186,22 @@ func (s *Store) tryGroup(group []*putReq) error {
 		// On any error, ErrTxnTooBig included, the transaction is
 		// dropped whole: a copy half applied (header without blob) must
 		// never commit. commitGroup then writes the copies one at a time.
+		if r.meta != nil {
+			// Blind writes: they never conflict, and two writes to the
+			// same key in a group are applied in order.
+			var err error
+			if r.meta.Delete {
+				err = txn.Delete(metaKey(r.meta.Key))
+			} else {
+				err = txn.Set(metaKey(r.meta.Key), r.meta.Value)
+			}
+			if err != nil {
+				return fmt.Errorf("store: writing meta %q: %w", r.meta.Key, err)
+			}
+			r.added = true
+			n++
+			continue
+		}
 		added, err := putTxn(txn, r.e, r.hdr, r.blob)
 		if err != nil {
 			return fmt.Errorf("store: putting copy %s: %w", idString(r.e.Custody), err)

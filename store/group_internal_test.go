@@ -13,10 +13,10 @@ import (
 	"github.com/ksb-project/ksb/custody"
 )
 
-// TestPutsShareAGroup holds the committer on its first Put while seven
-// more arrive, and checks that those seven are written as one group — one
-// transaction, one sync — and that every Put returned only after its
-// group, with its copy readable and counted. The hooks make the grouping
+// TestPutsShareAGroup holds the committer on its first Put while six more
+// Puts and a PutMeta arrive, and checks that the eight are written as one
+// group — one transaction, one sync — and that every call returned only
+// after its group, with its copy or record readable and counted. The hooks make the grouping
 // deterministic: nothing here depends on timing.
 func TestPutsShareAGroup(t *testing.T) {
 	hold, release := make(chan struct{}), make(chan struct{})
@@ -51,9 +51,15 @@ func TestPutsShareAGroup(t *testing.T) {
 	}
 	put(0)
 	<-hold // the committer has Put 0 and waits
-	for i := 1; i < 8; i++ {
+	for i := 1; i < 7; i++ {
 		put(i)
 	}
+	// A record (a holder's queued attestation) rides in the same group.
+	wg.Go(func() {
+		if err := s.PutMeta("q/attest/1", []byte("queued")); err != nil {
+			t.Errorf("PutMeta: %v", err)
+		}
+	})
 	for deadline := time.Now().Add(30 * time.Second); len(s.puts) < 7; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d Puts queued, want 7", len(s.puts))
@@ -67,13 +73,16 @@ func TestPutsShareAGroup(t *testing.T) {
 	if len(groups) != 1 || groups[0] != 8 {
 		t.Fatalf("groups %v, want one of 8 Puts", groups)
 	}
-	for i := range 8 {
+	if v, err := s.GetMeta("q/attest/1"); err != nil || string(v) != "queued" {
+		t.Errorf("record after the group: %q, %v", v, err)
+	}
+	for i := range 7 {
 		want, blob := entry(i)
 		if e, got, err := s.Get(want.Custody); err != nil || !bytes.Equal(got, blob) || e.Size != want.Size {
 			t.Errorf("copy %d after the group: %v", i, err)
 		}
 	}
-	if n, b, err := s.Usage(owner); err != nil || n != 8 || b != 8*1000+28 {
-		t.Errorf("Usage = %d, %d, %v; want 8, %d", n, b, err, 8*1000+28)
+	if n, b, err := s.Usage(owner); err != nil || n != 7 || b != 7*1000+21 {
+		t.Errorf("Usage = %d, %d, %v; want 7, %d", n, b, err, 7*1000+21)
 	}
 }

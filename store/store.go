@@ -541,11 +541,10 @@ func (s *Store) PutMeta(key string, value []byte) error {
 		return err
 	}
 	defer s.leave()
-	// Blind writes to distinct keys never conflict; two writes to the same key
-	// are ordered by Badger and the later one wins, as for any map.
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(metaKey(key), value)
-	}); err != nil {
+	// In the committer's next group: blind writes to distinct keys never
+	// conflict; two writes to the same key are applied in order and the
+	// later one wins, as for any map.
+	if err := s.writeMetaGrouped(MetaWrite{Key: key, Value: value}); err != nil {
 		return fmt.Errorf("store: putting meta %q: %w", key, err)
 	}
 	return nil
@@ -588,9 +587,7 @@ func (s *Store) DeleteMeta(key string) error {
 		return err
 	}
 	defer s.leave()
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Delete(metaKey(key))
-	}); err != nil {
+	if err := s.writeMetaGrouped(MetaWrite{Key: key, Delete: true}); err != nil {
 		return fmt.Errorf("store: deleting meta %q: %w", key, err)
 	}
 	return nil
