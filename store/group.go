@@ -94,14 +94,16 @@ func (s *Store) runCommitter() {
 				break gather
 			}
 		}
-		s.acctMu.Lock()
+		s.orderMu.Lock()
 		s.commitGroup(group)
+		s.acctMu.Lock()
 		for _, r := range group {
 			if r.err == nil && r.added && r.meta == nil {
 				s.acct.set(r.e.Custody, string(r.e.Owner), r.e.Size)
 			}
 		}
 		s.acctMu.Unlock()
+		s.orderMu.Unlock()
 		if testHookGroup != nil {
 			testHookGroup(len(group))
 		}

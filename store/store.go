@@ -151,10 +151,13 @@ type Store struct {
 	quit          chan struct{}
 	committerDone chan struct{}
 
-	// acctMu guards acct, and is held from a write's commit to its
-	// accounting, so that accounts change in commit order (usage.go).
-	acctMu sync.Mutex
-	acct   accounts
+	// orderMu is held from a write's commit to its accounting, so that
+	// the accounts change in commit order; acctMu guards acct itself, and
+	// only for the moment of a change or a read, so that a quota check
+	// never waits for a sync (usage.go).
+	orderMu sync.Mutex
+	acctMu  sync.Mutex
+	acct    accounts
 }
 
 // Open opens (creating if needed) the store described by opts. Blobs of the
@@ -406,9 +409,9 @@ func (s *Store) Delete(id custody.CustodyID) error {
 		return err
 	}
 	defer s.leave()
-	// Committed and accounted under acctMu, like the committer's groups.
-	s.acctMu.Lock()
-	defer s.acctMu.Unlock()
+	// Committed and accounted under orderMu, like the committer's groups.
+	s.orderMu.Lock()
+	defer s.orderMu.Unlock()
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = s.db.Update(func(txn *badger.Txn) error {
@@ -434,7 +437,9 @@ func (s *Store) Delete(id custody.CustodyID) error {
 	if err != nil {
 		return fmt.Errorf("store: deleting copy %s: %w", idString(id), err)
 	}
+	s.acctMu.Lock()
 	s.acct.set(id, "", 0)
+	s.acctMu.Unlock()
 	return nil
 }
 

@@ -14,8 +14,8 @@ import (
 // committed before it is applied — behind the sync of the group being
 // written. So the store keeps, in memory, which owner each copy is held for
 // and its size, and every owner's totals: computed from the headers by
-// Open, and changed by each write after it commits, under the same lock as
-// the commit so that changes are applied in commit order.
+// Open, and changed by each write after it commits, in commit order
+// (Store.orderMu); reading them waits for no sync (Store.acctMu).
 
 // usage is an owner's copies and their bytes.
 type usage struct {
@@ -30,7 +30,7 @@ type heldCopy struct {
 }
 
 // accounts is the in-memory accounting; its methods are called with the
-// Store's acctMu held.
+// Store's acctMu held (or before the Store is shared).
 type accounts struct {
 	held  map[custody.CustodyID]heldCopy
 	usage map[string]usage
