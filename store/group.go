@@ -141,9 +141,8 @@ func (s *Store) writeGrouped(e Entry, blob []byte) (bool, error) {
 }
 
 // commitGroup writes group in one transaction and sets each request's
-// result. If the
-// group as a whole fails, each copy is written alone, so that one copy's
-// error is not another's.
+// result. If the group as a whole fails, each request is written alone, so
+// that one copy's error is not another's.
 func (s *Store) commitGroup(group []*putReq) {
 	err := s.updateGroup(group)
 	if err == nil {
@@ -164,8 +163,9 @@ func (s *Store) commitGroup(group []*putReq) {
 }
 
 // updateGroup commits the requests of group not yet committed, retrying
-// the whole transaction when Badger reports a conflict with a concurrent
-// write (a Delete of the same custody).
+// the whole transaction when Badger reports a conflict. Deletes take turns
+// with the groups (orderMu) and other writes are blind, so none is
+// expected; the retry is there should a reading writer be added.
 func (s *Store) updateGroup(group []*putReq) error {
 	var err error
 	for attempt := 0; ; attempt++ {
