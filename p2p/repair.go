@@ -113,7 +113,8 @@ func (s *Service) Repair(ctx context.Context, to peer.ID, repair, held custody.C
 		return nil, fmt.Errorf("%w: held %s is copy %d of commitment %d (%d bytes); repair %s wants copy %d of commitment %d (%d bytes)",
 			ErrWrongCopy, idString(held), e.CopyIndex, e.Custody.Commitment, len(blob), idString(repair), c.CopyIndex, repair.Commitment, c.Size)
 	}
-	if err := custody.VerifyCopy(c.Root, c.Size, c.Copies, c.CopyIndex, e.CommitPath, blob); err != nil {
+	root, err := custody.VerifyCopyRoot(c.Root, c.Size, c.Copies, c.CopyIndex, e.CommitPath, blob)
+	if err != nil {
 		return nil, fmt.Errorf("%w: the copy held for %s: %v", ErrBadCopy, idString(held), err)
 	}
 	release, ok := s.repairOut.acquire(ctx.Done(), to)
@@ -122,7 +123,7 @@ func (s *Service) Repair(ctx context.Context, to peer.ID, repair, held custody.C
 	}
 	defer release()
 	r, err := sendCopy(ctx, s.h, repairSpec, to, s.id, Copy{
-		Custody: repair, CopyIndex: c.CopyIndex, CommitPath: e.CommitPath, Owner: e.Owner, Blob: blob,
+		Custody: repair, CopyIndex: c.CopyIndex, CommitPath: e.CommitPath, Owner: e.Owner, Blob: blob, CopyRoot: root,
 	})
 	s.m.observe(repairSpec.name, "out", err, "accepted", len(blob))
 	return r, err
