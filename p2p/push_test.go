@@ -85,10 +85,10 @@ func TestPushReceipt(t *testing.T) {
 		if err := custody.Verify(sh.cm.Root, sh.cm.Size, 3, i, 7, p); err != nil {
 			t.Fatalf("proof from the stored copy: %v", err)
 		}
-		if n := counter(t, hd.reg, "ksb_p2p_requests_total", map[string]string{"protocol": "push", "direction": "in", "result": "accepted"}); n != 1 {
+		if n := waitCounter(t, hd.reg, "ksb_p2p_requests_total", map[string]string{"protocol": "push", "direction": "in", "result": "accepted"}, 1); n != 1 {
 			t.Fatalf("accepted pushes metric = %v", n)
 		}
-		if n := counter(t, hd.reg, "ksb_p2p_blob_bytes_total", map[string]string{"protocol": "push", "direction": "in"}); n != float64(len(c.Blob)) {
+		if n := waitCounter(t, hd.reg, "ksb_p2p_blob_bytes_total", map[string]string{"protocol": "push", "direction": "in"}, float64(len(c.Blob))); n != float64(len(c.Blob)) {
 			t.Fatalf("bytes metric = %v", n)
 		}
 	}

@@ -195,7 +195,7 @@ func TestRepairReplacementRefuses(t *testing.T) {
 		t.Fatalf("honest copy not stored: %v", err)
 	}
 	for _, reason := range []string{"not_source", "bad_copy"} {
-		if n := counter(t, rn.rep.reg, "ksb_p2p_refusals_total", map[string]string{"protocol": "repair", "direction": "in", "reason": reason}); n != 1 {
+		if n := waitCounter(t, rn.rep.reg, "ksb_p2p_refusals_total", map[string]string{"protocol": "repair", "direction": "in", "reason": reason}, 1); n != 1 {
 			t.Fatalf("%v %s repair refusals counted, want 1", n, reason)
 		}
 	}
