@@ -113,6 +113,12 @@ type Node struct {
 	// goroutine only).
 	lastSaved []byte
 
+	// nonce identifies this process to probes of its identity; other is
+	// another live process of the same identity, as the last probe saw it
+	// (instance.go).
+	nonce p2p.InstanceNonce
+	other atomic.Pointer[OtherInstance]
+
 	// bootstrap are the configured peers dialled besides the active nodes.
 	bootstrap []peer.AddrInfo
 
@@ -194,6 +200,10 @@ func (n *Node) open(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("libp2p host: %w", err)
 	}
+	if n.nonce, err = p2p.NewInstanceNonce(); err != nil {
+		return fmt.Errorf("instance nonce: %w", err)
+	}
+	p2p.ServeInstance(n.h, n.nonce)
 	n.svc, err = p2p.NewService(n.h, n.id, n.st, n.member,
 		p2p.WithLogger(n.log.With("component", "p2p")),
 		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),

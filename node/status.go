@@ -23,6 +23,10 @@ type Status struct {
 	PubKey  string      `json:"pubkey"`
 	Listen  []string    `json:"listen"`
 	Chain   ChainStatus `json:"chain"`
+	// OtherInstance is set while another live process of this node's
+	// identity answers at the chain's address for it: this one releases
+	// nothing meanwhile (instance.go).
+	OtherInstance *OtherInstance `json:"other_instance,omitempty"`
 	// Keyshares is the directory watched for this node's share files.
 	Keyshares KeysharesStatus `json:"keyshares"`
 	// Shares are this node's own keyshares, by vault.
@@ -146,14 +150,15 @@ type HeldStatus struct {
 // chain is unreachable the report says so and still lists local state.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	st := &Status{
-		Address:   n.addr,
-		PeerID:    n.id.PeerID().String(),
-		PubKey:    n.id.PubKeyHex(),
-		Listen:    n.Addrs(),
-		Chain:     ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
-		Keyshares: n.keysharesStatus(),
-		Shares:    []ShareStatus{},
-		Held:      []HeldStatus{},
+		Address:       n.addr,
+		PeerID:        n.id.PeerID().String(),
+		PubKey:        n.id.PubKeyHex(),
+		Listen:        n.Addrs(),
+		Chain:         ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
+		Keyshares:     n.keysharesStatus(),
+		OtherInstance: n.otherInstance(),
+		Shares:        []ShareStatus{},
+		Held:          []HeldStatus{},
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()

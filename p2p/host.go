@@ -283,6 +283,8 @@ func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
 		int64(activeFetchStreams+strangerFetchStreams+fetchOutStreams)*streamMemory, int64(fetchOutStreams)*streamMemory)
 	svc(ReturnServiceName, returnStreams, returnStreams, returnStreamsPerPeer, returnStreamsPerPeer,
 		2*returnStreams*streamMemory, 2*returnStreamsPerPeer*streamMemory)
+	svc(InstanceServiceName, instanceStreams, instanceStreams, instanceStreamsPerPeer, instanceStreamsPerPeer,
+		instanceStreams*streamMemorySlack, instanceStreamsPerPeer*streamMemorySlack)
 	conns := 2 * connHigh
 	fds := conns*fdsPerConn + fdSlack
 	partial := rcmgr.PartialLimitConfig{

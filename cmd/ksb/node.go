@@ -187,7 +187,12 @@ func printStatus(w io.Writer, st *node.Status) {
 	if st.Keyshares.Error != "" {
 		keyshares = "UNREADABLE: " + st.Keyshares.Error
 	}
-	fmt.Fprintf(w, "keyshares %s (%s)\n\n", st.Keyshares.Dir, keyshares)
+	fmt.Fprintf(w, "keyshares %s (%s)\n", st.Keyshares.Dir, keyshares)
+	if o := st.OtherInstance; o != nil {
+		fmt.Fprintf(w, "instance  ANOTHER LIVE INSTANCE of this identity answers at %s (since %s): releasing nothing it holds; stop one of the two\n",
+			o.Addr, o.Since.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "MY SHARES\tKIND\tCOPY SIZE\tCOMMITMENT\tCOUNTED\n")
 	for _, s := range st.Shares {
