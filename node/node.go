@@ -113,6 +113,11 @@ type Node struct {
 	// goroutine only).
 	lastSaved []byte
 
+	// self is what the latest chain view says of this node (self.go);
+	// notActiveLogged when it last logged that it is not active.
+	self            atomic.Pointer[selfState]
+	notActiveLogged time.Time
+
 	// nonce identifies this process to probes of its identity; other is
 	// another live process of the same identity, as the last probe saw it
 	// (instance.go).
@@ -329,10 +334,12 @@ func (n *Node) closeAll() {
 	})
 }
 
+// healthy is /healthz: ready once the chain view is loaded, this node is
+// active on chain and no other live instance of its identity runs.
 func (n *Node) healthy() error {
 	select {
 	case <-n.viewReady:
-		return nil
+		return n.notReady()
 	default:
 		return errors.New("chain state not loaded yet")
 	}
@@ -378,6 +385,7 @@ func (n *Node) pollChain(ctx context.Context) error {
 	}
 	v := newChainView(nodes, vaults, held)
 	n.member.setView(v)
+	n.noteView(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
 	n.saveView(nodes, vaults, held)
 	n.connectActive(ctx, v)
@@ -472,7 +480,9 @@ func (n *Node) loadSavedView() {
 	if err != nil || !found {
 		return
 	}
-	n.member.setView(newChainView(sv.Nodes, sv.Vaults, sv.Custodies))
+	v := newChainView(sv.Nodes, sv.Vaults, sv.Custodies)
+	n.member.setView(v)
+	n.noteView(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
 	n.log.Info("using the saved chain view until the chain answers", "nodes", len(sv.Nodes), "vaults", len(sv.Vaults), "custodies", len(sv.Custodies))
 }
