@@ -116,17 +116,22 @@ func shareProblem(view *chainView, self *selfState, addr string, rec shareRecord
 	if !c.Live {
 		return "", ""
 	}
-	counted := 0
+	// Failed custodies stay listed beside their repairs: count the others.
+	assigned, counted := 0, 0
 	for _, cu := range c.Custodies {
-		if cu.Attested && cu.Status != custody.StatusFailed.String() {
+		if cu.Status == custody.StatusFailed.String() {
+			continue
+		}
+		assigned++
+		if cu.Attested {
 			counted++
 		}
 	}
 	switch {
-	case len(c.Custodies) == 0:
+	case assigned == 0:
 		return reasonNoHolders, "no holders assigned: the chain found no candidate holder"
-	case len(c.Custodies) < v.Copies:
-		return reasonUnderAssigned, fmt.Sprintf("under-replicated: the chain assigned %d of %d holders (too few candidates)", len(c.Custodies), v.Copies)
+	case assigned < v.Copies:
+		return reasonUnderAssigned, fmt.Sprintf("under-replicated: the chain assigned %d of %d holders (too few candidates)", assigned, v.Copies)
 	case counted < v.Copies:
 		return reasonNotCounted, fmt.Sprintf("under-replicated: %d of %d copies attested and not failed (pushes pending, copies lost or being repaired)", counted, v.Copies)
 	}
