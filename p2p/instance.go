@@ -127,7 +127,7 @@ func ProbeInstance(ctx context.Context, id peer.ID, addrs []multiaddr.Multiaddr)
 	if conns := h.Network().ConnsToPeer(id); len(conns) > 0 {
 		in.Addr = conns[0].RemoteMultiaddr()
 	}
-	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "instance"), id, InstanceProtocol)
+	s, err := h.NewStream(ctx, id, InstanceProtocol)
 	if err != nil {
 		var nse msmux.ErrNotSupported[protocol.ID]
 		if errors.As(err, &nse) {
