@@ -676,16 +676,22 @@ func (n *Node) reconcileHeld(ctx context.Context, v *chainView) error {
 			lost = append(lost, id)
 		}
 	}
-	if len(lost) > 0 {
-		if o := n.probeInstance(ctx, v); o != nil {
+	if len(lost) > 0 || n.otherInstance() != nil || n.polls == 0 {
+		// Before releasing, and to clear (or show, from the first poll) a
+		// report of another instance: is another process this node?
+		o, inconclusive := n.probeInstance(ctx, v)
+		switch {
+		case o != nil && len(lost) > 0:
 			// Not this process's to release: the copies are probably in the
 			// other instance's store (instance.go).
 			n.log.Error("another live instance of this node's identity answers at the chain's address; not releasing the attested copies this store lacks — stop one of the two processes",
 				"other", o.Addr, "since", o.Since, "missing", len(lost))
 			lost = nil
+		case o != nil:
+			n.log.Error("another live instance of this node's identity answers at the chain's address; stop one of the two processes", "other", o.Addr, "since", o.Since)
+		case inconclusive:
+			lost = nil
 		}
-	} else {
-		n.probeInstance(ctx, v)
 	}
 	slices.SortFunc(lost, func(a, b custody.CustodyID) int { return a.Compare(b) })
 	released, already := n.queueReleases(lost)

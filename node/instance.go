@@ -15,15 +15,20 @@ import (
 // safe. The rule:
 //
 //   - Before it releases anything (the held-copy reconcile, at the first
-//     poll after a start and every heldReconcileEvery polls), the node
-//     probes its own peer ID at the addresses the chain lists for it
+//     poll after a start and every heldReconcileEvery polls, when copies are
+//     missing, and while another instance was last seen), the node probes
+//     its own peer ID at the addresses the chain lists for it
 //     (p2p.ProbeInstance, from a throwaway host). The key's holder answers
 //     with the random nonce its process drew at start.
 //   - An answer with another nonce (or a host holding the key that does not
 //     speak the instance protocol) is another live instance: this process
 //     queues no release and sends none of those queued, logs an error each
-//     reconcile, and reports it in Status.Instance. It keeps everything
-//     else (it accepts and attests copies pushed to it: those it holds).
+//     reconcile, and reports it in Status.OtherInstance and /healthz. It
+//     keeps everything else (it accepts and attests copies pushed to it:
+//     those it holds).
+//   - A host with the key that connects but does not answer in time is
+//     inconclusive: releases wait for the next probe (a minute), nothing is
+//     reported.
 //   - An answer with its own nonce (the node restarted at its own address)
 //     or no answer (nothing listens there, another peer ID does) is no other
 //     instance: a restarted node with an empty store (a dead disk) releases
@@ -46,27 +51,32 @@ type OtherInstance struct {
 }
 
 // probeInstance probes this node's peer ID at the addresses the chain lists
-// for it and records the answer. It returns the other instance, or nil when
-// there is none.
-func (n *Node) probeInstance(ctx context.Context, v *chainView) *OtherInstance {
+// for it and records the answer. It returns the other instance (nil when
+// there is none) and whether the probe was inconclusive: a host with this
+// identity's key connected, then did not answer (a loaded machine, this very
+// process too slow to answer in time). Inconclusive holds releases back for
+// this round but is not reported as another instance: this process answers
+// the protocol, so a definite other instance is one that answers with
+// another nonce, or refuses the protocol.
+func (n *Node) probeInstance(ctx context.Context, v *chainView) (other *OtherInstance, inconclusive bool) {
 	ai, ok := v.addrInfo(n.id.PubKeyHex())
 	if !ok || len(ai.Addrs) == 0 {
 		n.other.Store(nil)
-		return nil
+		return nil, false
 	}
 	in, err := p2p.ProbeInstance(ctx, n.h.ID(), ai.Addrs)
 	now := time.Now().UTC()
 	switch {
 	case errors.Is(err, p2p.ErrNoInstance):
 		n.other.Store(nil)
-		return nil
-	case err == nil && !in.NoProtocol && in.Nonce == n.nonce:
-		n.other.Store(nil)
-		return nil // itself
+		return nil, false
 	case err != nil:
-		// A host with this identity's key answered, then failed the
-		// protocol: not this process (it answers), so treat it as another.
-		n.log.Warn("a host with this node's identity answered the instance probe, then failed", "addr", in.Addr, "err", err)
+		n.log.Warn("a host with this node's identity connected to the instance probe but did not answer; holding releases back until the next probe",
+			"addr", in.Addr, "err", err)
+		return n.other.Load(), true
+	case !in.NoProtocol && in.Nonce == n.nonce:
+		n.other.Store(nil)
+		return nil, false // itself
 	}
 	o := &OtherInstance{Since: now, Checked: now}
 	if in.Addr != nil {
@@ -76,7 +86,7 @@ func (n *Node) probeInstance(ctx context.Context, v *chainView) *OtherInstance {
 		o.Since = prev.Since
 	}
 	n.other.Store(o)
-	return o
+	return o, false
 }
 
 // otherInstance returns the other instance the last probe saw, or nil.
