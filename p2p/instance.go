@@ -38,10 +38,12 @@ const (
 	// processes never draw the same.
 	InstanceNonceSize = 16
 	// InstanceProbeTimeout bounds one probe (dials to every listed address,
-	// the handshake, the nonce): the addresses are the node's own, usually
-	// on the same machine or network, and the probe runs before releases,
-	// which can wait.
-	InstanceProbeTimeout = 5 * time.Second
+	// the handshake, the nonce). The addresses are the node's own, usually
+	// on the same machine, but a loaded machine answers itself slowly (5 s
+	// was seen to expire under -race at load 35), and an unanswered probe
+	// only delays releases by a minute; the probe runs at most once a
+	// minute, in the chain follower, so 10 s delays one poll at worst.
+	InstanceProbeTimeout = 10 * time.Second
 	// instanceStreamTimeout bounds the responder's write: 16 bytes.
 	instanceStreamTimeout = 5 * time.Second
 	// instanceStreams, instanceStreamsPerPeer: inbound probes at once; a
