@@ -676,9 +676,10 @@ func (n *Node) reconcileHeld(ctx context.Context, v *chainView) error {
 			lost = append(lost, id)
 		}
 	}
-	if len(lost) > 0 || n.otherInstance() != nil || n.polls == 0 {
-		// Before releasing, and to clear (or show, from the first poll) a
-		// report of another instance: is another process this node?
+	if len(lost) > 0 || n.otherInstance() != nil {
+		// Before releasing, and to clear a report of another instance: is
+		// another process this node? (Nothing missing, nothing to protect:
+		// no probe.)
 		o, inconclusive := n.probeInstance(ctx, v)
 		switch {
 		case o != nil && len(lost) > 0:
