@@ -10,6 +10,7 @@ type metrics struct {
 	pushes          *prometheus.CounterVec // result: ok, refused_<code>, timeout, error
 	repairs         *prometheus.CounterVec // result: ok, refused_<code>, own_copy_bad, superseded, busy, timeout, error
 	underReplicated prometheus.Counter
+	underShares     *prometheus.GaugeVec   // reason: see underReplicatedReasons
 	pending         *prometheus.GaugeVec   // kind: attest, release
 	committed       *prometheus.CounterVec // kind: attest, release
 	dropped         *prometheus.CounterVec // kind: attest, release
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ksb", Name: "owner_under_replicated_total",
 			Help: "Commitments the chain assigned fewer holders than r (too few candidates).",
 		}),
+		underShares: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ksb", Name: "owner_under_replicated_shares",
+			Help: "This node's live shares not held by r counted holders, by reason (not_active, vault_unknown, not_member, not_committed, no_holders, under_assigned, not_counted); set at every owner reconcile (each chain poll).",
+		}, []string{"reason"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ksb", Name: "holder_pending_entries",
 			Help: "Attestations and releases queued for the chain (moved at every enqueue, commit and drop).",
@@ -67,7 +72,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failed chain queries and broadcasts (each is retried).",
 		}),
 	}
-	reg.MustRegister(m.files, m.commits, m.pushes, m.repairs, m.underReplicated, m.pending, m.committed, m.dropped, m.proofs, m.droppedCopies, m.chainErrors)
+	reg.MustRegister(m.files, m.commits, m.pushes, m.repairs, m.underReplicated, m.underShares, m.pending, m.committed, m.dropped, m.proofs, m.droppedCopies, m.chainErrors)
+	for _, r := range underReplicatedReasons {
+		m.underShares.WithLabelValues(r).Set(0)
+	}
 	return m
 }
 

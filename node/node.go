@@ -113,6 +113,17 @@ type Node struct {
 	// goroutine only).
 	lastSaved []byte
 
+	// self is what the latest chain view says of this node (self.go);
+	// notActiveLogged when it last logged that it is not active.
+	self            atomic.Pointer[selfState]
+	notActiveLogged time.Time
+
+	// nonce identifies this process to probes of its identity; other is
+	// another live process of the same identity, as the last probe saw it
+	// (instance.go).
+	nonce p2p.InstanceNonce
+	other atomic.Pointer[OtherInstance]
+
 	// bootstrap are the configured peers dialled besides the active nodes.
 	bootstrap []peer.AddrInfo
 
@@ -194,6 +205,10 @@ func (n *Node) open(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("libp2p host: %w", err)
 	}
+	if n.nonce, err = p2p.NewInstanceNonce(); err != nil {
+		return fmt.Errorf("instance nonce: %w", err)
+	}
+	p2p.ServeInstance(n.h, n.nonce)
 	n.svc, err = p2p.NewService(n.h, n.id, n.st, n.member,
 		p2p.WithLogger(n.log.With("component", "p2p")),
 		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),
@@ -320,10 +335,12 @@ func (n *Node) closeAll() {
 	})
 }
 
+// healthy is /healthz: ready once the chain view is loaded, this node is
+// active on chain and no other live instance of its identity runs.
 func (n *Node) healthy() error {
 	select {
 	case <-n.viewReady:
-		return nil
+		return n.notReady()
 	default:
 		return errors.New("chain state not loaded yet")
 	}
@@ -369,6 +386,7 @@ func (n *Node) pollChain(ctx context.Context) error {
 	}
 	v := newChainView(nodes, vaults, held)
 	n.member.setView(v)
+	n.noteView(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
 	n.saveView(nodes, vaults, held)
 	n.connectActive(ctx, v)
@@ -463,7 +481,9 @@ func (n *Node) loadSavedView() {
 	if err != nil || !found {
 		return
 	}
-	n.member.setView(newChainView(sv.Nodes, sv.Vaults, sv.Custodies))
+	v := newChainView(sv.Nodes, sv.Vaults, sv.Custodies)
+	n.member.setView(v)
+	n.noteView(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
 	n.log.Info("using the saved chain view until the chain answers", "nodes", len(sv.Nodes), "vaults", len(sv.Vaults), "custodies", len(sv.Custodies))
 }

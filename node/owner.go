@@ -409,6 +409,7 @@ func (n *Node) reconcileAll(ctx context.Context) {
 	}
 	if len(keys) == 0 {
 		n.ownMu.Unlock()
+		n.setUnderReplicated(nil, nil, nil)
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
@@ -424,6 +425,7 @@ func (n *Node) reconcileAll(ctx context.Context) {
 	for _, c := range onChain {
 		byID[c.ID] = c
 	}
+	n.setUnderReplicated(recs, keys, byID)
 	view := n.member.current()
 	var jobs []pushJob
 	now := time.Now()
@@ -459,6 +461,24 @@ func (n *Node) reconcileAll(ctx context.Context) {
 	}
 	n.ownMu.Unlock()
 	n.pushAll(ctx, jobs)
+}
+
+// setUnderReplicated sets ksb_owner_under_replicated_shares from the share
+// records and this node's commitments on chain, whatever the cause.
+func (n *Node) setUnderReplicated(recs map[string]shareRecord, keys []string, byID map[uint64]attest.Commitment) {
+	count := map[string]int{}
+	view := n.member.current()
+	self := n.self.Load()
+	for _, k := range keys {
+		r := recs[k]
+		c, found := byID[r.Version.Commitment]
+		if reason, _ := shareProblem(view, self, n.addr, r, c, found); reason != "" {
+			count[reason]++
+		}
+	}
+	for _, reason := range underReplicatedReasons {
+		n.m.underShares.WithLabelValues(reason).Set(float64(count[reason]))
+	}
 }
 
 func (n *Node) kickCommit() {

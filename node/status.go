@@ -23,6 +23,16 @@ type Status struct {
 	PubKey  string      `json:"pubkey"`
 	Listen  []string    `json:"listen"`
 	Chain   ChainStatus `json:"chain"`
+	// OtherInstance is set while another live process of this node's
+	// identity answers at the chain's address for it: this one releases
+	// nothing meanwhile (instance.go).
+	OtherInstance *OtherInstance `json:"other_instance,omitempty"`
+	// Active is whether the chain's active set lists this node (from the
+	// last chain view), and MemberOf the live vaults that list it as a
+	// member. NotReady is why /healthz answers 503, if it does.
+	Active   bool     `json:"active"`
+	MemberOf []string `json:"member_of"`
+	NotReady string   `json:"not_ready,omitempty"`
 	// Keyshares is the directory watched for this node's share files.
 	Keyshares KeysharesStatus `json:"keyshares"`
 	// Shares are this node's own keyshares, by vault.
@@ -102,6 +112,12 @@ type ShareStatus struct {
 	// Counted is how many holders coverage counts for this share: attested,
 	// not failed.
 	Counted int `json:"counted"`
+	// Problem says why the share is not held by Copies counted holders
+	// ("" when it is, or needs no backup any more), and Reason is the same
+	// as the label of ksb_owner_under_replicated_shares. Empty when the
+	// chain could not be read.
+	Problem string `json:"problem,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 	// LastDrillHeight and LastDrillOK are the last restore drill's.
 	LastDrillHeight int64 `json:"last_drill_height,omitempty"`
 	LastDrillOK     bool  `json:"last_drill_ok,omitempty"`
@@ -146,14 +162,24 @@ type HeldStatus struct {
 // chain is unreachable the report says so and still lists local state.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	st := &Status{
-		Address:   n.addr,
-		PeerID:    n.id.PeerID().String(),
-		PubKey:    n.id.PubKeyHex(),
-		Listen:    n.Addrs(),
-		Chain:     ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
-		Keyshares: n.keysharesStatus(),
-		Shares:    []ShareStatus{},
-		Held:      []HeldStatus{},
+		Address:       n.addr,
+		PeerID:        n.id.PeerID().String(),
+		PubKey:        n.id.PubKeyHex(),
+		Listen:        n.Addrs(),
+		Chain:         ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
+		Keyshares:     n.keysharesStatus(),
+		OtherInstance: n.otherInstance(),
+		Shares:        []ShareStatus{},
+		Held:          []HeldStatus{},
+		MemberOf:      []string{},
+	}
+	self := n.self.Load()
+	if self != nil {
+		st.Active = self.Active
+		st.MemberOf = append(st.MemberOf, self.Vaults...)
+	}
+	if err := n.healthy(); err != nil {
+		st.NotReady = err.Error()
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()
@@ -206,6 +232,10 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 				}
 				ss.Custodies = append(ss.Custodies, cs)
 			}
+		}
+		if st.Chain.Reachable {
+			c, found := commitments[v.Commitment]
+			ss.Reason, ss.Problem = shareProblem(n.member.current(), self, n.addr, r, c, found)
 		}
 		st.Shares = append(st.Shares, ss)
 	}

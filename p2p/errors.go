@@ -227,3 +227,9 @@ func (c Code) sentinel() error {
 func refuse(c Code, format string, args ...any) *RefusedError {
 	return &RefusedError{Code: c, Message: fmt.Sprintf(format, args...)}
 }
+
+// ErrListen is returned by NewHost when a configured listen address could
+// not be bound as configured (the port is taken by another process, or the
+// address is not this machine's): libp2p starts a host as long as one
+// address binds, which would leave the node silently without a transport.
+var ErrListen = errors.New("listen address not bound")

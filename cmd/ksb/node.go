@@ -183,11 +183,21 @@ func printStatus(w io.Writer, st *node.Status) {
 	if st.Chain.Reachable {
 		fmt.Fprintf(w, "epoch     %d, %d open challenge(s) of this node\n", st.Epoch, st.OpenChallenges)
 	}
+	if st.Active {
+		fmt.Fprintf(w, "role      active node, member of %d live vault(s)\n", len(st.MemberOf))
+	} else {
+		fmt.Fprintf(w, "role      NOT AN ACTIVE NODE: the chain's active set does not list %s; nothing is committed, pushed or held\n", st.Address)
+	}
 	keyshares := fmt.Sprintf("%d *.json file(s)", st.Keyshares.Files)
 	if st.Keyshares.Error != "" {
 		keyshares = "UNREADABLE: " + st.Keyshares.Error
 	}
-	fmt.Fprintf(w, "keyshares %s (%s)\n\n", st.Keyshares.Dir, keyshares)
+	fmt.Fprintf(w, "keyshares %s (%s)\n", st.Keyshares.Dir, keyshares)
+	if o := st.OtherInstance; o != nil {
+		fmt.Fprintf(w, "instance  ANOTHER LIVE INSTANCE of this identity answers at %s (since %s): releasing nothing it holds; stop one of the two\n",
+			o.Addr, o.Since.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "MY SHARES\tKIND\tCOPY SIZE\tCOMMITMENT\tCOUNTED\n")
 	for _, s := range st.Shares {
@@ -199,6 +209,9 @@ func printStatus(w io.Writer, st *node.Status) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%s\t%d/%d\n", s.Vault, s.Kind, s.Algorithm, s.Size, commit, s.Counted, s.Copies)
+		if s.Problem != "" {
+			fmt.Fprintf(tw, "  ! %s\n", s.Problem)
+		}
 		for _, c := range s.Custodies {
 			proof := "never proven"
 			if c.LastProofHeight != 0 {
