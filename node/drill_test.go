@@ -1,0 +1,174 @@
+package node_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
+	"github.com/ksb-project/ksb/devnet"
+)
+
+// drillInterval is the drill interval of the drill tests, in blocks: 8
+// blocks of 200 ms, so an owner drills every 1.6 s.
+const drillInterval = 8
+
+// memberCoverage returns owner's coverage entry in vault.
+func memberCoverage(ctx context.Context, n *devnet.Network, vault, owner string) (attest.MemberCoverage, error) {
+	cov, err := n.Client.Coverage(ctx, vault)
+	if err != nil {
+		return attest.MemberCoverage{}, err
+	}
+	for _, v := range cov.Vaults {
+		for _, m := range v.Members {
+			if m.Address == owner {
+				return m, nil
+			}
+		}
+	}
+	return attest.MemberCoverage{}, fmt.Errorf("%s is not in the coverage of vault %s", owner, vault)
+}
+
+// TestDrill: every owner restores one of its copies from a random holder
+// each drill interval and posts the result. Against honest holders every
+// drill is ok, and coverage and `ksb status` show the height and outcome of
+// the last one per member. Then every holder replaces its copies of one
+// owner by tampered bytes (a holder serving garbage with a matching digest
+// header, as a cheating holder would): that owner's next drill finds the
+// copy does not match the committed root, posts bad_copy, and the chain
+// fails that custody (reason "drill"); the other owners' drills stay ok.
+func TestDrill(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	n := startNetWith(t, ctx, 4, attest.CustodyParams{DrillInterval: drillInterval})
+	if err := n.PlaceShares(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.WaitCovered(ctx, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+
+	// Honest holders: every member of every vault drills ok.
+	waitFor(t, ctx, "every owner drilled each of its shares ok", func() error {
+		for _, v := range n.Vaults {
+			for _, m := range n.Members {
+				mc, err := memberCoverage(ctx, n, v, m.Address)
+				if err != nil {
+					return err
+				}
+				if mc.LastDrillHeight == 0 {
+					return fmt.Errorf("member %d: no drill of vault %s yet", m.Index, v)
+				}
+				if !mc.LastDrillOK {
+					t.Fatalf("member %d: drill of vault %s at %d failed against honest holders", m.Index, v, mc.LastDrillHeight)
+				}
+			}
+		}
+		return nil
+	})
+	for _, m := range n.Members {
+		for _, s := range status(t, ctx, m).Shares {
+			if s.LastDrillHeight == 0 || !s.LastDrillOK {
+				t.Errorf("member %d vault %s: status shows last drill at %d ok=%v", m.Index, s.Vault, s.LastDrillHeight, s.LastDrillOK)
+			}
+			drilled := 0
+			for _, c := range s.Custodies {
+				if c.LastDrillHeight != 0 {
+					drilled++
+					if !c.LastDrillOK {
+						t.Errorf("member %d vault %s slot %d: drill failed", m.Index, s.Vault, c.Slot)
+					}
+				}
+			}
+			if drilled == 0 {
+				t.Errorf("member %d vault %s: no custody shows a drill", m.Index, s.Vault)
+			}
+		}
+	}
+
+	// Tamper with every copy of owner 0 on every holder: same size, a
+	// flipped byte, a digest that matches the new bytes.
+	victim := n.Members[0]
+	tampered := map[custody.CustodyID]bool{}
+	for _, m := range n.Members[1:] {
+		st := m.Node().Store()
+		entries, err := st.Entries(victim.ID.PubKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			_, blob, err := st.Get(e.Custody)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob[len(blob)/2] ^= 0x40
+			e.Digest = sha256.Sum256(blob)
+			if _, err := st.Put(e, blob); err != nil {
+				t.Fatal(err)
+			}
+			tampered[e.Custody] = true
+		}
+	}
+	if len(tampered) != 6 {
+		t.Fatalf("tampered with %d copies of owner 0, want its 2 shares × 3", len(tampered))
+	}
+	from, err := n.Client.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed custody.CustodyID
+	waitFor(t, ctx, "a drill of a tampered copy fails its custody on chain", func() error {
+		cs, err := n.Client.CommitmentsByOwner(ctx, victim.Address)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			for _, cu := range c.Custodies {
+				id := custody.CustodyID{Commitment: c.ID, Slot: cu.Slot}
+				if cu.LastDrillHeight > from && cu.LastDrillOK {
+					t.Fatalf("custody %v: drill of a tampered copy reported ok", id)
+				}
+				if cu.LastDrillHeight > from && !cu.LastDrillOK {
+					if !tampered[id] {
+						t.Fatalf("custody %v failed a drill but was not tampered with", id)
+					}
+					if cu.Status != "failed" || cu.FailReason != "drill" {
+						return fmt.Errorf("custody %v: drill failed at %d, status %s (%s)", id, cu.LastDrillHeight, cu.Status, cu.FailReason)
+					}
+					failed = id
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no failed drill of owner 0 since block %d", from)
+	})
+	t.Logf("custody %d/%d failed by a drill", failed.Commitment, failed.Slot)
+	// Coverage shows the failed drill for owner 0, and the other owners
+	// keep drilling ok.
+	waitFor(t, ctx, "coverage shows the failed drill, other owners still ok", func() error {
+		for _, v := range n.Vaults {
+			for _, m := range n.Members {
+				mc, err := memberCoverage(ctx, n, v, m.Address)
+				if err != nil {
+					return err
+				}
+				if m == victim {
+					if mc.Commitment == failed.Commitment && (mc.LastDrillHeight <= from || mc.LastDrillOK) {
+						return fmt.Errorf("owner 0 vault %s: last drill at %d ok=%v", v, mc.LastDrillHeight, mc.LastDrillOK)
+					}
+					continue
+				}
+				if mc.LastDrillHeight <= from {
+					return fmt.Errorf("member %d vault %s: no drill since %d", m.Index, v, from)
+				}
+				if !mc.LastDrillOK {
+					t.Fatalf("member %d vault %s: drill failed against an honest holder", m.Index, v)
+				}
+			}
+		}
+		return nil
+	})
+}
