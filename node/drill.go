@@ -47,6 +47,12 @@ const (
 	// per stream (p2p.FetchTimeout) plus its busy retries' backoff.
 	drillFetchTimeout = p2p.FetchTimeout + 10*time.Second
 
+	// drillIdleBlocks is how long an owner with nothing to drill yet (no
+	// commitment, or none with an attested custody) waits before it looks
+	// again: half a minute of 1 s blocks, so an owner that has just
+	// committed costs the chain a query per half minute, not per poll.
+	drillIdleBlocks = 30
+
 	// maxDrillMillis caps the time a Drill reports (the field is 32 bits).
 	maxDrillMillis = 1<<32 - 1
 
@@ -61,6 +67,9 @@ type drillState struct {
 	// last is the block of the last Drill the chain accepted (or refused
 	// as too early); the next is due drill_interval blocks later.
 	last atomic.Int64
+	// notBefore is the first block at which the drill loop looks again
+	// after finding nothing to drill.
+	notBefore atomic.Int64
 	// results counts drills by outcome: attest.DrillResult names, and
 	// "not_sent" for a drill whose Drill transaction failed.
 	results *prometheus.CounterVec
@@ -128,7 +137,7 @@ func (n *Node) drillOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the chain height: %w", err)
 	}
-	if last := n.drill.last.Load(); last != 0 && height < last+p.DrillInterval {
+	if last := n.drill.last.Load(); last != 0 && height < last+p.DrillInterval || height < n.drill.notBefore.Load() {
 		return nil
 	}
 	cctx, cancel = context.WithTimeout(ctx, chainCallTimeout)
@@ -148,6 +157,15 @@ func (n *Node) drillOnce(ctx context.Context) error {
 	}
 	tg, ok := n.pickDrill(view, mine, height, p.DrillInterval)
 	if !ok {
+		// Look again when the youngest live commitment is old enough, or
+		// drillIdleBlocks from now, whichever is sooner.
+		next := height + drillIdleBlocks
+		for _, c := range mine {
+			if due := c.CommitHeight + p.DrillInterval; c.Live && due > height && due < next {
+				next = due
+			}
+		}
+		n.drill.notBefore.Store(next)
 		return nil
 	}
 	return n.drillCustody(ctx, tg)
