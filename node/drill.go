@@ -18,6 +18,7 @@ import (
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/envelope"
+	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/keyshare"
 	"github.com/ksb-project/ksb/p2p"
 )
@@ -38,10 +39,12 @@ const (
 	// answer, while one that never answers is within a minute.
 	drillFetchAttempts = 3
 
-	// drillRetryDelay is the wait between two fetch attempts of one drill:
-	// longer than a restart of the holder's host, short enough that the
-	// drill ends well within any drill interval worth having.
-	drillRetryDelay = 10 * time.Second
+	// drillRetryPolls is the wait between two fetch attempts of one drill,
+	// in chain poll intervals (10 s at the default 5 s poll): the cadence
+	// at which the node retries everything else, so a holder restarting
+	// or reconnecting gets the same slack as with pushes, and the drill
+	// ends well within any drill interval worth having.
+	drillRetryPolls = 2
 
 	// drillFetchTimeout bounds one fetch attempt: p2p.Fetch's own deadline
 	// per stream (p2p.FetchTimeout) plus its busy retries' backoff.
@@ -287,7 +290,7 @@ func (n *Node) restore(ctx context.Context, tg drillTarget, log *slog.Logger) (a
 	var lastErr error
 	for attempt := 0; attempt < drillFetchAttempts; attempt++ {
 		if attempt > 0 {
-			t := time.NewTimer(drillRetryDelay)
+			t := time.NewTimer(drillRetryPolls * n.cfg.Chain.PollInterval.Duration)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -324,7 +327,29 @@ func (n *Node) restore(ctx context.Context, tg drillTarget, log *slog.Logger) (a
 	if !n.stillCounted(ctx, tg) {
 		return 0, nil
 	}
+	if !n.connectedToOthers(tg.holder) {
+		// Connected to no other node either: the fault may be this node's
+		// network, not the holder; failing the holder would punish it.
+		log.Debug("drill: holder unreachable, but so is every other node; not reporting", "err", lastErr)
+		return 0, nil
+	}
 	return attest.DrillUnreachable, lastErr
+}
+
+// connectedToOthers reports whether this node's host is connected to some
+// active node other than holder.
+func (n *Node) connectedToOthers(holder string) bool {
+	view := n.member.current()
+	skip, _ := view.addrInfoOf(holder)
+	for _, p := range n.h.Network().Peers() {
+		if p == skip.ID {
+			continue
+		}
+		if pub, err := identity.PubKeyFromPeerID(p); err == nil && n.member.IsActive(pub) {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchCopy asks tg's holder for this node's copies of tg's commitment and

@@ -40,6 +40,8 @@ func memberCoverage(ctx context.Context, n *devnet.Network, vault, owner string)
 // header, as a cheating holder would): that owner's next drill finds the
 // copy does not match the committed root, posts bad_copy, and the chain
 // fails that custody (reason "drill"); the other owners' drills stay ok.
+// Last, a holder stops: a drill of one of its custodies finds it
+// unreachable and fails that custody.
 func TestDrill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -199,5 +201,36 @@ func TestDrill(t *testing.T) {
 	}
 	if v := metric(t, victim, `ksb_owner_drills_total{result="bad_copy"}`); v < 1 {
 		t.Errorf("owner 0: %v bad_copy drills counted, want at least 1", v)
+	}
+
+	// A holder that stops answering: member 3's host goes down (it stays in
+	// the active set). The next drill of one of its custodies finds it
+	// unreachable after its retries and fails that custody.
+	gone := n.Members[3]
+	if err := n.StopMember(3); err != nil {
+		t.Fatal(err)
+	}
+	from, err = n.Client.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "a drill of the stopped holder fails its custody (unreachable)", func() error {
+		held, err := n.Client.CustodiesByHolder(ctx, gone.Address)
+		if err != nil {
+			return err
+		}
+		for _, hc := range held {
+			if hc.LastDrillHeight > from && !hc.LastDrillOK && hc.Status == "failed" && hc.FailReason == "drill" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no failed drill of member 3's custodies since %d", from)
+	})
+	unreachable := 0.0
+	for _, m := range n.Members[:3] {
+		unreachable += metric(t, m, `ksb_owner_drills_total{result="unreachable"}`)
+	}
+	if unreachable < 1 {
+		t.Errorf("%v unreachable drills counted, want at least 1", unreachable)
 	}
 }
