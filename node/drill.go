@@ -106,6 +106,7 @@ func (n *Node) runDrills(ctx context.Context) error {
 		case <-t.C:
 		}
 		if err := n.drillOnce(ctx); err != nil && ctx.Err() == nil {
+			n.m.chainErrors.Inc()
 			n.log.Warn("restore drill", "err", err)
 		}
 	}
