@@ -45,7 +45,8 @@ func rewriteShare(t *testing.T, m *devnet.Member, vault string, indent int) {
 // per other owner and vault, the live version plus at most
 // attest.MaxSupersededVersions superseded ones kept for the grace — and
 // within the per-owner quota; once the grace has passed after the last
-// churn, each holder keeps exactly the live copies. Without retention a
+// churn, each holder keeps exactly the live copies, and each owner only the
+// sealed copies of its live version. Without retention a
 // holder would keep every version: 3 owners × 2 vaults × 10.
 func TestRetentionBoundsHolderStores(t *testing.T) {
 	const (
@@ -176,6 +177,19 @@ func TestRetentionBoundsHolderStores(t *testing.T) {
 			}
 			if blobs != owners || len(onChain) != owners {
 				return fmt.Errorf("member %d: %d copies held, %d custodies on chain, want %d (one per other owner of the kept vault)", m.Index, blobs, len(onChain), owners)
+			}
+
+		}
+		return nil
+	})
+	// As an owner: the r sealed copies of its live version of the kept
+	// vault, none of the retired vault's (the owner reconciles every poll).
+	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ocancel()
+	waitFor(t, octx, "each owner keeps only the sealed copies of its live version", func() error {
+		for _, m := range n.Members {
+			if own := m.Node().OwnCopies(); own != 3 {
+				return fmt.Errorf("member %d keeps %d sealed copies of its own shares, want the 3 of its live version", m.Index, own)
 			}
 		}
 		return nil
