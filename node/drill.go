@@ -52,8 +52,9 @@ const (
 
 	// drillIdleBlocks is how long an owner with nothing to drill yet (no
 	// commitment, or none with an attested custody) waits before it looks
-	// again: half a minute of 1 s blocks, so an owner that has just
-	// committed costs the chain a query per half minute, not per poll.
+	// again, at most (an eighth of the drill interval when that is
+	// shorter): half a minute of 1 s blocks, so an owner with nothing to
+	// drill costs the chain a query per half minute, not per poll.
 	drillIdleBlocks = 30
 
 	// maxDrillMillis caps the time a Drill reports (the field is 32 bits).
@@ -162,8 +163,9 @@ func (n *Node) drillOnce(ctx context.Context) error {
 	tg, ok := n.pickDrill(view, mine, height, p.DrillInterval)
 	if !ok {
 		// Look again when the youngest live commitment is old enough, or
-		// drillIdleBlocks from now, whichever is sooner.
-		next := height + drillIdleBlocks
+		// drillIdleBlocks (an eighth of the interval if that is shorter)
+		// from now, whichever is sooner.
+		next := height + min(drillIdleBlocks, max(1, p.DrillInterval/8))
 		for _, c := range mine {
 			if due := c.CommitHeight + p.DrillInterval; c.Live && due > height && due < next {
 				next = due
