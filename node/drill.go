@@ -75,14 +75,15 @@ type drillState struct {
 	// after finding nothing to drill.
 	notBefore atomic.Int64
 	// results counts drills by outcome: attest.DrillResult names, and
-	// "not_sent" for a drill whose Drill transaction failed.
+	// "refused" for a Drill the chain refused, "unconfirmed" for one whose
+	// outcome the chain did not confirm in time.
 	results *prometheus.CounterVec
 }
 
 func (n *Node) initDrills() {
 	n.drill.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "ksb", Name: "owner_drills_total",
-		Help: "Restore drills of this node's copies, by result (ok, unreachable, bad_copy, no_decrypt, mismatch, not_sent).",
+		Help: "Restore drills of this node's copies, by result (ok, unreachable, bad_copy, no_decrypt, mismatch; refused or unconfirmed: the Drill transaction was refused or not confirmed).",
 	}, []string{"result"})
 	n.reg.MustRegister(n.drill.results)
 	if b, err := n.st.GetMeta(drillHeightKey); err == nil {
@@ -255,14 +256,22 @@ func (n *Node) drillCustody(ctx context.Context, tg drillTarget) error {
 	res, err := n.sender.Drill(cctx, tg.id, result, millis)
 	cancel()
 	if err != nil {
-		if errors.Is(err, attest.ErrRateLimited) {
-			// Another process of this identity, or a store that lost the
-			// height: wait a whole interval from now.
-			if h, herr := n.chain.Height(ctx); herr == nil {
-				n.drill.last.Store(h)
-			}
+		// Refused (rate-limited: another process of this identity, or a
+		// store that lost the height) or outcome unknown (the chain did not
+		// confirm in time: it may have committed it): either way wait a
+		// whole interval from now, so the next Drill is never one the chain
+		// refuses for being early.
+		cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+		if h, herr := n.chain.Height(cctx); herr == nil && h > n.drill.last.Load() {
+			n.drill.last.Store(h)
 		}
-		n.drill.results.WithLabelValues("not_sent").Inc()
+		cancel()
+		label := "unconfirmed"
+		var te *attest.TxError
+		if errors.As(err, &te) {
+			label = "refused"
+		}
+		n.drill.results.WithLabelValues(label).Inc()
 		return fmt.Errorf("posting the drill of custody %s (%s): %w", idString(tg.id), result, err)
 	}
 	n.drill.last.Store(res.Height)
