@@ -56,7 +56,8 @@ func chainHeight(t *testing.T, ctx context.Context, n *devnet.Network) int64 {
 // Last, a holder stops: a drill of one of its custodies finds it
 // unreachable and fails that custody.
 func TestDrill(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	// Three drill rounds, each at least drillInterval blocks apart.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
 	defer cancel()
 	n := startNetWith(t, ctx, 4, attest.CustodyParams{DrillInterval: drillInterval})
 	if err := n.PlaceShares(); err != nil {
