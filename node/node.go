@@ -101,6 +101,8 @@ type Node struct {
 	// lastProved is the last epoch whose challenges this holder answered
 	// (prover goroutine only; epoch+1, 0 for none).
 	lastProved uint64
+	// drill is the owner's restore drill bookkeeping (drill.go).
+	drill drillState
 	// silent are the copies DropCopy deleted silently (debug.go).
 	silent silentSet
 	// viewReady is closed once the first chain view is loaded.
@@ -176,6 +178,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.registerStoreGauges()
+	n.initDrills()
 	n.loadSavedView()
 	if n.cfg.Admin.Listen != "" {
 		if n.admin, err = listenAdmin(n.cfg.Admin.Listen, n.reg, n.Status, n.healthy, n.debugRoutes, n.log); err != nil {
@@ -291,6 +294,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("prover", n.runProver)
 	run("owner", n.runOwner)
 	run("repairer", n.runRepairer)
+	run("restore drills", n.runDrills)
 	run("heartbeats", func(ctx context.Context) error {
 		// Peers accept heartbeats of active nodes only; this node's own
 		// validator needs the chain view too.

@@ -447,6 +447,13 @@ func (n *Node) reconcileAll(ctx context.Context) {
 			continue
 		}
 		if !c.Live {
+			if c.RetiredHeight != 0 {
+				// Its vault is retired: the chain repairs it no more (nothing
+				// names this owner a source), and holders keep their copies
+				// for the grace. The owner's sealed copies go now, or every
+				// retired vault would leave r copies behind for ever.
+				n.releaseRetired(r)
+			}
 			continue // superseded (by a newer version) or retired: nothing to push
 		}
 		for _, cu := range c.Custodies {
@@ -479,6 +486,16 @@ func (n *Node) setUnderReplicated(recs map[string]shareRecord, keys []string, by
 	for _, reason := range underReplicatedReasons {
 		n.m.underShares.WithLabelValues(reason).Set(float64(count[reason]))
 	}
+}
+
+// releaseRetired deletes the sealed copies of r's version, whose vault is
+// retired, if they are still there. ownMu is held.
+func (n *Node) releaseRetired(r shareRecord) {
+	if _, err := n.st.GetMeta(ownCopyKey(r.Vault, r.Version.Root, 0)); err != nil {
+		return // gone already (or unreadable: the next reconcile tries again)
+	}
+	n.deleteCopies(r.Vault, &r.Version)
+	n.log.Info("vault retired: deleted the sealed copies of its share", "vault", r.Vault, "commitment", r.Version.Commitment)
 }
 
 func (n *Node) kickCommit() {

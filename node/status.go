@@ -118,7 +118,8 @@ type ShareStatus struct {
 	// chain could not be read.
 	Problem string `json:"problem,omitempty"`
 	Reason  string `json:"reason,omitempty"`
-	// LastDrillHeight and LastDrillOK are the last restore drill's.
+	// LastDrillHeight and LastDrillOK are the block and outcome of this
+	// node's last restore drill of the commitment (0: none yet).
 	LastDrillHeight int64 `json:"last_drill_height,omitempty"`
 	LastDrillOK     bool  `json:"last_drill_ok,omitempty"`
 }
@@ -138,6 +139,10 @@ type CustodyStatus struct {
 	// no receipt); PushedAt when this node last pushed it.
 	ReceiptTime time.Time `json:"receipt_time,omitempty"`
 	PushedAt    time.Time `json:"pushed_at,omitempty"`
+	// LastDrillHeight is the block of this node's last restore drill of
+	// this custody's copy (0: never drilled), LastDrillOK its outcome.
+	LastDrillHeight int64 `json:"last_drill_height,omitempty"`
+	LastDrillOK     bool  `json:"last_drill_ok,omitempty"`
 }
 
 // HeldStatus is a copy this node holds for another owner.
@@ -223,6 +228,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 				cs := CustodyStatus{
 					Slot: cu.Slot, CopyIndex: cu.CopyIndex, Holder: cu.Holder, Status: cu.Status,
 					FailReason: cu.FailReason, Attested: cu.Attested, LastProofHeight: cu.LastProofHeight,
+					LastDrillHeight: cu.LastDrillHeight, LastDrillOK: cu.LastDrillOK,
 				}
 				if p, ok := v.Pushes[cu.Slot]; ok {
 					cs.ReceiptTime, cs.PushedAt = p.ReceiptTime, p.PushedAt

@@ -290,6 +290,10 @@ func TestBackupAsProcesses(t *testing.T) {
 	if !strings.Contains(text, "3/3") {
 		t.Errorf("status table:\n%s", text)
 	}
+	// It shows the last restore drill (none within the default interval).
+	if !strings.Contains(text, "LAST DRILL") || !strings.Contains(text, "none yet") {
+		t.Errorf("status table does not show the last drill:\n%s", text)
+	}
 	// It names the keyshare directory (issue 9 item 2).
 	if ks, _ := filepath.Abs(filepath.Join(homes[0].Dir, "keyshares")); !strings.Contains(text, "keyshares "+ks+" (1 *.json file(s))") {
 		t.Errorf("status does not name the keyshare directory %s:\n%s", ks, text)
