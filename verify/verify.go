@@ -274,6 +274,9 @@ type Stats struct {
 	Keys int `json:"keys"`
 	// ProofBytes is the size of their proofs (the ProofOps' Data).
 	ProofBytes int `json:"proof_bytes"`
+	// VerifyTime is the time spent decoding and checking the proofs, apart
+	// from waiting for the RPC.
+	VerifyTime time.Duration `json:"verify_ns"`
 }
 
 // Stats returns the reads so far.
@@ -327,6 +330,7 @@ func (s *State) Get(ctx context.Context, key string) ([]byte, error) {
 	if string(op.Key) != key {
 		return nil, perr(ErrProofInvalid, "a proof of key %q", op.Key)
 	}
+	start := time.Now()
 	var p ics23.CommitmentProof
 	if err := p.Unmarshal(op.Data); err != nil {
 		return nil, perr(ErrProofInvalid, "decoding the proof: %v", err)
@@ -365,7 +369,9 @@ func (s *State) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, perr(ErrProofInvalid, "neither a membership nor an absence proof")
 	}
 	v = attest.DecodeStateValue(value)
+	took := time.Since(start)
 	s.mu.Lock()
+	s.stats.VerifyTime += took
 	if _, ok := s.cache[key]; !ok {
 		s.cache[key] = v
 		s.stats.Keys++
