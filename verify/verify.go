@@ -395,6 +395,9 @@ func (s *State) Params(ctx context.Context) (*attest.Params, error) {
 // with public key vault, or of every live vault when vault is "": the
 // answer of attest.ComputeCoverage, with Height s.Height.
 func (s *State) Coverage(ctx context.Context, vault string) (*attest.Coverage, error) {
+	if err := s.prefetchCoverage(ctx, vault); err != nil {
+		return nil, err
+	}
 	get := s.Getter(ctx)
 	p, err := attest.ReadParams(get)
 	if err != nil {
