@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,10 +20,26 @@ import (
 //	verify-ms       decoding and checking the ICS23 proofs alone
 //	proof-bytes     the proofs of one answer; keys: the keys read
 //	plain-ms        the unverified /coverage JSON query
+//
+// Sub-benchmarks: 1 and 8 proven queries in flight (Config.Concurrency),
+// against the node's RPC directly and through a proxy that adds 20 ms to
+// every answer (an RPC node across a network).
 func BenchmarkVerifiedCoverage40(b *testing.B) {
 	net := newTestNet(b, 40)
+	slow := newLyingRPC(b, net.e.RPCURL(), nil)
+	slow.delay = 20 * time.Millisecond
+	for _, rpc := range []struct {
+		name, url string
+	}{{"local", net.e.RPCURL()}, {"rtt=20ms", slow.URL}} {
+		for _, conc := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%s/concurrency=%d", rpc.name, conc), func(b *testing.B) { benchCoverage(b, net, rpc.url, conc) })
+		}
+	}
+}
+
+func benchCoverage(b *testing.B, net *testNet, url string, conc int) {
 	ctx := context.Background()
-	plain, err := attest.NewClient(net.e.RPCURL())
+	plain, err := attest.NewClient(url)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,7 +48,7 @@ func BenchmarkVerifiedCoverage40(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		c, err := verify.New(ctx, verify.Config{ChainID: testChainID, Primary: net.e.RPCURL(), Anchor: net.anchor})
+		c, err := verify.New(ctx, verify.Config{ChainID: testChainID, Primary: url, Anchor: net.anchor, Concurrency: conc})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -207,7 +207,8 @@ type mutator func(method string, params map[string]any, result map[string]any) b
 type lyingRPC struct {
 	*httptest.Server
 	mu      sync.Mutex
-	changed int // answers mut changed
+	changed int           // answers mut changed
+	delay   time.Duration // added to every answer (a network's latency)
 }
 
 func newLyingRPC(t testing.TB, upstream string, mut mutator) *lyingRPC {
@@ -248,6 +249,9 @@ func newLyingRPC(t testing.TB, upstream string, mut mutator) *lyingRPC {
 				l.mu.Unlock()
 				out, _ = json.Marshal(answer)
 			}
+		}
+		if l.delay > 0 {
+			time.Sleep(l.delay)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(resp.StatusCode)

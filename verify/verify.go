@@ -67,18 +67,25 @@ type Config struct {
 	Genesis string
 	// TrustPeriod is how old the anchor may be (DefaultTrustPeriod if 0).
 	TrustPeriod time.Duration
+	// Concurrency is how many proven queries State.Coverage and
+	// State.Prefetch keep in flight (DefaultConcurrency if 0).
+	Concurrency int
 }
 
 // Client verifies headers and state reads of one chain.
 type Client struct {
-	chainID   string
-	primary   string
-	witnesses []string
-	lc        *light.Client
-	rpc       *rpchttp.HTTP
-	anchor    Anchor
-	mu        sync.Mutex // serialises the light client
+	chainID     string
+	primary     string
+	witnesses   []string
+	lc          *light.Client
+	rpc         *rpchttp.HTTP
+	anchor      Anchor
+	concurrency int        // Config.Concurrency, 1..maxConcurrency
+	mu          sync.Mutex // serialises the light client
 }
+
+// maxConcurrency caps Config.Concurrency: more would only load the RPC node.
+const maxConcurrency = 64
 
 // New builds a light client from cfg's anchor: it fetches the anchor's
 // header from the primary, checks its hash (or, from a genesis file, its
@@ -139,9 +146,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, headerErr(0, err, distinct(cfg.Primary, cfg.Witnesses))
 	}
+	conc := cfg.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
 	return &Client{
 		chainID: cfg.ChainID, primary: cfg.Primary, witnesses: witnesses,
-		lc: lc, rpc: rpc, anchor: anchor,
+		lc: lc, rpc: rpc, anchor: anchor, concurrency: min(conc, maxConcurrency),
 	}, nil
 }
 
