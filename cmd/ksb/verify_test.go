@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
@@ -87,6 +88,8 @@ func lieAppHashes(method string, _, res map[string]any) bool {
 // about app hashes, it must exit 3 and print nothing.
 func checkVerifiedCoverage(t *testing.T, ctx context.Context, genesis string, rpcs []string) {
 	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("the --verify checks took %v", time.Since(start).Round(time.Millisecond)) }()
 	args := []string{"coverage", "--verify", "--json", "--exit-zero", "--genesis", genesis}
 	for _, r := range rpcs {
 		args = append(args, "--rpc", r)
