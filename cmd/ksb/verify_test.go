@@ -149,7 +149,7 @@ func checkVerifiedCoverage(t *testing.T, ctx context.Context, genesis string, rp
 	if r.code != 3 || r.stdout != "" || !strings.Contains(r.stderr, "witness conflict") || wlies.Load() == 0 {
 		t.Fatalf("coverage --verify with a lying witness: exit %d, %d lies\n%s\n%s", r.code, wlies.Load(), r.stdout, r.stderr)
 	}
-	// Plain coverage believes the same liar's /coverage answer.
+	// Witnesses only make sense with --verify.
 	if r := runKSB(t, nil, "coverage", "--rpc", rpcs[0], "--rpc", rpcs[1]); r.code != 1 || !strings.Contains(r.stderr, "go with --verify") {
 		t.Fatalf("several --rpc without --verify: exit %d %s", r.code, r.stderr)
 	}
