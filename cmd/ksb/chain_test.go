@@ -260,6 +260,14 @@ func TestFourValidatorTestnet(t *testing.T) {
 		}
 		return nil
 	})
+	// Trust no RPC: the same coverage, proven against the validators'
+	// signatures, from processes; lying proxies are refused.
+	var rpcs []string
+	for _, v := range vs {
+		rpcs = append(rpcs, v.rpc)
+	}
+	checkVerifiedCoverage(t, ctx, filepath.Join(dir, "chain0", "config", "genesis.json"), rpcs)
+
 	client, err := attest.NewClient(rpc)
 	if err != nil {
 		t.Fatal(err)
