@@ -106,7 +106,8 @@ func WithMaxBlobSize(n int) Option {
 }
 
 // WithTimeouts sets the body deadlines of inbound push and fetch streams,
-// counted from the end of the header (default PushTimeout and FetchTimeout).
+// counted from the end of the header, and the fetch deadline is also that of
+// a whole return stream (default PushTimeout and FetchTimeout).
 func WithTimeouts(push, fetch time.Duration) Option {
 	return func(s *Service) error {
 		if push <= 0 || fetch <= 0 {
