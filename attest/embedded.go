@@ -322,7 +322,10 @@ func startHome(ctx context.Context, home string, hc HomeConfig, logger *slog.Log
 		return nil, err
 	}
 	n, err := cmtnode.NewNode(ctx, c, pv, nodeKey,
-		proxy.NewLocalClientCreator(app),
+		// One lock per ABCI connection (consensus, mempool, query), not one
+		// for all: App is safe for concurrent use, and a query — anyone
+		// may send one over RPC — must never hold up a block.
+		proxy.NewConnSyncLocalClientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		dbs.open,
 		cmtnode.DefaultMetricsProvider(c.Instrumentation),
