@@ -305,3 +305,31 @@ func BenchmarkAttestEntries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCoverageManyVaults: the /coverage query — any client of a
+// validator's RPC may ask for it — over 256 vaults whose four members each
+// hold the other three's shares (3072 attestations). It reads each member's
+// attestations once; read once per vault instead (before finding 2), the
+// same query read 256 times as many keys.
+func BenchmarkCoverageManyVaults(b *testing.B) {
+	g := manyVaultsGenesis(256)
+	c := newChain(b, g)
+	for h := range 4 {
+		var es []attest.Entry
+		for o := range 4 {
+			if o == h {
+				continue
+			}
+			for _, v := range g.Vaults {
+				es = append(es, attest.Entry{Owner: addr(o), Vault: v.PubKey, Digest: digest(fmt.Sprint(o, v.PubKey)), Size: 60000})
+			}
+		}
+		c.mustExec(testIDs[h], &attest.Attest{Entries: es})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if cov := c.coverage(""); len(cov.Vaults) != 256 {
+			b.Fatalf("%d vaults covered", len(cov.Vaults))
+		}
+	}
+}

@@ -240,6 +240,32 @@ func coverage(s kv, p *Params, vault string) (*Coverage, error) {
 	for _, n := range nodes {
 		active[n.Address] = true
 	}
+	// Each member's attestations are read once, whatever the number of
+	// vaults it is a member of: active holders by vault, per member. (Read
+	// once per vault instead, a query over V vaults of a member with A
+	// attestations cost V×A reads: anyone can ask for /coverage over RPC.)
+	byMember := map[string]map[string][]string{}
+	holdersOf := func(m string) (map[string][]string, error) {
+		if hv, ok := byMember[m]; ok {
+			return hv, nil
+		}
+		hv := map[string][]string{}
+		err := s.scan(prefOwn+m+"/", func(key string, _ []byte) error {
+			owner, holder, vk, _, ok := splitKey4(key, prefOwn)
+			if !ok || owner != m {
+				return fmt.Errorf("state key %q: %w", key, ErrInternal)
+			}
+			if active[holder] {
+				hv[vk] = append(hv[vk], holder)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		byMember[m] = hv
+		return hv, nil
+	}
 	c := &Coverage{Replication: p.Replication, Vaults: []VaultCoverage{}}
 	for _, v := range vaults {
 		if vault != "" && v.PubKey != vault || vault == "" && v.Retired {
@@ -247,22 +273,11 @@ func coverage(s kv, p *Params, vault string) (*Coverage, error) {
 		}
 		vc := VaultCoverage{PubKey: v.PubKey, Threshold: v.Threshold, Replication: p.Replication, Members: []MemberCoverage{}}
 		for _, m := range v.Members {
-			holders := []string{}
-			prefix := prefOwn + m + "/"
-			err := s.scan(prefix, func(key string, _ []byte) error {
-				owner, holder, vk, _, ok := splitKey4(key, prefOwn)
-				if !ok || owner != m {
-					return fmt.Errorf("state key %q: %w", key, ErrInternal)
-				}
-				if vk == v.PubKey && active[holder] {
-					holders = append(holders, holder)
-				}
-				return nil
-			})
+			hv, err := holdersOf(m)
 			if err != nil {
 				return nil, err
 			}
-			holders = sortedUnique(holders)
+			holders := sortedUnique(append([]string{}, hv[v.PubKey]...))
 			if len(holders) >= int(p.Replication) {
 				vc.Covered++
 			}
