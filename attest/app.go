@@ -457,26 +457,30 @@ func (a *App) apply(s kv, tx *Tx, signer string, height int64) error {
 					return fmt.Errorf("entry %d: owner %s is neither an active node nor a member of vault %s: %w", i, e.Owner, e.Vault, ErrInvalid)
 				}
 			}
-			if err := setJSON(s, attKey(signer, e.Key()), attRecord{Size: e.Size, Height: height}); err != nil {
+			// Replaces the signer's attestation of another digest of this
+			// owner and vault, if any (see attRecord).
+			rec := attRecord{Digest: hex.EncodeToString(e.Digest[:]), Size: e.Size, Height: height}
+			if err := setJSON(s, attKey(signer, e.Owner, e.Vault), rec); err != nil {
 				return err
 			}
-			if err := s.set(ownKey(signer, e.Key()), nil); err != nil {
+			if err := s.set(ownKey(signer, e.Owner, e.Vault), nil); err != nil {
 				return err
 			}
 		}
 	case *Release:
 		for i, k := range m.Entries {
-			b, err := s.get(attKey(signer, k))
+			var rec attRecord
+			ok, err := getJSON(s, attKey(signer, k.Owner, k.Vault), &rec)
 			if err != nil {
 				return err
 			}
-			if b == nil {
+			if !ok || rec.Digest != hex.EncodeToString(k.Digest[:]) {
 				return fmt.Errorf("entry %d: %s holds no blob %x of owner %s for vault %s: %w", i, signer, k.Digest, k.Owner, k.Vault, ErrNotFound)
 			}
-			if err := s.del(attKey(signer, k)); err != nil {
+			if err := s.del(attKey(signer, k.Owner, k.Vault)); err != nil {
 				return err
 			}
-			if err := s.del(ownKey(signer, k)); err != nil {
+			if err := s.del(ownKey(signer, k.Owner, k.Vault)); err != nil {
 				return err
 			}
 		}

@@ -202,15 +202,15 @@ func attestations(s kv, byOwner bool, addr string) ([]Attestation, error) {
 		prefix = prefOwn + addr + "/"
 	}
 	err := s.scan(prefix, func(key string, val []byte) error {
-		a, b, vault, digest, ok := splitKey4(key, prefix[:len(prefix)-len(addr)-1])
+		a, b, vault, ok := splitKey3(key, prefix[:len(prefix)-len(addr)-1])
 		if !ok {
 			return fmt.Errorf("state key %q: %w", key, ErrInternal)
 		}
-		att := Attestation{Holder: a, Owner: b, Vault: vault, Digest: digest}
+		att := Attestation{Holder: a, Owner: b, Vault: vault}
 		if byOwner {
 			att.Owner, att.Holder = a, b
 			var err error
-			if val, err = s.get(prefAtt + att.Holder + "/" + att.Owner + "/" + vault + "/" + digest); err != nil {
+			if val, err = s.get(attKey(att.Holder, att.Owner, vault)); err != nil {
 				return err
 			}
 		}
@@ -218,7 +218,7 @@ func attestations(s kv, byOwner bool, addr string) ([]Attestation, error) {
 		if err := json.Unmarshal(val, &r); err != nil {
 			return fmt.Errorf("%s: %w: %w", key, ErrInternal, err)
 		}
-		att.Size, att.Height = r.Size, r.Height
+		att.Digest, att.Size, att.Height = r.Digest, r.Size, r.Height
 		atts = append(atts, att)
 		return nil
 	})
@@ -251,7 +251,7 @@ func coverage(s kv, p *Params, vault string) (*Coverage, error) {
 		}
 		hv := map[string][]string{}
 		err := s.scan(prefOwn+m+"/", func(key string, _ []byte) error {
-			owner, holder, vk, _, ok := splitKey4(key, prefOwn)
+			owner, holder, vk, ok := splitKey3(key, prefOwn)
 			if !ok || owner != m {
 				return fmt.Errorf("state key %q: %w", key, ErrInternal)
 			}

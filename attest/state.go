@@ -3,7 +3,6 @@ package attest
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +20,8 @@ const (
 	keyParams  = "s/params"
 	prefNode   = "s/node/"  // + address → nodeRecord
 	prefVault  = "s/vault/" // + vault key → vaultRecord
-	prefAtt    = "s/att/"   // + holder/owner/vault/digest → attRecord
-	prefOwn    = "s/own/"   // + owner/holder/vault/digest → "" (index by owner)
+	prefAtt    = "s/att/"   // + holder/owner/vault → attRecord
+	prefOwn    = "s/own/"   // + owner/holder/vault → "" (index by owner)
 	prefSeq    = "s/seq/"   // + address → next sequence, decimal
 	prefState  = "s/"
 	keyHeight  = "m/height"
@@ -55,7 +54,14 @@ type vaultRecord struct {
 	RetiredHeight int64    `json:"retired_height,omitempty"`
 }
 
+// attRecord is a holder's attestation of the blob it keeps for one owner and
+// vault. A holder keeps one blob per owner and vault (a new one replaces the
+// old), so the chain keeps one attestation of it, keyed without the digest:
+// attesting another digest replaces the record. (Keyed with the digest, one
+// node could grow the state — which the app hash reads whole every block —
+// by MaxBlockItems made-up digests a block, without bound.)
 type attRecord struct {
+	Digest string `json:"digest"` // lower-case hex sha256 of the blob
 	Size   uint64 `json:"size"`
 	Height int64  `json:"height"`
 }
@@ -257,21 +263,21 @@ func setSeq(s kv, addr string, n uint64) error {
 	return s.set(prefSeq+addr, []byte(strconv.FormatUint(n, 10)))
 }
 
-func attKey(holder string, k EntryKey) string {
-	return prefAtt + holder + "/" + k.Owner + "/" + k.Vault + "/" + hex.EncodeToString(k.Digest[:])
+func attKey(holder, owner, vault string) string {
+	return prefAtt + holder + "/" + owner + "/" + vault
 }
 
-func ownKey(holder string, k EntryKey) string {
-	return prefOwn + k.Owner + "/" + holder + "/" + k.Vault + "/" + hex.EncodeToString(k.Digest[:])
+func ownKey(holder, owner, vault string) string {
+	return prefOwn + owner + "/" + holder + "/" + vault
 }
 
-// splitKey4 splits "a/b/c/d" after prefix into its four parts.
-func splitKey4(key, prefix string) (a, b, c, d string, ok bool) {
+// splitKey3 splits "a/b/c" after prefix into its three parts.
+func splitKey3(key, prefix string) (a, b, c string, ok bool) {
 	parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
-	if len(parts) != 4 {
-		return "", "", "", "", false
+	if len(parts) != 3 {
+		return "", "", "", false
 	}
-	return parts[0], parts[1], parts[2], parts[3], true
+	return parts[0], parts[1], parts[2], true
 }
 
 // stateHash computes the app hash over every state key the transaction

@@ -415,7 +415,10 @@ func (f *flushRound) dropInvalid(items []queuedEntry) []queuedEntry {
 
 // filterReleases drops the releases of what this holder does not attest on
 // chain: the chain refuses them for good (a blob replaced before its
-// attestation was sent, a release queued twice). An attestation still in
+// attestation was sent, a release queued twice). A release of a blob whose
+// owner and vault the chain shows attested with another digest is done
+// already — an attestation replaces the holder's earlier one of the same
+// owner and vault — and leaves the queue quietly. An attestation still in
 // flight when this runs is released later by reconcileHeld.
 func (f *flushRound) filterReleases(ctx context.Context, items []queuedEntry) ([]queuedEntry, error) {
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
@@ -425,16 +428,32 @@ func (f *flushRound) filterReleases(ctx context.Context, items []queuedEntry) ([
 		return nil, fmt.Errorf("reading this holder's attestations: %w", err)
 	}
 	attested := make(map[string]bool, len(onChain))
+	replaced := make(map[string]bool, len(onChain))
 	for _, a := range onChain {
 		attested[a.Owner+"/"+a.Vault+"/"+a.Digest] = true
+		replaced[a.Owner+"/"+a.Vault] = true
 	}
 	keep := items[:0:0]
+	var done []queuedEntry
 	for _, it := range items {
-		if !attested[it.e.Owner+"/"+it.e.Vault+"/"+hex.EncodeToString(it.e.Digest[:])] {
+		switch {
+		case attested[it.e.Owner+"/"+it.e.Vault+"/"+hex.EncodeToString(it.e.Digest[:])]:
+			keep = append(keep, it)
+		case replaced[it.e.Owner+"/"+it.e.Vault]:
+			done = append(done, it)
+		default:
 			f.drop(it, dropNotAttested, errNotAttested)
-			continue
 		}
-		keep = append(keep, it)
+	}
+	if len(done) > 0 {
+		keys := make([]string, len(done))
+		for i, it := range done {
+			keys[i] = it.key
+		}
+		f.n.pendingMu.Lock()
+		f.n.removeQueued(f.prefix, keys)
+		f.n.pendingMu.Unlock()
+		f.n.log.Debug("releases of replaced blobs: the chain replaced their attestations", "count", len(done))
 	}
 	return keep, nil
 }

@@ -321,16 +321,36 @@ func TestPoisonEntriesDoNotBlockTheQueue(t *testing.T) {
 func TestReleaseBacklogStaysBatched(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r := newHolderRig(t, ctx)
 	// More than two full batches (MaxEntries), of which some are refused.
 	const lost, refused = 2100, 40
+	// A holder has one attestation per owner and vault on chain: `lost`
+	// vaults of the owner.
+	vaults := make([]string, lost)
+	for i := range vaults {
+		vaults[i] = fmt.Sprintf("thorpub1addwnpepqbacklog%04d", i)
+	}
+	r := newHolderRig(t, ctx)
+	auth, err := identity.New(authorityMnemonic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := attest.NewSender(r.client, auth)
+	for start := 0; start < lost; start += attest.MaxChurnVaults {
+		var c attest.Churn
+		for _, v := range vaults[start:min(start+attest.MaxChurnVaults, lost)] {
+			c.CreateVaults = append(c.CreateVaults, attest.VaultSpec{PubKey: v, Members: []string{r.ownerAddr(), r.holderAddr()}, Threshold: 1})
+		}
+		if _, err := as.Send(ctx, &c); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The holder attested `lost` blobs before its crash.
 	s := attest.NewSender(r.client, r.holder)
 	for start := 0; start < lost; start += attest.MaxEntries {
 		var entries []attest.Entry
 		for i := start; i < min(start+attest.MaxEntries, lost); i++ {
-			entries = append(entries, attest.Entry{Owner: r.ownerAddr(), Vault: rigVaults[i%len(rigVaults)], Digest: sha256.Sum256([]byte(fmt.Sprint("lost ", i))), Size: 100})
+			entries = append(entries, attest.Entry{Owner: r.ownerAddr(), Vault: vaults[i], Digest: sha256.Sum256([]byte(fmt.Sprint("lost ", i))), Size: 100})
 		}
 		if _, err := s.Send(ctx, &attest.Attest{Entries: entries}); err != nil {
 			t.Fatal(err)
@@ -442,6 +462,11 @@ func TestPendingGaugeFollowsTheQueue(t *testing.T) {
 	}
 	if g, a := gauge("release"), gauge("attest"); g != 0 || a != 0 {
 		t.Fatalf("after the queues drained: release gauge %v, attest gauge %v; want 0", g, a)
+	}
+	// The chain replaced the old attestation with the new one: the release
+	// of the old one is done, not refused and dropped.
+	if d := r.metric("ksb_holder_dropped_entries_total", "release"); d != 0 {
+		t.Fatalf("the release of a replaced blob was counted as dropped (%v)", d)
 	}
 
 	// A dropped entry leaves the gauge too.
