@@ -263,6 +263,9 @@ func (s *Service) handleFetch(st network.Stream) {
 		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
 		writeRefusal(st, ref)
 	case err != nil:
+		if timedOut(err) {
+			s.stalled.add(remote)
+		}
 		s.log.Info("fetch failed", "peer", remote, "err", err)
 		st.Reset()
 	default:
@@ -300,12 +303,16 @@ func (s *Service) serveFetch(st network.Stream) (int, peerClass, error) {
 	if err != nil {
 		return 0, class, err
 	}
-	var budget *streamBudget
-	switch class {
-	case classStranger:
+	if class == classStranger {
 		// Nothing here is this peer's: the answer is known before reading
 		// its request. No memory, no service slot, no rate-limit bucket.
 		return 0, class, refuse(CodeNotFound, "nothing held for %s", remote)
+	}
+	if d := s.stalled.left(remote); d > 0 {
+		return 0, class, refuse(CodeBusy, "a stream of this peer ran into its deadline; refused for %v more", d.Round(time.Second))
+	}
+	var budget *streamBudget
+	switch class {
 	case classOwner:
 		// Per peer first, so that a peer over its own rate does not spend
 		// the tokens all non-active owners share.

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
+	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -204,6 +206,15 @@ func resourceLimited(err error) bool {
 	return errors.As(err, &se) && se.ErrorCode == network.StreamResourceLimitExceeded
 }
 
+// timedOut reports whether err is a stream's deadline running out.
+func timedOut(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // busy wraps err in ErrBusy if a resource manager caused it.
 func busy(err error) error {
 	if err != nil && resourceLimited(err) && !errors.Is(err, ErrBusy) {
@@ -241,6 +252,9 @@ func (s *Service) handlePush(st network.Stream) {
 		}
 		st.Close()
 	case err != nil:
+		if timedOut(err) {
+			s.stalled.add(remote)
+		}
 		s.log.Info("push failed", "peer", remote, "err", err)
 		st.Reset()
 	default:
@@ -262,6 +276,9 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 		return "", 0, classStranger, refuse(CodeNotActive, "peer %s is not an active node", remote)
 	}
 	class = classActive
+	if d := s.stalled.left(remote); d > 0 {
+		return "", 0, class, refuse(CodeBusy, "a stream of this peer ran into its deadline; refused for %v more", d.Round(time.Second))
+	}
 	release, ok := s.pushActive.acquire(remote)
 	if !ok {
 		return "", 0, class, refuse(CodeBusy, "over the push allowance (%d per peer, %d for all active nodes)", MaxPushStreamsPerPeer, activePushStreams)

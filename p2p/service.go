@@ -231,6 +231,9 @@ type Service struct {
 	fetchActive    *streamBudget
 	fetchStrangers *streamBudget
 	pushOut        *peerSemaphore
+	// stalled holds the peers refused BUSY for StallPenalty because a
+	// stream of theirs ran into its deadline.
+	stalled *penaltyBox
 
 	mu       sync.Mutex
 	closed   bool
@@ -263,6 +266,7 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 		fetchActive:        newStreamBudget(activeFetchStreams, MaxFetchStreamsPerPeer),
 		fetchStrangers:     newStreamBudget(strangerFetchStreams, MaxFetchStreamsPerPeer),
 		pushOut:            newPeerSemaphore(MaxPushStreamsPerPeer),
+		stalled:            newPenaltyBox(StallPenalty, maxRateLimitedPeers),
 	}
 	for _, o := range opts {
 		if err := o(s); err != nil {
