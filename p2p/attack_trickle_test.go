@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
 )
