@@ -260,13 +260,15 @@ func (s *Service) handleFetch(st network.Stream) {
 		if class == classStranger {
 			lvl = slog.LevelDebug
 		}
-		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
+		lvl, quiet := s.quiet.level(remote, lvl)
+		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message, "not_logged_since", quiet)
 		writeRefusal(st, ref)
 	case err != nil:
 		if timedOut(err) {
 			s.stalled.add(remote)
 		}
-		s.log.Info("fetch failed", "peer", remote, "err", err)
+		lvl, quiet := s.quiet.level(remote, slog.LevelInfo)
+		s.log.Log(context.Background(), lvl, "fetch failed", "peer", remote, "err", err, "not_logged_since", quiet)
 		st.Reset()
 	default:
 		s.log.Info("fetch served", "peer", remote, "class", class.String(), "bytes", n)

@@ -244,7 +244,8 @@ func (s *Service) handlePush(st network.Stream) {
 		if class == classStranger {
 			lvl = slog.LevelDebug
 		}
-		s.log.Log(context.Background(), lvl, "push refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
+		lvl, quiet := s.quiet.level(remote, lvl)
+		s.log.Log(context.Background(), lvl, "push refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message, "not_logged_since", quiet)
 		resp := pb.PushResponse{Error: &pb.Error{Code: uint32(ref.Code), Message: truncateMessage(ref.Message)}}
 		if werr := writeFrame(st, resp.Marshal()); werr != nil {
 			st.Reset()
@@ -255,7 +256,8 @@ func (s *Service) handlePush(st network.Stream) {
 		if timedOut(err) {
 			s.stalled.add(remote)
 		}
-		s.log.Info("push failed", "peer", remote, "err", err)
+		lvl, quiet := s.quiet.level(remote, slog.LevelInfo)
+		s.log.Log(context.Background(), lvl, "push failed", "peer", remote, "err", err, "not_logged_since", quiet)
 		st.Reset()
 	default:
 		s.log.Debug("push served", "peer", remote, "result", res, "bytes", n, "took", time.Since(start))

@@ -36,6 +36,13 @@ const (
 	// maxRateLimitedPeers bounds the rate limiter's memory: peers idle for
 	// longer than a full refill are dropped once this many are tracked.
 	maxRateLimitedPeers = 4096
+
+	// refusalLogInterval is the least time between two log lines at Info
+	// about one peer's refused or failed streams; the ones in between go to
+	// Debug and are counted in the next line. A peer can have its streams
+	// refused thousands of times a second, and logs must not be a way to
+	// fill the operator's disk; the metrics count every refusal.
+	refusalLogInterval = 10 * time.Second
 )
 
 // ActiveSet tells whether a node is active: all Gossip needs of the chain.
@@ -234,6 +241,8 @@ type Service struct {
 	// stalled holds the peers refused BUSY for StallPenalty because a
 	// stream of theirs ran into its deadline.
 	stalled *penaltyBox
+	// quiet keeps one peer's refusals and failures from filling the log.
+	quiet *logLimiter
 
 	mu       sync.Mutex
 	closed   bool
@@ -267,6 +276,7 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 		fetchStrangers:     newStreamBudget(strangerFetchStreams, MaxFetchStreamsPerPeer),
 		pushOut:            newPeerSemaphore(MaxPushStreamsPerPeer),
 		stalled:            newPenaltyBox(StallPenalty, maxRateLimitedPeers),
+		quiet:              newLogLimiter(refusalLogInterval, maxRateLimitedPeers),
 	}
 	for _, o := range opts {
 		if err := o(s); err != nil {
@@ -481,4 +491,59 @@ func (r *rateLimiter) prune(now time.Time) {
 	if len(r.buckets) >= r.max {
 		clear(r.buckets)
 	}
+}
+
+// logLimiter lets through one log line per peer per interval; it counts the
+// ones it holds back. It tracks at most max peers: when full, peers whose
+// interval is over are dropped, and if none is, everything is let through
+// at Debug until one is.
+type logLimiter struct {
+	interval time.Duration
+	max      int
+	now      func() time.Time
+
+	mu    sync.Mutex
+	peers map[peer.ID]*logState
+}
+
+type logState struct {
+	last       time.Time
+	suppressed int
+}
+
+func newLogLimiter(interval time.Duration, max int) *logLimiter {
+	return &logLimiter{interval: interval, max: max, now: time.Now, peers: make(map[peer.ID]*logState)}
+}
+
+// level returns the level to log p's next line at — want, or Debug when p
+// had a line at want or above less than the interval ago — and how many of
+// p's lines were held back since its last one at want.
+func (l *logLimiter) level(p peer.ID, want slog.Level) (slog.Level, int) {
+	if want < slog.LevelInfo {
+		return want, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	st := l.peers[p]
+	if st == nil {
+		if len(l.peers) >= l.max {
+			for q, s := range l.peers {
+				if now.Sub(s.last) >= l.interval {
+					delete(l.peers, q)
+				}
+			}
+			if len(l.peers) >= l.max {
+				return slog.LevelDebug, 0
+			}
+		}
+		st = &logState{}
+		l.peers[p] = st
+	} else if now.Sub(st.last) < l.interval {
+		st.suppressed++
+		return slog.LevelDebug, 0
+	}
+	n := st.suppressed
+	st.last, st.suppressed = now, 0
+	return want, n
 }
