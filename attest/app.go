@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -24,6 +25,14 @@ import (
 // block is a Badger transaction of a few megabytes: well under Badger's batch
 // limit (15% of its 64 MiB memtable), and a FinalizeBlock of milliseconds.
 const MaxBlockItems = 4096
+
+// MaxBlockBytes caps the transaction bytes of a block, which the
+// application enforces itself (PrepareProposal keeps within it,
+// ProcessProposal rejects a block over it): the chain's block.max_bytes is
+// -1, so that PrepareProposal sees the whole mempool (see consensusParams).
+// It is CometBFT's default block size; a full block of MaxBlockItems
+// attestation entries is about 1 MiB.
+const MaxBlockBytes = 4 << 20
 
 // AppVersion is the application protocol version reported in Info.
 const AppVersion uint64 = 1
@@ -272,39 +281,122 @@ func (a *App) verify(raw []byte, tx *Tx) error {
 	return nil
 }
 
-// PrepareProposal keeps, in mempool order, the transactions that pass the
-// stateless checks and whose signer may send them at that sequence in the
-// last committed state (see CheckTx), up to the block's byte budget and
-// MaxBlockItems.
+// PrepareProposal builds a block from the mempool's transactions that pass
+// the stateless checks and whose signer may send them in the last committed
+// state (see CheckTx), within the block's byte budget and MaxBlockItems, so
+// that no signer can crowd the others out:
+//
+//   - of each signer's transactions, only those at consecutive sequences
+//     from its committed one are kept (the first of several at one sequence;
+//     one at a gap and the ones after it wait): any other would fail in
+//     FinalizeBlock, and its space is wasted;
+//   - signers take turns: every signer's first transaction, then every
+//     signer's second, and so on; within a turn the smallest (fewest items)
+//     first, so a holder's attestation of a few entries is never left out
+//     for other signers' full ones;
+//   - a transaction that does not fit is skipped, with its signer's later
+//     ones, and the rest are still tried.
+//
+// A node may keep MaxPendingPerSigner transactions of MaxEntries items in
+// the mempool, four blocks' worth: taken in mempool order, k such nodes made
+// a later transaction wait up to 4k blocks.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	a.mu.Lock()
 	p := a.params
 	a.mu.Unlock()
-	var (
-		txs   [][]byte
-		bytes int64
+	type candidate struct {
+		raw   []byte
+		tx    *Tx
+		pos   int
 		items int
-	)
-	for _, raw := range req.Txs {
+	}
+	bySigner := map[string][]candidate{}
+	var signers []string // in order of first appearance
+	next := map[string]uint64{}
+	for pos, raw := range req.Txs {
 		tx, err := a.checkStateless(p, raw)
 		if err != nil {
 			continue
 		}
-		if _, err := a.committedSigner(p, tx); err != nil {
+		var signer string
+		var seq uint64
+		err = a.view(func(s kv) error {
+			var err error
+			if signer, err = checkSigner(s, p, tx); err != nil {
+				return err
+			}
+			seq, err = getSeq(s, signer)
+			return err
+		})
+		if err != nil {
 			continue
 		}
-		if bytes+int64(len(raw)) > req.MaxTxBytes || items+tx.Msg.Items() > MaxBlockItems {
+		if _, ok := bySigner[signer]; !ok {
+			signers = append(signers, signer)
+			next[signer] = seq
+		}
+		bySigner[signer] = append(bySigner[signer], candidate{raw: raw, tx: tx, pos: pos, items: tx.Msg.Items()})
+	}
+	// Each signer's runnable chain: consecutive sequences from its
+	// committed one, the first transaction of each sequence.
+	chains := make(map[string][]candidate, len(signers))
+	for _, signer := range signers {
+		cs := bySigner[signer]
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].tx.Sequence < cs[j].tx.Sequence })
+		want := next[signer]
+		for _, c := range cs {
+			if c.tx.Sequence == want {
+				chains[signer] = append(chains[signer], c)
+				want++
+			}
+		}
+	}
+	var (
+		txs     [][]byte
+		bytes   int64
+		items   int
+		stopped = map[string]bool{}
+	)
+	for turn := 0; ; turn++ {
+		var round []candidate
+		var roundSigners []string
+		for _, signer := range signers {
+			if cs := chains[signer]; turn < len(cs) && !stopped[signer] {
+				round = append(round, cs[turn])
+				roundSigners = append(roundSigners, signer)
+			}
+		}
+		if len(round) == 0 {
 			break
 		}
-		bytes += int64(len(raw))
-		items += tx.Msg.Items()
-		txs = append(txs, raw)
+		idx := make([]int, len(round))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool {
+			a, b := round[idx[i]], round[idx[j]]
+			if a.items != b.items {
+				return a.items < b.items
+			}
+			return a.pos < b.pos
+		})
+		for _, i := range idx {
+			c := round[i]
+			if bytes+int64(len(c.raw)) > min(req.MaxTxBytes, MaxBlockBytes) || items+c.items > MaxBlockItems {
+				stopped[roundSigners[i]] = true // its later transactions need this one
+				continue
+			}
+			bytes += int64(len(c.raw))
+			items += c.items
+			txs = append(txs, c.raw)
+		}
 	}
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }
 
-// ProcessProposal accepts a block only if every transaction passes the
-// stateless checks and the block touches at most MaxBlockItems items: an
+// ProcessProposal accepts a block only if it holds at most MaxBlockBytes of
+// transactions, every transaction passes the stateless checks and the block
+// touches at most MaxBlockItems items: an
 // honest proposer never proposes anything else. It does not check signers
 // against state: a transaction of a node added by a Churn earlier in the
 // same block is valid, and a block fetched by block sync never comes here,
@@ -313,7 +405,14 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalReques
 	a.mu.Lock()
 	p := a.params
 	a.mu.Unlock()
-	items := 0
+	items, size := 0, 0
+	for _, raw := range req.Txs {
+		size += len(raw)
+	}
+	if size > MaxBlockBytes {
+		a.log.Warn("rejecting proposal", "height", req.Height, "bytes", size)
+		return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+	}
 	for i, raw := range req.Txs {
 		tx, err := a.checkStateless(p, raw)
 		if err != nil {

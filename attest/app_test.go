@@ -442,7 +442,9 @@ func TestProposals(t *testing.T) {
 		for j := range entries {
 			entries[j] = entry(0, testVault, string(rune(i))+strings.Repeat("y", j))
 		}
-		big = append(big, c.sign(testIDs[1], &attest.Attest{Entries: entries}))
+		// At consecutive sequences from the committed one: PrepareProposal
+		// keeps no other.
+		big = append(big, signAt(t, testIDs[1], uint64(i), &attest.Attest{Entries: entries}))
 	}
 	res, _ := c.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Txs: big, Height: 2})
 	if res.Status != abci.PROCESS_PROPOSAL_STATUS_REJECT {

@@ -137,7 +137,7 @@ func InitNetwork(n Network) error {
 	doc := &cmttypes.GenesisDoc{
 		ChainID:         n.ChainID,
 		GenesisTime:     cmttime.Now(),
-		ConsensusParams: cmttypes.DefaultConsensusParams(),
+		ConsensusParams: consensusParams(),
 		Validators:      vals,
 		AppState:        appState,
 	}
@@ -444,4 +444,19 @@ func stringers(kv []any) []any {
 		}
 	}
 	return kv
+}
+
+// consensusParams are CometBFT's defaults but for block.max_bytes, -1:
+// CometBFT then hands PrepareProposal the whole mempool instead of its first
+// 4 MiB in arrival order, and the application keeps a block within
+// MaxBlockBytes itself (PrepareProposal, ProcessProposal). With the default,
+// a few active nodes that fill their mempool allowance (MaxPendingPerSigner
+// transactions each) hid every later transaction from PrepareProposal, and
+// so from its turn-taking between signers, for as many blocks as it took to
+// work through all but the last 4 MiB of theirs. CheckTx bounds the mempool
+// PrepareProposal reads: MaxPendingPerSigner transactions per active node.
+func consensusParams() *cmttypes.ConsensusParams {
+	p := cmttypes.DefaultConsensusParams()
+	p.Block.MaxBytes = -1
+	return p
 }
