@@ -10,8 +10,8 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
-	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
 	"github.com/ksb-project/ksb/attest"
 )
