@@ -5,7 +5,9 @@
 //   - NewHost starts a host with the node's key: TCP with Noise, QUIC, no
 //     relay, a connection manager and explicit resource-manager Limits.
 //     ConnectPeers protects known peers (the active nodes) in the connection
-//     manager, allowlists them in the resource manager, and dials them.
+//     manager, allowlists them in the resource manager, and dials them;
+//     KnownPeers.Set does the same for the whole known set and releases the
+//     peers that left it (nodes churned out).
 //   - Service serves /ksb/push/1.0.0 (a holder accepts a blob from its owner,
 //     stores it durably and answers with a signed Receipt, or refuses with a
 //     typed *RefusedError and stores nothing) and /ksb/fetch/1.0.0 (a holder
