@@ -3,72 +3,88 @@ package attest_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"strings"
+	"crypto/rand"
 	"sync"
 	"testing"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
-	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
 )
 
-// sixNodeGenesis registers nodes 0..5 and testVault with them all as
-// members.
-func sixNodeGenesis() attest.Genesis {
-	g := attest.Genesis{Authority: authority().PubKeyHex(), Replication: 2}
-	var members []string
-	for i := range 6 {
-		g.Nodes = append(g.Nodes, nodeSpec(i))
-		members = append(members, addr(i))
+// fullProve is a Prove of MaxProofs made-up proofs, each with a full
+// segment and the longest paths: it passes every stateless check (CheckTx,
+// ProcessProposal), is about 370 KB, counts 1,026 writes, and fails in
+// FinalizeBlock (no such challenge) — after using its signer's sequence.
+func fullProve(t testing.TB, tag int) *attest.Prove {
+	t.Helper()
+	hash := func() []byte {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return b
 	}
-	g.Vaults = []attest.VaultSpec{{PubKey: testVault, Members: members, Threshold: 4}}
-	return g
+	m := &attest.Prove{Epoch: 1}
+	for i := range attest.MaxProofs {
+		p := attest.SegmentProof{
+			Custody: attest.CustodyID{Commitment: uint64(tag*attest.MaxProofs + i + 1)},
+			Data:    make([]byte, custody.SegmentSize),
+		}
+		for range attest.MaxCopyPath {
+			p.CopyPath = append(p.CopyPath, hash())
+		}
+		for range attest.MaxCommitPath {
+			p.CommitPath = append(p.CommitPath, hash())
+		}
+		m.Proofs = append(m.Proofs, p)
+	}
+	return m
 }
 
-// fullAttest is an Attest of MaxEntries entries of owner for testVault,
-// distinct per tag.
-func fullAttest(owner int, tag string) *attest.Attest {
-	es := make([]attest.Entry, attest.MaxEntries)
-	for i := range es {
-		es[i] = entry(owner, testVault, fmt.Sprint(tag, "/", i))
+// fullAttest is an Attest of MaxEntries made-up custodies (2,050 writes):
+// it passes every stateless check and fails in FinalizeBlock.
+func fullAttest(tag int) *attest.Attest {
+	m := &attest.Attest{}
+	for i := range attest.MaxEntries {
+		m.Custodies = append(m.Custodies, attest.CustodyID{Commitment: uint64(tag*attest.MaxEntries + i + 1)})
 	}
-	return &attest.Attest{Entries: es}
+	return m
 }
 
 // TestAttackBlockSpaceIsShared (finding 6, active nodes gone bad): each
 // active node may keep MaxPendingPerSigner (16) transactions in the mempool,
-// and a full Attest is MaxEntries (1024) items: one node's allowance fills
-// four blocks (MaxBlockItems = 4096). PrepareProposal took the mempool in
+// and a full Attest counts 2,050 of a block's MaxBlockWrites (4,096): one
+// node's allowance fills eight blocks. PrepareProposal took the mempool in
 // its order and stopped at the first transaction that did not fit, so an
-// honest holder's attestation that arrived after the transactions of k
-// nodes gone bad waited for up to 4k blocks of theirs; and a node could fill
-// a block with transactions at one sequence, of which only one executes
-// (here: a proposal of 4 transactions, 3 failing, the honest one left out). Now
+// honest node's transaction that arrived after the transactions of k nodes
+// gone bad waited for up to 4k blocks of theirs; and a node could fill a
+// block with transactions at one sequence, of which only one executes. Now
 // PrepareProposal keeps, per signer, only transactions at consecutive
 // sequences from its committed one, takes signers in turns (each signer's
-// first transaction, smallest first, then each one's second …) and skips a
+// first transaction, cheapest first, then each one's second …) and skips a
 // transaction that does not fit (and its signer's later ones) instead of
-// stopping: the honest attestation is in the next block.
+// stopping: the honest transaction is in the next block. Seen failing with
+// main's PrepareProposal: the honest transaction left out, and 2 of the 4
+// proposed transactions failing for their sequence.
 func TestAttackBlockSpaceIsShared(t *testing.T) {
-	c := newChain(t, sixNodeGenesis())
+	c := newChain(t, testGenesis())
 	var mempool [][]byte
-	// Each bad node's mempool allowance (MaxPendingPerSigner = 16): eight
-	// full Attests at its next sequence, of which only one can execute, and
-	// eight at the following sequences.
+	// Each bad node's mempool allowance: eight full Attests at its next
+	// sequence, of which only one can execute, and eight at the following
+	// sequences.
 	const half = attest.MaxPendingPerSigner / 2
 	for b := 1; b <= 5; b++ {
+		id := testIDs[b]
 		for i := range half {
-			mempool = append(mempool, signAt(t, testIDs[b], 0, fullAttest((b+1)%6, fmt.Sprint(b, "-dup-", i))))
+			mempool = append(mempool, signAt(t, id, c.account(id), 0, fullAttest(b*100+i)))
 		}
 		for seq := 1; seq <= half; seq++ {
-			mempool = append(mempool, signAt(t, testIDs[b], uint64(seq), fullAttest((b+1)%6, fmt.Sprint(b, "-", seq))))
+			mempool = append(mempool, signAt(t, id, c.account(id), uint64(seq), fullAttest(b*100+half+seq)))
 		}
 	}
-	honest := signAt(t, testIDs[0], 0, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "honest")}})
+	honest := c.sign(testIDs[0], update(1))
 	mempool = append(mempool, honest)
 
 	prep, err := c.app.PrepareProposal(context.Background(), &abci.PrepareProposalRequest{Txs: mempool, MaxTxBytes: 64 << 20})
@@ -79,44 +95,54 @@ func TestAttackBlockSpaceIsShared(t *testing.T) {
 	for _, tx := range prep.Txs {
 		included = included || bytes.Equal(tx, honest)
 	}
-	// Execute the proposal: every transaction in it must succeed (none at
-	// a used or skipped sequence), within MaxBlockItems.
+	// Execute the proposal: no transaction in it may fail for its sequence
+	// (a used or skipped one); the made-up proofs fail for their content.
 	res := c.block(prep.Txs...)
-	failed := 0
-	for _, r := range res {
-		if r.Code != 0 {
-			failed++
+	badSeq, honestOK := 0, false
+	for i, r := range res {
+		if r.Code == attest.CodeBadSequence {
+			badSeq++
+		}
+		if bytes.Equal(prep.Txs[i], honest) {
+			honestOK = r.Code == attest.CodeOK
 		}
 	}
-	t.Logf("mempool of %d transactions (5 nodes × 16 full Attests, then 1 honest): proposal of %d, %d of them failing, honest included: %v",
-		len(mempool), len(prep.Txs), failed, included)
-	if !included {
-		t.Fatal("the honest attestation is not in the block: five nodes' transactions took it all")
+	t.Logf("mempool of %d transactions (5 nodes × 16 full Attests, then 1 honest UpdateNode): proposal of %d, %d of them failing for their sequence, honest included: %v, executed: %v",
+		len(mempool), len(prep.Txs), badSeq, included, honestOK)
+	if !included || !honestOK {
+		t.Fatal("the honest transaction is not in the block: five nodes' transactions took it all")
 	}
-	if failed > 0 {
-		t.Fatalf("%d transactions of the proposal failed: block space went to transactions that cannot execute", failed)
+	if badSeq > 0 {
+		t.Fatalf("%d transactions of the proposal failed for their sequence: block space went to transactions that cannot execute", badSeq)
 	}
 }
 
 // TestAttackMempoolReapStarvesHonestTx (finding 6, active nodes gone bad):
 // with CometBFT's default block.max_bytes (4 MiB), CometBFT hands
 // PrepareProposal only the first 4 MiB of the mempool, in arrival order.
-// Active nodes that fill their mempool allowance with full Attests (16 ×
-// ~200 KB each) put an honest holder's later attestation out of
-// PrepareProposal's sight — and of its turn-taking between signers — until
-// the blocks had worked through all but the last 4 MiB of theirs: with five
-// such nodes (16 MB) it committed 10-18 blocks (4.3-5.2 s) after it was
-// sent, instead of 0.1 s; the test runs three.
-// The chain's block.max_bytes is now -1 (CometBFT hands over the whole
-// mempool, which CheckTx bounds) and the application keeps blocks within
-// MaxBlockBytes itself: 2 blocks (0.75 s).
+// Active nodes that fill their mempool allowance with full Proves (16 ×
+// ~370 KB each; CheckTx does not read state for a Prove's content) put an
+// honest node's later transaction out of PrepareProposal's sight — and of
+// its turn-taking between signers — until the blocks had worked through all
+// but the last 4 MiB of theirs: with three such nodes it committed 14 blocks
+// (12 s) after it was sent (seen failing with block.max_bytes at its
+// default), 1 block (2.5 s) with the fix. The chain's block.max_bytes is now -1
+// (CometBFT hands over the whole mempool, which CheckTx bounds) and the
+// application bounds blocks by MaxBlockWrites itself.
 func TestAttackMempoolReapStarvesHonestTx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a CometBFT node")
 	}
+	if raceDetector {
+		// 12 MB of transactions through a node's RPC, mempool, blocks and
+		// tx index take minutes under the race detector, and the honest
+		// transaction's RPC calls time out; TestAttackBlockSpaceIsShared
+		// covers PrepareProposal's part under it.
+		t.Skip("too slow under the race detector: run go test -run TestAttackMempoolReapStarvesHonestTx ./attest/")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	e, err := attest.StartEmbedded(ctx, attest.EmbeddedConfig{Home: t.TempDir(), ChainID: testChainID, Genesis: sixNodeGenesis(), BlockInterval: testBlockInterval})
+	e, err := attest.StartEmbedded(ctx, attest.EmbeddedConfig{Home: t.TempDir(), ChainID: testChainID, Genesis: testGenesis(), BlockInterval: testBlockInterval})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,22 +155,44 @@ func TestAttackMempoolReapStarvesHonestTx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	honest := attest.NewSender(c, testIDs[0])
+	acct := func(i int) uint64 {
+		a, err := c.Account(ctx, addr(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Account
+	}
 	var flood [][]byte
-	for b := 1; b <= 3; b++ {
+	// Two nodes' allowances, 12 MB: without the fix the honest transaction
+	// waited about 7 blocks; three nodes' (18 MB) made it 14.
+	for b := 1; b <= 2; b++ {
+		n := acct(b)
 		for seq := range attest.MaxPendingPerSigner {
-			flood = append(flood, signAt(t, testIDs[b], uint64(seq), fullAttest((b+1)%6, fmt.Sprint(b, "-", seq))))
+			flood = append(flood, signAt(t, testIDs[b], n, uint64(seq), fullProve(t, b*100+seq)))
 		}
 	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8) // a few at a time: see TestNonNodeFloodNeverReachesABlock
+	sem := make(chan struct{}, 8)
+	var refused int
+	var reasons []string
+	var mu sync.Mutex
 	for _, raw := range flood {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			rpc.BroadcastTxSync(ctx, raw)
+			res, err := rpc.BroadcastTxSync(ctx, raw)
+			if err != nil || res.Code != 0 {
+				mu.Lock()
+				refused++
+				if err != nil {
+					reasons = append(reasons, err.Error())
+				} else {
+					reasons = append(reasons, res.Log)
+				}
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
@@ -153,67 +201,17 @@ func TestAttackMempoolReapStarvesHonestTx(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	res, err := honest.Send(ctx, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "honest")}})
+	res, err := attest.NewSender(c, testIDs[0]).Send(ctx, update(7))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("honest attestation committed after %v, at height %d (%d blocks after it was sent)", time.Since(start), res.Height, res.Height-h0)
+	t.Logf("%d full Proves broadcast (%d refused); honest transaction committed after %v, at height %d (%d blocks after it was sent)",
+		len(flood), refused, time.Since(start).Round(time.Millisecond), res.Height, res.Height-h0)
+	if refused > 0 {
+		t.Fatalf("%d of the flood's transactions refused (first: %s): the test does not fill the mempool", refused, reasons[0])
+	}
 	if res.Height-h0 > 3 {
-		t.Fatalf("honest attestation committed %d blocks after it was sent, behind three nodes' full mempool allowances", res.Height-h0)
+		t.Fatalf("honest transaction committed %d blocks after it was sent, behind two nodes' full mempool allowances", res.Height-h0)
 	}
 }
 
-// TestProcessProposalRejectsOverMaxBlockBytes: with block.max_bytes -1,
-// CometBFT no longer bounds a proposal's size; the application rejects a
-// block whose transactions are over MaxBlockBytes, even if each is valid and
-// the block is within MaxBlockItems, and PrepareProposal keeps within it.
-func TestProcessProposalRejectsOverMaxBlockBytes(t *testing.T) {
-	c := newChain(t, sixNodeGenesis())
-	// Churns of the authority adding nodes with MaxMultiaddrs long
-	// addresses: ~2 KB an item.
-	var addrs []string
-	for i := range attest.MaxMultiaddrs {
-		host := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + ".example"
-		addrs = append(addrs, fmt.Sprintf("/dns4/%s/tcp/%d", host, 1000+i))
-	}
-	// The same nodes in every churn: ProcessProposal checks each
-	// transaction alone.
-	var ch attest.Churn
-	for range 200 {
-		k, err := secp256k1.GeneratePrivateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch.AddNodes = append(ch.AddNodes, attest.NodeSpec{PubKey: fmt.Sprintf("%x", k.PubKey().SerializeCompressed()), Multiaddrs: addrs})
-	}
-	var txs [][]byte
-	size, items := 0, 0
-	for seq := uint64(0); size <= attest.MaxBlockBytes; seq++ {
-		raw := signAt(t, authority(), seq, &ch)
-		txs = append(txs, raw)
-		size += len(raw)
-		items += ch.Items()
-	}
-	if items > attest.MaxBlockItems {
-		t.Fatalf("%d items: over MaxBlockItems, the test would not isolate the byte cap", items)
-	}
-	res, err := c.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Txs: txs, Height: 2})
-	if err != nil || res.Status != abci.PROCESS_PROPOSAL_STATUS_REJECT {
-		t.Fatalf("ProcessProposal of %d transactions, %d bytes, %d items = %v, %v; want REJECT", len(txs), size, items, res.Status, err)
-	}
-	res, err = c.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Txs: txs[:len(txs)/2], Height: 2})
-	if err != nil || res.Status != abci.PROCESS_PROPOSAL_STATUS_ACCEPT {
-		t.Fatalf("ProcessProposal of half of them = %v, %v; want ACCEPT", res.Status, err)
-	}
-	prep, err := c.app.PrepareProposal(context.Background(), &abci.PrepareProposalRequest{Txs: txs, MaxTxBytes: 100 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kept := 0
-	for _, tx := range prep.Txs {
-		kept += len(tx)
-	}
-	if kept > attest.MaxBlockBytes || kept == 0 {
-		t.Fatalf("PrepareProposal kept %d bytes, want 1 to %d", kept, attest.MaxBlockBytes)
-	}
-}

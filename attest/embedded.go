@@ -448,13 +448,15 @@ func stringers(kv []any) []any {
 
 // consensusParams are CometBFT's defaults but for block.max_bytes, -1:
 // CometBFT then hands PrepareProposal the whole mempool instead of its first
-// 4 MiB in arrival order, and the application keeps a block within
-// MaxBlockBytes itself (PrepareProposal, ProcessProposal). With the default,
-// a few active nodes that fill their mempool allowance (MaxPendingPerSigner
-// transactions each) hid every later transaction from PrepareProposal, and
-// so from its turn-taking between signers, for as many blocks as it took to
-// work through all but the last 4 MiB of theirs. CheckTx bounds the mempool
-// PrepareProposal reads: MaxPendingPerSigner transactions per active node.
+// 4 MiB in arrival order, and the application bounds a block itself by
+// MaxBlockWrites (PrepareProposal, ProcessProposal; no message carries more
+// than about 700 bytes per write it counts, so such a block is under 3 MB).
+// With the default, a few active nodes that fill their mempool allowance
+// (MaxPendingPerSigner transactions each) hid every later transaction from
+// PrepareProposal, and so from its turn-taking between signers, for as many
+// blocks as it took to work through all but the last 4 MiB of theirs.
+// CheckTx bounds the mempool PrepareProposal reads: MaxPendingPerSigner
+// transactions per active node.
 func consensusParams() *cmttypes.ConsensusParams {
 	p := cmttypes.DefaultConsensusParams()
 	p.Block.MaxBytes = -1

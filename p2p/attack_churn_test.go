@@ -24,7 +24,8 @@ func TestAttackChurnedOutNodeLosesItsPrivileges(t *testing.T) {
 	id := newIdentity(t)
 	// High watermark 4: the resource manager allows 8 connections.
 	h := newHostConfig(t, p2p.HostConfig{Identity: id, Listen: testListen, ConnLow: 2, ConnHigh: 4})
-	hd := startHolderOn(t, h, id, t.TempDir(), newMembers(active.id))
+	m := newMembers(active.id)
+	hd := startHolderOn(t, h, id, t.TempDir(), m)
 	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
 	defer cancel()
 	known := p2p.NewKnownPeers(hd.h)
@@ -64,7 +65,7 @@ func TestAttackChurnedOutNodeLosesItsPrivileges(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if _, err := active.push(t, hd, vaultA, blob(5000, 5)); err != nil {
+	if _, err := active.push(t, hd, m.place(t, active.id, hd, vaultA, 5000, 5)); err != nil {
 		t.Fatalf("active node's push while strangers hold every connection: %v", err)
 	}
 	if stillIn() {

@@ -58,7 +58,7 @@ func TestAttackActiveNodeCannotFloodLogs(t *testing.T) {
 	m := newMembers(o.id, bad.id)
 	hd := newHolder(t, m, p2p.WithLogger(slog.New(logs)))
 	connect(t, bad.h, hd.h)
-	hdr := frameOf((&pb.PushHeader{Owner: bad.id.PubKey(), Vault: "bad vault", Digest: make([]byte, 32), Size: 1}).Marshal())
+	hdr := frameOf((&pb.PushHeader{Owner: bad.id.PubKey(), Size: 0}).Marshal()) // an empty copy: malformed
 	const streams = 300
 	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
 	defer cancel()
@@ -74,7 +74,7 @@ func TestAttackActiveNodeCannotFloodLogs(t *testing.T) {
 		s.Reset()
 	}
 	took := time.Since(start)
-	if _, err := o.push(t, hd, vaultA, blob(5000, 1)); err != nil {
+	if _, err := o.push(t, hd, m.place(t, o.id, hd, vaultA, 5000, 1)); err != nil {
 		t.Fatalf("honest push: %v", err)
 	}
 	refused := counter(t, hd.reg, "ksb_p2p_refusals_total", map[string]string{"protocol": "push", "reason": "malformed"})

@@ -53,7 +53,7 @@ func newReturnAttackers(t *testing.T, ctx context.Context, n int, m *members, hd
 		introduce(a.raw.h, hd.h)
 		for j, v := range []string{vaultA, vaultB} {
 			pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
-			_, err := p2p.Push(pctx, a.raw.h, hd.h.ID(), a.id, v, blob(p2p.MaxBlobSize, byte(40+2*i+j)))
+			_, err := p2p.Push(pctx, a.raw.h, hd.h.ID(), a.id, m.place(t, a.id, hd, v, p2p.MaxBlobSize, byte(40+2*i+j)))
 			pcancel()
 			if err != nil {
 				t.Fatal(err)
@@ -159,8 +159,9 @@ func TestAttackOwnersHoldEveryReturnSlot(t *testing.T) {
 	hd := newHolder(t, m)
 	m.add(hd.id)
 	gh := newGossipNode(t, hd.id, hd.h, m, p2p.ServeRecovery(hd.svc))
-	share := blob(60<<10, 30)
-	if _, err := o.push(t, hd, vaultA, share); err != nil {
+	c := m.place(t, o.id, hd, vaultA, 60<<10, 30)
+	share := c.Blob
+	if _, err := o.push(t, hd, c); err != nil {
 		t.Fatal(err)
 	}
 	o.h.Close() // the honest owner loses its disk
@@ -203,8 +204,9 @@ func TestAttackReturnSlotsAreServedInTurn(t *testing.T) {
 	hd := newHolder(t, m, p2p.WithTimeouts(p2p.PushTimeout, hold))
 	m.add(hd.id)
 	gh := newGossipNode(t, hd.id, hd.h, m, p2p.ServeRecovery(hd.svc))
-	share := blob(60<<10, 31)
-	if _, err := o.push(t, hd, vaultA, share); err != nil {
+	c := m.place(t, o.id, hd, vaultA, 60<<10, 31)
+	share := c.Blob
+	if _, err := o.push(t, hd, c); err != nil {
 		t.Fatal(err)
 	}
 	o.h.Close()

@@ -3,7 +3,6 @@ package p2p_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"sync"
@@ -24,6 +23,14 @@ func frameOf(msg []byte) []byte {
 		n >>= 7
 	}
 	return append(append(b, byte(n)), msg...)
+}
+
+// pushHeaderOf is the framed push header of c, as Push sends it.
+func pushHeaderOf(c p2p.Copy) []byte {
+	return frameOf((&pb.PushHeader{
+		Commitment: c.Custody.Commitment, Slot: c.Custody.Slot, CopyIndex: uint32(c.CopyIndex),
+		Size: uint64(len(c.Blob)), CommitPath: c.CommitPath, Owner: c.Owner,
+	}).Marshal())
 }
 
 // TestAttackActiveNodesTrickleBodies (finding 4, active nodes gone bad): a
@@ -50,8 +57,6 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 	const attackers, perAttacker = 8, p2p.MaxPushStreamsPerPeer + 1
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	big := blob(p2p.MaxBlobSize, 7)
-	sum := sha256.Sum256(big)
 	var (
 		wg     sync.WaitGroup
 		opened atomic.Int64 // streams whose header the holder read (still open after it)
@@ -61,7 +66,11 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 		a := newClient(t)
 		m.add(a.id)
 		connect(t, a.h, hd.h)
-		hdr := frameOf((&pb.PushHeader{Owner: a.id.PubKey(), Vault: vaultA, Digest: sum[:], Size: uint64(len(big))}).Marshal())
+		// A real custody of the attacker's, assigned to hd: its header passes
+		// every check, and then the body trickles.
+		c := m.place(t, a.id, hd, vaultA, p2p.MaxBlobSize, 7)
+		big := c.Blob
+		hdr := pushHeaderOf(c)
 		for range perAttacker {
 			wg.Add(1)
 			go func() {
@@ -122,9 +131,9 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 	var ok, busy int
 	var lastErr error
 	start := time.Now()
-	for range 3 {
+	for i := range 3 {
 		pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := own.svc.Push(pctx, hd.h.ID(), vaultB, blob(60<<10, 8))
+		_, err := own.svc.Push(pctx, hd.h.ID(), m.place(t, own.id, hd, vaultB, 60<<10, byte(8+i)))
 		pcancel()
 		switch {
 		case err == nil:

@@ -25,11 +25,13 @@ func TestRecoveryOverGossip(t *testing.T) {
 	h2 := newHolder(t, m)
 	m.add(h1.id)
 	m.add(h2.id)
-	share := blob(60<<10, 20)
-	for _, hd := range []*holder{h1, h2} {
-		if _, err := o.push(t, hd, vaultA, share); err != nil {
+	sh := m.commit(t, o.id, vaultA, 60<<10, 20, h1.id, h2.id)
+	want := map[string][]byte{}
+	for i, hd := range []*holder{h1, h2} {
+		if _, err := o.push(t, hd, sh.copy(t, i)); err != nil {
 			t.Fatal(err)
 		}
+		want[string(hd.h.ID())] = sh.copies[i]
 	}
 	o.h.Close()
 
@@ -69,8 +71,8 @@ func TestRecoveryOverGossip(t *testing.T) {
 		t.Fatalf("blobs came back from %d holders, want 2", len(got))
 	}
 	for p, b := range got {
-		if !bytes.Equal(b, share) {
-			t.Fatalf("holder %s returned another blob", p)
+		if !bytes.Equal(b, want[p]) {
+			t.Fatalf("holder %s returned another copy than its own", p)
 		}
 	}
 	g2.v.wait(t, verdict{p2p.RecoveryTopic, o.id.PeerID(), pubsub.ValidationAccept, "ok"})
