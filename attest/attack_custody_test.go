@@ -1,0 +1,113 @@
+package attest_test
+
+import (
+	"testing"
+
+	"github.com/ksb-project/ksb/attest"
+)
+
+// TestAttackOwnerVoidsChallengesToFailHonestHolders (an active node gone
+// bad, as an owner): an owner that commits three new versions of its share
+// for a vault deletes its oldest superseded version at once
+// (MaxSupersededVersions = 2), custodies and all. Doing so in the first block
+// of an epoch — right after the epoch's challenges are drawn, before any
+// holder can answer — deletes the commitment its holders were just
+// challenged on: their proofs are refused (no longer in state), and the
+// challenge still counted as given and unanswered in the holder's epoch
+// tally. Twice in a row, and every holder challenged only on that owner's
+// custodies (a new holder, or one with few custodies: from the second epoch
+// of a round a holder is given ceil(left / epochs left) challenges, often
+// one) missed "every challenge of two epochs" and failed as a whole: all its
+// custodies, of every owner, failed and were repaired, and it got no new
+// custodies for RoundEpochs epochs. Before the fix, the three honest
+// holders here failed (seen). Now a challenge whose custody the chain
+// deletes is withdrawn from the holder's tally with it, so the holders keep
+// their standing, and an honest owner's next commitment goes to them.
+func TestAttackOwnerVoidsChallengesToFailHonestHolders(t *testing.T) {
+	g := testGenesis()
+	g.Strategy = attest.StrategyVault // holders: the vault's members but the owner
+	c := newChain(t, g)
+	const size = 700
+	attacker := 0
+	holders := []string{addr(1), addr(2), addr(3)}
+	commitAt := func(h int64) uint64 {
+		// Three new versions in the epoch's first block: the version
+		// challenged in it is superseded, then deleted.
+		c.until(h - 1)
+		var txs [][]byte
+		var pending [][][]byte
+		for range 3 {
+			copies, cm := c.newShare(size)
+			txs = append(txs, c.sign(testIDs[attacker], &attest.Commit{Shares: []attest.ShareCommit{{Vault: testVaultIdx, Size: cm.Size, Root: cm.Root}}}))
+			pending = append(pending, copies)
+		}
+		res := c.block(txs...)
+		var last uint64
+		for i, r := range res {
+			if r.Code != 0 {
+				t.Fatalf("attacker's commit %d: code %d: %s", i, r.Code, r.Log)
+			}
+			ids := (&attest.TxResult{Events: r.Events}).Commitments()
+			c.copies[ids[0]] = pending[i]
+			last = ids[0]
+		}
+		return last
+	}
+	// proveDeleted makes every holder answer its open challenges with the
+	// right proof, built from the copy it holds.
+	proveDeleted := func(id uint64) {
+		for _, h := range holders {
+			var ps []attest.SegmentProof
+			epoch := uint64(0)
+			for _, ch := range c.challenges(h) {
+				if ch.Commitment != id {
+					t.Fatalf("%s challenged on %d, want %d", h, ch.Commitment, id)
+				}
+				ps = append(ps, c.proofFromCopy(attest.CustodyID{Commitment: ch.Commitment, Slot: ch.Slot}, ch.Segment, int(ch.Slot)))
+				epoch = ch.Epoch
+			}
+			if len(ps) == 0 {
+				continue // the fix withdrew it
+			}
+			if r := c.exec(idOf(h), &attest.Prove{Epoch: epoch, Proofs: ps}); r.Code != attest.CodeNoChallenge {
+				t.Fatalf("%s's proof of a deleted custody: code %d (%s)", h, r.Code, r.Log)
+			}
+		}
+	}
+
+	x := c.commit(attacker, testVaultIdx, size)
+	c.attestAll(x)
+	for e := int64(1); e <= 2; e++ {
+		w := commitAt(epochStart(e))
+		if r := c.query("/commitment/"+itoa(x), nil); r.Code != attest.CodeNotFound {
+			t.Fatalf("epoch %d: the challenged commitment %d is still in state", e, x)
+		}
+		proveDeleted(x)
+		c.attestAll(w) // the new version is pushed and attested: challenged next epoch
+		x = w
+	}
+	c.until(epochStart(2) + testCustody.ProofWindow + 1) // epoch 2's window closes
+
+	var nodes struct{ Nodes []attest.Node }
+	c.query("/nodes", &nodes)
+	failed := 0
+	for _, n := range nodes.Nodes {
+		for _, h := range holders {
+			if n.Address == h && n.FailedHeight != 0 {
+				failed++
+			}
+		}
+	}
+	t.Logf("an owner deleting its challenged commitment in two epochs' first blocks: %d of %d honest holders failed as a whole", failed, len(holders))
+	if failed > 0 {
+		t.Fatalf("%d honest holders failed as a whole because an owner deleted the custody they were challenged on", failed)
+	}
+	// Honest traffic: another owner's commitment goes to the holders, who
+	// attest it.
+	honest := c.commit(1, testVaultIdx, size)
+	cm := c.commitment(honest)
+	if len(cm.Custodies) != 3 {
+		t.Fatalf("honest commitment got %d holders, want 3", len(cm.Custodies))
+	}
+	c.attestAll(honest)
+}
