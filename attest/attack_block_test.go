@@ -214,4 +214,3 @@ func TestAttackMempoolReapStarvesHonestTx(t *testing.T) {
 		t.Fatalf("honest transaction committed %d blocks after it was sent, behind two nodes' full mempool allowances", res.Height-h0)
 	}
 }
-
