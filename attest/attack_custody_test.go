@@ -111,3 +111,74 @@ func TestAttackOwnerVoidsChallengesToFailHonestHolders(t *testing.T) {
 	}
 	c.attestAll(honest)
 }
+
+// TestAttackFalseDrillsAreBounded (an active node gone bad, as an owner):
+// an owner posts failing restore drills against the honest holders of its
+// own share. What bounds it: a drill is accepted only of the signer's own
+// live commitment (another owner's custody: ErrNotAssigned), one per owner
+// per DrillInterval (ErrRateLimited); a failed drill fails that one custody
+// (which is repaired, never to the same holder again: the commitment's past
+// holders are excluded) and nothing else — the holder's standing is
+// untouched (no holder-wide failure, still eligible), so an honest owner's
+// next commitment goes to it.
+func TestAttackFalseDrillsAreBounded(t *testing.T) {
+	g := testGenesis()
+	g.Strategy = attest.StrategyVault
+	c := newChain(t, g)
+	const size = 700
+	bad := c.commit(0, testVaultIdx, size)
+	c.attestAll(bad)
+	honest := c.commit(1, testVaultIdx, size)
+	c.attestAll(honest)
+
+	victim := c.commitment(bad).Custodies[0]
+	if r := c.exec(testIDs[0], &attest.Drill{Custody: attest.CustodyID{Commitment: honest, Slot: 0}, Result: attest.DrillMismatch}); r.Code != attest.CodeNotAssigned {
+		t.Fatalf("drill of another owner's custody: code %d (%s)", r.Code, r.Log)
+	}
+	if r := c.exec(testIDs[0], &attest.Drill{Custody: attest.CustodyID{Commitment: bad, Slot: victim.Slot}, Result: attest.DrillMismatch}); r.Code != 0 {
+		t.Fatalf("owner's false drill: code %d (%s)", r.Code, r.Log)
+	}
+	limited := 0
+	for slot := uint64(1); slot < 3; slot++ {
+		r := c.exec(testIDs[0], &attest.Drill{Custody: attest.CustodyID{Commitment: bad, Slot: slot}, Result: attest.DrillMismatch})
+		if r.Code == attest.CodeRateLimited {
+			limited++
+		}
+	}
+	if limited != 2 {
+		t.Fatalf("%d of 2 drills within DrillInterval refused, want 2", limited)
+	}
+	failed := 0
+	for _, cu := range c.commitment(bad).Custodies {
+		if cu.Status == "failed" {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d custodies failed by one accepted drill, want 1", failed)
+	}
+	var nodes struct{ Nodes []attest.Node }
+	c.query("/nodes", &nodes)
+	for _, n := range nodes.Nodes {
+		if n.Address == victim.Holder && n.FailedHeight != 0 {
+			t.Fatalf("the drilled holder failed as a whole: %+v", n)
+		}
+	}
+	// The drilled holder still gets custodies: owner 2's holders are the
+	// other members, the victim among them.
+	next := c.commit(2, testVaultIdx, size)
+	got := false
+	for _, cu := range c.commitment(next).Custodies {
+		got = got || cu.Holder == victim.Holder
+	}
+	if !got {
+		t.Fatalf("the drilled holder %s got no custody of the next commitment", victim.Holder)
+	}
+	c.attestAll(next)
+	// The honest owner's custodies are untouched.
+	for _, cu := range c.commitment(honest).Custodies {
+		if cu.Status == "failed" {
+			t.Fatalf("honest owner's custody failed: %+v", cu)
+		}
+	}
+}
