@@ -182,3 +182,47 @@ func TestAttackFalseDrillsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackOwnerDeletesCustodyUnderAHoldersBatch (an active node gone
+// bad, as an owner): a holder attests its custodies in batches, and a batch
+// is all or nothing. An owner that pushes a copy to an honest holder and
+// then deletes that commitment (three new versions delete the oldest
+// superseded one at once) in the block the holder's batch lands in made the
+// whole batch fail "not found" — the honest owners' custodies in it too;
+// kept up until their attestation deadline, it failed them all. Attesting a
+// custody the chain has deleted now changes nothing, like one that failed
+// or no longer counts (a commitment id the chain never issued is still
+// refused), so the batch goes through. Seen failing before the fix: code 8.
+func TestAttackOwnerDeletesCustodyUnderAHoldersBatch(t *testing.T) {
+	g := testGenesis()
+	g.Strategy = attest.StrategyVault // owner 0's holders 1, 2, 3; owner 1's 0, 2, 3
+	c := newChain(t, g)
+	const size = 700
+	bad := c.commit(0, testVaultIdx, size)
+	honest := c.commit(1, testVaultIdx, size)
+	holder := addr(2)
+	mine := append(c.heldBy(bad, holder), c.heldBy(honest, holder)...)
+	if len(mine) != 2 {
+		t.Fatalf("holder 2 holds %v", mine)
+	}
+	var txs [][]byte
+	for range 3 {
+		_, cm := c.newShare(size)
+		txs = append(txs, c.sign(testIDs[0], &attest.Commit{Shares: []attest.ShareCommit{{Vault: testVaultIdx, Size: cm.Size, Root: cm.Root}}}))
+	}
+	txs = append(txs, c.sign(idOf(holder), &attest.Attest{Custodies: mine}))
+	res := c.block(txs...)
+	if r := c.query("/commitment/"+itoa(bad), nil); r.Code != attest.CodeNotFound {
+		t.Fatal("the owner's first commitment is still in state")
+	}
+	if r := res[3]; r.Code != 0 {
+		t.Fatalf("honest holder's batch, one custody of which the owner deleted in the same block: code %d (%s)", r.Code, r.Log)
+	}
+	if cu := c.custody(mine[1]); !cu.Attested {
+		t.Fatalf("the honest owner's custody is not attested: %+v", cu)
+	}
+	// A commitment the chain never issued is still refused.
+	if r := c.exec(idOf(holder), &attest.Attest{Custodies: []attest.CustodyID{{Commitment: 1000}}}); r.Code != attest.CodeNotFound {
+		t.Fatalf("attestation of a commitment never issued: code %d (%s)", r.Code, r.Log)
+	}
+}
