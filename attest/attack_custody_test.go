@@ -226,3 +226,52 @@ func TestAttackOwnerDeletesCustodyUnderAHoldersBatch(t *testing.T) {
 		t.Fatalf("attestation of a commitment never issued: code %d (%s)", r.Code, r.Log)
 	}
 }
+
+// TestAttackOwnerDeletesCustodyUnderAHoldersProofs (an active node gone
+// bad, as an owner): like an Attest, a Prove is all or nothing. An owner
+// whose commitment is challenged on an honest holder together with other
+// owners' custodies deletes it (three new versions) in the block the
+// holder's Prove lands in: the whole Prove was refused (no open challenge),
+// and the holder, which retries a refused Prove three times an epoch, lost
+// every honest proof of the epoch if the owner did that three times (three
+// of its commitments challenged on the holder). A proof of a custody the
+// chain has deleted since now changes nothing; the rest of the batch
+// counts. Seen failing before the fix: code 13.
+func TestAttackOwnerDeletesCustodyUnderAHoldersProofs(t *testing.T) {
+	g := testGenesis()
+	g.Strategy = attest.StrategyVault
+	c := newChain(t, g)
+	const size = 700
+	bad := c.commit(0, testVaultIdx, size)
+	honest := c.commit(1, testVaultIdx, size)
+	c.attestAll(bad)
+	c.attestAll(honest)
+	c.until(epochStart(1))
+	holder := addr(2)
+	chs := c.challenges(holder)
+	if len(chs) != 2 {
+		t.Fatalf("holder 2's challenges: %+v, want one on each commitment", chs)
+	}
+	var ps []attest.SegmentProof
+	for _, ch := range chs {
+		ps = append(ps, c.proof(attest.CustodyID{Commitment: ch.Commitment, Slot: ch.Slot}, ch.Segment))
+	}
+	var txs [][]byte
+	for range 3 {
+		_, cm := c.newShare(size)
+		txs = append(txs, c.sign(testIDs[0], &attest.Commit{Shares: []attest.ShareCommit{{Vault: testVaultIdx, Size: cm.Size, Root: cm.Root}}}))
+	}
+	txs = append(txs, c.sign(idOf(holder), &attest.Prove{Epoch: chs[0].Epoch, Proofs: ps}))
+	res := c.block(txs...)
+	if r := res[3]; r.Code != 0 {
+		t.Fatalf("honest holder's proofs, one custody of which the owner deleted in the same block: code %d (%s)", r.Code, r.Log)
+	}
+	hc := c.heldBy(honest, holder)
+	if cu := c.custody(hc[0]); cu.Status != "fresh" {
+		t.Fatalf("the honest owner's custody after its proof: %+v", cu)
+	}
+	c.until(epochStart(1) + testCustody.ProofWindow + 1)
+	if cu := c.custody(hc[0]); cu.Status != "fresh" {
+		t.Fatalf("the honest owner's custody after the window: %+v", cu)
+	}
+}

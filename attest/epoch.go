@@ -203,8 +203,11 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 // challenged (ErrWrongSegment), and verify with custody.Verify against the
 // committed root, size and r and the custody's copy index, all from state
 // (ErrBadProof). A verified proof closes the challenge and makes the custody
-// fresh.
+// fresh. A proof of a custody the chain has deleted since (its challenge
+// withdrawn) changes nothing, so that a holder's batch is not refused for a
+// change it could not see coming.
 func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m *Prove) error {
+	answered := 0
 	for i, p := range m.Proofs {
 		id := p.Custody
 		k := KeyChallenge(m.Epoch, holder, id)
@@ -214,6 +217,16 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 			return err
 		}
 		if !ok {
+			// A challenge withdrawn because the chain deleted its custody
+			// meanwhile (withdrawChallenge) is skipped, not refused: the
+			// holder's other proofs in the batch must not fail for it.
+			deleted, derr := bc.deletedCommitment(s, id.Commitment)
+			if derr != nil {
+				return derr
+			}
+			if deleted {
+				continue
+			}
 			return fmt.Errorf("proof %d: custody %d/%d has no open challenge for %s in epoch %d: %w", i, id.Commitment, id.Slot, holder, m.Epoch, ErrNoChallenge)
 		}
 		if p.Segment != ch.Segment {
@@ -246,6 +259,7 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 		if err := s.del(k); err != nil {
 			return err
 		}
+		answered++
 		if rec.Status != statusFailed {
 			rec.Status = attestpb.CustodyStatus(custody.Status(rec.Status).Proved())
 			rec.LastProofHeight = bc.height
@@ -257,6 +271,6 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 	if self.TallyEpoch != m.Epoch+1 {
 		return nil
 	}
-	self.TallyAnswered += uint32(len(m.Proofs))
+	self.TallyAnswered += uint32(answered)
 	return putRec(s, KeyNode(holder), self)
 }
