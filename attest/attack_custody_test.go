@@ -275,3 +275,52 @@ func TestAttackOwnerDeletesCustodyUnderAHoldersProofs(t *testing.T) {
 		t.Fatalf("the honest owner's custody after the window: %+v", cu)
 	}
 }
+
+// TestAttackOwnerDrillsAChallengedCustody (an active node gone bad, as an
+// owner): a failed drill fails the custody, and a holder drops the copy of a
+// failed custody (node.reconcileHeld). An owner that posts a failing drill
+// of the custody its holder was just challenged on, in the epoch's first
+// block, leaves the holder a challenge it no longer has the copy to answer,
+// and the chain counted it as missed: twice in a row (one drill per
+// DrillInterval is plenty) and a holder challenged only on that owner's
+// custodies failed as a whole — all its custodies, of every owner. Seen
+// failing before the fix. Now a challenge left open on a custody its owner
+// failed by a drill is not counted against the holder (it may still answer
+// it, and that counts).
+func TestAttackOwnerDrillsAChallengedCustody(t *testing.T) {
+	g := testGenesis()
+	g.Strategy = attest.StrategyVault // owner 0's holders are 1, 2, 3
+	c := newChain(t, g)
+	const size = 700
+	victim := addr(1)
+	x := c.commit(0, testVaultIdx, size)
+	c.attestAll(x)
+	for e := int64(1); e <= 2; e++ {
+		c.until(epochStart(e) - 1)
+		slot := c.heldBy(x, victim)[0].Slot
+		drill := c.sign(testIDs[0], &attest.Drill{Custody: attest.CustodyID{Commitment: x, Slot: slot}, Result: attest.DrillMismatch})
+		if r := c.block(drill)[0]; r.Code != 0 {
+			t.Fatalf("epoch %d: the owner's drill: code %d (%s)", e, r.Code, r.Log)
+		}
+		if len(c.challenges(victim)) == 0 {
+			t.Fatalf("epoch %d: the victim was not challenged", e)
+		}
+		// The other holders answer; the victim dropped the failed copy.
+		c.prove(addr(2), addr(3))
+		if e == 1 {
+			x = c.commit(0, testVaultIdx, size) // a new version: the victim holds it too
+			c.attestAll(x)
+		}
+	}
+	c.until(epochStart(2) + testCustody.ProofWindow + 1)
+	var nodes struct{ Nodes []attest.Node }
+	c.query("/nodes", &nodes)
+	for _, n := range nodes.Nodes {
+		if n.Address == victim && n.FailedHeight != 0 {
+			t.Fatalf("the holder whose challenged custodies its owner failed by drills failed as a whole at block %d", n.FailedHeight)
+		}
+		if (n.Address == addr(2) || n.Address == addr(3)) && n.FailedHeight != 0 {
+			t.Fatalf("honest holder %s failed", n.Address)
+		}
+	}
+}

@@ -123,12 +123,27 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 	if err != nil {
 		return err
 	}
-	// First the holders that fail as a whole, so that no replacement drawn
-	// below is one of them.
+	// A challenge left open on a custody its owner failed by a drill while
+	// the window was open is not the holder's miss: the holder drops the
+	// copy of a failed custody, and an owner must not be able to fail its
+	// holders as a whole by drilling, in an epoch's first block, what they
+	// were just challenged on (TestAttackOwnerDrillsAChallengedCustody).
+	// A custody its holder released stays a miss: releasing what it was
+	// challenged on must not shield a holder that keeps nothing.
+	excused := map[string]int{}
 	holders := map[string]bool{}
 	for _, m := range missed {
 		holders[m.holder] = true
+		rec, err := getCustody(s, m.id)
+		if err != nil {
+			return err
+		}
+		if rec != nil && rec.Status == statusFailed && rec.FailReason == attestpb.FailReason_FAIL_REASON_DRILL {
+			excused[m.holder]++
+		}
 	}
+	// First the holders that fail as a whole, so that no replacement drawn
+	// below is one of them.
 	names := make([]string, 0, len(holders))
 	for h := range holders {
 		names = append(names, h)
@@ -143,7 +158,7 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 		if n == nil || n.TallyEpoch != ep.Epoch+1 {
 			continue
 		}
-		cur := custody.EpochTally{Challenged: int(n.TallyChallenged), Answered: int(n.TallyAnswered)}
+		cur := custody.EpochTally{Challenged: max(0, int(n.TallyChallenged)-excused[h]), Answered: int(n.TallyAnswered)}
 		if !cur.AllMissed() {
 			continue
 		}
