@@ -207,8 +207,8 @@ func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryRespo
 		return fail(err, req.Height)
 	}
 	height := snap.Version()
-	if req.Path == cachedPath {
-		return a.answers.get(height, req.Height == 0, req.Prove, func() *abci.QueryResponse {
+	if cached(req.Path) {
+		return a.answers.get(height, req.Height == 0, answerKey{req.Path, req.Prove}, func() *abci.QueryResponse {
 			res, _ := a.answer(snap, req)
 			return res
 		}), nil

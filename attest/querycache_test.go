@@ -14,6 +14,7 @@ import (
 // instead of waiting or computing; a failed computation is not kept.
 func TestAnswerCacheComputesOncePerVersion(t *testing.T) {
 	var c answerCache
+	key := answerKey{path: "/coverage"}
 	var computed atomic.Int32
 	release := make(chan struct{})
 	compute := func(v byte) func() *abci.QueryResponse {
@@ -28,7 +29,7 @@ func TestAnswerCacheComputesOncePerVersion(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := c.get(5, false, false, compute(5)); r.Value[0] != 5 {
+			if r := c.get(5, false, key, compute(5)); r.Value[0] != 5 {
 				t.Errorf("got the answer of version %d, want 5", r.Value[0])
 			}
 		}()
@@ -44,18 +45,18 @@ func TestAnswerCacheComputesOncePerVersion(t *testing.T) {
 	release = make(chan struct{})
 	started := make(chan struct{})
 	go func() {
-		c.get(6, true, false, func() *abci.QueryResponse {
+		c.get(6, true, key, func() *abci.QueryResponse {
 			close(started)
 			<-release
 			return &abci.QueryResponse{Code: CodeOK, Value: []byte{6}}
 		})
 	}()
 	<-started
-	if r := c.get(6, true, false, compute(6)); r.Value[0] != 5 {
+	if r := c.get(6, true, key, compute(6)); r.Value[0] != 5 {
 		t.Fatalf("latest caller during the computation got version %d, want the last answer (5)", r.Value[0])
 	}
 	got := make(chan byte)
-	go func() { got <- c.get(6, false, false, compute(6)).Value[0] }()
+	go func() { got <- c.get(6, false, key, compute(6)).Value[0] }()
 	close(release)
 	if v := <-got; v != 6 {
 		t.Fatalf("explicit caller of version 6 got %d", v)
@@ -66,9 +67,35 @@ func TestAnswerCacheComputesOncePerVersion(t *testing.T) {
 	// A failure is not kept.
 	fails := 0
 	for range 2 {
-		c.get(7, false, false, func() *abci.QueryResponse { fails++; return &abci.QueryResponse{Code: CodeInternal} })
+		c.get(7, false, key, func() *abci.QueryResponse { fails++; return &abci.QueryResponse{Code: CodeInternal} })
 	}
 	if fails != 2 {
 		t.Fatalf("a failed answer was kept: computed %d times for 2 calls", fails)
+	}
+}
+
+// TestAnswerCacheKeepsOnePerPath: answers are kept per path and proof
+// flag; a new version starts afresh; at most maxCachedAnswers are kept.
+func TestAnswerCacheKeepsOnePerPath(t *testing.T) {
+	var c answerCache
+	n := 0
+	compute := func() *abci.QueryResponse { n++; return &abci.QueryResponse{Code: CodeOK} }
+	for range 2 {
+		c.get(1, false, answerKey{"/coverage/a", false}, compute)
+		c.get(1, false, answerKey{"/coverage/a", true}, compute)
+		c.get(1, false, answerKey{"/coverage/b", false}, compute)
+	}
+	if n != 3 {
+		t.Fatalf("%d computations for 3 keys asked twice, want 3", n)
+	}
+	c.get(2, false, answerKey{"/coverage/a", false}, compute)
+	if n != 4 || len(c.latest) != 1 {
+		t.Fatalf("a new version: %d computations, %d kept; want 4, 1", n, len(c.latest))
+	}
+	for i := range maxCachedAnswers + 10 {
+		c.get(2, false, answerKey{path: "/coverage/" + string(rune('a'+i%26)) + itoa(uint64(i))}, compute)
+	}
+	if len(c.latest) != maxCachedAnswers {
+		t.Fatalf("%d answers kept, want at most %d", len(c.latest), maxCachedAnswers)
 	}
 }
