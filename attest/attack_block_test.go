@@ -66,8 +66,8 @@ func fullAttest(tag int) *attest.Attest {
 // first transaction, cheapest first, then each one's second …) and skips a
 // transaction that does not fit (and its signer's later ones) instead of
 // stopping: the honest transaction is in the next block. Seen failing with
-// main's PrepareProposal: the honest transaction left out, and 2 of the 4
-// proposed transactions failing for their sequence.
+// main's PrepareProposal: a proposal of one full Attest, the honest
+// transaction left out.
 func TestAttackBlockSpaceIsShared(t *testing.T) {
 	c := newChain(t, testGenesis())
 	var mempool [][]byte
