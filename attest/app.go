@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -44,6 +45,8 @@ type App struct {
 	check *checkState // the mempool's view: see CheckTx
 
 	st *statestore.Store // committed versions are safe to read without mu
+
+	answers answerCache // /coverage, once per version
 
 	mu     sync.Mutex
 	params *Params // nil until InitChain
@@ -262,20 +265,40 @@ func (a *App) verify(p *Params, raw []byte, tx *Tx, pub []byte) error {
 	return nil
 }
 
-// PrepareProposal keeps, in mempool order, the transactions that pass the
-// stateless checks and whose signer may send them at that sequence in the
-// last committed state, signed by its key (see CheckTx), up to the block's
-// byte budget and MaxBlockWrites.
+// PrepareProposal builds a block from the mempool's transactions that pass
+// the stateless checks and whose signer may send them in the last committed
+// state, signed by its key (see CheckTx), within the block's byte budget
+// (req.MaxTxBytes) and MaxBlockWrites, so that no signer can crowd the
+// others out:
+//
+//   - of each signer's transactions, only those at consecutive sequences
+//     from its committed one are kept (the first of several at one sequence;
+//     one at a gap and the ones after it wait): any other would fail in
+//     FinalizeBlock, and its space is wasted;
+//   - signers take turns: every signer's first transaction, then every
+//     signer's second, and so on; within a turn the cheapest (fewest writes)
+//     first, so a holder's attestation of a few custodies is never left out
+//     for other signers' full Commits;
+//   - a transaction that does not fit is skipped, with its signer's later
+//     ones, and the rest are still tried.
+//
+// A node may keep MaxPendingPerSigner transactions in the mempool, each up
+// to a block's worth of writes: taken in mempool order, k such nodes made a
+// later transaction wait up to MaxPendingPerSigner·k blocks.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	a.mu.Lock()
 	p := a.params
 	a.mu.Unlock()
-	var (
-		txs    [][]byte
-		bytes  int64
+	type candidate struct {
+		raw    []byte
+		tx     *Tx
+		pos    int
 		writes int
-	)
-	for _, raw := range req.Txs {
+	}
+	bySigner := map[uint64][]candidate{}
+	var signers []uint64 // in order of first appearance
+	next := map[uint64]uint64{}
+	for pos, raw := range req.Txs {
 		tx, err := a.checkStateless(p, raw)
 		if err != nil {
 			continue
@@ -284,13 +307,65 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalReques
 		if err != nil || a.verify(p, raw, tx, acct.Pubkey) != nil {
 			continue
 		}
-		w := txWrites(tx.Msg, int(p.Replication))
-		if bytes+int64(len(raw)) > req.MaxTxBytes || writes+w > MaxBlockWrites {
+		if _, ok := bySigner[tx.Signer]; !ok {
+			signers = append(signers, tx.Signer)
+			next[tx.Signer] = acct.Sequence
+		}
+		bySigner[tx.Signer] = append(bySigner[tx.Signer], candidate{raw: raw, tx: tx, pos: pos, writes: txWrites(tx.Msg, int(p.Replication))})
+	}
+	// Each signer's runnable chain: consecutive sequences from its
+	// committed one, the first transaction of each sequence.
+	chains := make(map[uint64][]candidate, len(signers))
+	for _, signer := range signers {
+		cs := bySigner[signer]
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].tx.Sequence < cs[j].tx.Sequence })
+		want := next[signer]
+		for _, c := range cs {
+			if c.tx.Sequence == want {
+				chains[signer] = append(chains[signer], c)
+				want++
+			}
+		}
+	}
+	var (
+		txs     [][]byte
+		bytes   int64
+		writes  int
+		stopped = map[uint64]bool{}
+	)
+	for turn := 0; ; turn++ {
+		var round []candidate
+		var roundSigners []uint64
+		for _, signer := range signers {
+			if cs := chains[signer]; turn < len(cs) && !stopped[signer] {
+				round = append(round, cs[turn])
+				roundSigners = append(roundSigners, signer)
+			}
+		}
+		if len(round) == 0 {
 			break
 		}
-		bytes += int64(len(raw))
-		writes += w
-		txs = append(txs, raw)
+		idx := make([]int, len(round))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool {
+			a, b := round[idx[i]], round[idx[j]]
+			if a.writes != b.writes {
+				return a.writes < b.writes
+			}
+			return a.pos < b.pos
+		})
+		for _, i := range idx {
+			c := round[i]
+			if bytes+int64(len(c.raw)) > req.MaxTxBytes || writes+c.writes > MaxBlockWrites {
+				stopped[roundSigners[i]] = true // its later transactions need this one
+				continue
+			}
+			bytes += int64(len(c.raw))
+			writes += c.writes
+			txs = append(txs, c.raw)
+		}
 	}
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }

@@ -354,7 +354,9 @@ func TestProposals(t *testing.T) {
 		for j := range ids {
 			ids[j] = attest.CustodyID{Commitment: uint64(i*attest.MaxEntries + j + 1)}
 		}
-		big = append(big, c.sign(testIDs[1], &attest.Attest{Custodies: ids}))
+		// At consecutive sequences from the committed one (0; good above
+		// was only signed): PrepareProposal keeps no other.
+		big = append(big, signAt(t, testIDs[1], c.account(testIDs[1]), uint64(i), &attest.Attest{Custodies: ids}))
 	}
 	res, _ := c.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Txs: big, Height: 2})
 	if res.Status != abci.PROCESS_PROPOSAL_STATUS_REJECT {

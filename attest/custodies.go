@@ -18,11 +18,24 @@ const (
 // exist (ErrNotFound) and be assigned to holder (ErrNotAssigned): nobody
 // can attest a copy it was not given, so coverage never counts a phantom
 // holder. Attesting a custody that is attested already, failed, or of a
-// commitment that no longer counts changes nothing, so that a holder's
-// batch is not refused for a change it could not see coming.
+// commitment that no longer counts, or of one the chain has deleted since
+// (an owner's fourth version deletes its oldest at once, in whatever block
+// the holder's batch lands in), changes nothing, so that a holder's batch
+// is not refused for a change it could not see coming
+// (TestAttackOwnerDeletesCustodyUnderAHoldersBatch). A commitment id the
+// chain never issued is ErrNotFound.
 func (bc *blockCtx) applyAttest(s kv, holder string, m *Attest) error {
 	for i, id := range m.Custodies {
 		rec, err := bc.assigned(s, holder, id)
+		if errors.Is(err, ErrNotFound) {
+			deleted, derr := bc.deletedCommitment(s, id.Commitment)
+			if derr != nil {
+				return derr
+			}
+			if deleted {
+				continue
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("custody %d: %w", i, err)
 		}
@@ -40,6 +53,17 @@ func (bc *blockCtx) applyAttest(s kv, holder string, m *Attest) error {
 		}
 	}
 	return nil
+}
+
+// deletedCommitment reports whether commitment id was issued by the chain
+// and has been deleted since (pruned after its retention, or trimmed).
+func (bc *blockCtx) deletedCommitment(s kv, id uint64) (bool, error) {
+	cnt, err := getCounters(s)
+	if err != nil || id == 0 || id >= cnt.NextCommitment {
+		return false, err
+	}
+	c, err := getCommitment(s, id)
+	return c == nil, err
 }
 
 // assigned returns custody id's record if it exists and holder holds it.

@@ -137,7 +137,7 @@ func InitNetwork(n Network) error {
 	doc := &cmttypes.GenesisDoc{
 		ChainID:         n.ChainID,
 		GenesisTime:     cmttime.Now(),
-		ConsensusParams: cmttypes.DefaultConsensusParams(),
+		ConsensusParams: consensusParams(),
 		Validators:      vals,
 		AppState:        appState,
 	}
@@ -322,7 +322,10 @@ func startHome(ctx context.Context, home string, hc HomeConfig, logger *slog.Log
 		return nil, err
 	}
 	n, err := cmtnode.NewNode(ctx, c, pv, nodeKey,
-		proxy.NewLocalClientCreator(app),
+		// One lock per ABCI connection (consensus, mempool, query), not one
+		// for all: App is safe for concurrent use, and a query — anyone
+		// may send one over RPC — must never hold up a block.
+		proxy.NewConnSyncLocalClientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		dbs.open,
 		cmtnode.DefaultMetricsProvider(c.Instrumentation),
@@ -441,4 +444,21 @@ func stringers(kv []any) []any {
 		}
 	}
 	return kv
+}
+
+// consensusParams are CometBFT's defaults but for block.max_bytes, -1:
+// CometBFT then hands PrepareProposal the whole mempool instead of its first
+// 4 MiB in arrival order, and the application bounds a block itself by
+// MaxBlockWrites (PrepareProposal, ProcessProposal; no message carries more
+// than about 700 bytes per write it counts, so such a block is under 3 MB).
+// With the default, a few active nodes that fill their mempool allowance
+// (MaxPendingPerSigner transactions each) hid every later transaction from
+// PrepareProposal, and so from its turn-taking between signers, for as many
+// blocks as it took to work through all but the last 4 MiB of theirs.
+// CheckTx bounds the mempool PrepareProposal reads: MaxPendingPerSigner
+// transactions per active node.
+func consensusParams() *cmttypes.ConsensusParams {
+	p := cmttypes.DefaultConsensusParams()
+	p.Block.MaxBytes = -1
+	return p
 }

@@ -157,6 +157,20 @@ func TestEmbeddedOverRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHeight(t, ctx, c, ep.NextStart)
+	// The block store is a step ahead of the application's committed state
+	// (CometBFT saves a block before the app commits it), and a query runs
+	// beside the consensus connection, not after it: wait until the
+	// queried state is that of the new epoch.
+	for {
+		now, err := c.Epoch(ctx)
+		if err == nil && now.Epoch > ep.Epoch {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("epoch %d not reached in queried state: %+v, %v", ep.Epoch+1, now, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for h := range byHolder {
 		chs, err := c.Challenges(ctx, h)
 		if err != nil || len(chs) != len(byHolder[h]) {

@@ -123,12 +123,27 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 	if err != nil {
 		return err
 	}
-	// First the holders that fail as a whole, so that no replacement drawn
-	// below is one of them.
+	// A challenge left open on a custody its owner failed by a drill while
+	// the window was open is not the holder's miss: the holder drops the
+	// copy of a failed custody, and an owner must not be able to fail its
+	// holders as a whole by drilling, in an epoch's first block, what they
+	// were just challenged on (TestAttackOwnerDrillsAChallengedCustody).
+	// A custody its holder released stays a miss: releasing what it was
+	// challenged on must not shield a holder that keeps nothing.
+	excused := map[string]int{}
 	holders := map[string]bool{}
 	for _, m := range missed {
 		holders[m.holder] = true
+		rec, err := getCustody(s, m.id)
+		if err != nil {
+			return err
+		}
+		if rec != nil && rec.Status == statusFailed && rec.FailReason == attestpb.FailReason_FAIL_REASON_DRILL {
+			excused[m.holder]++
+		}
 	}
+	// First the holders that fail as a whole, so that no replacement drawn
+	// below is one of them.
 	names := make([]string, 0, len(holders))
 	for h := range holders {
 		names = append(names, h)
@@ -143,7 +158,7 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 		if n == nil || n.TallyEpoch != ep.Epoch+1 {
 			continue
 		}
-		cur := custody.EpochTally{Challenged: int(n.TallyChallenged), Answered: int(n.TallyAnswered)}
+		cur := custody.EpochTally{Challenged: max(0, int(n.TallyChallenged)-excused[h]), Answered: int(n.TallyAnswered)}
 		if !cur.AllMissed() {
 			continue
 		}
@@ -203,8 +218,11 @@ func (bc *blockCtx) closeWindow(s kv, ep *attestpb.EpochRecord) error {
 // challenged (ErrWrongSegment), and verify with custody.Verify against the
 // committed root, size and r and the custody's copy index, all from state
 // (ErrBadProof). A verified proof closes the challenge and makes the custody
-// fresh.
+// fresh. A proof of a custody the chain has deleted since (its challenge
+// withdrawn) changes nothing, so that a holder's batch is not refused for a
+// change it could not see coming.
 func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m *Prove) error {
+	answered := 0
 	for i, p := range m.Proofs {
 		id := p.Custody
 		k := KeyChallenge(m.Epoch, holder, id)
@@ -214,6 +232,16 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 			return err
 		}
 		if !ok {
+			// A challenge withdrawn because the chain deleted its custody
+			// meanwhile (withdrawChallenge) is skipped, not refused: the
+			// holder's other proofs in the batch must not fail for it.
+			deleted, derr := bc.deletedCommitment(s, id.Commitment)
+			if derr != nil {
+				return derr
+			}
+			if deleted {
+				continue
+			}
 			return fmt.Errorf("proof %d: custody %d/%d has no open challenge for %s in epoch %d: %w", i, id.Commitment, id.Slot, holder, m.Epoch, ErrNoChallenge)
 		}
 		if p.Segment != ch.Segment {
@@ -246,6 +274,7 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 		if err := s.del(k); err != nil {
 			return err
 		}
+		answered++
 		if rec.Status != statusFailed {
 			rec.Status = attestpb.CustodyStatus(custody.Status(rec.Status).Proved())
 			rec.LastProofHeight = bc.height
@@ -257,6 +286,6 @@ func (bc *blockCtx) applyProve(s kv, holder string, self *attestpb.NodeRecord, m
 	if self.TallyEpoch != m.Epoch+1 {
 		return nil
 	}
-	self.TallyAnswered += uint32(len(m.Proofs))
+	self.TallyAnswered += uint32(answered)
 	return putRec(s, KeyNode(holder), self)
 }

@@ -11,6 +11,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/ksb-project/ksb/attest/attestpb"
+	"github.com/ksb-project/ksb/attest/internal/statestore"
 	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 )
@@ -204,6 +205,21 @@ func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryRespo
 	snap, err := a.queryVersion(req.Height)
 	if err != nil {
 		return fail(err, req.Height)
+	}
+	height := snap.Version()
+	if cached(req.Path) {
+		return a.answers.get(height, req.Height == 0, answerKey{req.Path, req.Prove}, func() *abci.QueryResponse {
+			res, _ := a.answer(snap, req)
+			return res
+		}), nil
+	}
+	return a.answer(snap, req)
+}
+
+// answer answers req from the state version snap.
+func (a *App) answer(snap *statestore.Snapshot, req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	fail := func(err error, height int64) (*abci.QueryResponse, error) {
+		return &abci.QueryResponse{Code: errCode(err), Log: err.Error(), Codespace: Codespace, Height: height}, nil
 	}
 	height := snap.Version()
 	if isStatePath(req.Path) {

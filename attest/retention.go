@@ -74,8 +74,8 @@ func (bc *blockCtx) attestDeadline(s kv, id CustodyID) error {
 
 // pruneCommitment deletes commitment id, superseded or retired
 // RetentionBlocks ago, with its custodies and every index naming them:
-// holders drop a copy once its custody is gone from state. Open challenges
-// of its custodies are deleted when their window closes.
+// holders drop a copy once its custody is gone from state. An open
+// challenge of one of its custodies is withdrawn (withdrawChallenge).
 func (bc *blockCtx) pruneCommitment(s kv, id uint64) error {
 	c, err := getCommitment(s, id)
 	if err != nil || c == nil {
@@ -100,6 +100,9 @@ func (bc *blockCtx) pruneCommitment(s kv, id uint64) error {
 			if err := s.del(keySource(rec.Source, cid)); err != nil {
 				return err
 			}
+		}
+		if err := bc.withdrawChallenge(s, rec.Holder, cid); err != nil {
+			return err
 		}
 		if err := s.del(KeyCustody(cid)); err != nil {
 			return err
@@ -137,4 +140,35 @@ func (bc *blockCtx) pruneVault(s kv, idx uint64) error {
 		return err
 	}
 	return s.del(KeyVault(key))
+}
+
+// withdrawChallenge deletes the open challenge of holder on custody id, if
+// any, and takes it out of holder's epoch tally: the custody is being
+// deleted, so no proof of it can be accepted any more, and a challenge the
+// holder cannot answer must not count as missed. Otherwise an owner could
+// delete, in an epoch's first block, the commitment its holders were just
+// challenged on (three new versions delete the oldest superseded one at
+// once, MaxSupersededVersions) and, twice in a row, make a holder
+// challenged only on its custodies fail as a whole
+// (TestAttackOwnerVoidsChallengesToFailHonestHolders).
+func (bc *blockCtx) withdrawChallenge(s kv, holder string, id CustodyID) error {
+	ep := &attestpb.EpochRecord{}
+	ok, err := getRec(s, keyEpoch, ep)
+	if err != nil || !ok {
+		return err
+	}
+	k := KeyChallenge(ep.Epoch, holder, id)
+	b, err := s.get(k)
+	if err != nil || b == nil {
+		return err
+	}
+	if err := s.del(k); err != nil {
+		return err
+	}
+	n, err := getNode(s, holder)
+	if err != nil || n == nil || n.TallyEpoch != ep.Epoch+1 || n.TallyChallenged == 0 {
+		return err
+	}
+	n.TallyChallenged--
+	return putRec(s, KeyNode(holder), n)
 }

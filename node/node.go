@@ -128,6 +128,9 @@ type Node struct {
 
 	// bootstrap are the configured peers dialled besides the active nodes.
 	bootstrap []peer.AddrInfo
+	// known are the active nodes and bootstrap peers of the last poll,
+	// protected and allowlisted on the host; nodes churned out lose both.
+	known *p2p.KnownPeers
 
 	admin     *adminServer
 	closeOnce sync.Once
@@ -212,6 +215,7 @@ func (n *Node) open(ctx context.Context) error {
 		return fmt.Errorf("instance nonce: %w", err)
 	}
 	p2p.ServeInstance(n.h, n.nonce)
+	n.known = p2p.NewKnownPeers(n.h)
 	n.svc, err = p2p.NewService(n.h, n.id, n.st, n.member,
 		p2p.WithLogger(n.log.With("component", "p2p")),
 		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),
@@ -424,8 +428,10 @@ func (n *Node) chainParams(ctx context.Context) (*attest.Params, error) {
 	return &p, nil
 }
 
-// connectActive adds every active node's addresses to the peerstore and
-// dials those not connected, in parallel, bounded by connectTimeout.
+// connectActive makes the active nodes and bootstrap peers the host's known
+// set (protected, allowlisted; nodes churned out since the last poll lose
+// both), adds their addresses to the peerstore and dials those not
+// connected, in parallel, bounded by connectTimeout.
 func (n *Node) connectActive(ctx context.Context, v *chainView) {
 	infos := append([]peer.AddrInfo(nil), n.bootstrap...)
 	for pub := range v.nodes {
@@ -437,7 +443,7 @@ func (n *Node) connectActive(ctx context.Context, v *chainView) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	if err := p2p.ConnectPeers(cctx, n.h, infos); err != nil {
+	if err := n.known.Set(cctx, infos); err != nil {
 		n.log.Debug("connecting to active nodes", "err", err)
 	}
 }

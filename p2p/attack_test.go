@@ -200,7 +200,8 @@ func TestAttackStrangersHoldPushStreams(t *testing.T) {
 // active node opens more push streams than its allowance and stalls each one
 // inside the header. It gets no more than MaxPushStreamsPerPeer, those are
 // taken back at the header deadline rather than the push deadline, and another
-// active node's push goes through meanwhile.
+// active node's push goes through meanwhile; after the stall the bad node is
+// refused for StallPenalty.
 func TestAttackActiveNodeStallsHeader(t *testing.T) {
 	o, bad := newOwner(t), newOwner(t)
 	m := newMembers(o.id, bad.id)
@@ -237,9 +238,14 @@ func TestAttackActiveNodeStallsHeader(t *testing.T) {
 			t.Fatalf("%d of %d stalled streams still held after 10 s", streams-i, streams)
 		}
 	}
-	// The bad node's slots are free again: its own honest push works.
-	if _, err := bad.push(t, hd, m.place(t, bad.id, hd, vaultB, 5000, 2)); err != nil {
-		t.Fatalf("push after the stall: %v", err)
+	// The bad node's slots are free again, but its streams ran into their
+	// deadline: it is refused BUSY for StallPenalty (finding 4), and
+	// another active node's push still goes through.
+	if _, err := bad.push(t, hd, m.place(t, bad.id, hd, vaultB, 5000, 2)); !errors.Is(err, p2p.ErrBusy) {
+		t.Fatalf("push right after the stall: err = %v, want ErrBusy (StallPenalty)", err)
+	}
+	if _, err := o.push(t, hd, m.place(t, o.id, hd, vaultB, 5000, 3)); err != nil {
+		t.Fatalf("another node's push after the stall: %v", err)
 	}
 	if n := counter(t, hd.reg, "ksb_p2p_refusals_total", map[string]string{"protocol": "push", "reason": "busy"}); n < 2 {
 		t.Fatalf("%v busy refusals, want the 2 streams over the allowance", n)

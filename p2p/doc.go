@@ -6,7 +6,9 @@
 //   - NewHost starts a host with the node's key: TCP with Noise, QUIC, no
 //     relay, a connection manager and explicit resource-manager Limits.
 //     ConnectPeers protects known peers (the active nodes) in the connection
-//     manager, allowlists them in the resource manager, and dials them.
+//     manager, allowlists them in the resource manager, and dials them;
+//     KnownPeers.Set does the same for the whole known set and releases the
+//     peers that left it (nodes churned out).
 //   - Service serves /ksb/push/2.0.0 (a holder accepts one copy of a share
 //     version for a custody the chain assigned to it, from the commitment's
 //     owner or the custody's repair source, checks it against the committed

@@ -266,10 +266,15 @@ func (s *Service) handleFetch(st network.Stream) {
 		if class == classStranger {
 			lvl = slog.LevelDebug
 		}
-		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
+		lvl, quiet := s.quiet.level(remote, lvl)
+		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message, "not_logged_since", quiet)
 		writeRefusal(st, ref)
 	case err != nil:
-		s.log.Info("fetch failed", "peer", remote, "err", err)
+		if timedOut(err) {
+			s.stalled.add(remote)
+		}
+		lvl, quiet := s.quiet.level(remote, slog.LevelInfo)
+		s.log.Log(context.Background(), lvl, "fetch failed", "peer", remote, "err", err, "not_logged_since", quiet)
 		st.Reset()
 	default:
 		s.log.Info("fetch served", "peer", remote, "class", class.String(), "bytes", n)
@@ -306,12 +311,16 @@ func (s *Service) serveFetch(st network.Stream) (int, peerClass, error) {
 	if err != nil {
 		return 0, class, err
 	}
-	var budget *streamBudget
-	switch class {
-	case classStranger:
+	if class == classStranger {
 		// Nothing here is this peer's: the answer is known before reading
 		// its request. No memory, no service slot, no rate-limit bucket.
 		return 0, class, refuse(CodeNotFound, "nothing held for %s", remote)
+	}
+	if d := s.stalled.left(remote); d > 0 {
+		return 0, class, refuse(CodeBusy, "a stream of this peer ran into its deadline; refused for %v more", d.Round(time.Second))
+	}
+	var budget *streamBudget
+	switch class {
 	case classOwner:
 		// Per peer first, so that a peer over its own rate does not spend
 		// the tokens all non-active owners share.

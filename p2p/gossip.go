@@ -75,9 +75,24 @@ const (
 	// owners.
 	unknownOwnerBurst    = 8
 	unknownOwnerInterval = 5 * time.Second
-	// maxConcurrentReturns bounds the return streams a holder runs at once;
-	// a request beyond it is dropped (the owner republishes).
+	// maxConcurrentReturns bounds the return streams a holder runs at once.
+	// A request that finds them all busy waits its turn in the return queue
+	// (first come, first served; see maxQueuedReturns): dropping it instead
+	// would let owners that keep asking and never read their returns (each
+	// holds a slot up to the fetch deadline) hold every slot for ever.
 	maxConcurrentReturns = 4
+	// maxQueuedReturns bounds the owners waiting for a return slot. An owner
+	// is queued (or served) at most once at a time, and only an owner this
+	// holder keeps blobs for is queued at all, so the queue holds at most
+	// one entry per such owner: active nodes and former vault members, a
+	// few hundred at most. A request beyond it is dropped (the owner
+	// republishes).
+	maxQueuedReturns = 256
+	// returnCloseWait is how long a holder waits, after the end frame of a
+	// return, for the owner to close the stream: an owner that has read
+	// everything closes at once, and one that does not gives the return slot
+	// back within seconds instead of holding it for the rest of FetchTimeout.
+	returnCloseWait = HeaderTimeout
 	// returnAddrTTL is how long a recovery request's addresses stay in the
 	// peerstore: long enough for the return stream.
 	returnAddrTTL = 2 * FetchTimeout
@@ -293,7 +308,6 @@ type Gossip struct {
 	onVerdict     func(string, peer.ID, pubsub.ValidationResult, string)
 	verdicts      *prometheus.CounterVec
 	unknown       *rateLimiter
-	returns       chan struct{}
 	now           func() time.Time
 
 	ctx    context.Context
@@ -302,6 +316,14 @@ type Gossip struct {
 
 	scoresMu sync.Mutex
 	scores   map[peer.ID]float64
+
+	// The return queue (see answer): owners waiting for a return slot, in
+	// the order their requests were accepted, and the owners queued or being
+	// served, with the addresses of their latest request.
+	retMu      sync.Mutex
+	retQueue   []string
+	retPending map[string][]multiaddr.Multiaddr
+	retRunning map[string]bool
 
 	mu         sync.Mutex
 	heard      map[peer.ID]Heartbeat
@@ -328,8 +350,9 @@ func NewGossip(h host.Host, id *identity.Identity, m ActiveSet, opts ...GossipOp
 		hbMinInterval: DefaultHeartbeatMinInterval,
 		republish:     RecoveryRepublishInterval,
 		unknown:       newRateLimiter(unknownOwnerBurst, unknownOwnerInterval, 1),
-		returns:       make(chan struct{}, maxConcurrentReturns),
 		now:           time.Now,
+		retPending:    make(map[string][]multiaddr.Multiaddr),
+		retRunning:    make(map[string]bool),
 		ctx:           ctx, cancel: cancel,
 		heard:      make(map[peer.ID]Heartbeat),
 		lastRecReq: make(map[string]time.Time),
@@ -670,31 +693,65 @@ func (g *Gossip) known(owner []byte) bool {
 }
 
 // answer returns the owner's blobs for an accepted request, on its own
-// goroutine, if this node serves recovery and holds any.
+// goroutine, if this node serves recovery and holds any. At most
+// maxConcurrentReturns returns run at once and one owner has at most one
+// return running or waiting: a request of an owner already queued only
+// updates the addresses to return to, and one of an owner being served is
+// dropped (that return is on its way). Other requests wait their turn,
+// first come, first served, so owners that ask again and again and never
+// read what they asked for cannot keep the slots from anyone else.
 func (g *Gossip) answer(req *pb.RecoveryRequest) {
 	if g.svc == nil || bytes.Equal(req.Owner, g.id.PubKey()) {
 		return
 	}
-	select {
-	case g.returns <- struct{}{}:
-	default:
-		g.log.Warn("recovery request dropped: too many returns in flight", "owner", fmt.Sprintf("%x", req.Owner))
+	owner := string(req.Owner)
+	if entries, err := g.svc.st.Entries(req.Owner); err != nil || len(entries) == 0 {
+		return // nothing held here: no slot, no queue place
+	}
+	addrs := make([]multiaddr.Multiaddr, 0, len(req.Addrs))
+	for _, a := range req.Addrs {
+		if m, err := multiaddr.NewMultiaddrBytes(a); err == nil {
+			addrs = append(addrs, m)
+		}
+	}
+	g.retMu.Lock()
+	defer g.retMu.Unlock()
+	switch {
+	case g.retRunning[owner]:
+		g.log.Debug("recovery request: a return to this owner is running", "owner", fmt.Sprintf("%x", req.Owner))
+		return
+	case g.retPending[owner] != nil:
+		g.retPending[owner] = addrs
+		return
+	case len(g.retQueue) >= maxQueuedReturns:
+		g.log.Warn("recovery request dropped: return queue full", "owner", fmt.Sprintf("%x", req.Owner), "queued", len(g.retQueue))
 		return
 	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		defer func() { <-g.returns }()
-		addrs := make([]multiaddr.Multiaddr, 0, len(req.Addrs))
-		for _, a := range req.Addrs {
-			if m, err := multiaddr.NewMultiaddrBytes(a); err == nil {
-				addrs = append(addrs, m)
+	g.retPending[owner] = addrs
+	g.retQueue = append(g.retQueue, owner)
+	g.startReturns()
+}
+
+// startReturns starts queued returns while slots are free. retMu is held.
+func (g *Gossip) startReturns() {
+	for len(g.retRunning) < maxConcurrentReturns && len(g.retQueue) > 0 && g.ctx.Err() == nil {
+		owner := g.retQueue[0]
+		g.retQueue = g.retQueue[1:]
+		addrs := g.retPending[owner]
+		delete(g.retPending, owner)
+		g.retRunning[owner] = true
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.svc.returnTo(g.ctx, []byte(owner), addrs); err != nil {
+				g.log.Info("returning blobs", "owner", fmt.Sprintf("%x", owner), "err", err)
 			}
-		}
-		if err := g.svc.returnTo(g.ctx, req.Owner, addrs); err != nil {
-			g.log.Info("returning blobs", "owner", fmt.Sprintf("%x", req.Owner), "err", err)
-		}
-	}()
+			g.retMu.Lock()
+			delete(g.retRunning, owner)
+			g.startReturns()
+			g.retMu.Unlock()
+		}()
+	}
 }
 
 // returnTo sends every blob held for owner to the owner's peer ID over
@@ -717,7 +774,7 @@ func (s *Service) returnTo(ctx context.Context, owner []byte, addrs []multiaddr.
 		return err
 	}
 	s.h.Peerstore().AddAddrs(pid, addrs, returnAddrTTL)
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(ctx, pid, ReturnProtocol)
 	if err != nil {
@@ -738,7 +795,7 @@ func (s *Service) sendReturn(ctx context.Context, st network.Stream, entries []s
 	if err := st.Scope().SetService(ReturnServiceName); err != nil {
 		return 0, fmt.Errorf("attaching to service: %w", err)
 	}
-	if err := st.SetDeadline(deadline(ctx, FetchTimeout)); err != nil {
+	if err := st.SetDeadline(deadline(ctx, s.fetchTimeout)); err != nil {
 		return 0, fmt.Errorf("setting deadline: %w", err)
 	}
 	_, n, err := sendEntries(st, s.st, entries)
@@ -748,7 +805,11 @@ func (s *Service) sendReturn(ctx context.Context, st network.Stream, entries []s
 	// The owner may close as soon as it has read the end frame, so closing
 	// the write side can fail harmlessly.
 	_ = st.CloseWrite()
-	// Wait for the owner to have read everything (it closes its side).
+	// Wait for the owner to have read everything (it closes its side), but
+	// not for long: the return slot is for sending.
+	if err := st.SetReadDeadline(deadline(ctx, returnCloseWait)); err != nil {
+		return 0, fmt.Errorf("setting deadline: %w", err)
+	}
 	var b [1]byte
 	if _, err := st.Read(b[:]); err != nil && !errors.Is(err, io.EOF) {
 		return 0, fmt.Errorf("waiting for the owner: %w", err)

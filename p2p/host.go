@@ -352,9 +352,24 @@ func ConnectPeers(ctx context.Context, h host.Host, peers []peer.AddrInfo) error
 
 // allowPeer adds every IP address of p, bound to p's peer ID, to the
 // resource manager's allowlist (once: an entry already there is removed
-// first). Addresses without an IP (DNS names) cannot be allowlisted.
-func allowPeer(allow *rcmgr.Allowlist, p peer.AddrInfo) {
+// first), and returns the entries. Addresses without an IP (DNS names)
+// cannot be allowlisted.
+func allowPeer(allow *rcmgr.Allowlist, p peer.AddrInfo) []multiaddr.Multiaddr {
+	var out []multiaddr.Multiaddr
+	for _, m := range allowEntries(p) {
+		_ = allow.Remove(m)
+		if allow.Add(m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// allowEntries are the allowlist entries of p: each IP address of p, bound
+// to p's peer ID.
+func allowEntries(p peer.AddrInfo) []multiaddr.Multiaddr {
 	seen := map[string]bool{}
+	var out []multiaddr.Multiaddr
 	for _, a := range p.Addrs {
 		first, _ := multiaddr.SplitFirst(a)
 		if first == nil {
@@ -368,11 +383,61 @@ func allowPeer(allow *rcmgr.Allowlist, p peer.AddrInfo) {
 			continue
 		}
 		seen[s] = true
-		m, err := multiaddr.NewMultiaddr(s)
-		if err != nil {
+		if m, err := multiaddr.NewMultiaddr(s); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// KnownPeers keeps a host's set of known peers (the active nodes and the
+// bootstrap peers) and their privileges: protected in the connection
+// manager, their IP addresses on the resource manager's allowlist (see
+// ConnectPeers). Unlike ConnectPeers, which only adds, Set takes the whole
+// set and releases the peers that left it (and the addresses a peer no
+// longer announces): a node the chain churned out — perhaps for
+// misbehaving — is a stranger again, which a flood of fresh identities keeps
+// out like any other. It is safe for concurrent use.
+type KnownPeers struct {
+	h host.Host
+
+	mu      sync.Mutex
+	allowed map[peer.ID][]multiaddr.Multiaddr // allowlist entries, by peer
+}
+
+// NewKnownPeers returns an empty known set for h.
+func NewKnownPeers(h host.Host) *KnownPeers {
+	return &KnownPeers{h: h, allowed: make(map[peer.ID][]multiaddr.Multiaddr)}
+}
+
+// Set makes peers the known set: it releases the peers (and allowlist
+// entries) of the previous set that are not in it, then runs ConnectPeers
+// on it (protect, allowlist, dial) and returns its dial errors.
+func (k *KnownPeers) Set(ctx context.Context, peers []peer.AddrInfo) error {
+	k.mu.Lock()
+	allow := rcmgr.GetAllowlist(k.h.Network().ResourceManager())
+	now := make(map[peer.ID][]multiaddr.Multiaddr, len(peers))
+	for _, p := range peers {
+		if p.ID == k.h.ID() || p.ID == "" {
 			continue
 		}
-		_ = allow.Remove(m)
-		_ = allow.Add(m)
+		now[p.ID] = append(now[p.ID], allowEntries(p)...)
 	}
+	for id, entries := range k.allowed {
+		keep := map[string]bool{}
+		for _, m := range now[id] {
+			keep[string(m.Bytes())] = true
+		}
+		for _, m := range entries {
+			if !keep[string(m.Bytes())] && allow != nil {
+				_ = allow.Remove(m)
+			}
+		}
+		if _, ok := now[id]; !ok {
+			k.h.ConnManager().Unprotect(id, ProtectTag)
+		}
+	}
+	k.allowed = now
+	k.mu.Unlock()
+	return ConnectPeers(ctx, k.h, peers)
 }

@@ -65,6 +65,17 @@ const (
 	// slow peer, while a peer that opens a stream and sends nothing gives
 	// its slot back within seconds, not after the whole stream deadline.
 	HeaderTimeout = 5 * time.Second
+
+	// StallPenalty is how long a holder refuses, with BUSY, the pushes and
+	// fetches of a peer one of whose streams ran into its deadline (the
+	// header, body or answer deadline): an honest owner sends its header
+	// and blob at once and reads its answer, so a stream that times out is a
+	// broken link or a peer holding a slot on purpose — by trickling its
+	// body, say, which the deadline alone does not stop, as the peer opens
+	// the next stream at once. Two minutes is four body deadlines: a peer
+	// that stalls on purpose gets its slots a fifth of the time at most,
+	// and an honest owner on a bad link tries again at a later reconcile.
+	StallPenalty = 2 * time.Minute
 )
 
 // peerClass is who a remote peer is to this node.
@@ -169,4 +180,55 @@ func (s *peerSemaphore) acquire(done <-chan struct{}, p peer.ID) (func(), bool) 
 		unref()
 		return nil, false
 	}
+}
+
+// penaltyBox remembers the peers refused until some time (StallPenalty).
+// It holds active nodes and owners only (strangers are refused before they
+// can stall anything), at most max of them: when full, entries whose
+// penalty is over are dropped, and if none is, the new one is not added.
+type penaltyBox struct {
+	d   time.Duration
+	max int
+	now func() time.Time
+
+	mu    sync.Mutex
+	until map[peer.ID]time.Time
+}
+
+func newPenaltyBox(d time.Duration, max int) *penaltyBox {
+	return &penaltyBox{d: d, max: max, now: time.Now, until: make(map[peer.ID]time.Time)}
+}
+
+// add refuses p for the box's duration from now.
+func (b *penaltyBox) add(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if _, ok := b.until[p]; !ok && len(b.until) >= b.max {
+		for q, t := range b.until {
+			if !now.Before(t) {
+				delete(b.until, q)
+			}
+		}
+		if len(b.until) >= b.max {
+			return
+		}
+	}
+	b.until[p] = now.Add(b.d)
+}
+
+// left returns how long p is still refused (0: not).
+func (b *penaltyBox) left(p peer.ID) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.until[p]
+	if !ok {
+		return 0
+	}
+	d := t.Sub(b.now())
+	if d <= 0 {
+		delete(b.until, p)
+		return 0
+	}
+	return d
 }

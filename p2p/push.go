@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
+	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -247,6 +249,15 @@ func resourceLimited(err error) bool {
 	return errors.As(err, &se) && se.ErrorCode == network.StreamResourceLimitExceeded
 }
 
+// timedOut reports whether err is a stream's deadline running out.
+func timedOut(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // busy wraps err in ErrBusy if a resource manager caused it.
 func busy(err error) error {
 	if err != nil && resourceLimited(err) && !errors.Is(err, ErrBusy) {
@@ -314,7 +325,8 @@ func (s *Service) handleCopy(st network.Stream, in *copyIn) {
 		if class == classStranger {
 			lvl = slog.LevelDebug
 		}
-		s.log.Log(context.Background(), lvl, in.spec.name+" refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
+		lvl, quiet := s.quiet.level(remote, lvl)
+		s.log.Log(context.Background(), lvl, in.spec.name+" refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message, "not_logged_since", quiet)
 		resp := pb.PushResponse{Error: &pb.Error{Code: uint32(ref.Code), Message: truncateMessage(ref.Message)}}
 		if werr := writeFrame(st, resp.Marshal()); werr != nil {
 			st.Reset()
@@ -322,7 +334,11 @@ func (s *Service) handleCopy(st network.Stream, in *copyIn) {
 		}
 		st.Close()
 	case err != nil:
-		s.log.Info(in.spec.name+" failed", "peer", remote, "err", err)
+		if timedOut(err) {
+			s.stalled.add(remote)
+		}
+		lvl, quiet := s.quiet.level(remote, slog.LevelInfo)
+		s.log.Log(context.Background(), lvl, in.spec.name+" failed", "peer", remote, "err", err, "not_logged_since", quiet)
 		st.Reset()
 	default:
 		s.log.Debug(in.spec.name+" served", "peer", remote, "result", res, "bytes", n, "took", time.Since(start))
@@ -346,6 +362,9 @@ func (s *Service) serveCopy(st network.Stream, in *copyIn) (result string, n int
 		return "", 0, classStranger, refuse(CodeNotActive, "peer %s is not an active node", remote)
 	}
 	class = classActive
+	if d := s.stalled.left(remote); d > 0 {
+		return "", 0, class, refuse(CodeBusy, "a stream of this peer ran into its deadline; refused for %v more", d.Round(time.Second))
+	}
 	release, ok := in.budget.acquire(remote)
 	if !ok {
 		return "", 0, class, refuse(CodeBusy, "over the %s allowance (%d per peer, %d for all active nodes)", in.spec.name, in.perPeer, in.total)

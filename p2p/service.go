@@ -39,6 +39,13 @@ const (
 	// longer than a full refill are dropped once this many are tracked.
 	maxRateLimitedPeers = 4096
 
+	// refusalLogInterval is the least time between two log lines at Info
+	// about one peer's refused or failed streams; the ones in between go to
+	// Debug and are counted in the next line. A peer can have its streams
+	// refused thousands of times a second, and logs must not be a way to
+	// fill the operator's disk; the metrics count every refusal.
+	refusalLogInterval = 10 * time.Second
+
 	// DefaultLookupBurst and DefaultLookupInterval rate-limit, per active
 	// peer, the chain lookups its push headers cause (a custody the
 	// holder's view does not have yet): an owner pushes r copies per share
@@ -158,7 +165,8 @@ func WithMaxBlobSize(n int) Option {
 }
 
 // WithTimeouts sets the body deadlines of inbound push and fetch streams,
-// counted from the end of the header (default PushTimeout and FetchTimeout).
+// counted from the end of the header, and the fetch deadline is also that of
+// a whole return stream (default PushTimeout and FetchTimeout).
 func WithTimeouts(push, fetch time.Duration) Option {
 	return func(s *Service) error {
 		if push <= 0 || fetch <= 0 {
@@ -293,6 +301,11 @@ type Service struct {
 	repairOut      *peerSemaphore
 	inPush         *copyIn
 	inRepair       *copyIn
+	// stalled holds the peers refused BUSY for StallPenalty because a
+	// stream of theirs ran into its deadline.
+	stalled *penaltyBox
+	// quiet keeps one peer's refusals and failures from filling the log.
+	quiet *logLimiter
 
 	mu       sync.Mutex
 	closed   bool
@@ -328,6 +341,8 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 		pushOut:            newPeerSemaphore(MaxPushStreamsPerPeer),
 		repairActive:       newStreamBudget(activeRepairStreams, MaxRepairStreamsPerPeer),
 		repairOut:          newPeerSemaphore(MaxRepairStreamsPerPeer),
+		stalled:            newPenaltyBox(StallPenalty, maxRateLimitedPeers),
+		quiet:              newLogLimiter(refusalLogInterval, maxRateLimitedPeers),
 	}
 	s.inPush, s.inRepair = s.pushIn(), s.repairIn()
 	for _, o := range opts {
@@ -546,4 +561,59 @@ func (r *rateLimiter) prune(now time.Time) {
 	if len(r.buckets) >= r.max {
 		clear(r.buckets)
 	}
+}
+
+// logLimiter lets through one log line per peer per interval; it counts the
+// ones it holds back. It tracks at most max peers: when full, peers whose
+// interval is over are dropped, and if none is, everything is let through
+// at Debug until one is.
+type logLimiter struct {
+	interval time.Duration
+	max      int
+	now      func() time.Time
+
+	mu    sync.Mutex
+	peers map[peer.ID]*logState
+}
+
+type logState struct {
+	last       time.Time
+	suppressed int
+}
+
+func newLogLimiter(interval time.Duration, max int) *logLimiter {
+	return &logLimiter{interval: interval, max: max, now: time.Now, peers: make(map[peer.ID]*logState)}
+}
+
+// level returns the level to log p's next line at — want, or Debug when p
+// had a line at want or above less than the interval ago — and how many of
+// p's lines were held back since its last one at want.
+func (l *logLimiter) level(p peer.ID, want slog.Level) (slog.Level, int) {
+	if want < slog.LevelInfo {
+		return want, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	st := l.peers[p]
+	if st == nil {
+		if len(l.peers) >= l.max {
+			for q, s := range l.peers {
+				if now.Sub(s.last) >= l.interval {
+					delete(l.peers, q)
+				}
+			}
+			if len(l.peers) >= l.max {
+				return slog.LevelDebug, 0
+			}
+		}
+		st = &logState{}
+		l.peers[p] = st
+	} else if now.Sub(st.last) < l.interval {
+		st.suppressed++
+		return slog.LevelDebug, 0
+	}
+	n := st.suppressed
+	st.last, st.suppressed = now, 0
+	return want, n
 }
