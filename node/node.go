@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	lpmetrics "github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -72,6 +73,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the node's metrics; nil means a new registry.
 	Registry *prometheus.Registry
+	// BandwidthReporter, if set, counts the bytes of the node's libp2p
+	// streams (see p2p.HostConfig).
+	BandwidthReporter lpmetrics.Reporter
 }
 
 // Node is a running ksb daemon. Build it with New, run it with Run.
@@ -110,6 +114,7 @@ type Node struct {
 
 	// bootstrap are the configured peers dialled besides the active nodes.
 	bootstrap []peer.AddrInfo
+	bw        lpmetrics.Reporter
 
 	admin     *adminServer
 	closeOnce sync.Once
@@ -145,6 +150,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		member:    &membership{},
 		kick:      make(chan struct{}, 1),
 		viewReady: make(chan struct{}),
+		bw:        opts.BandwidthReporter,
 	}
 	n.m = newMetrics(reg)
 	for _, s := range cfg.P2P.Bootstrap {
@@ -184,6 +190,8 @@ func (n *Node) open(ctx context.Context) error {
 		Listen:   n.cfg.P2P.Listen,
 		ConnLow:  n.cfg.P2P.ConnLow,
 		ConnHigh: n.cfg.P2P.ConnHigh,
+
+		BandwidthReporter: n.bw,
 	}); err != nil {
 		return fmt.Errorf("libp2p host: %w", err)
 	}
