@@ -1,0 +1,629 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/devnet"
+	"github.com/ksb-project/ksb/envelope"
+)
+
+// ChainID is the simulated chain's ID.
+const ChainID = "ksb-sim"
+
+// Transport is what the simulated nodes listen on.
+type Transport string
+
+// The transports.
+const (
+	TransportTCP  Transport = "tcp"
+	TransportQUIC Transport = "quic"
+	// TransportBoth is what a node's default configuration listens on;
+	// libp2p dials QUIC first when a peer has both.
+	TransportBoth Transport = "tcp+quic"
+)
+
+// Defaults of Config.
+const (
+	// DefaultMaxVaultMembers is THORChain's largest asgard vault.
+	DefaultMaxVaultMembers = 40
+
+	// DefaultWorkFactor is the age scrypt work factor the nodes seal with:
+	// 2^10 instead of the production 2^18, so that sealing 2N shares on two
+	// cores takes milliseconds, not minutes. Every other step is the real
+	// one; the scrypt cost is measured apart (docs/performance.md).
+	DefaultWorkFactor = 10
+
+	// DefaultChurnFraction is the part of the nodes a churn removes.
+	DefaultChurnFraction = 0.1
+
+	// DefaultPhaseTimeout bounds each waiting phase: a 200-node network on
+	// a loaded two-core machine covers itself in minutes, so ten minutes
+	// means something is stuck.
+	DefaultPhaseTimeout = 10 * time.Minute
+
+	// DefaultMeshTimeout bounds the wait for every node to have talked with
+	// every other; a network that does not get there is still measured.
+	DefaultMeshTimeout = 2 * time.Minute
+
+	// coveragePoll is how often the chain's coverage is read while waiting:
+	// the figures it times are seconds to minutes long.
+	coveragePoll = 500 * time.Millisecond
+
+	// meshPoll is how often the nodes' peer counts are read while waiting
+	// for the mesh.
+	meshPoll = 200 * time.Millisecond
+
+	// chainCallTimeout bounds one query or transaction of the simulation's
+	// own (the authority's churns, coverage reads).
+	chainCallTimeout = attest.MaxCommitWait + 10*time.Second
+)
+
+// Config configures one simulated network. Zero values take the defaults
+// shown; intervals default to a node's and the chain's production defaults.
+type Config struct {
+	// Nodes is N, at least Replication+2 (a removed node must leave r
+	// candidates for every owner).
+	Nodes int
+	// MaxVaultMembers caps a keygen: the nodes are split into
+	// ⌈N/MaxVaultMembers⌉ vaults (40).
+	MaxVaultMembers int
+	// Replication is r (3).
+	Replication int
+	// WorkFactor is the age scrypt work factor (DefaultWorkFactor, 10).
+	WorkFactor int
+	// Transport is what nodes listen on (TransportBoth, as a default
+	// node configuration).
+	Transport Transport
+	// BlockInterval is the chain's block time (attest.DefaultBlockInterval,
+	// 1 s).
+	BlockInterval time.Duration
+	// PollInterval, BatchInterval and HeartbeatInterval are the nodes'
+	// (config.Default: 5 s, 2 s, 30 s).
+	PollInterval, BatchInterval, HeartbeatInterval time.Duration
+	// ChurnFraction is the part of the nodes the churn removes, at least
+	// one node (0.1).
+	ChurnFraction float64
+	// PhaseTimeout bounds each waiting phase (DefaultPhaseTimeout);
+	// MeshTimeout the wait for the mesh (DefaultMeshTimeout).
+	PhaseTimeout, MeshTimeout time.Duration
+	// MaxRSS stops the run, as failed, when the process's resident memory
+	// passes it (bytes; 0: no limit). It also becomes the Go runtime's soft
+	// memory limit for the run.
+	MaxRSS uint64
+	// Dir holds the chain and node homes; "" means a new temporary
+	// directory, removed at the end.
+	Dir string
+	// Seed picks the synthesized vaults and the removed nodes; the same
+	// seed gives the same shares and the same churn (1).
+	Seed uint64
+	// Logger receives the chain's and nodes' logs; nil discards them.
+	Logger *slog.Logger
+	// Progress receives one line per phase; nil discards them.
+	Progress io.Writer
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	nd := config.Default()
+	if c.MaxVaultMembers == 0 {
+		c.MaxVaultMembers = DefaultMaxVaultMembers
+	}
+	if c.Replication == 0 {
+		c.Replication = nd.Backup.Replication
+	}
+	if c.WorkFactor == 0 {
+		c.WorkFactor = DefaultWorkFactor
+	}
+	if c.Transport == "" {
+		c.Transport = TransportBoth
+	}
+	def(&c.BlockInterval, attest.DefaultBlockInterval)
+	def(&c.PollInterval, nd.Chain.PollInterval.Duration)
+	def(&c.BatchInterval, nd.Chain.BatchInterval.Duration)
+	def(&c.HeartbeatInterval, nd.P2P.HeartbeatInterval.Duration)
+	def(&c.PhaseTimeout, DefaultPhaseTimeout)
+	def(&c.MeshTimeout, DefaultMeshTimeout)
+	if c.ChurnFraction == 0 {
+		c.ChurnFraction = DefaultChurnFraction
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Replication < 1 || c.Replication > attest.MaxReplication:
+		return fmt.Errorf("replication %d: want 1..%d", c.Replication, attest.MaxReplication)
+	case c.Nodes < c.Replication+2:
+		return fmt.Errorf("%d nodes: need at least r + 2 = %d", c.Nodes, c.Replication+2)
+	case c.Nodes > attest.MaxChurnNodes:
+		return fmt.Errorf("%d nodes: at most %d", c.Nodes, attest.MaxChurnNodes)
+	case c.MaxVaultMembers < 2 || c.MaxVaultMembers > attest.MaxVaultMembers:
+		return fmt.Errorf("vaults of at most %d members: want 2..%d", c.MaxVaultMembers, attest.MaxVaultMembers)
+	case c.WorkFactor < 1 || c.WorkFactor > envelope.MaxWorkFactor:
+		return fmt.Errorf("work factor %d: want 1..%d", c.WorkFactor, envelope.MaxWorkFactor)
+	case c.Transport != TransportTCP && c.Transport != TransportQUIC && c.Transport != TransportBoth:
+		return fmt.Errorf("transport %q: want %q, %q or %q", c.Transport, TransportTCP, TransportQUIC, TransportBoth)
+	case c.ChurnFraction <= 0 || c.ChurnFraction >= 1:
+		return fmt.Errorf("churn fraction %g: want between 0 and 1", c.ChurnFraction)
+	case c.Nodes-removedCount(c) < c.Replication+1:
+		return fmt.Errorf("removing %d of %d nodes leaves fewer than r + 1", removedCount(c), c.Nodes)
+	}
+	return nil
+}
+
+// removedCount is how many nodes the churn removes: the fraction of N,
+// rounded, at least one.
+func removedCount(c Config) int {
+	return max(1, int(float64(c.Nodes)*c.ChurnFraction+0.5))
+}
+
+// Phase statuses.
+const (
+	StatusOK = "ok"
+	// StatusIncomplete is a phase that ran out of time but after which the
+	// run went on (the mesh).
+	StatusIncomplete = "incomplete"
+	// StatusUnavailable is a step this build of ksb cannot run; see
+	// Phase.Note for why.
+	StatusUnavailable = "not available on this build"
+	StatusFailed      = "failed"
+)
+
+// Phase is one step of the run.
+type Phase struct {
+	Name     string        `json:"name"`
+	Status   string        `json:"status"`
+	Duration time.Duration `json:"duration"`
+	Note     string        `json:"note,omitempty"`
+}
+
+// Result is what one run measured. A failed run has Error set and every
+// figure measured up to the failure.
+type Result struct {
+	Nodes       int       `json:"nodes"`
+	Replication int       `json:"replication"`
+	WorkFactor  int       `json:"work_factor"`
+	Transport   Transport `json:"transport"`
+	// VaultSizes are the members of each keygen (each makes an ECDSA and an
+	// EdDSA vault); Vaults is the number of vaults on chain, Shares the
+	// share files keygen wrote (2N).
+	VaultSizes []int `json:"vault_sizes"`
+	Vaults     int   `json:"vaults"`
+	Shares     int   `json:"shares"`
+	// BlockInterval, PollInterval, BatchInterval and HeartbeatInterval are
+	// the settings used.
+	BlockInterval     time.Duration `json:"block_interval"`
+	PollInterval      time.Duration `json:"poll_interval"`
+	BatchInterval     time.Duration `json:"batch_interval"`
+	HeartbeatInterval time.Duration `json:"heartbeat_interval"`
+
+	Phases []Phase `json:"phases"`
+	// Start is the time to lay out, start the chain and start every node.
+	Start time.Duration `json:"start"`
+	// Mesh is the time from the last node's start until every node has
+	// exchanged bytes with every other (MeshPeers is the fewest peers a
+	// node had when the wait ended).
+	Mesh      time.Duration `json:"mesh"`
+	MeshPeers int           `json:"mesh_peers"`
+	// Coverage is the time from keygen writing the share files until the
+	// chain shows every vault safe and every member's share with r
+	// holders.
+	Coverage time.Duration `json:"coverage"`
+	// Removed is the nodes the churn removed; Restore the time from the
+	// churn's commit until every share of a remaining node has r active
+	// holders again and every vault is safe. Unrepaired counts the shares
+	// of removed nodes left with fewer than r active holders then (their
+	// owners are gone and this build has no chain-driven repair).
+	Removed    int           `json:"removed"`
+	Restore    time.Duration `json:"restore"`
+	Unrepaired int           `json:"unrepaired"`
+
+	// Chain counts the blocks from keygen to the end of the run.
+	Chain *ChainStats `json:"chain,omitempty"`
+	// Traffic is what the nodes' libp2p streams carried, from their start
+	// to the end of the run.
+	Traffic *TrafficStats `json:"traffic,omitempty"`
+	// Resources are the process's memory and CPU over the whole run.
+	Resources Resources `json:"resources"`
+	// Wall is the run's duration.
+	Wall time.Duration `json:"wall"`
+	// Error is why the run stopped early, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// MemoryPerNode is the peak resident memory above the start of the run,
+// divided by N.
+func (r *Result) MemoryPerNode() uint64 {
+	if r.Nodes == 0 || r.Resources.PeakRSS < r.Resources.BaseRSS {
+		return 0
+	}
+	return (r.Resources.PeakRSS - r.Resources.BaseRSS) / uint64(r.Nodes)
+}
+
+// Run simulates one network of cfg.Nodes nodes through a churn, in this
+// process, and measures it (see the package documentation). It returns the
+// result even when a step fails, with the error.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	res := &Result{
+		Nodes: cfg.Nodes, Replication: cfg.Replication, WorkFactor: cfg.WorkFactor, Transport: cfg.Transport,
+		BlockInterval: cfg.BlockInterval, PollInterval: cfg.PollInterval, BatchInterval: cfg.BatchInterval,
+		HeartbeatInterval: cfg.HeartbeatInterval, Removed: removedCount(cfg),
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if cfg.MaxRSS > 0 {
+		old := debug.SetMemoryLimit(int64(cfg.MaxRSS))
+		defer debug.SetMemoryLimit(old)
+	}
+	t0 := time.Now()
+	m := startMeter(cfg.MaxRSS, func(err error) { cancel(err) })
+	r := &runner{cfg: cfg, res: res, out: cfg.Progress}
+	err := r.run(ctx)
+	if cerr := context.Cause(ctx); err != nil && cerr != nil && !errors.Is(cerr, context.Canceled) {
+		err = fmt.Errorf("%w (stopped: %v)", err, cerr)
+	}
+	res.Resources = m.finish()
+	res.Wall = time.Since(t0)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res, err
+}
+
+// runner runs the phases of one Run.
+type runner struct {
+	cfg Config
+	res *Result
+	out io.Writer
+	net *network
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.out, "[N=%d] "+format+"\n", append([]any{r.cfg.Nodes}, args...)...)
+}
+
+// phase runs f as the named phase and records it.
+func (r *runner) phase(name string, f func() (status, note string, err error)) error {
+	t := time.Now()
+	status, note, err := f()
+	p := Phase{Name: name, Status: status, Duration: time.Since(t), Note: note}
+	if err != nil {
+		p.Status = StatusFailed
+		p.Note = err.Error()
+	}
+	r.res.Phases = append(r.res.Phases, p)
+	line := fmt.Sprintf("%-12s %-10s %8s", name, p.Status, p.Duration.Round(10*time.Millisecond))
+	if p.Note != "" {
+		line += "  " + p.Note
+	}
+	r.logf("%s", line)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func (r *runner) run(ctx context.Context) (err error) {
+	cfg := r.cfg
+	dir := cfg.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "ksb-sim-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	r.logf("%d nodes, r = %d, vaults of at most %d, age work factor %d (LOW: production is %d), %s, blocks %v, poll %v, batch %v, heartbeat %v",
+		cfg.Nodes, cfg.Replication, cfg.MaxVaultMembers, cfg.WorkFactor, envelope.DefaultWorkFactor, cfg.Transport,
+		cfg.BlockInterval, cfg.PollInterval, cfg.BatchInterval, cfg.HeartbeatInterval)
+	defer r.stop()
+	var from int64
+	defer func() {
+		// A run that stopped early still reports what the chain and the
+		// nodes did up to then.
+		if err != nil && r.net != nil && r.net.chain != nil && r.res.Chain == nil && from > 0 {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chainCallTimeout)
+			defer cancel()
+			_ = r.phase("accounting", func() (string, string, error) { return r.account(actx, from) })
+		}
+	}()
+
+	if err := r.phase("start", func() (string, string, error) { return r.start(ctx, dir) }); err != nil {
+		return err
+	}
+	if err := r.phase("mesh", func() (string, string, error) { return r.mesh(ctx) }); err != nil {
+		return err
+	}
+	if err := r.phase("keygen", func() (string, string, error) {
+		var err error
+		from, err = r.keygen(ctx)
+		return StatusOK, fmt.Sprintf("%d share files of %d vaults written, vaults created on chain", r.res.Shares, r.res.Vaults), err
+	}); err != nil {
+		return err
+	}
+	tKeygen := time.Now()
+	if err := r.phase("backup", func() (string, string, error) {
+		err := r.waitCoverage(ctx, nil)
+		r.res.Coverage = time.Since(tKeygen)
+		return StatusOK, fmt.Sprintf("every share with r = %d attested holders, every vault safe, %v after keygen", cfg.Replication, r.res.Coverage.Round(time.Millisecond)), err
+	}); err != nil {
+		return err
+	}
+	if err := r.phase("proof epoch", func() (string, string, error) { return proofEpoch(ctx, r.net.client) }); err != nil {
+		return err
+	}
+	if err := r.phase("churn", func() (string, string, error) { return r.churn(ctx) }); err != nil {
+		return err
+	}
+	return r.phase("accounting", func() (string, string, error) { return r.account(ctx, from) })
+}
+
+// start lays the network out, starts the chain and every node.
+func (r *runner) start(ctx context.Context, dir string) (string, string, error) {
+	t := time.Now()
+	n, err := layout(r.cfg, dir)
+	if err != nil {
+		return "", "", err
+	}
+	r.net = n
+	for _, v := range n.vaults {
+		r.res.Shares += len(v.members)
+	}
+	r.res.Vaults = len(n.vaults)
+	for i := 0; i < len(n.vaults); i += 2 {
+		r.res.VaultSizes = append(r.res.VaultSizes, len(n.vaults[i].members))
+	}
+	n.chain, err = attest.StartEmbedded(ctx, attest.EmbeddedConfig{
+		Home: filepath.Join(dir, "chain"), ChainID: ChainID, Genesis: n.genesis(),
+		BlockInterval: r.cfg.BlockInterval, Logger: r.cfg.Logger.With("component", "chain"),
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("starting the chain: %w", err)
+	}
+	if n.client, err = attest.NewClient(n.chain.RPCURL()); err != nil {
+		return "", "", err
+	}
+	for _, m := range n.members {
+		if err := ctx.Err(); err != nil {
+			return "", "", context.Cause(ctx)
+		}
+		if err := n.startNode(ctx, m, r.cfg.Logger); err != nil {
+			return "", "", err
+		}
+	}
+	r.res.Start = time.Since(t)
+	return StatusOK, fmt.Sprintf("chain and %d nodes up (%d keygens: %v members)", len(n.members), len(r.res.VaultSizes), r.res.VaultSizes), nil
+}
+
+// mesh waits until every node has exchanged bytes with every other node
+// (each connection runs identify, so a full mesh shows in the counters).
+func (r *runner) mesh(ctx context.Context) (string, string, error) {
+	t := time.Now()
+	want := len(r.net.members) - 1
+	least := func() int {
+		m := want
+		for _, mb := range r.net.members {
+			m = min(m, mb.traffic.peerCount())
+		}
+		return m
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.MeshTimeout)
+	defer cancel()
+	err := waitFor(wctx, meshPoll, func() (bool, error) { return least() >= want, nil })
+	r.res.Mesh, r.res.MeshPeers = time.Since(t), least()
+	if err != nil && ctx.Err() == nil {
+		return StatusIncomplete, fmt.Sprintf("after %v the least connected node had talked with %d of %d peers; going on", r.cfg.MeshTimeout, r.res.MeshPeers, want), nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return StatusOK, fmt.Sprintf("every node talked with all %d others", want), nil
+}
+
+// keygen writes every node's share files, as keygen does at the end of a
+// churn, and creates the vaults on chain (the authority's Churn). It returns
+// the chain height before it.
+func (r *runner) keygen(ctx context.Context) (int64, error) {
+	n := r.net
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	from, err := n.client.Height(cctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range n.members {
+		if err := placeShares(m); err != nil {
+			return 0, fmt.Errorf("node %d: %w", m.index, err)
+		}
+	}
+	churn := &attest.Churn{}
+	for _, v := range n.vaults {
+		spec := attest.VaultSpec{PubKey: v.pubKey, Threshold: v.threshold}
+		for _, i := range v.members {
+			spec.Members = append(spec.Members, n.members[i].address)
+		}
+		churn.CreateVaults = append(churn.CreateVaults, spec)
+	}
+	if _, err := attest.NewSender(n.client, n.authority).Send(cctx, churn); err != nil {
+		return 0, fmt.Errorf("creating the vaults: %w", err)
+	}
+	return from + 1, nil
+}
+
+// waitCoverage waits until every vault is safe and every member's share
+// has r holders; members in removed are only counted towards their vault's
+// safety (their owners are gone, so nobody can push their shares again).
+func (r *runner) waitCoverage(ctx context.Context, removed map[string]bool) error {
+	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("no full coverage after %v", r.cfg.PhaseTimeout))
+	defer cancel()
+	var last error
+	err := waitFor(wctx, coveragePoll, func() (bool, error) {
+		cctx, cancel := context.WithTimeout(wctx, chainCallTimeout)
+		defer cancel()
+		cov, err := r.net.client.Coverage(cctx, "")
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		if removed == nil {
+			last = devnet.FullyCovered(cov, len(r.net.vaults))
+			return last == nil, nil
+		}
+		last = restored(cov, len(r.net.vaults), removed)
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return nil
+}
+
+// restored reports why cov is not restored after a churn that removed the
+// nodes in removed: every vault safe, every member not removed with r
+// holders.
+func restored(cov *attest.Coverage, vaults int, removed map[string]bool) error {
+	if len(cov.Vaults) != vaults {
+		return fmt.Errorf("%d vaults on chain, want %d", len(cov.Vaults), vaults)
+	}
+	for _, v := range cov.Vaults {
+		if !v.Safe {
+			return fmt.Errorf("vault %s not safe (%d of %d members covered)", v.PubKey, v.Covered, v.Threshold)
+		}
+		for _, m := range v.Members {
+			if !removed[m.Address] && len(m.Holders) < int(v.Replication) {
+				return fmt.Errorf("vault %s member %s has %d holders, want %d", v.PubKey, m.Address, len(m.Holders), v.Replication)
+			}
+		}
+	}
+	return nil
+}
+
+// churn removes a tenth of the nodes (the authority's Churn; their daemons
+// stop, as machines leaving the network) and waits until the shares they
+// held are back at r holders: today the owners notice the loss at their next
+// reconcile and push to new holders.
+func (r *runner) churn(ctx context.Context) (string, string, error) {
+	n := r.net
+	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0x636875726e)) // "churn"
+	perm := rng.Perm(len(n.members))[:r.res.Removed]
+	sort.Ints(perm)
+	removed := map[string]bool{}
+	churn := &attest.Churn{}
+	for _, i := range perm {
+		removed[n.members[i].address] = true
+		churn.RemoveNodes = append(churn.RemoveNodes, n.members[i].address)
+	}
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	if _, err := attest.NewSender(n.client, n.authority).Send(cctx, churn); err != nil {
+		return "", "", fmt.Errorf("removing %d nodes: %w", len(perm), err)
+	}
+	t := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(perm))
+	for k, i := range perm {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = stopNode(n.members[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", "", err
+	}
+	if err := r.waitCoverage(ctx, removed); err != nil {
+		return "", "", err
+	}
+	r.res.Restore = time.Since(t)
+	cov, err := n.client.Coverage(cctx, "")
+	if err != nil {
+		return "", "", err
+	}
+	for _, v := range cov.Vaults {
+		for _, m := range v.Members {
+			if removed[m.Address] && len(m.Holders) < int(v.Replication) {
+				r.res.Unrepaired++
+			}
+		}
+	}
+	note := fmt.Sprintf("%d nodes removed; every remaining node's shares back at r holders %v after the churn's commit",
+		len(perm), r.res.Restore.Round(time.Millisecond))
+	if r.res.Unrepaired > 0 {
+		note += fmt.Sprintf("; %d shares of removed nodes stay under r (no chain-driven repair on this build)", r.res.Unrepaired)
+	}
+	return StatusOK, note, nil
+}
+
+// account reads the chain's blocks from height from to now and the nodes'
+// traffic counters.
+func (r *runner) account(ctx context.Context, from int64) (string, string, error) {
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	to, err := r.net.client.Height(cctx)
+	if err != nil {
+		return "", "", err
+	}
+	st, err := scanChain(ctx, r.net.chain.RPCURL(), from, to)
+	if err != nil {
+		return "", "", err
+	}
+	r.res.Chain = st
+	r.res.Traffic = trafficStats(r.net.members)
+	return StatusOK, fmt.Sprintf("blocks %d..%d: %d txs, %d B; nodes sent %d B in %d messages", from, to, st.Txs, st.TxBytes,
+		r.res.Traffic.SentBytes, r.res.Traffic.SentMsgs), nil
+}
+
+// stop stops every node, then the chain.
+func (r *runner) stop() {
+	if r.net == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, m := range r.net.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := stopNode(m); err != nil {
+				r.logf("stopping node %d: %v", m.index, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if r.net.chain != nil {
+		if err := r.net.chain.Stop(); err != nil {
+			r.logf("stopping the chain: %v", err)
+		}
+	}
+}
