@@ -22,8 +22,15 @@ BENCHTIME ?= 1x
 CHAOS_SEED  ?= 0
 CHAOS_FLAGS ?=
 CHAOS_TAGS  ?=
+# `make sim`: the churn simulation (ksb sim, package sim) for SIM_NODES, each
+# size in a process of its own, writing its table, results.json and plots to
+# SIM_OUT; SIM_FLAGS passes other flags (see `ksb sim --help`). It prints the
+# table and how long it took.
+SIM_NODES ?= 25,50,100,200
+SIM_OUT   ?= docs/performance-sim
+SIM_FLAGS ?= --transport quic --components 40
 
-.PHONY: all build test vet deps bench fuzz chaos devnet clean
+.PHONY: all build test vet deps bench fuzz chaos sim devnet clean
 
 all: build
 
@@ -53,6 +60,10 @@ fuzz:
 chaos:
 	$(GO) build -tags '$(CHAOS_TAGS)' -o bin/ksb-chaos-target ./cmd/ksb
 	$(GO) run ./cmd/ksb-chaos -ksb bin/ksb-chaos-target -seed $(CHAOS_SEED) $(CHAOS_FLAGS)
+
+sim:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ksb-sim ./cmd/ksb
+	bin/ksb-sim sim --nodes $(SIM_NODES) --out $(SIM_OUT) $(SIM_FLAGS)
 
 devnet:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/ksb devnet

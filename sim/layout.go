@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -72,6 +73,7 @@ type network struct {
 	authority *identity.Identity
 	chain     *attest.Embedded
 	client    *attest.Client
+	ports     *portPicker
 }
 
 // keygenGroups splits n nodes into the fewest groups of at most size
@@ -91,7 +93,7 @@ func keygenGroups(n, size int) [][]int {
 // has a secp256k1 and an ed25519 key per asgard), so every node has two
 // shares.
 func layout(cfg Config, dir string) (*network, error) {
-	n := &network{cfg: cfg, dir: dir}
+	n := &network{cfg: cfg, dir: dir, ports: newPortPicker(cfg.Seed)}
 	authMn, err := freshMnemonic()
 	if err != nil {
 		return nil, err
@@ -154,7 +156,7 @@ func (n *network) newMember(i int) (*member, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	port, err := freePort(n.cfg.Transport)
+	port, err := n.ports.pick(n.cfg.Transport)
 	if err != nil {
 		return nil, err
 	}
@@ -183,46 +185,59 @@ func (n *network) newMember(i int) (*member, error) {
 	}, nil
 }
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago for the
-// transport's protocols (TCP, UDP or both).
-func freePort(t Transport) (int, error) {
-	for range portAttempts {
-		var port int
-		if t == TransportQUIC {
-			c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-			if err != nil {
-				return 0, fmt.Errorf("finding a free UDP port: %w", err)
-			}
-			port = c.LocalAddr().(*net.UDPAddr).Port
-			c.Close()
-			return port, nil
-		}
-		a, err := attest.FreeLocalAddr()
-		if err != nil {
-			return 0, err
-		}
-		_, p, _ := net.SplitHostPort(a)
-		if port, err = strconv.Atoi(p); err != nil {
-			return 0, err
-		}
-		if t == TransportTCP {
-			return port, nil
-		}
-		if c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", p)); err == nil {
-			c.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free for both TCP and UDP in %d draws", portAttempts)
+// Listen ports are drawn from [minPort, maxPort), below Linux's default
+// ephemeral range (32768–60999): a port chosen at layout is bound only when
+// its node starts, up to a minute later at 200 nodes, and in the ephemeral
+// range an outgoing socket (a QUIC dial, an RPC client) may take it in
+// between.
+const (
+	minPort = 10000
+	maxPort = 32768
+)
+
+// portPicker hands out distinct ports that were free a moment ago.
+type portPicker struct {
+	rng  *rand.Rand
+	used map[int]bool
 }
 
-// genesis registers every node (no vaults: keygen creates them later).
-func (n *network) genesis() attest.Genesis {
-	g := attest.Genesis{Authority: n.authority.PubKeyHex(), Replication: uint32(n.cfg.Replication)}
-	for _, m := range n.members {
-		g.Nodes = append(g.Nodes, attest.NodeSpec{PubKey: m.id.PubKeyHex(), Multiaddrs: m.cfg.P2P.Listen})
+func newPortPicker(seed uint64) *portPicker {
+	return &portPicker{rng: rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano()))), used: map[int]bool{}}
+}
+
+// pick returns a port on 127.0.0.1 free for the transport's protocols (TCP,
+// UDP or both).
+func (pp *portPicker) pick(t Transport) (int, error) {
+	for range portAttempts {
+		port := minPort + pp.rng.IntN(maxPort-minPort)
+		if pp.used[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if t != TransportQUIC {
+			l, err := net.Listen("tcp4", addr)
+			if err != nil {
+				continue
+			}
+			l.Close()
+		}
+		if t != TransportTCP {
+			c, err := net.ListenPacket("udp4", addr)
+			if err != nil {
+				continue
+			}
+			c.Close()
+		}
+		pp.used[port] = true
+		return port, nil
 	}
-	return g
+	return 0, fmt.Errorf("no free port for %s in %d draws", t, portAttempts)
+}
+
+// genesis names the authority and r; the nodes join later (see
+// runner.join) and keygen creates the vaults.
+func (n *network) genesis() attest.Genesis {
+	return attest.Genesis{Authority: n.authority.PubKeyHex(), Replication: uint32(n.cfg.Replication)}
 }
 
 // startNode starts member i's daemon.

@@ -92,8 +92,8 @@ func points(results []*Result, f Figure) (x, y []float64) {
 // bytes by transaction type, and the fit of every figure.
 func WriteTable(w io.Writer, results []*Result) error {
 	var b strings.Builder
-	b.WriteString("| N | keygens (members) | shares | coverage | restore | unrepaired | chain txs | chain bytes | blocks | block time mean / p95 / max | msgs sent / node (max) | KiB sent / node (max) | peak RSS | per node | goroutines | fds | CPU | wall | status |\n")
-	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| N | keygens (members) | shares | coverage | restore | unrepaired | chain txs | chain bytes | blocks | block time mean / p95 / max | msgs sent / node (max) | KiB sent / node (max) | peak RSS | per node | goroutines | fds | CPU | load | wall | status |\n")
+	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %d | %d (%s) | %d | %s | %s | %d |", r.Nodes, len(r.VaultSizes), joinInts(r.VaultSizes), r.Shares,
 			secs(r.Coverage), secs(r.Restore), r.Unrepaired)
@@ -114,8 +114,8 @@ func WriteTable(w io.Writer, results []*Result) error {
 		if r.Error != "" {
 			status = "**stopped**: " + strings.ReplaceAll(r.Error, "|", "/")
 		}
-		fmt.Fprintf(&b, " %s MiB | %.1f MiB | %s | %s | %.0f s | %s | %s |\n", thousands(int64(rs.PeakRSS/mib)),
-			float64(r.MemoryPerNode())/mib, thousands(int64(rs.PeakGoroutines)), thousands(int64(rs.PeakFDs)), rs.CPU(), secs(r.Wall), status)
+		fmt.Fprintf(&b, " %s MiB | %.1f MiB | %s | %s | %.0f s | %.1f | %s | %s |\n", thousands(int64(rs.PeakRSS/mib)),
+			float64(r.MemoryPerNode())/mib, thousands(int64(rs.PeakGoroutines)), thousands(int64(rs.PeakFDs)), rs.CPU(), rs.LoadAvg, secs(r.Wall), status)
 	}
 
 	types := map[string]bool{}

@@ -37,6 +37,10 @@ type Resources struct {
 	PeakGoroutines int    `json:"peak_goroutines"`
 	PeakFDs        int    `json:"peak_fds"`
 	FDLimit        uint64 `json:"fd_limit"`
+	// LoadAvg is the machine's mean one-minute load average over the run
+	// (/proc/loadavg, sampled): the simulation shares two cores with
+	// whatever else runs, and a load above 2 means it did not have them.
+	LoadAvg float64 `json:"load_avg"`
 	// UserCPU and SystemCPU are the CPU seconds the process used during the
 	// run (getrusage).
 	UserCPU   float64 `json:"user_cpu_s"`
@@ -54,9 +58,11 @@ type meter struct {
 	limit      uint64
 	onOverflow func(error)
 
-	mu   sync.Mutex
-	stop chan struct{}
-	done chan struct{}
+	mu       sync.Mutex
+	loadSum  float64
+	loadSamp int
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // startMeter resets the kernel's peak RSS, notes the CPU time so far and
@@ -94,6 +100,10 @@ func (m *meter) loop() {
 		if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 			m.res.PeakFDs = max(m.res.PeakFDs, len(fds))
 		}
+		if l, err := loadAvg(); err == nil {
+			m.loadSum += l
+			m.loadSamp++
+		}
 		m.mu.Unlock()
 		if rss, err := procStatus("VmRSS"); err == nil && m.limit > 0 && rss > m.limit && !overflowed {
 			overflowed = true
@@ -119,10 +129,23 @@ func (m *meter) finish() Resources {
 	r.UserCPU = seconds(end.Utime) - seconds(m.start.Utime)
 	r.SystemCPU = seconds(end.Stime) - seconds(m.start.Stime)
 	r.PeakRSS, _ = procStatus("VmHWM")
+	if m.loadSamp > 0 {
+		r.LoadAvg = m.loadSum / float64(m.loadSamp)
+	}
 	return r
 }
 
 func seconds(tv syscall.Timeval) float64 { return float64(tv.Sec) + float64(tv.Usec)/1e6 }
+
+// loadAvg is the one-minute load average.
+func loadAvg() (float64, error) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, err
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	return strconv.ParseFloat(f, 64)
+}
 
 // procStatus reads a "kB" field of /proc/self/status, in bytes.
 func procStatus(field string) (uint64, error) {

@@ -54,17 +54,29 @@ const (
 	// means something is stuck.
 	DefaultPhaseTimeout = 10 * time.Minute
 
-	// DefaultMeshTimeout bounds the wait for every node to have talked with
-	// every other; a network that does not get there is still measured.
+	// DefaultMeshTimeout bounds the wait for a join wave's mesh (every node
+	// started so far has talked with every other); a network that does not
+	// get there is still measured.
 	DefaultMeshTimeout = 2 * time.Minute
 
+	// DefaultJoinWave is how many nodes join at once: a network of 200
+	// forms in eight waves.
+	DefaultJoinWave = 25
+
 	// coveragePoll is how often the chain's coverage is read while waiting:
-	// the figures it times are seconds to minutes long.
-	coveragePoll = 500 * time.Millisecond
+	// the figures it times are seconds to minutes long, and each read costs
+	// the chain a scan of its whole state.
+	coveragePoll = time.Second
 
 	// meshPoll is how often the nodes' peer counts are read while waiting
 	// for the mesh.
 	meshPoll = 200 * time.Millisecond
+
+	// sendAttempts bounds the tries of one authority transaction.
+	sendAttempts = 3
+
+	// startConcurrency is how many nodes start at once.
+	startConcurrency = 8
 
 	// chainCallTimeout bounds one query or transaction of the simulation's
 	// own (the authority's churns, coverage reads).
@@ -97,8 +109,12 @@ type Config struct {
 	// one node (0.1).
 	ChurnFraction float64
 	// PhaseTimeout bounds each waiting phase (DefaultPhaseTimeout);
-	// MeshTimeout the wait for the mesh (DefaultMeshTimeout).
+	// MeshTimeout the wait for each join wave's mesh
+	// (DefaultMeshTimeout).
 	PhaseTimeout, MeshTimeout time.Duration
+	// JoinWave is how many nodes start and join the network at once
+	// (DefaultJoinWave).
+	JoinWave int
 	// MaxRSS stops the run, as failed, when the process's resident memory
 	// passes it (bytes; 0: no limit). It also becomes the Go runtime's soft
 	// memory limit for the run.
@@ -140,6 +156,9 @@ func (c Config) withDefaults() Config {
 	def(&c.HeartbeatInterval, nd.P2P.HeartbeatInterval.Duration)
 	def(&c.PhaseTimeout, DefaultPhaseTimeout)
 	def(&c.MeshTimeout, DefaultMeshTimeout)
+	if c.JoinWave == 0 {
+		c.JoinWave = DefaultJoinWave
+	}
 	if c.ChurnFraction == 0 {
 		c.ChurnFraction = DefaultChurnFraction
 	}
@@ -171,6 +190,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("work factor %d: want 1..%d", c.WorkFactor, envelope.MaxWorkFactor)
 	case c.Transport != TransportTCP && c.Transport != TransportQUIC && c.Transport != TransportBoth:
 		return fmt.Errorf("transport %q: want %q, %q or %q", c.Transport, TransportTCP, TransportQUIC, TransportBoth)
+	case c.JoinWave < 1:
+		return fmt.Errorf("join wave %d: want at least 1", c.JoinWave)
 	case c.ChurnFraction <= 0 || c.ChurnFraction >= 1:
 		return fmt.Errorf("churn fraction %g: want between 0 and 1", c.ChurnFraction)
 	case c.Nodes-removedCount(c) < c.Replication+1:
@@ -226,13 +247,15 @@ type Result struct {
 	HeartbeatInterval time.Duration `json:"heartbeat_interval"`
 
 	Phases []Phase `json:"phases"`
-	// Start is the time to lay out, start the chain and start every node.
+	// Start is the time to lay the network out and start the chain.
 	Start time.Duration `json:"start"`
-	// Mesh is the time from the last node's start until every node has
-	// exchanged bytes with every other (MeshPeers is the fewest peers a
-	// node had when the wait ended).
-	Mesh      time.Duration `json:"mesh"`
+	// Join is the time for every node to start and join in waves (see
+	// Config.JoinWave); MeshPeers is the fewest peers a node had talked
+	// with at its end (N-1 in a full mesh).
+	Join      time.Duration `json:"join"`
 	MeshPeers int           `json:"mesh_peers"`
+	// JoinWave is the setting used.
+	JoinWave int `json:"join_wave"`
 	// Coverage is the time from keygen writing the share files until the
 	// chain shows every vault safe and every member's share with r
 	// holders.
@@ -248,8 +271,9 @@ type Result struct {
 
 	// Chain counts the blocks from keygen to the end of the run.
 	Chain *ChainStats `json:"chain,omitempty"`
-	// Traffic is what the nodes' libp2p streams carried, from their start
-	// to the end of the run.
+	// Traffic is what the nodes' libp2p streams carried from keygen to the
+	// end of the run (the churn period: backup, churn and repair, with the
+	// gossip heartbeats and mesh upkeep of that time).
 	Traffic *TrafficStats `json:"traffic,omitempty"`
 	// Resources are the process's memory and CPU over the whole run.
 	Resources Resources `json:"resources"`
@@ -279,7 +303,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{
 		Nodes: cfg.Nodes, Replication: cfg.Replication, WorkFactor: cfg.WorkFactor, Transport: cfg.Transport,
 		BlockInterval: cfg.BlockInterval, PollInterval: cfg.PollInterval, BatchInterval: cfg.BatchInterval,
-		HeartbeatInterval: cfg.HeartbeatInterval, Removed: removedCount(cfg),
+		HeartbeatInterval: cfg.HeartbeatInterval, Removed: removedCount(cfg), JoinWave: cfg.JoinWave,
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -304,10 +328,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // runner runs the phases of one Run.
 type runner struct {
-	cfg Config
-	res *Result
-	out io.Writer
-	net *network
+	cfg    Config
+	res    *Result
+	out    io.Writer
+	net    *network
+	sender *attest.Sender
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -362,8 +387,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err := r.phase("start", func() (string, string, error) { return r.start(ctx, dir) }); err != nil {
 		return err
 	}
-	if err := r.phase("mesh", func() (string, string, error) { return r.mesh(ctx) }); err != nil {
+	if err := r.phase("join", func() (string, string, error) { return r.join(ctx) }); err != nil {
 		return err
+	}
+	for _, m := range r.net.members {
+		m.traffic.mark()
 	}
 	if err := r.phase("keygen", func() (string, string, error) {
 		var err error
@@ -389,7 +417,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 	return r.phase("accounting", func() (string, string, error) { return r.account(ctx, from) })
 }
 
-// start lays the network out, starts the chain and every node.
+// start lays the network out and starts the chain (no node registered
+// yet: they join in waves).
 func (r *runner) start(ctx context.Context, dir string) (string, string, error) {
 	t := time.Now()
 	n, err := layout(r.cfg, dir)
@@ -414,41 +443,98 @@ func (r *runner) start(ctx context.Context, dir string) (string, string, error) 
 	if n.client, err = attest.NewClient(n.chain.RPCURL()); err != nil {
 		return "", "", err
 	}
-	for _, m := range n.members {
+	r.res.Start = time.Since(t)
+	return StatusOK, fmt.Sprintf("%d nodes laid out (%d keygens: %v members), chain up", len(n.members), len(r.res.VaultSizes), r.res.VaultSizes), nil
+}
+
+// join starts the nodes and adds them to the network in waves of
+// JoinWave, as nodes join a running network: each wave's daemons start, the
+// authority's Churn adds them, and the wave ends when every node started so
+// far has exchanged bytes with every other (each connection runs identify,
+// so the counters show the mesh). All N joining at once would make every
+// node dial every other at the same moment, N(N-1) handshakes at once,
+// which is not how a network forms and, past about 100 nodes on two cores,
+// makes the handshakes time out faster than they complete.
+func (r *runner) join(ctx context.Context) (string, string, error) {
+	t := time.Now()
+	n := r.net
+	incomplete := 0
+	for lo := 0; lo < len(n.members); lo += r.cfg.JoinWave {
+		wave := n.members[lo:min(lo+r.cfg.JoinWave, len(n.members))]
+		if err := r.startNodes(ctx, wave); err != nil {
+			return "", "", err
+		}
+		add := &attest.Churn{}
+		for _, m := range wave {
+			add.AddNodes = append(add.AddNodes, attest.NodeSpec{PubKey: m.id.PubKeyHex(), Multiaddrs: m.cfg.P2P.Listen})
+		}
+		joined := lo + len(wave)
+		err := r.authoritySend(ctx, add, func(ctx context.Context) (bool, error) {
+			nodes, err := n.client.Nodes(ctx)
+			return len(nodes) == joined, err
+		})
+		if err != nil {
+			return "", "", fmt.Errorf("adding nodes %d..%d: %w", lo, joined-1, err)
+		}
+		if !r.waitMesh(ctx, n.members[:joined]) {
+			incomplete++
+		}
 		if err := ctx.Err(); err != nil {
 			return "", "", context.Cause(ctx)
 		}
-		if err := n.startNode(ctx, m, r.cfg.Logger); err != nil {
-			return "", "", err
-		}
 	}
-	r.res.Start = time.Since(t)
-	return StatusOK, fmt.Sprintf("chain and %d nodes up (%d keygens: %v members)", len(n.members), len(r.res.VaultSizes), r.res.VaultSizes), nil
+	r.res.Join = time.Since(t)
+	r.res.MeshPeers = leastPeers(n.members)
+	if incomplete > 0 {
+		return StatusIncomplete, fmt.Sprintf("%d of %d waves did not mesh within %v; at the end the least connected node had talked with %d of %d peers; going on",
+			incomplete, (len(n.members)+r.cfg.JoinWave-1)/r.cfg.JoinWave, r.cfg.MeshTimeout, r.res.MeshPeers, len(n.members)-1), nil
+	}
+	return StatusOK, fmt.Sprintf("%d nodes joined in waves of %d; every node talked with all %d others", len(n.members), r.cfg.JoinWave, len(n.members)-1), nil
 }
 
-// mesh waits until every node has exchanged bytes with every other node
-// (each connection runs identify, so a full mesh shows in the counters).
-func (r *runner) mesh(ctx context.Context) (string, string, error) {
-	t := time.Now()
-	want := len(r.net.members) - 1
-	least := func() int {
-		m := want
-		for _, mb := range r.net.members {
-			m = min(m, mb.traffic.peerCount())
+// startNodes starts the daemons of ms, a few at a time: each start opens a
+// Badger store (file creation and syncs) and a libp2p host.
+func (r *runner) startNodes(ctx context.Context, ms []*member) error {
+	sem := make(chan struct{}, startConcurrency)
+	errs := make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
 		}
-		return m
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = r.net.startNode(ctx, m, r.cfg.Logger)
+		}()
 	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+// leastPeers is the fewest distinct peers any of ms has talked with.
+func leastPeers(ms []*member) int {
+	least := len(ms)
+	for _, m := range ms {
+		least = min(least, m.traffic.peerCount())
+	}
+	return least
+}
+
+// waitMesh waits, at most MeshTimeout, until every node of ms has talked
+// with all the others, and reports whether they did.
+func (r *runner) waitMesh(ctx context.Context, ms []*member) bool {
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.MeshTimeout)
 	defer cancel()
-	err := waitFor(wctx, meshPoll, func() (bool, error) { return least() >= want, nil })
-	r.res.Mesh, r.res.MeshPeers = time.Since(t), least()
-	if err != nil && ctx.Err() == nil {
-		return StatusIncomplete, fmt.Sprintf("after %v the least connected node had talked with %d of %d peers; going on", r.cfg.MeshTimeout, r.res.MeshPeers, want), nil
-	}
-	if err != nil {
-		return "", "", err
-	}
-	return StatusOK, fmt.Sprintf("every node talked with all %d others", want), nil
+	return waitFor(wctx, meshPoll, func() (bool, error) { return leastPeers(ms) >= len(ms)-1, nil }) == nil
 }
 
 // keygen writes every node's share files, as keygen does at the end of a
@@ -475,10 +561,42 @@ func (r *runner) keygen(ctx context.Context) (int64, error) {
 		}
 		churn.CreateVaults = append(churn.CreateVaults, spec)
 	}
-	if _, err := attest.NewSender(n.client, n.authority).Send(cctx, churn); err != nil {
+	err = r.authoritySend(ctx, churn, func(ctx context.Context) (bool, error) {
+		vs, err := n.client.Vaults(ctx)
+		return len(vs) == len(n.vaults), err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("creating the vaults: %w", err)
 	}
 	return from + 1, nil
+}
+
+// authoritySend signs msg as the authority and waits for its commit. A
+// failed RPC (the chain's RPC drops connections under the load of hundreds
+// of nodes) is tried again, up to sendAttempts times; after any failure,
+// done tells whether the change is on chain all the same (an earlier
+// attempt committed).
+func (r *runner) authoritySend(ctx context.Context, msg attest.Msg, done func(context.Context) (bool, error)) error {
+	if r.sender == nil {
+		r.sender = attest.NewSender(r.net.client, r.net.authority)
+	}
+	var err error
+	for range sendAttempts {
+		cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+		_, err = r.sender.Send(cctx, msg)
+		if err != nil {
+			if ok, derr := done(cctx); derr == nil && ok {
+				err = nil
+			}
+		}
+		cancel()
+		var te *attest.TxError
+		if err == nil || errors.As(err, &te) || ctx.Err() != nil {
+			return err
+		}
+		r.logf("authority transaction: %v; trying again", err)
+	}
+	return err
 }
 
 // waitCoverage waits until every vault is safe and every member's share
@@ -544,11 +662,15 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 		removed[n.members[i].address] = true
 		churn.RemoveNodes = append(churn.RemoveNodes, n.members[i].address)
 	}
-	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	defer cancel()
-	if _, err := attest.NewSender(n.client, n.authority).Send(cctx, churn); err != nil {
+	err := r.authoritySend(ctx, churn, func(ctx context.Context) (bool, error) {
+		nodes, err := n.client.Nodes(ctx)
+		return len(nodes) == len(n.members)-len(perm), err
+	})
+	if err != nil {
 		return "", "", fmt.Errorf("removing %d nodes: %w", len(perm), err)
 	}
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
 	t := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(perm))

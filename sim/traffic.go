@@ -27,6 +27,9 @@ type traffic struct {
 	mu      sync.Mutex
 	byProto map[string]*protoCount
 	peers   map[peer.ID]struct{}
+	// base and baseProto are the counts at the last mark.
+	base      NodeTraffic
+	baseProto map[string]protoCount
 }
 
 type protoCount struct{ sentBytes, sentMsgs, recvBytes, recvMsgs int64 }
@@ -90,18 +93,37 @@ func (t *traffic) peerCount() int {
 	return len(t.peers)
 }
 
-// snapshot returns the node's totals and per-protocol counts.
-func (t *traffic) snapshot() (NodeTraffic, map[string]ProtocolTraffic) {
-	nt := NodeTraffic{
+// mark starts the window snapshot counts from.
+func (t *traffic) mark() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.base = NodeTraffic{
 		SentBytes: t.sentBytes.Load(), SentMsgs: t.sentMsgs.Load(),
 		RecvBytes: t.recvBytes.Load(), RecvMsgs: t.recvMsgs.Load(),
 	}
+	t.baseProto = make(map[string]protoCount, len(t.byProto))
+	for p, c := range t.byProto {
+		t.baseProto[p] = *c
+	}
+}
+
+// snapshot returns the node's totals and per-protocol counts since the
+// last mark (since its start if none), and the peers it ever talked with.
+func (t *traffic) snapshot() (NodeTraffic, map[string]ProtocolTraffic) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	nt.Peers = len(t.peers)
+	nt := NodeTraffic{
+		SentBytes: t.sentBytes.Load() - t.base.SentBytes, SentMsgs: t.sentMsgs.Load() - t.base.SentMsgs,
+		RecvBytes: t.recvBytes.Load() - t.base.RecvBytes, RecvMsgs: t.recvMsgs.Load() - t.base.RecvMsgs,
+		Peers: len(t.peers),
+	}
 	by := make(map[string]ProtocolTraffic, len(t.byProto))
 	for p, c := range t.byProto {
-		by[p] = ProtocolTraffic{SentBytes: c.sentBytes, SentMsgs: c.sentMsgs, RecvBytes: c.recvBytes, RecvMsgs: c.recvMsgs}
+		b := t.baseProto[p]
+		by[p] = ProtocolTraffic{
+			SentBytes: c.sentBytes - b.sentBytes, SentMsgs: c.sentMsgs - b.sentMsgs,
+			RecvBytes: c.recvBytes - b.recvBytes, RecvMsgs: c.recvMsgs - b.recvMsgs,
+		}
 	}
 	return nt, by
 }
@@ -180,6 +202,7 @@ type TrafficStats struct {
 	ByProtocol map[string]ProtocolTraffic `json:"by_protocol"`
 }
 
+// trafficStats sums the members' traffic since their marks.
 func trafficStats(members []*member) *TrafficStats {
 	ts := &TrafficStats{ByProtocol: map[string]ProtocolTraffic{}}
 	for _, m := range members {

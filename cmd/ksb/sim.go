@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -52,6 +53,7 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 		resultFile string
 		fromFile   string
 		verbose    bool
+		cpuProfile string
 	)
 	f := cmd.Flags()
 	f.IntSliceVar(&nodes, "nodes", []int{25, 50, 100, 200}, "network sizes N to run, each in a process of its own")
@@ -64,12 +66,15 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 	f.DurationVar(&cfg.PollInterval, "poll-interval", 0, "nodes' chain poll interval (default: a node's, 5s)")
 	f.DurationVar(&cfg.BatchInterval, "batch-interval", 0, "nodes' attestation batch interval (default: a node's, 2s)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "nodes' gossip heartbeat interval (default: a node's, 30s)")
+	f.IntVar(&cfg.JoinWave, "join-wave", sim.DefaultJoinWave, "nodes that start and join the network at once")
 	f.DurationVar(&cfg.PhaseTimeout, "phase-timeout", sim.DefaultPhaseTimeout, "bound on each waiting phase")
 	f.IntVar(&maxRSS, "max-rss", 20<<10, "stop a size, as failed, when its process's resident memory passes this many `MiB` (0: no limit)")
 	f.IntVar(&components, "components", 0, "also measure the memory of K Badger stores, K libp2p hosts and their full mesh, in a process of its own (0: do not)")
 	f.BoolVar(&inProcess, "in-process", false, "run every size in this process (peak memory is then the largest so far)")
 	f.StringVar(&fromFile, "from-results", "", "`FILE` (results.json of an earlier run) to table and plot instead of running")
 	f.BoolVar(&verbose, "verbose", false, "log the nodes' and chain's activity to stderr")
+	debug := f.Bool("debug", false, "with --verbose, log at debug level (dial errors, every push)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (with --in-process or one --nodes)")
 	f.StringVar(&resultFile, "result", "", "run the one size of --nodes and write its result as JSON to `FILE` (what each size's process does)")
 	_ = f.MarkHidden("result")
 
@@ -85,8 +90,25 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 		if verbose {
 			logw = cmd.ErrOrStderr()
 		}
-		cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		level := slog.LevelInfo
+		if *debug {
+			level = slog.LevelDebug
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 
+		if cpuProfile != "" {
+			pf, err := os.Create(cpuProfile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				return err
+			}
+			defer func() { pprof.StopCPUProfile(); pf.Close() }()
+			if !inProcess && resultFile == "" {
+				inProcess = true // the profile is of this process
+			}
+		}
 		if resultFile != "" {
 			return simChild(ctx, cfg, nodes, components, resultFile)
 		}
@@ -208,6 +230,7 @@ func simChildArgs(c sim.Config, result string, verbose bool) []string {
 		"--batch-interval", c.BatchInterval.String(),
 		"--heartbeat-interval", c.HeartbeatInterval.String(),
 		"--phase-timeout", c.PhaseTimeout.String(),
+		"--join-wave", strconv.Itoa(c.JoinWave),
 		"--max-rss", strconv.FormatUint(c.MaxRSS>>20, 10),
 	}
 	if verbose {
