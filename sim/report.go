@@ -92,8 +92,8 @@ func points(results []*Result, f Figure) (x, y []float64) {
 // bytes by transaction type, and the fit of every figure.
 func WriteTable(w io.Writer, results []*Result) error {
 	var b strings.Builder
-	b.WriteString("| N | keygens (members) | shares | coverage | restore | unrepaired | chain txs | chain bytes | blocks | block time mean / p95 / max | msgs sent / node (max) | KiB sent / node (max) | peak RSS | per node | goroutines | fds | CPU | load | wall | status |\n")
-	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| N | keygens (members) | shares | coverage | restore | unrepaired | chain txs | chain bytes | blocks | block time mean / p95 / max | window | msgs sent / node (max) | KiB sent / node (max) | peak RSS | per node | goroutines | fds | CPU | load | wall | status |\n")
+	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %d | %d (%s) | %d | %s | %s | %d |", r.Nodes, len(r.VaultSizes), joinInts(r.VaultSizes), r.Shares,
 			secs(r.Coverage), secs(r.Restore), r.Unrepaired)
@@ -103,6 +103,7 @@ func WriteTable(w io.Writer, results []*Result) error {
 		} else {
 			b.WriteString(" – | – | – | – |")
 		}
+		fmt.Fprintf(&b, " %s |", secs(Window(r)))
 		if t := r.Traffic; t != nil {
 			fmt.Fprintf(&b, " %s (%s) | %s (%s) |", thousands(int64(t.MeanSentMsgs)), thousands(t.MaxSentMsgs),
 				thousands(int64(t.MeanSentBytes)/1024), thousands(t.MaxSentBytes/1024))
@@ -152,6 +153,40 @@ func WriteTable(w io.Writer, results []*Result) error {
 		fmt.Fprintf(&b, " %d, %s |\n", r.Chain.Txs, thousands(r.Chain.TxBytes))
 	}
 
+	protos := map[string]bool{}
+	for _, r := range results {
+		if r.Traffic != nil {
+			for p := range r.Traffic.ByProtocol {
+				protos[p] = true
+			}
+		}
+	}
+	pnames := make([]string, 0, len(protos))
+	for p := range protos {
+		pnames = append(pnames, p)
+	}
+	sort.Strings(pnames)
+	b.WriteString("\nBytes the nodes' libp2p streams sent in the window, by protocol (all nodes; messages in brackets).\n\n| N |")
+	for _, p := range pnames {
+		fmt.Fprintf(&b, " %s |", p)
+	}
+	b.WriteString("\n| ---: |")
+	for range pnames {
+		b.WriteString(" ---: |")
+	}
+	b.WriteString("\n")
+	for _, r := range results {
+		if r.Traffic == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "| %d |", r.Nodes)
+		for _, p := range pnames {
+			c := r.Traffic.ByProtocol[p]
+			fmt.Fprintf(&b, " %s (%s) |", thousands(c.SentBytes), thousands(c.SentMsgs))
+		}
+		b.WriteString("\n")
+	}
+
 	fits := Fits(results)
 	b.WriteString("\nLeast-squares fits against N (runs that completed): the line y = a + b·N with its R², and the exponent k of y ≈ c·N^k.\n\n")
 	b.WriteString("| figure | unit | slope b (per node) | intercept a | R² | k | growth |\n| --- | --- | ---: | ---: | ---: | ---: | --- |\n")
@@ -161,6 +196,23 @@ func WriteTable(w io.Writer, results []*Result) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Window is how long the measured window lasted: from keygen to the end of
+// the run (the phases after the join), the span of the chain and traffic
+// figures.
+func Window(r *Result) time.Duration {
+	var w time.Duration
+	after := false
+	for _, p := range r.Phases {
+		if after {
+			w += p.Duration
+		}
+		if p.Name == "join" {
+			after = true
+		}
+	}
+	return w
 }
 
 // Plot draws one PNG per figure into dir (dir/<figure>.png): the measured

@@ -167,6 +167,10 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 					path := filepath.Join(tmp, fmt.Sprintf("n%d.json", n))
 					child := exec.CommandContext(ctx, exe, simChildArgs(c, path, verbose)...)
 					child.Stdout, child.Stderr = stdout, cmd.ErrOrStderr()
+					// Interrupted: the child stops its nodes and removes its
+					// directory, as on SIGTERM, before it is killed.
+					child.Cancel = func() error { return child.Process.Signal(syscall.SIGTERM) }
+					child.WaitDelay = simChildStopDelay
 					if res, err = sim.RunProcess(ctx, child, n, path); err != nil {
 						return err
 					}
@@ -206,6 +210,10 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 	}
 	return cmd
 }
+
+// simChildStopDelay bounds how long an interrupted size's process has to
+// stop its nodes (each within a minute, in parallel) and clean up.
+const simChildStopDelay = 90 * time.Second
 
 func countFailed(rs []*sim.Result) int {
 	n := 0
