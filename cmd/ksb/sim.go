@@ -56,7 +56,7 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 		cpuProfile string
 	)
 	f := cmd.Flags()
-	f.IntSliceVar(&nodes, "nodes", []int{25, 50, 100, 200}, "network sizes N to run, each in a process of its own")
+	f.IntSliceVar(&nodes, "nodes", []int{25, 50, 100, 200}, "comma-separated network `SIZES` N to run, each in a process of its own")
 	f.StringVar(&out, "out", "", "`DIR` to write table.md, results.json and the plots (PNG) to (default: print the table only)")
 	f.IntVar(&cfg.WorkFactor, "work-factor", sim.DefaultWorkFactor, "age scrypt work factor the nodes seal with, log2 N (LOW by default: production is 18)")
 	f.IntVar(&cfg.MaxVaultMembers, "max-vault-members", sim.DefaultMaxVaultMembers, "most members of one keygen's vaults")
@@ -68,7 +68,7 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "nodes' gossip heartbeat interval (default: a node's, 30s)")
 	f.IntVar(&cfg.JoinWave, "join-wave", sim.DefaultJoinWave, "nodes that start and join the network at once")
 	f.DurationVar(&cfg.PhaseTimeout, "phase-timeout", sim.DefaultPhaseTimeout, "bound on each waiting phase")
-	f.IntVar(&maxRSS, "max-rss", 20<<10, "stop a size, as failed, when its process's resident memory passes this many `MiB` (0: no limit)")
+	f.IntVar(&maxRSS, "max-rss", 20<<10, "stop a size, as failed, when its process's resident memory passes `MIB` mebibytes (0: no limit)")
 	f.IntVar(&components, "components", 0, "also measure the memory of K Badger stores, K libp2p hosts and their full mesh, in a process of its own (0: do not)")
 	f.BoolVar(&inProcess, "in-process", false, "run every size in this process (peak memory is then the largest so far)")
 	f.StringVar(&fromFile, "from-results", "", "`FILE` (results.json of an earlier run) to table and plot instead of running")
