@@ -96,7 +96,7 @@ func WriteTable(w io.Writer, results []*Result) error {
 	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %d | %d (%s) | %d | %s | %s | %d |", r.Nodes, len(r.VaultSizes), joinInts(r.VaultSizes), r.Shares,
-			secs(r.Coverage), secs(r.Restore), r.Unrepaired)
+			phaseSecs(r, "backup", r.Coverage), phaseSecs(r, "churn", r.Restore), r.Unrepaired)
 		if c := r.Chain; c != nil {
 			fmt.Fprintf(&b, " %d | %s | %d | %d / %d / %d ms |", c.Txs, thousands(c.TxBytes), c.Blocks,
 				c.BlockTimeMean.Milliseconds(), c.BlockTimeP95.Milliseconds(), c.BlockTimeMax.Milliseconds())
@@ -262,6 +262,16 @@ func Plot(dir string, results []*Result) ([]string, error) {
 		files = append(files, name)
 	}
 	return files, nil
+}
+
+// phaseSecs is d if the phase named completed, else what happened to it.
+func phaseSecs(r *Result, phase string, d time.Duration) string {
+	for _, p := range r.Phases {
+		if p.Name == phase && p.Status != StatusOK {
+			return p.Status
+		}
+	}
+	return secs(d)
 }
 
 func secs(d time.Duration) string {

@@ -403,7 +403,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 	tKeygen := time.Now()
 	if err := r.phase("backup", func() (string, string, error) {
 		err := r.waitCoverage(ctx, nil)
-		r.res.Coverage = time.Since(tKeygen)
+		if err == nil {
+			r.res.Coverage = time.Since(tKeygen)
+		}
 		return StatusOK, fmt.Sprintf("every share with r = %d attested holders, every vault safe, %v after keygen", cfg.Replication, r.res.Coverage.Round(time.Millisecond)), err
 	}); err != nil {
 		return err
