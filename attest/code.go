@@ -3,7 +3,8 @@ package attest
 import "errors"
 
 // Result codes of CheckTx, FinalizeBlock and Query. 0 is success; every other
-// code names the sentinel error of the same meaning.
+// code names the sentinel error of the same meaning. docs/attestation.md
+// lists them with where each is given.
 const (
 	CodeOK           uint32 = 0
 	CodeMalformed    uint32 = 1  // ErrMalformed
@@ -17,6 +18,12 @@ const (
 	CodeExists       uint32 = 9  // ErrExists
 	CodeBadQuery     uint32 = 10 // ErrBadQuery
 	CodeInternal     uint32 = 11 // ErrInternal
+	CodeMempoolFull  uint32 = 12 // ErrMempoolFull (CheckTx only)
+	CodeNoChallenge  uint32 = 13 // ErrNoChallenge
+	CodeWrongSegment uint32 = 14 // ErrWrongSegment
+	CodeBadProof     uint32 = 15 // ErrBadProof
+	CodeNotAssigned  uint32 = 16 // ErrNotAssigned
+	CodeRateLimited  uint32 = 17 // ErrRateLimited
 )
 
 // Codespace is the codespace of every non-zero code the application returns.
@@ -37,6 +44,12 @@ var codeErrs = []struct {
 	{CodeExists, ErrExists},
 	{CodeBadQuery, ErrBadQuery},
 	{CodeInternal, ErrInternal},
+	{CodeMempoolFull, ErrMempoolFull},
+	{CodeNoChallenge, ErrNoChallenge},
+	{CodeWrongSegment, ErrWrongSegment},
+	{CodeBadProof, ErrBadProof},
+	{CodeNotAssigned, ErrNotAssigned},
+	{CodeRateLimited, ErrRateLimited},
 }
 
 // errCode returns the code of the first sentinel err wraps; CodeInternal for

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,8 @@ type adminServer struct {
 }
 
 // listenAdmin binds the admin endpoint; serve starts answering on it.
-func listenAdmin(addr string, reg *prometheus.Registry, status func(context.Context) (*Status, error), healthy func() error, log *slog.Logger) (*adminServer, error) {
+// extra adds routes (the test hooks of a ksb_testhooks build).
+func listenAdmin(addr string, reg *prometheus.Registry, status func(context.Context) (*Status, error), healthy func() error, extra func(*http.ServeMux), log *slog.Logger) (*adminServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -54,10 +56,15 @@ func listenAdmin(addr string, reg *prometheus.Registry, status func(context.Cont
 		enc.Encode(st)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	extra(mux)
+	var listenIP net.IP
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+		listenIP = ta.IP
+	}
 	a := &adminServer{
 		ln: ln,
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           localOnly(listenIP, mux),
 			ReadHeaderTimeout: adminReadTimeout,
 			ReadTimeout:       adminReadTimeout,
 			WriteTimeout:      adminWriteTimeout,
@@ -65,6 +72,50 @@ func listenAdmin(addr string, reg *prometheus.Registry, status func(context.Cont
 		},
 	}
 	return a, nil
+}
+
+// localOnly refuses, with 403 Forbidden, every request whose Host header is
+// not this machine's: a loopback name or address (localhost, 127.0.0.0/8,
+// ::1), with any port, or the IP address the endpoint listens on (as `ksb
+// status` sends it, from admin.listen; 0.0.0.0 or :: when it listens on all
+// addresses). A web page in the operator's browser can make it send requests
+// to 127.0.0.1 under the page's own host name by DNS rebinding; the browser
+// then sends that name as Host, and is refused, so the page cannot read
+// /status (share paths, held blobs) or /metrics. An IP literal cannot be
+// rebound, so the address the endpoint listens on is safe to accept.
+func localOnly(listenIP net.IP, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !localHost(r.Host, listenIP) {
+			http.Error(w, "the admin endpoint answers only requests for localhost", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// localHost reports whether host (a Host header: name or address, optional
+// port) names this machine as localOnly accepts it.
+func localHost(host string, listenIP net.IP) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return false
+	case ip.IsLoopback():
+		return true
+	case listenIP == nil:
+		return false
+	case listenIP.IsUnspecified():
+		return ip.IsUnspecified()
+	}
+	return ip.Equal(listenIP)
 }
 
 // serve answers requests until close.

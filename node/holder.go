@@ -2,73 +2,249 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/store"
 )
 
-// maxBatchEntries caps one Attest or Release transaction. A holder receives a
-// few blobs per churn; the cap only matters after a long chain outage, and
+// maxBatchEntries caps one Attest transaction. A holder receives a few
+// copies per churn; the cap only matters after a long chain outage, and
 // keeps each transaction under the app's entry limit.
 const maxBatchEntries = attest.MaxEntries
 
+// maxReleaseBatch caps one Release transaction: the chain counts 8 state
+// writes per released custody (its failure and its replacement) against
+// attest.MaxBlockWrites (4,096) per block and never proposes a transaction
+// over it, so a Release of MaxEntries custodies would wait in the mempool
+// for ever. 256 releases are 2,048 writes: half a block, leaving room for
+// other nodes' transactions.
+const maxReleaseBatch = 256
+
+// batchSize is the most entries one transaction of the queue under prefix
+// carries.
+func batchSize(prefix string) int {
+	if prefix == releasePrefix {
+		return maxReleaseBatch
+	}
+	return maxBatchEntries
+}
+
 // heldReconcileEvery is how many chain polls pass between two comparisons of
-// the store with this holder's attestations on chain (one minute at the
-// default 5 s poll): the safety net for anything a crash or a refused
-// transaction left out of the queues.
+// the store with this holder's custodies on chain (one minute at the
+// default 5 s poll, and at the first poll after a start): the safety net
+// for anything a crash or a refused transaction left out of the queues, the
+// release of what a wiped store lost, and retention.
 const heldReconcileEvery = 12
 
-// onAccepted queues the attestation of a blob the holder service
-// acknowledges. It runs after the blob is durable and before the receipt is
+// maxFlushTxs bounds the transactions one flush of a queue sends. A batch the
+// chain refuses for good is split in halves until the entry at fault is
+// alone; one such entry in a full batch of 1024 costs 1 + 2·log2(1024) = 21
+// transactions, and what the budget does not reach stays queued for the next
+// batch interval. Without a bound, a batch of entries all refused one by one
+// would cost a transaction (and a block) each.
+const maxFlushTxs = 24
+
+// errFlushBudget ends a flush that used its maxFlushTxs transactions; the
+// rest of the queue waits for the next batch interval.
+var errFlushBudget = errors.New("transaction budget of this batch used up")
+
+// queuedCustody is a queue record: the custody to attest or release.
+type queuedCustody struct {
+	Commitment uint64 `json:"commitment"`
+	Slot       uint64 `json:"slot"`
+}
+
+func (q queuedCustody) id() custody.CustodyID {
+	return custody.CustodyID{Commitment: q.Commitment, Slot: q.Slot}
+}
+
+// onAccepted queues the attestation of a copy the holder service
+// acknowledges. It runs after the copy is durable and before the receipt is
 // sent, also for a duplicate push, and is idempotent (the queue key is the
-// entry). If it fails the push is refused, so an acknowledged blob always has
-// its attestation queued.
+// custody). If it fails the push is refused, so an acknowledged copy always
+// has its attestation queued. A queued release of the custody (the copy was
+// lost, and is back) is dropped.
 func (n *Node) onAccepted(e store.Entry) error {
-	p := n.pendingOf(e)
 	n.pendingMu.Lock()
-	err := putJSON(n.st, p.key(attestPrefix), p)
+	n.forgetSilent(e.Custody)
+	_, err := n.enqueue(attestPrefix, e.Custody)
 	n.pendingMu.Unlock()
 	if err != nil {
 		return err
 	}
+	n.wake()
+	return nil
+}
+
+// wake wakes the batcher early.
+func (n *Node) wake() {
 	select {
 	case n.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
-// onReplaced queues the release of a blob replaced by a newer one of the same
-// owner and vault, and drops its queued attestation if it has one. The
-// release is queued even then: that attestation may be in flight. A release
-// of something never attested is refused by the chain as not found, and
-// dropped (see flush).
-func (n *Node) onReplaced(old store.Entry) {
-	n.queueRelease(n.pendingOf(old))
-}
-
-func (n *Node) queueRelease(p pendingEntry) {
-	n.pendingMu.Lock()
-	n.st.DeleteMeta(p.key(attestPrefix))
-	err := putJSON(n.st, p.key(releasePrefix), p)
-	n.pendingMu.Unlock()
-	if err != nil {
-		// The holder-side reconcile finds the attestation without a blob
-		// and queues the release again.
-		n.log.Error("queueing release", "err", err)
+// queueReleases queues the releases of ids and drops their queued
+// attestations, a batch of store writes at a time (one sync each). It
+// returns how many releases were new to the queue and how many were queued
+// already.
+func (n *Node) queueReleases(ids []custody.CustodyID) (added, already int) {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxBatchEntries)]
+		ids = ids[len(chunk):]
+		a, q, err := n.queueReleaseChunk(chunk)
+		added, already = added+a, already+q
+		if err != nil {
+			// The holder-side reconcile finds the lost copies again and
+			// queues the releases again.
+			n.log.Error("queueing releases", "count", len(chunk), "err", err)
+			return added, already
+		}
 	}
+	if added > 0 {
+		n.wake()
+	}
+	return added, already
+}
+
+func (n *Node) queueReleaseChunk(ids []custody.CustodyID) (added, already int, err error) {
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	q := n.queues()
+	var (
+		writes     []store.MetaWrite
+		unattested []string
+		released   []string
+		seen       = make(map[string]bool, len(ids))
+	)
+	for _, id := range ids {
+		rk := releasePrefix + custodyKey(id)
+		if q.has(releasePrefix, rk) || seen[rk] {
+			already++
+			continue
+		}
+		seen[rk] = true
+		if ak := attestPrefix + custodyKey(id); q.has(attestPrefix, ak) {
+			writes = append(writes, store.MetaWrite{Key: ak, Delete: true})
+			unattested = append(unattested, ak)
+		}
+		b, err := json.Marshal(queuedCustody{Commitment: id.Commitment, Slot: id.Slot})
+		if err != nil {
+			return 0, already, fmt.Errorf("encoding %s: %w", rk, err)
+		}
+		writes = append(writes, store.MetaWrite{Key: rk, Value: b})
+		released = append(released, rk)
+	}
+	if err := n.st.WriteMeta(writes); err != nil {
+		n.qidx.loaded = false // part may be written: count again
+		return 0, already, err
+	}
+	n.setQueued(attestPrefix, unattested, false)
+	n.setQueued(releasePrefix, released, true)
+	return len(released), already, nil
+}
+
+// The two queues live in the store's meta records under attestPrefix and
+// releasePrefix, so they survive restarts. queueIndex mirrors their keys in
+// memory, under pendingMu: read from the store once, on first use, then
+// changed with every write to the queues (enqueue, queueReleaseChunk,
+// removeQueued), so that "is it queued?" and the pending gauges cost no
+// store read and no scan. After a failed store write it is read again.
+
+// queueIndex is the set of queued keys of each queue.
+type queueIndex struct {
+	loaded bool
+	keys   map[string]map[string]struct{} // by prefix
+}
+
+func (q *queueIndex) has(prefix, key string) bool {
+	_, ok := q.keys[prefix][key]
+	return ok
+}
+
+// queues returns the index, reading it from the store if needed. pendingMu
+// is held.
+func (n *Node) queues() *queueIndex {
+	q := &n.qidx
+	if q.loaded {
+		return q
+	}
+	q.keys = map[string]map[string]struct{}{}
+	for _, prefix := range []string{attestPrefix, releasePrefix} {
+		keys := map[string]struct{}{}
+		if err := n.st.ScanMeta(prefix, func(k string, _ []byte) error { keys[k] = struct{}{}; return nil }); err != nil {
+			n.log.Warn("reading a queue", "queue", prefix, "err", err)
+		}
+		q.keys[prefix] = keys
+		n.m.pending.WithLabelValues(kindOf(prefix)).Set(float64(len(keys)))
+	}
+	q.loaded = true
+	return q
+}
+
+// setQueued records keys as queued (or not) under prefix after the store
+// write, and moves the gauge. pendingMu is held.
+func (n *Node) setQueued(prefix string, keys []string, queued bool) {
+	set := n.queues().keys[prefix]
+	for _, k := range keys {
+		if queued {
+			set[k] = struct{}{}
+		} else {
+			delete(set, k)
+		}
+	}
+	n.m.pending.WithLabelValues(kindOf(prefix)).Set(float64(len(set)))
+}
+
+// enqueue writes custody id to the queue under prefix unless it is there
+// already, and reports whether it is new. pendingMu is held.
+func (n *Node) enqueue(prefix string, id custody.CustodyID) (added bool, err error) {
+	key := prefix + custodyKey(id)
+	if n.queues().has(prefix, key) {
+		return false, nil
+	}
+	if err := putJSON(n.st, key, queuedCustody{Commitment: id.Commitment, Slot: id.Slot}); err != nil {
+		return false, err
+	}
+	n.setQueued(prefix, []string{key}, true)
+	return true, nil
+}
+
+// removeQueued removes keys from the queue under prefix in one batch of
+// store writes. Every key is deleted from the store, also one the index
+// does not know, so a record the index missed cannot stay queued for ever.
+// pendingMu is held.
+func (n *Node) removeQueued(prefix string, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	writes := make([]store.MetaWrite, len(keys))
+	for i, k := range keys {
+		writes[i] = store.MetaWrite{Key: k, Delete: true}
+	}
+	if err := n.st.WriteMeta(writes); err != nil {
+		// Still queued: sent (and refused, or found committed) again.
+		n.log.Warn("removing queued entries", "queue", prefix, "count", len(keys), "err", err)
+		n.qidx.loaded = false
+		return
+	}
+	n.setQueued(prefix, keys, false)
 }
 
 // runBatcher sends the queued attestations (then releases) in one
 // transaction each every batch interval, or sooner after a new blob. What
 // fails stays queued, in the store, and is sent again: across chain outages
-// and restarts.
+// and restarts. What can never be accepted is dropped (see flush).
 func (n *Node) runBatcher(ctx context.Context) error {
-	n.refreshPendingGauges()
+	n.pendingMu.Lock()
+	n.queues()
+	n.pendingMu.Unlock()
 	t := time.NewTicker(n.cfg.Chain.BatchInterval.Duration)
 	defer t.Stop()
 	for {
@@ -84,91 +260,297 @@ func (n *Node) runBatcher(ctx context.Context) error {
 			case <-time.After(n.cfg.Chain.BatchInterval.Duration / 4):
 			}
 		}
-		// The pending gauges are counted here, once per batch, not on the
-		// push path: counting scans both queues.
-		n.refreshPendingGauges()
 		if !n.member.IsActive(n.id.PubKey()) {
 			// The chain refuses every transaction of a node that is not
 			// active; the queue waits until it is again.
 			continue
 		}
-		for _, prefix := range []string{attestPrefix, releasePrefix} {
-			if err := n.flush(ctx, prefix); err != nil {
-				n.m.chainErrors.Inc()
-				n.log.Warn("sending queued entries; will retry", "queue", prefix, "err", err)
-			}
-		}
-		n.refreshPendingGauges()
+		n.flushAll(ctx)
 	}
 }
 
-// flush sends up to maxBatchEntries queued entries under prefix in one
-// transaction and removes them from the queue once committed. When the chain
-// refuses the batch for good (an entry it can never accept: a vault it does
-// not know, a release of something not attested), the entries are sent one
-// by one and those refused for good are dropped with a log line, so one bad
-// entry never blocks the queue.
+// flushAll flushes the attestation queue, then the release queue (so that a
+// release follows the attestation it undoes), logging what will be retried.
+func (n *Node) flushAll(ctx context.Context) {
+	for _, prefix := range []string{attestPrefix, releasePrefix} {
+		err := n.flush(ctx, prefix)
+		switch {
+		case errors.Is(err, errFlushBudget):
+			n.log.Info("sending queued entries: the rest waits for the next batch", "queue", prefix, "err", err)
+		case err != nil:
+			n.m.chainErrors.Inc()
+			n.log.Warn("sending queued entries; will retry", "queue", prefix, "err", err)
+		}
+	}
+}
+
+// queuedEntry is one entry read from a queue.
+type queuedEntry struct {
+	key string
+	id  custody.CustodyID
+}
+
+// flush sends up to batchSize(prefix) queued custodies under prefix in one
+// transaction and removes them from the queue once committed. No entry can
+// block the queue:
+//
+//   - an entry the transaction builder would refuse (a slot or commitment
+//     id out of range) is dropped before anything is sent, and so is an
+//     attestation of a copy this holder no longer has (it never attests
+//     what it does not hold);
+//   - a release of a custody the chain no longer shows as this holder's
+//     live one (gone, or failed already) is dropped before it is sent (one
+//     query for the whole batch);
+//   - when the chain refuses the batch for good anyway, the chain's custodies
+//     of this holder are read once more and the entries they do not list
+//     (not assigned to it, or deleted) are dropped; what is still refused is
+//     split in halves, and halves again, until each entry refused for good
+//     is alone and dropped, while the others commit.
+//
+// Drops are counted (ksb_holder_dropped_entries_total) and logged once per
+// flush with their number. A flush sends at most maxFlushTxs transactions.
+// An error means the rest stays queued for the next round.
 func (n *Node) flush(ctx context.Context, prefix string) error {
-	keys, entries, err := n.queued(prefix)
-	if err != nil || len(keys) == 0 {
+	items, err := n.queued(prefix)
+	if err != nil || len(items) == 0 {
 		return err
 	}
-	err = n.send(ctx, prefix, entries)
-	if err == nil {
-		n.dequeue(prefix, keys, len(entries))
+	f := &flushRound{n: n, prefix: prefix, budget: maxFlushTxs, sendTx: func(ctx context.Context, ids []custody.CustodyID) error {
+		return n.send(ctx, prefix, ids)
+	}}
+	defer f.report()
+	items = f.dropInvalid(items)
+	if prefix == releasePrefix && len(items) > 0 {
+		if items, err = f.filterByChain(ctx, items, nil); err != nil {
+			return err
+		}
+	}
+	if len(items) == 0 {
 		return nil
 	}
-	if !permanent(err) || len(entries) == 1 {
-		if permanent(err) {
-			n.drop(prefix, keys[0], entries[0], err)
-			return nil
-		}
+	err = f.send(ctx, items)
+	if !permanent(err) {
 		return err
 	}
-	for i := range entries {
-		if err := n.send(ctx, prefix, entries[i:i+1]); err != nil {
-			if !permanent(err) {
-				return err
-			}
-			n.drop(prefix, keys[i], entries[i], err)
-			continue
-		}
-		n.dequeue(prefix, keys[i:i+1], 1)
+	rest, ferr := f.filterByChain(ctx, items, err)
+	if ferr != nil {
+		return ferr
 	}
+	if len(rest) < len(items) {
+		return f.bisect(ctx, rest)
+	}
+	return f.split(ctx, items, err)
+}
+
+// Why a flush drops an entry: the keys of the counts in its log line.
+const (
+	// dropInvalid: the transaction builder refuses it (an id out of range).
+	dropInvalid = "invalid"
+	// dropNotHeld: an attestation of a copy no longer in the store.
+	dropNotHeld = "not_held"
+	// dropNotAssigned: the chain does not list the custody as this
+	// holder's (never assigned, or deleted after retention), or, for a
+	// release, it has failed already.
+	dropNotAssigned = "not_assigned"
+	// dropRefused: the chain refused it, alone in a transaction.
+	dropRefused = "refused"
+)
+
+// flushRound is one flush of one queue: its transaction budget and what it
+// dropped.
+type flushRound struct {
+	n      *Node
+	prefix string
+	budget int
+	sendTx func(context.Context, []custody.CustodyID) error // one transaction: Node.send
+
+	dropped map[string]int // by reason
+	drops   []string       // their queue keys
+	first   string         // the first drop, for the log line
+	reason  error
+}
+
+// send sends items in one transaction, within the budget, and dequeues them
+// once committed.
+func (f *flushRound) send(ctx context.Context, items []queuedEntry) error {
+	if f.budget == 0 {
+		return errFlushBudget
+	}
+	f.budget--
+	ids := make([]custody.CustodyID, len(items))
+	for i, it := range items {
+		ids[i] = it.id
+	}
+	if err := f.sendTx(ctx, ids); err != nil {
+		return err
+	}
+	f.n.dequeue(f.prefix, items)
 	return nil
 }
 
-// queued reads up to maxBatchEntries entries queued under prefix. A record
-// that no longer decodes is dropped: it was written by this program, and it
-// must not block the queue forever.
-func (n *Node) queued(prefix string) (keys []string, entries []attest.Entry, err error) {
-	n.pendingMu.Lock()
-	defer n.pendingMu.Unlock()
-	err = n.st.ScanMeta(prefix, func(k string, b []byte) error {
-		if len(keys) == maxBatchEntries {
-			return nil
-		}
-		e, derr := decodePending(b)
-		if derr != nil {
-			n.log.Error("dropping malformed queued entry", "key", k, "err", derr)
-			n.st.DeleteMeta(k)
-			return nil
-		}
-		keys = append(keys, k)
-		entries = append(entries, e)
+// bisect sends items; if the chain refuses them for good, it splits them.
+func (f *flushRound) bisect(ctx context.Context, items []queuedEntry) error {
+	if len(items) == 0 {
 		return nil
-	})
-	return keys, entries, err
+	}
+	err := f.send(ctx, items)
+	if !permanent(err) {
+		return err
+	}
+	return f.split(ctx, items, err)
 }
 
-func (n *Node) send(ctx context.Context, prefix string, entries []attest.Entry) error {
-	var msg attest.Msg = &attest.Attest{Entries: entries}
-	if prefix == releasePrefix {
-		ks := make([]attest.EntryKey, len(entries))
-		for i, e := range entries {
-			ks[i] = e.Key()
+// split handles items the chain refused for good with err: one entry is
+// dropped; more are sent again in two halves.
+func (f *flushRound) split(ctx context.Context, items []queuedEntry, err error) error {
+	if len(items) == 1 {
+		f.drop(items[0], dropRefused, err)
+		return nil
+	}
+	mid := len(items) / 2
+	if err := f.bisect(ctx, items[:mid]); err != nil {
+		return err
+	}
+	return f.bisect(ctx, items[mid:])
+}
+
+// errNotHeld is why an attestation of a copy no longer stored is dropped.
+var errNotHeld = errors.New("the copy is no longer in the store: a holder never attests what it does not hold")
+
+// dropInvalid drops the entries the transaction builder would refuse, and
+// attestations of copies this holder no longer has.
+func (f *flushRound) dropInvalid(items []queuedEntry) []queuedEntry {
+	keep := items[:0]
+	for _, it := range items {
+		if it.id.Commitment == 0 || it.id.Commitment > attest.MaxCommitmentID || it.id.Slot >= attest.MaxSlots {
+			f.drop(it, dropInvalid, fmt.Errorf("custody %s out of range: %w", idString(it.id), attest.ErrInvalid))
+			continue
 		}
-		msg = &attest.Release{Entries: ks}
+		if f.prefix == attestPrefix {
+			if _, err := f.n.st.Stat(it.id); errors.Is(err, store.ErrNotFound) {
+				f.drop(it, dropNotHeld, errNotHeld)
+				continue
+			}
+		}
+		keep = append(keep, it)
+	}
+	return keep
+}
+
+// filterByChain reads this holder's custodies from the chain and drops what
+// can never pass: an attestation of a custody not listed as this holder's;
+// a release of one not listed, or failed already (refusal is the chain's
+// refusal that made it look, nil before any transaction).
+func (f *flushRound) filterByChain(ctx context.Context, items []queuedEntry, refusal error) ([]queuedEntry, error) {
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	held, err := f.n.chain.CustodiesByHolder(cctx, f.n.addr)
+	if err != nil {
+		if refusal != nil {
+			return nil, fmt.Errorf("reading this holder's custodies after a refusal (%v): %w", refusal, err)
+		}
+		return nil, fmt.Errorf("reading this holder's custodies: %w", err)
+	}
+	mine := make(map[custody.CustodyID]attest.HeldCustody, len(held))
+	for _, hc := range held {
+		mine[custody.CustodyID{Commitment: hc.Commitment, Slot: hc.Slot}] = hc
+	}
+	reason := refusal
+	if reason == nil {
+		reason = errors.New("not this holder's live custody on chain")
+	}
+	keep := items[:0:0]
+	for _, it := range items {
+		hc, ok := mine[it.id]
+		if !ok || (f.prefix == releasePrefix && hc.Status == custody.StatusFailed.String()) {
+			f.drop(it, dropNotAssigned, reason)
+			continue
+		}
+		keep = append(keep, it)
+	}
+	return keep, nil
+}
+
+// drop notes an entry refused for good; report removes it from its queue.
+func (f *flushRound) drop(it queuedEntry, reason string, err error) {
+	f.drops = append(f.drops, it.key)
+	if f.dropped == nil {
+		f.dropped = map[string]int{}
+		f.first, f.reason = it.key, err
+	}
+	f.dropped[reason]++
+	f.n.log.Debug("dropped a queued entry refused for good", "kind", kindOf(f.prefix), "key", it.key, "reason", reason, "err", err)
+}
+
+// report removes the round's drops from the queue, in one batch, counts
+// them and logs them in one line.
+func (f *flushRound) report() {
+	if len(f.drops) > 0 {
+		f.n.pendingMu.Lock()
+		f.n.removeQueued(f.prefix, f.drops)
+		f.n.pendingMu.Unlock()
+	}
+	total := 0
+	attrs := []any{"kind", kindOf(f.prefix)}
+	for _, reason := range []string{dropInvalid, dropNotHeld, dropNotAssigned, dropRefused} {
+		if c := f.dropped[reason]; c > 0 {
+			total += c
+			attrs = append(attrs, reason, c)
+		}
+	}
+	if total == 0 {
+		return
+	}
+	f.n.m.dropped.WithLabelValues(kindOf(f.prefix)).Add(float64(total))
+	attrs = append(attrs, "dropped", total, "first", f.first, "err", f.reason)
+	f.n.log.Warn("dropped queued entries that can never be accepted", attrs...)
+}
+
+// queued reads up to batchSize(prefix) entries queued under prefix. A record
+// that no longer decodes is dropped: it was written by this program, and it
+// must not block the queue forever.
+func (n *Node) queued(prefix string) ([]queuedEntry, error) {
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	var items []queuedEntry
+	var bad []string
+	limit := batchSize(prefix)
+	err := n.st.ScanMeta(prefix, func(k string, b []byte) error {
+		if len(items) == limit {
+			return errScanFull
+		}
+		var q queuedCustody
+		derr := json.Unmarshal(b, &q)
+		if derr == nil && custodyKey(q.id()) != k[len(prefix):] {
+			derr = fmt.Errorf("record names custody %s", idString(q.id()))
+		}
+		if derr != nil {
+			if len(bad) == 0 {
+				n.log.Error("dropping malformed queued entries", "first", k, "err", derr)
+			}
+			bad = append(bad, k)
+			return nil
+		}
+		items = append(items, queuedEntry{key: k, id: q.id()})
+		return nil
+	})
+	if errors.Is(err, errScanFull) {
+		err = nil
+	}
+	if len(bad) > 0 {
+		n.removeQueued(prefix, bad)
+		n.m.dropped.WithLabelValues(kindOf(prefix)).Add(float64(len(bad)))
+	}
+	return items, err
+}
+
+// errScanFull stops a queue scan once a batch is full.
+var errScanFull = errors.New("batch full")
+
+func (n *Node) send(ctx context.Context, prefix string, ids []custody.CustodyID) error {
+	var msg attest.Msg = &attest.Attest{Custodies: ids}
+	if prefix == releasePrefix {
+		msg = &attest.Release{Custodies: ids}
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()
@@ -176,39 +558,41 @@ func (n *Node) send(ctx context.Context, prefix string, entries []attest.Entry) 
 	return err
 }
 
-func (n *Node) dequeue(prefix string, keys []string, count int) {
-	n.pendingMu.Lock()
-	for _, k := range keys {
-		n.st.DeleteMeta(k)
+// dequeue removes committed entries from their queue.
+func (n *Node) dequeue(prefix string, items []queuedEntry) {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.key
 	}
+	n.pendingMu.Lock()
+	n.removeQueued(prefix, keys)
 	n.pendingMu.Unlock()
 	kind := kindOf(prefix)
-	n.m.committed.WithLabelValues(kind).Add(float64(count))
-	n.log.Info("transaction committed", "kind", kind, "entries", count)
+	n.m.committed.WithLabelValues(kind).Add(float64(len(items)))
+	n.log.Info("transaction committed", "kind", kind, "custodies", len(items))
 }
 
-func (n *Node) drop(prefix, key string, e attest.Entry, err error) {
-	n.pendingMu.Lock()
-	n.st.DeleteMeta(key)
-	n.pendingMu.Unlock()
-	n.m.dropped.WithLabelValues(kindOf(prefix)).Inc()
-	n.log.Warn("chain refuses a queued entry for good; dropped", "kind", kindOf(prefix),
-		"owner", e.Owner, "vault", e.Vault, "digest", hex.EncodeToString(e.Digest[:]), "err", err)
-}
-
-// permanent reports whether the chain refused a transaction for a reason a
-// retry cannot fix (as opposed to an outage, a stale sequence, or this node
-// not being active yet).
+// permanent reports whether a transaction was refused for a reason a retry
+// cannot fix — by the chain, or by SignTx's own copy of the chain's content
+// checks before sending — as opposed to an outage, a stale sequence, a full
+// mempool allowance, or this node not being active yet.
 func permanent(err error) bool {
-	var te *attest.TxError
-	if !errors.As(err, &te) {
+	if err == nil {
 		return false
 	}
-	switch te.Code {
-	case attest.CodeNotFound, attest.CodeInvalid, attest.CodeMalformed, attest.CodeTooLarge, attest.CodeExists:
-		return true
+	var te *attest.TxError
+	if errors.As(err, &te) {
+		switch te.Code {
+		case attest.CodeNotFound, attest.CodeInvalid, attest.CodeMalformed, attest.CodeTooLarge, attest.CodeExists, attest.CodeNotAssigned:
+			return true
+		}
+		return false
 	}
-	return false
+	var qe *attest.QueryError
+	if errors.As(err, &qe) {
+		return false // reading the chain failed, not the entries
+	}
+	return errors.Is(err, attest.ErrInvalid) || errors.Is(err, attest.ErrTooLarge) || errors.Is(err, attest.ErrMalformed)
 }
 
 func kindOf(prefix string) string {
@@ -218,127 +602,113 @@ func kindOf(prefix string) string {
 	return "attest"
 }
 
-func (n *Node) refreshPendingGauges() {
-	for _, prefix := range []string{attestPrefix, releasePrefix} {
-		c := 0
-		n.st.ScanMeta(prefix, func(string, []byte) error { c++; return nil })
-		n.m.pending.WithLabelValues(kindOf(prefix)).Set(float64(c))
-	}
-}
+// Why the holder deletes a copy: the label of ksb_holder_dropped_copies_total.
+const (
+	// dropGone: the chain deleted its custody (the commitment was
+	// superseded or its vault retired, and retention_blocks passed).
+	dropGone = "gone"
+	// dropFailed: its custody failed (missed proofs, released, a failed
+	// drill, the holder failed as a whole): the chain repairs it elsewhere.
+	dropFailed = "failed"
+	// dropForeign: the chain assigned the custody to another holder.
+	dropForeign = "not_assigned"
+)
 
-func decodePending(b []byte) (attest.Entry, error) {
-	var p pendingEntry
-	if err := json.Unmarshal(b, &p); err != nil {
-		return attest.Entry{}, err
-	}
-	return p.chainEntry()
-}
-
-// reconcileHeld compares the blobs this holder keeps with its attestations on
-// chain and queues what is missing: an attestation for a blob held but not
-// attested (a crash between storing and queueing, an entry dropped while the
-// chain did not know its vault yet), a release for an attestation of a blob no
-// longer held (a lost or wiped store). Queueing is idempotent, so entries
-// already queued or in flight are harmless.
-func (n *Node) reconcileHeld(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	defer cancel()
-	onChain, err := n.chain.AttestationsByHolder(cctx, n.addr)
-	if err != nil {
-		return err
-	}
-	attested := map[string]bool{}
-	for _, a := range onChain {
-		attested[a.Owner+"/"+a.Vault+"/"+a.Digest] = true
-	}
+// reconcileHeld compares the copies this holder keeps with its custodies on
+// chain (v.held, read in the same poll) and:
+//
+//   - queues the attestation of every copy held for a custody that is live,
+//     not failed and not attested yet (a crash between storing and queueing,
+//     an entry dropped while the chain lagged);
+//   - queues the release of every custody it attested and is still counted
+//     for whose copy is not in the store (a lost or wiped store: at the first
+//     poll after a restart, so the chain repairs at once instead of waiting
+//     for missed proofs);
+//   - deletes the copies whose custody failed or is gone from chain state
+//     (retention), asking the chain about each copy it does not list first,
+//     since a push may have stored it after the list was read.
+//
+// Queueing is idempotent, so entries already queued or in flight are
+// harmless.
+func (n *Node) reconcileHeld(ctx context.Context, v *chainView) error {
 	entries, err := n.st.Entries(nil)
 	if err != nil {
 		return err
 	}
-	view := n.member.current()
-	held := map[string]bool{}
+	stored := make(map[custody.CustodyID]bool, len(entries))
+	var drop []store.Entry
+	var reasons []string
 	for _, e := range entries {
-		p := n.pendingOf(e)
-		k := p.Owner + "/" + p.Vault + "/" + p.Digest
-		held[k] = true
-		if attested[k] || !view.attestable(p.Owner, e.Vault) {
-			// The chain refuses attestations of vaults it does not know or
-			// retired, and of owners that are neither active nor members:
-			// queueing them again would only be refused again.
-			continue
+		stored[e.Custody] = true
+		hc, listed := v.held[e.Custody]
+		if !listed {
+			cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+			got, err := n.chain.Custody(cctx, e.Custody)
+			cancel()
+			switch {
+			case errors.Is(err, attest.ErrNotFound):
+				drop, reasons = append(drop, e), append(reasons, dropGone)
+				continue
+			case err != nil:
+				return err
+			case got.Holder != n.addr:
+				drop, reasons = append(drop, e), append(reasons, dropForeign)
+				continue
+			}
+			hc = *got
 		}
-		if err := n.queueIfStillHeld(e); err != nil {
-			return err
+		switch {
+		case hc.Status == custody.StatusFailed.String():
+			drop, reasons = append(drop, e), append(reasons, dropFailed)
+		case !hc.Attested && hc.Live:
+			if err := n.queueIfStillHeld(e.Custody); err != nil {
+				return err
+			}
 		}
 	}
-	for _, a := range onChain {
-		if held[a.Owner+"/"+a.Vault+"/"+a.Digest] {
-			continue
+	var lost []custody.CustodyID
+	for id, hc := range v.held {
+		if !stored[id] && hc.Attested && hc.Live && hc.Status != custody.StatusFailed.String() && !n.isSilent(id) {
+			lost = append(lost, id)
 		}
-		n.log.Warn("attested blob is not in the store; releasing it", "owner", a.Owner, "vault", a.Vault, "digest", a.Digest)
-		n.queueRelease(pendingEntry{Owner: a.Owner, Vault: a.Vault, Digest: a.Digest, Size: int64(a.Size)})
+	}
+	slices.SortFunc(lost, func(a, b custody.CustodyID) int { return a.Compare(b) })
+	released, already := n.queueReleases(lost)
+	if released > 0 {
+		// One line per reconcile, and only for what is new: a backlog
+		// waiting in the queue is not reported again every minute.
+		n.log.Warn("attested copies are not in the store; releases queued", "count", released, "already_queued", already)
+	}
+	for i, e := range drop {
+		n.dropCopy(e.Custody, reasons[i])
 	}
 	return nil
 }
 
-// queueIfStillHeld queues the attestation of e unless, meanwhile, a push
-// replaced it: the store is read again under pendingMu, which onReplaced
-// takes after the store changed, so a replaced digest is never re-queued.
-func (n *Node) queueIfStillHeld(e store.Entry) error {
+// dropCopy deletes a held copy the chain no longer counts (why: a drop
+// reason) and its queued attestation.
+func (n *Node) dropCopy(id custody.CustodyID, why string) {
 	n.pendingMu.Lock()
-	cur, _, err := n.st.Get(e.Owner, e.Vault)
-	if err != nil || cur.Digest != e.Digest {
-		n.pendingMu.Unlock()
-		return nil // gone or replaced
-	}
-	p := n.pendingOf(e)
-	err = putJSON(n.st, p.key(attestPrefix), p)
+	n.removeQueued(attestPrefix, []string{attestPrefix + custodyKey(id)})
+	err := n.st.Delete(id)
 	n.pendingMu.Unlock()
-	return err
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.log.Error("dropping a held copy", "custody", idString(id), "err", err)
+		return
+	}
+	n.m.droppedCopies.WithLabelValues(why).Inc()
+	n.log.Info("dropped a held copy", "custody", idString(id), "reason", why)
 }
 
-// sweepRetired drops the blobs of vaults retired on chain once they have been
-// retired for the configured grace period. The release is queued before the
-// blob is deleted, so a crash in between leaves a queued release, never an
-// attestation of a blob that is gone.
-func (n *Node) sweepRetired(v *chainView) {
-	now := time.Now()
-	var entries []store.Entry
-	for pub, vt := range v.vaults {
-		if !vt.Retired {
-			continue
-		}
-		key := retiredPrefix + pub
-		var first time.Time
-		found, err := getJSON(n.st, key, &first)
-		if err != nil {
-			continue
-		}
-		if !found {
-			if err := putJSON(n.st, key, now.UTC()); err != nil {
-				n.log.Error("recording retired vault", "vault", pub, "err", err)
-			}
-			continue
-		}
-		if now.Sub(first) < n.cfg.Store.RetiredGrace.Duration {
-			continue
-		}
-		if entries == nil {
-			if entries, err = n.st.Entries(nil); err != nil {
-				n.log.Error("listing held blobs", "err", err)
-				return
-			}
-		}
-		for _, e := range entries {
-			if e.Vault != pub {
-				continue
-			}
-			n.queueRelease(n.pendingOf(e))
-			if err := n.st.Delete(e.Owner, e.Vault); err != nil && !errors.Is(err, store.ErrNotFound) {
-				n.log.Error("dropping blob of retired vault", "vault", pub, "err", err)
-				continue
-			}
-			n.log.Info("dropped blob of retired vault", "vault", pub, "owner", hex.EncodeToString(e.Owner))
-		}
+// queueIfStillHeld queues the attestation of custody id unless, meanwhile,
+// its copy was dropped: the store is read again under pendingMu, which
+// dropCopy holds while it deletes.
+func (n *Node) queueIfStillHeld(id custody.CustodyID) error {
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	if _, err := n.st.Stat(id); err != nil {
+		return nil // gone
 	}
+	_, err := n.enqueue(attestPrefix, id)
+	return err
 }

@@ -6,91 +6,117 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
 	"github.com/ksb-project/ksb/store"
 )
 
-// Fetched is one blob received from a holder, checked against its entry
-// header (size and sha256). Whether it opens with the mnemonic is for the
-// caller to find out.
+// Fetched is one copy received from a holder, checked against its entry
+// header (size and sha256). Whether it is a copy of a commitment (its
+// custody, copy index and commit path, custody.VerifyCopy) and whether it
+// opens with the mnemonic are for the caller to find out.
 type Fetched struct {
-	// Holder is the peer that sent the blob.
+	// Holder is the peer that sent the copy.
 	Holder peer.ID
-	// Entry is the holder's header for the blob; Entry.Owner is always the
+	// Entry is the holder's header for the copy; Entry.Owner is always the
 	// fetching node.
 	store.Entry
-	// Blob is the blob.
+	// Blob is the copy.
 	Blob []byte
 }
 
-// Fetch asks holder for this node's blobs over FetchProtocol: those of vault,
-// or all when vault is empty, and only the one with this sha256 when digest
-// is not empty. The holder answers only the owner, which Noise authenticates
-// as the host's own peer ID. Fetch enforces MaxFetchEntries, MaxFetchBytes
-// and MaxBlobSize on what it reads, and checks each blob's size and sha256
-// against its header and the request; any violation fails the whole fetch
-// (the holder is not to be trusted further). A refusal is returned as a
-// *RefusedError (CodeNotFound when the holder has nothing for this node).
-func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, digest []byte) ([]Fetched, error) {
+// Fetch asks holder for this node's copies over FetchProtocol: those of
+// vault, or of every vault when vault is empty, and only those of
+// commitment when it is not 0. The holder answers only the owner, which
+// Noise authenticates as the host's own peer ID. Fetch enforces
+// MaxFetchEntries, MaxFetchBytes and MaxBlobSize on what it reads, and
+// checks each copy's size and sha256 against its header and the request;
+// any violation fails the whole fetch (the holder is not to be trusted
+// further). A refusal is returned as a *RefusedError (CodeNotFound when the
+// holder has nothing for this node). A busy holder (CodeBusy, or a stream
+// refused or reset by a resource manager) is asked again with backoff, as
+// Service.Push does, within ctx; if it stays busy the error wraps ErrBusy.
+func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, commitment uint64) ([]Fetched, error) {
 	if vault != "" {
 		if err := validVault(vault); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 	}
-	if len(digest) != 0 && len(digest) != digestSize {
-		return nil, fmt.Errorf("%w: digest of %d bytes", ErrMalformed, len(digest))
-	}
 	self, err := identity.PubKeyFromPeerID(h.ID())
 	if err != nil {
 		return nil, fmt.Errorf("host key: %w", err)
 	}
+	backoff := pushBusyBackoff
+	for try := 0; ; try++ {
+		got, err := fetchOnce(ctx, h, holder, self, vault, commitment)
+		if err == nil || !errors.Is(err, ErrBusy) || try == pushBusyRetries {
+			return got, err
+		}
+		t := time.NewTimer(backoff + jitter(backoff/2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func fetchOnce(ctx context.Context, h host.Host, holder peer.ID, self []byte, vault string, commitment uint64) ([]Fetched, error) {
 	s, err := h.NewStream(ctx, holder, FetchProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("opening fetch stream to %s: %w", holder, err)
+		return nil, busy(fmt.Errorf("opening fetch stream to %s: %w", holder, err))
 	}
 	// Cancelling ctx aborts the stream at once (the deadline covers a holder
 	// that is merely slow).
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
-	got, err := fetchOnStream(ctx, s, self, vault, digest)
+	got, err := fetchOnStream(ctx, s, self, vault, commitment)
 	if err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("fetching from %s: %w", holder, err)
+		return nil, busy(fmt.Errorf("fetching from %s: %w", holder, err))
 	}
 	s.Close()
 	return got, nil
 }
 
-func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault string, digest []byte) ([]Fetched, error) {
+func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault string, commitment uint64) ([]Fetched, error) {
 	if err := s.Scope().SetService(FetchServiceName); err != nil {
 		return nil, fmt.Errorf("attaching fetch stream to its service: %w", err)
 	}
 	if err := s.SetDeadline(deadline(ctx, FetchTimeout)); err != nil {
 		return nil, fmt.Errorf("setting deadline: %w", err)
 	}
-	req := pb.FetchRequest{Vault: vault, Digest: digest}
-	if err := writeFrame(s, req.Marshal()); err != nil {
-		return nil, fmt.Errorf("sending request: %w", err)
-	}
-	// The holder may stop reading as soon as it has the request frame, so
-	// closing the write side can fail harmlessly; the answer is what counts.
+	req := pb.FetchRequest{Vault: vault, Commitment: commitment}
+	// A holder may answer before reading the request (it refuses a peer it
+	// holds nothing for at once) and stop reading, so writing the request or
+	// closing the write side can fail while the answer is on its way: the
+	// answer is what counts, and the write error only if there is none.
+	werr := writeFrame(s, req.Marshal())
 	_ = s.CloseWrite()
-	return receiveEntries(s, self, func(e *pb.EntryHeader) error {
+	got, err := receiveEntries(s, self, func(e *pb.EntryHeader) error {
 		if vault != "" && e.Vault != vault {
 			return fmt.Errorf("%w: asked for vault %q, got %q", ErrProtocol, vault, e.Vault)
 		}
-		if len(digest) != 0 && !bytes.Equal(e.Digest, digest) {
-			return fmt.Errorf("%w: asked for digest %x, got %x", ErrProtocol, digest, e.Digest)
+		if commitment != 0 && e.Commitment != commitment {
+			return fmt.Errorf("%w: asked for commitment %d, got %d", ErrProtocol, commitment, e.Commitment)
 		}
 		return nil
 	})
+	var ref *RefusedError
+	if err != nil && werr != nil && !errors.As(err, &ref) {
+		return nil, fmt.Errorf("sending request: %w", werr)
+	}
+	return got, err
 }
 
 // receiveEntries reads a stream of {entry header, blob} frames closed by an
@@ -134,6 +160,8 @@ func receiveEntries(s network.Stream, self []byte, check func(*pb.EntryHeader) e
 			return nil, fmt.Errorf("%w: entry digest of %d bytes", ErrMalformed, len(e.Digest))
 		case e.Size == 0 || e.Size > MaxBlobSize:
 			return nil, fmt.Errorf("%w: entry of %d bytes, want 1 to %d", ErrTooLarge, e.Size, MaxBlobSize)
+		case checkCopyFields(e.Slot, e.CopyIndex, e.CommitPath) != nil || e.Copies == 0 || e.Copies > custody.MaxCopies || e.CopyIndex >= e.Copies:
+			return nil, fmt.Errorf("%w: entry of custody %d/%d, copy %d of %d", ErrMalformed, e.Commitment, e.Slot, e.CopyIndex, e.Copies)
 		case len(out) >= MaxFetchEntries:
 			return nil, fmt.Errorf("%w: more than %d entries", ErrTooLarge, MaxFetchEntries)
 		case total+int(e.Size) > MaxFetchBytes:
@@ -154,7 +182,9 @@ func receiveEntries(s network.Stream, self []byte, check func(*pb.EntryHeader) e
 		}
 		total += int(e.Size)
 		got := Fetched{Holder: remote, Blob: blob, Entry: store.Entry{
-			Owner: e.Owner, Vault: e.Vault, Size: int64(e.Size), Received: time.Unix(0, e.ReceivedUnixNano),
+			Custody: custody.CustodyID{Commitment: e.Commitment, Slot: e.Slot},
+			Owner:   e.Owner, Vault: e.Vault, CopyIndex: int(e.CopyIndex), Copies: int(e.Copies), CommitPath: e.CommitPath,
+			Size: int64(e.Size), Received: time.Unix(0, e.ReceivedUnixNano),
 		}}
 		copy(got.Digest[:], e.Digest)
 		out = append(out, got)
@@ -166,13 +196,14 @@ func sumOf(b []byte) []byte {
 	return d[:]
 }
 
-// sendEntries writes each entry's header and blob, read from st one at a
-// time with its memory reserved, then an end frame. An entry replaced or
-// deleted since it was listed is skipped.
+// sendEntries writes each entry's header and copy, read from st one at a
+// time with its memory reserved, then an end frame. An entry deleted or
+// changed since it was listed, or whose copy no longer reads back intact,
+// is skipped.
 func sendEntries(s network.Stream, st Store, entries []store.Entry) (count, n int, err error) {
 	for _, want := range entries {
-		e, blob, err := st.Get(want.Owner, want.Vault)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && e.Digest != want.Digest) {
+		e, blob, err := st.Get(want.Custody)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) || (err == nil && (e.Digest != want.Digest || !bytes.Equal(e.Owner, want.Owner))) {
 			continue
 		}
 		if err != nil {
@@ -184,6 +215,8 @@ func sendEntries(s network.Stream, st Store, entries []store.Entry) (count, n in
 		hdr := pb.Frame{Entry: &pb.EntryHeader{
 			Owner: e.Owner, Vault: e.Vault, Digest: e.Digest[:], Size: uint64(len(blob)),
 			ReceivedUnixNano: e.Received.UnixNano(),
+			Commitment:       e.Custody.Commitment, Slot: e.Custody.Slot,
+			CopyIndex: uint32(e.CopyIndex), Copies: uint32(e.Copies), CommitPath: e.CommitPath,
 		}}
 		err = writeFrame(s, hdr.Marshal())
 		if err == nil {
@@ -216,95 +249,155 @@ func writeRefusal(s network.Stream, ref *RefusedError) {
 // handleFetch serves one inbound fetch stream.
 func (s *Service) handleFetch(st network.Stream) {
 	remote := st.Conn().RemotePeer()
-	n, err := s.serveFetch(st)
+	// Nothing holds this stream past the header deadline until its peer has
+	// been classified and its request read.
+	if err := st.SetDeadline(time.Now().Add(s.headerTimeout)); err != nil {
+		st.Reset()
+		return
+	}
+	n, class, err := s.serveFetch(st)
 	s.m.observe("fetch", "in", err, "ok", n)
 	var ref *RefusedError
 	switch {
 	case errors.As(err, &ref):
-		s.log.Info("fetch refused", "peer", remote, "code", ref.Code.String(), "reason", ref.Message)
+		// Strangers' refusals are logged at debug level (identities are
+		// free; logs must not be a way to fill the operator's disk).
+		lvl := slog.LevelInfo
+		if class == classStranger {
+			lvl = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
 		writeRefusal(st, ref)
 	case err != nil:
 		s.log.Info("fetch failed", "peer", remote, "err", err)
 		st.Reset()
 	default:
-		s.log.Info("fetch served", "peer", remote, "bytes", n)
+		s.log.Info("fetch served", "peer", remote, "class", class.String(), "bytes", n)
 		st.Close()
 	}
 }
 
-func (s *Service) serveFetch(st network.Stream) (int, error) {
+// classifyFetch decides who the remote peer of a fetch is, from its peer ID
+// and, for a peer that is not an active node, whether this holder keeps any
+// blob of its key (an index lookup of at most the owner's quota of entries).
+// It returns the peer's key and, for an owner that is not active, its
+// entries.
+func (s *Service) classifyFetch(remote peer.ID) ([]byte, peerClass, []store.Entry, error) {
+	key, err := identity.PubKeyFromPeerID(remote)
+	if err != nil {
+		return nil, classStranger, nil, nil
+	}
+	if s.members.IsActive(key) {
+		return key, classActive, nil, nil
+	}
+	held, err := s.st.Entries(key)
+	if err != nil {
+		return key, classStranger, nil, refuse(CodeInternal, "reading entries")
+	}
+	if len(held) == 0 {
+		return key, classStranger, nil, nil
+	}
+	return key, classOwner, held, nil
+}
+
+func (s *Service) serveFetch(st network.Stream) (int, peerClass, error) {
+	remote := st.Conn().RemotePeer()
+	owner, class, held, err := s.classifyFetch(remote)
+	if err != nil {
+		return 0, class, err
+	}
+	var budget *streamBudget
+	switch class {
+	case classStranger:
+		// Nothing here is this peer's: the answer is known before reading
+		// its request. No memory, no service slot, no rate-limit bucket.
+		return 0, class, refuse(CodeNotFound, "nothing held for %s", remote)
+	case classOwner:
+		// Per peer first, so that a peer over its own rate does not spend
+		// the tokens all non-active owners share.
+		if !s.fetchLimit.allow(remote) {
+			return 0, class, refuse(CodeRateLimited, "too many fetches")
+		}
+		if !s.strangerFetchLimit.allow("") {
+			return 0, class, refuse(CodeRateLimited, "too many fetches by owners that are not active nodes")
+		}
+		budget = s.fetchStrangers
+	default:
+		if !s.fetchLimit.allow(remote) {
+			return 0, class, refuse(CodeRateLimited, "too many fetches")
+		}
+		budget = s.fetchActive
+	}
+	release, ok := budget.acquire(remote)
+	if !ok {
+		return 0, class, refuse(CodeBusy, "over the fetch allowance of %s peers", class)
+	}
+	defer release()
 	if err := st.Scope().SetService(FetchServiceName); err != nil {
-		return 0, fmt.Errorf("attaching to service: %w", err)
+		return 0, class, refuse(CodeBusy, "fetch service: %v", err)
 	}
 	if err := st.Scope().ReserveMemory(maxRequestSize+maxResponseSize, network.ReservationPriorityAlways); err != nil {
-		return 0, refuse(CodeBusy, "no memory for the request")
+		return 0, class, refuse(CodeBusy, "no memory for the request")
 	}
 	defer st.Scope().ReleaseMemory(maxRequestSize + maxResponseSize)
-	if err := st.SetDeadline(time.Now().Add(s.fetchTimeout)); err != nil {
-		return 0, fmt.Errorf("setting deadline: %w", err)
-	}
-	remote := st.Conn().RemotePeer()
 	// The request (at most maxRequestSize, already reserved) is read before
-	// any refusal, so the requester has finished writing when the refusal
-	// frame is sent and the stream closed: refusing mid-request can make
-	// QUIC cancel the stream, losing the frame.
+	// any later refusal, so the requester has finished writing when the
+	// refusal frame is sent and the stream closed.
 	b, err := readFrame(st, maxRequestSize)
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return 0, refuse(CodeMalformed, "request over %d bytes", maxRequestSize)
+		return 0, class, refuse(CodeMalformed, "request over %d bytes", maxRequestSize)
 	case errors.Is(err, ErrTruncated):
-		return 0, refuse(CodeTruncated, "stream ended in the request")
+		return 0, class, refuse(CodeTruncated, "stream ended in the request")
 	case err != nil:
-		return 0, fmt.Errorf("reading request: %w", err)
-	}
-	if !s.fetchLimit.allow(remote) {
-		return 0, refuse(CodeRateLimited, "too many fetches")
+		return 0, class, fmt.Errorf("reading request: %w", err)
 	}
 	var req pb.FetchRequest
 	if err := req.Unmarshal(b); err != nil {
-		return 0, refuse(CodeMalformed, "request: %v", err)
+		return 0, class, refuse(CodeMalformed, "request: %v", err)
 	}
 	if req.Vault != "" {
 		if err := validVault(req.Vault); err != nil {
-			return 0, refuse(CodeMalformed, "%v", err)
+			return 0, class, refuse(CodeMalformed, "%v", err)
 		}
 	}
-	if len(req.Digest) != 0 && len(req.Digest) != digestSize {
-		return 0, refuse(CodeMalformed, "digest of %d bytes", len(req.Digest))
+	// The answer has its own deadline, from here.
+	if err := st.SetDeadline(time.Now().Add(s.fetchTimeout)); err != nil {
+		return 0, class, fmt.Errorf("setting deadline: %w", err)
 	}
 	match := func(e store.Entry) bool {
-		return (req.Vault == "" || e.Vault == req.Vault) && (len(req.Digest) == 0 || bytes.Equal(e.Digest[:], req.Digest))
+		return (req.Vault == "" || e.Vault == req.Vault) && (req.Commitment == 0 || e.Custody.Commitment == req.Commitment)
 	}
 
-	owner, err := identity.PubKeyFromPeerID(remote)
-	var mine []store.Entry
-	if err == nil {
-		all, err := s.st.Entries(owner)
-		if err != nil {
-			return 0, refuse(CodeInternal, "reading entries")
+	if held == nil {
+		if held, err = s.st.Entries(owner); err != nil {
+			return 0, class, refuse(CodeInternal, "reading entries")
 		}
-		for _, e := range all {
-			if match(e) {
-				mine = append(mine, e)
-			}
+	}
+	var mine []store.Entry
+	for _, e := range held {
+		if match(e) {
+			mine = append(mine, e)
 		}
 	}
 	if len(mine) == 0 {
-		// A request naming a vault or blob that is held, for someone else,
-		// is refused as such; that it is held is public (attested on chain).
-		if req.Vault != "" || len(req.Digest) != 0 {
+		// An active node naming a vault or commitment that is held, for
+		// someone else, is told so; that it is held is public (custodies
+		// are on chain). Only active nodes (a bounded set, each
+		// rate-limited) make the holder scan every entry for that.
+		if class == classActive && (req.Vault != "" || req.Commitment != 0) {
 			all, err := s.st.Entries(nil)
 			if err != nil {
-				return 0, refuse(CodeInternal, "reading entries")
+				return 0, class, refuse(CodeInternal, "reading entries")
 			}
 			for _, e := range all {
 				if match(e) {
-					return 0, refuse(CodeNotOwner, "peer %s does not own what it asks for", remote)
+					return 0, class, refuse(CodeNotOwner, "peer %s does not own what it asks for", remote)
 				}
 			}
 		}
-		return 0, refuse(CodeNotFound, "nothing held for %s", remote)
+		return 0, class, refuse(CodeNotFound, "nothing held for %s", remote)
 	}
 	_, n, err := sendEntries(st, s.st, mine)
-	return n, err
+	return n, class, err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -87,6 +88,116 @@ const (
 	heartbeatDomain = "ksb/heartbeat/v1\n"
 	recoveryDomain  = "ksb/recovery/v1\n"
 )
+
+// Gossipsub peer scoring (docs/protocol.md, "Peer scoring"). A peer's score
+// at this node is the sum of: per topic, scoreInvalidWeight times the square
+// of its decaying count of messages this node's validator rejected
+// (gossipsub P4); scoreActiveBonus if it is an active node (P5); a penalty
+// for many peers on one IP address (P6); and gossipsub's own penalty for
+// protocol misbehaviour such as grafting during a backoff (P7). Validators
+// reject only what is wrong whoever relays it, and ignore what depends on
+// time or on this node's view of the chain, so honest peers are never
+// penalised for a view that differs from ours.
+const (
+	// scoreInvalidWeight is the weight of the squared count of rejected
+	// messages: 1 reject costs 10, 3 cost 90, 7 cost 490. A churn can make
+	// an honest relay forward a message this node's view rejects no more
+	// than once or twice.
+	scoreInvalidWeight = -10
+	// scoreInvalidDecay is how long a reject counts: after it the count has
+	// decayed to nothing, so a peer that stops misbehaving is forgiven.
+	scoreInvalidDecay = 10 * time.Minute
+	// scoreActiveBonus is the application score of an active node: enough
+	// that gossipsub keeps active nodes over strangers in its mesh and when
+	// it prunes (a flood of fresh identities cannot push them out), not
+	// enough to hide a misbehaving active node from the thresholds (7
+	// rejects still graylist one).
+	scoreActiveBonus = 20
+	// scoreIPColocationThreshold and scoreIPColocationWeight penalise more
+	// than 10 peers sharing one IP address by 10 times the square of the
+	// excess: validators run one node per machine, while making identities
+	// on one address is free. Loopback is exempt (devnets and tests run every
+	// node on 127.0.0.1).
+	scoreIPColocationThreshold = 10
+	scoreIPColocationWeight    = -10
+	// scoreBehaviourWeight, scoreBehaviourThreshold: gossipsub's penalty for
+	// protocol misbehaviour (grafting during a backoff, broken IWANT
+	// promises), squared above a tolerance of 6 events.
+	scoreBehaviourWeight    = -10
+	scoreBehaviourThreshold = 6
+	// scoreInspectInterval is how often PeerScores is refreshed.
+	scoreInspectInterval = time.Second
+
+	// GossipThreshold: below it a peer gets no gossip (IHAVE/IWANT) from
+	// this node; 4 rejects (160) put a stranger there.
+	GossipThreshold = -100
+	// PublishThreshold: below it this node does not flood-publish its own
+	// messages to the peer.
+	PublishThreshold = -200
+	// GraylistThreshold: below it every RPC of the peer is dropped
+	// unread: 7 rejects (490) put a stranger or an active node there.
+	GraylistThreshold = -400
+	// acceptPXThreshold: peer exchange is accepted only from active nodes
+	// (gossipsub's PX is off by default; this keeps it so for strangers).
+	acceptPXThreshold = scoreActiveBonus
+	// opportunisticGraftThreshold: when the median mesh score falls below
+	// it, gossipsub grafts better-scoring peers (active nodes) into the mesh.
+	opportunisticGraftThreshold = scoreActiveBonus / 4
+)
+
+// scoreParams returns the peer-score parameters of the ksb topics, with
+// active nodes (members) getting scoreActiveBonus.
+func scoreParams(members ActiveSet) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+	topic := func() *pubsub.TopicScoreParams {
+		return &pubsub.TopicScoreParams{
+			// Only P4 (rejected messages) is scored per topic: both topics
+			// carry a few messages a minute, too few for delivery-rate
+			// scores (P2, P3) to tell an honest peer from a silent one.
+			SkipAtomicValidation:           true,
+			TopicWeight:                    1,
+			InvalidMessageDeliveriesWeight: scoreInvalidWeight,
+			InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(scoreInvalidDecay),
+			// Unused (weight 0), but gossipsub divides by it.
+			TimeInMeshQuantum: time.Second,
+		}
+	}
+	loopback := []*net.IPNet{
+		{IP: net.IPv4(127, 0, 0, 0), Mask: net.CIDRMask(8, 32)},
+		{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)},
+	}
+	params := &pubsub.PeerScoreParams{
+		Topics: map[string]*pubsub.TopicScoreParams{
+			HeartbeatTopic: topic(),
+			RecoveryTopic:  topic(),
+		},
+		AppSpecificScore: func(p peer.ID) float64 {
+			if key, err := identity.PubKeyFromPeerID(p); err == nil && members.IsActive(key) {
+				return scoreActiveBonus
+			}
+			return 0
+		},
+		AppSpecificWeight:           1,
+		IPColocationFactorWeight:    scoreIPColocationWeight,
+		IPColocationFactorThreshold: scoreIPColocationThreshold,
+		IPColocationFactorWhitelist: loopback,
+		BehaviourPenaltyWeight:      scoreBehaviourWeight,
+		BehaviourPenaltyThreshold:   scoreBehaviourThreshold,
+		BehaviourPenaltyDecay:       pubsub.ScoreParameterDecay(scoreInvalidDecay),
+		DecayInterval:               pubsub.DefaultDecayInterval,
+		DecayToZero:                 pubsub.DefaultDecayToZero,
+		// A peer that disconnects keeps its score this long, so
+		// reconnecting does not wipe its rejects.
+		RetainScore: scoreInvalidDecay,
+	}
+	thresholds := &pubsub.PeerScoreThresholds{
+		GossipThreshold:             GossipThreshold,
+		PublishThreshold:            PublishThreshold,
+		GraylistThreshold:           GraylistThreshold,
+		AcceptPXThreshold:           acceptPXThreshold,
+		OpportunisticGraftThreshold: opportunisticGraftThreshold,
+	}
+	return params, thresholds
+}
 
 // Heartbeat is a node's last accepted heartbeat.
 type Heartbeat struct {
@@ -170,7 +281,7 @@ func OnVerdict(f func(topic string, author peer.ID, result pubsub.ValidationResu
 type Gossip struct {
 	h       host.Host
 	id      *identity.Identity
-	members Membership
+	members ActiveSet
 	ps      *pubsub.PubSub
 	hb, rec *pubsub.Topic
 
@@ -189,6 +300,9 @@ type Gossip struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	scoresMu sync.Mutex
+	scores   map[peer.ID]float64
+
 	mu         sync.Mutex
 	heard      map[peer.ID]Heartbeat
 	lastRecReq map[string]time.Time // owner → last accepted request
@@ -197,9 +311,10 @@ type Gossip struct {
 }
 
 // NewGossip starts gossipsub on h (messages signed by the node key and
-// checked against their author, StrictSign), joins both topics with their
-// validators, and subscribes to them. Close stops it.
-func NewGossip(h host.Host, id *identity.Identity, m Membership, opts ...GossipOption) (*Gossip, error) {
+// checked against their author, StrictSign; peer scoring with the parameters
+// of scoreParams, active nodes per m getting a bonus), joins both topics with
+// their validators, and subscribes to them. Close stops it.
+func NewGossip(h host.Host, id *identity.Identity, m ActiveSet, opts ...GossipOption) (*Gossip, error) {
 	if h == nil || id == nil || m == nil {
 		return nil, fmt.Errorf("%w: host, identity and membership are required", ErrBadConfig)
 	}
@@ -235,12 +350,18 @@ func NewGossip(h host.Host, id *identity.Identity, m Membership, opts ...GossipO
 			return fail(fmt.Errorf("registering metrics: %w", err))
 		}
 	}
+	params, thresholds := scoreParams(m)
 	ps, err := pubsub.NewGossipSub(ctx, h,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		// Our own messages go to every topic peer, not only the mesh: a
 		// recovering node publishes right after it joins, before any mesh
 		// has formed around it.
 		pubsub.WithFloodPublish(true),
+		// Rejected messages lower their relay's score; below the
+		// thresholds it gets no gossip, then none of our messages, then
+		// nothing it sends is read.
+		pubsub.WithPeerScore(params, thresholds),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.setScores), scoreInspectInterval),
 	)
 	if err != nil {
 		return fail(fmt.Errorf("gossipsub: %w", err))
@@ -390,11 +511,16 @@ func (g *Gossip) validateHeartbeat(_ context.Context, _ peer.ID, msg *pubsub.Mes
 	if err != nil || !bytes.Equal(authorKey, hb.Node) {
 		return v(pubsub.ValidationReject, "author_mismatch")
 	}
+	// Whether the author is active depends on this node's view of the chain
+	// (a churn, a recovering node that knows no one): ignored, not
+	// rejected, so no relay is penalised for it; and checked before the
+	// signature, so a flood of heartbeats of non-active keys costs no
+	// signature verification.
+	if !g.members.IsActive(hb.Node) {
+		return v(pubsub.ValidationIgnore, "not_active")
+	}
 	if identity.Verify(hb.Node, append([]byte(heartbeatDomain), hb.Unsigned()...), hb.Signature) != nil {
 		return v(pubsub.ValidationReject, "bad_signature")
-	}
-	if !g.members.IsActive(hb.Node) {
-		return v(pubsub.ValidationReject, "not_active")
 	}
 	sent := time.Unix(0, hb.TimeUnixNano)
 	if why := g.checkTime(sent, HeartbeatMaxAge); why != "" {
@@ -419,6 +545,26 @@ func (g *Gossip) validateHeartbeat(_ context.Context, _ peer.ID, msg *pubsub.Mes
 		Stats: HeartbeatStats{Blobs: int(hb.Blobs), Bytes: int64(hb.Bytes), QuotaBlobs: int(hb.QuotaBlobs), QuotaBytes: int64(hb.QuotaBytes)},
 	}
 	return v(pubsub.ValidationAccept, "ok")
+}
+
+// setScores is gossipsub's score inspector.
+func (g *Gossip) setScores(scores map[peer.ID]float64) {
+	g.scoresMu.Lock()
+	g.scores = scores
+	g.scoresMu.Unlock()
+}
+
+// PeerScores returns this node's gossipsub score of each peer it knows, as
+// of at most scoreInspectInterval ago (see GossipThreshold, PublishThreshold,
+// GraylistThreshold). The map is the caller's.
+func (g *Gossip) PeerScores() map[peer.ID]float64 {
+	g.scoresMu.Lock()
+	defer g.scoresMu.Unlock()
+	out := make(map[peer.ID]float64, len(g.scores))
+	for p, s := range g.scores {
+		out[p] = s
+	}
+	return out
 }
 
 // TopicPeers returns the peers this node knows to be on the heartbeat and

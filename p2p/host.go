@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/ksb-project/ksb/identity"
 )
@@ -35,9 +36,10 @@ const (
 
 	// hostMemory is the memory, in bytes, the resource manager lets the whole
 	// libp2p stack reserve (system scope), and what the default per-scope
-	// limits are scaled to. 256 MiB holds every ksb stream at its cap at once
-	// (pushStreams+fetchStreams+returnStreams blobs of MaxBlobSize: 64 MiB)
-	// with room for muxer windows and gossip, while leaving a node machine's
+	// limits are scaled to. 256 MiB holds every inbound ksb stream at its cap
+	// at once (activePushStreams+activeFetchStreams+strangerFetchStreams+
+	// returnStreams blobs of MaxBlobSize: 68 MiB) with room for this node's
+	// own pushes, muxer windows and gossip, while leaving a node machine's
 	// memory to thornode and bifrost.
 	hostMemory = 256 << 20
 
@@ -56,26 +58,38 @@ const (
 	dialTimeout = 15 * time.Second
 )
 
-// Per-service stream and memory limits given to the resource manager. A
-// service's memory limit is its stream count times the largest reservation
-// one of its streams makes (a blob of MaxBlobSize plus its frames).
+// Per-service stream and memory limits given to the resource manager. They
+// are the outer bound behind the handlers' own allowances per class of peer
+// (peerclass.go), which are the precise ones: a stream stays in its service
+// scope from the handler's SetService until both sides have closed it, a
+// little after the handler is done, so the stream counts are twice the
+// handlers' allowances; memory is only reserved inside a handler, so the
+// memory limits are the allowances times the largest reservation one stream
+// makes (a blob of MaxBlobSize plus its frames).
 const (
-	// pushStreams inbound pushes at once: a churn makes every vault member
-	// push one share to r holders within seconds, so a holder sees bursts of
-	// (members × r / nodes) ≈ r pushes; 32 absorbs ten times that.
-	pushStreams = 32
-	// pushStreamsPerPeer: one owner pushes one share per vault it is in.
-	pushStreamsPerPeer = 4
-	// fetchStreams inbound fetches at once: fetches only happen during a
-	// recovery, which is rare.
-	fetchStreams        = 16
-	fetchStreamsPerPeer = 2
+	// pushInStreams, pushInStreamsPerPeer: inbound pushes, twice the
+	// active nodes' allowance (activePushStreams, MaxPushStreamsPerPeer).
+	pushInStreams        = 2 * activePushStreams
+	pushInStreamsPerPeer = 2 * MaxPushStreamsPerPeer
+	// pushOutStreams: this node's own pushes in flight, to all holders
+	// (Service.Push keeps MaxPushStreamsPerPeer per holder); an owner pushes
+	// each share to r holders, a few shares at once.
+	pushOutStreams = activePushStreams
+	// fetchInStreams, fetchInStreamsPerPeer: inbound fetches, twice the
+	// allowances of active nodes and of non-active owners together.
+	fetchInStreams        = 2 * (activeFetchStreams + strangerFetchStreams)
+	fetchInStreamsPerPeer = 2 * MaxFetchStreamsPerPeer
+	// fetchOutStreams: a recovering node fetches every vault's blob from all
+	// of its holders at once; an owner is in a handful of vaults.
+	fetchOutStreams = 32
 	// returnStreams inbound return streams while recovering: one per holder
 	// of this node's shares, with room to spare.
 	returnStreams        = 16
 	returnStreamsPerPeer = 2
 	// streamMemorySlack covers frames next to a blob reservation.
 	streamMemorySlack = 64 << 10
+	// streamMemory is the most one ksb stream reserves at once.
+	streamMemory = MaxBlobSize + streamMemorySlack
 )
 
 // HostConfig configures NewHost.
@@ -154,22 +168,24 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 // high watermark of connHigh: go-libp2p's default limits scaled to hostMemory,
 // system connections raised to twice connHigh (so the connection manager trims
 // long before the resource manager refuses), file descriptors to match, and
-// explicit limits for the ksb services (push, fetch, return) sized from their
-// stream counts and MaxBlobSize.
+// explicit limits for the ksb services (push, fetch, return) sized from the
+// handlers' stream allowances per class of peer and MaxBlobSize.
 func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
 	cfg := rcmgr.DefaultLimits
-	svc := func(name string, streams, perPeer int) {
-		mem := int64(streams) * (MaxBlobSize + streamMemorySlack)
+	svc := func(name string, in, out, inPerPeer, outPerPeer int, mem, memPerPeer int64) {
 		cfg.AddServiceLimit(name,
-			rcmgr.BaseLimit{StreamsInbound: streams, StreamsOutbound: streams, Streams: 2 * streams, Memory: mem},
+			rcmgr.BaseLimit{StreamsInbound: in, StreamsOutbound: out, Streams: in + out, Memory: mem},
 			rcmgr.BaseLimitIncrease{})
 		cfg.AddServicePeerLimit(name,
-			rcmgr.BaseLimit{StreamsInbound: perPeer, StreamsOutbound: perPeer, Streams: 2 * perPeer, Memory: int64(perPeer) * (MaxBlobSize + streamMemorySlack)},
+			rcmgr.BaseLimit{StreamsInbound: inPerPeer, StreamsOutbound: outPerPeer, Streams: inPerPeer + outPerPeer, Memory: memPerPeer},
 			rcmgr.BaseLimitIncrease{})
 	}
-	svc(PushServiceName, pushStreams, pushStreamsPerPeer)
-	svc(FetchServiceName, fetchStreams, fetchStreamsPerPeer)
-	svc(ReturnServiceName, returnStreams, returnStreamsPerPeer)
+	svc(PushServiceName, pushInStreams, pushOutStreams, pushInStreamsPerPeer, pushInStreamsPerPeer,
+		int64(activePushStreams+pushOutStreams)*streamMemory, 2*MaxPushStreamsPerPeer*streamMemory)
+	svc(FetchServiceName, fetchInStreams, fetchOutStreams, fetchInStreamsPerPeer, fetchOutStreams,
+		int64(activeFetchStreams+strangerFetchStreams+fetchOutStreams)*streamMemory, int64(fetchOutStreams)*streamMemory)
+	svc(ReturnServiceName, returnStreams, returnStreams, returnStreamsPerPeer, returnStreamsPerPeer,
+		2*returnStreams*streamMemory, 2*returnStreamsPerPeer*streamMemory)
 	conns := 2 * connHigh
 	fds := conns*fdsPerConn + fdSlack
 	partial := rcmgr.PartialLimitConfig{
@@ -184,22 +200,31 @@ func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
 	return partial.Build(cfg.Scale(hostMemory, fds))
 }
 
-// ConnectPeers protects the given peers in the host's connection manager
-// (tag ProtectTag) so they are never trimmed, adds their addresses to the
-// peerstore, and dials those not yet connected, concurrently. The host itself
-// is skipped. It returns the dial errors joined; peers that connected stay
-// connected either way.
+// ConnectPeers makes sure a flood of other peers cannot push the given peers
+// (the active nodes, and configured bootstrap peers) out: it protects them in
+// the host's connection manager (tag ProtectTag), so they are never trimmed,
+// and adds each of their IP addresses, bound to their peer ID, to the
+// resource manager's allowlist, so a connection of theirs is accepted even
+// when the system's connection limits are reached (by go-libp2p's separate
+// allowlisted scopes). It then adds their addresses to the peerstore and
+// dials those not yet connected, concurrently. The host itself is skipped. It
+// returns the dial errors joined; peers that connected stay connected either
+// way. Calling it again with the same peers adds nothing twice.
 func ConnectPeers(ctx context.Context, h host.Host, peers []peer.AddrInfo) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
+	allow := rcmgr.GetAllowlist(h.Network().ResourceManager())
 	for _, p := range peers {
 		if p.ID == h.ID() || p.ID == "" {
 			continue
 		}
 		h.ConnManager().Protect(p.ID, ProtectTag)
+		if allow != nil {
+			allowPeer(allow, p)
+		}
 		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
 		wg.Add(1)
 		go func(p peer.AddrInfo) {
@@ -215,4 +240,31 @@ func ConnectPeers(ctx context.Context, h host.Host, peers []peer.AddrInfo) error
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// allowPeer adds every IP address of p, bound to p's peer ID, to the
+// resource manager's allowlist (once: an entry already there is removed
+// first). Addresses without an IP (DNS names) cannot be allowlisted.
+func allowPeer(allow *rcmgr.Allowlist, p peer.AddrInfo) {
+	seen := map[string]bool{}
+	for _, a := range p.Addrs {
+		first, _ := multiaddr.SplitFirst(a)
+		if first == nil {
+			continue
+		}
+		if c := first.Protocol().Code; c != multiaddr.P_IP4 && c != multiaddr.P_IP6 {
+			continue
+		}
+		s := fmt.Sprintf("/%s/%s/p2p/%s", first.Protocol().Name, first.Value(), p.ID)
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		m, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			continue
+		}
+		_ = allow.Remove(m)
+		_ = allow.Add(m)
+	}
 }

@@ -11,19 +11,25 @@ import (
 	"github.com/libp2p/go-msgio"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/ksb-project/ksb/custody"
+	"github.com/ksb-project/ksb/internal/field"
 	"github.com/ksb-project/ksb/store"
 )
 
 // Protocol IDs, resource-manager service names, caps and timeouts of the
 // stream protocols (docs/protocol.md gives the frames).
 const (
-	// PushProtocol carries one sealed blob from its owner to a holder.
-	PushProtocol protocol.ID = "/ksb/push/1.0.0"
-	// FetchProtocol returns an owner's blobs to that owner, on its request.
-	FetchProtocol protocol.ID = "/ksb/fetch/1.0.0"
-	// ReturnProtocol carries an owner's blobs from a holder to the owner
-	// after a recovery request on gossip; the holder opens the stream.
-	ReturnProtocol protocol.ID = "/ksb/return/1.0.0"
+	// PushProtocol carries one sealed copy from its owner to the holder the
+	// chain assigned it to (a custody): version 2, whose header names the
+	// custody and carries the copy's commit path.
+	PushProtocol protocol.ID = "/ksb/push/2.0.0"
+	// FetchProtocol returns an owner's copies to that owner, on its
+	// request, each with its custody, copy index and commit path.
+	FetchProtocol protocol.ID = "/ksb/fetch/2.0.0"
+	// ReturnProtocol carries an owner's copies from a holder to the owner
+	// after a recovery request on gossip; the holder opens the stream. Its
+	// entries are fetch v2's.
+	ReturnProtocol protocol.ID = "/ksb/return/2.0.0"
 
 	// PushServiceName, FetchServiceName and ReturnServiceName are the
 	// resource-manager services the streams of each protocol are attached
@@ -43,16 +49,27 @@ const (
 	// a bech32 "thorpub1…" key is about 80 characters.
 	MaxVaultLen = store.MaxVaultLen
 
-	// maxHeaderSize caps a push header or fetch entry header: a 33-byte key,
-	// a vault of at most MaxVaultLen, a 32-byte digest and two varints take
-	// under 230 bytes with their tags.
+	// maxHeaderSize caps a push header: four varints (at most 40 bytes with
+	// their tags), a commit path of at most maxCommitPath 32-byte hashes
+	// (204 bytes framed) and a 33-byte key take under 290 bytes.
 	maxHeaderSize = 512
-	// maxRequestSize caps a fetch request: a vault and a digest.
+	// maxRequestSize caps a fetch request: a vault of at most MaxVaultLen
+	// and a commitment id.
 	maxRequestSize = 256
 	// maxResponseSize caps a push response or fetch/return frame: a receipt
-	// (two keys, vault, digest, size, time, 64-byte signature) is under 350
-	// bytes, an error frame under maxErrorMessage+8.
+	// (two keys, four varints, a copy root, time, 64-byte signature) is under
+	// 250 bytes; an entry header (a key, a vault of at most MaxVaultLen, a
+	// digest, six varints, a 6-hash commit path) under 560; an error frame
+	// under maxErrorMessage+8.
 	maxResponseSize = 1024
+
+	// maxCommitPath caps a commit path: a commitment has at most
+	// custody.MaxCopies = 2^6 copies, so a copy root is at most 6 levels
+	// below the commitment root.
+	maxCommitPath = 6
+	// maxSlot is the largest slot of a custody: the chain packs it into 8
+	// bits of a custody id.
+	maxSlot = 255
 	// maxErrorMessage truncates the text of an error frame; the code is what
 	// programs act on, the text is for logs.
 	maxErrorMessage = 256
@@ -73,8 +90,28 @@ const (
 	MaxFetchBytes   = 64 << 20
 )
 
-// digestSize is the length of a sha256 digest.
+// digestSize is the length of a sha256 digest, and of a commit path hash.
 const digestSize = 32
+
+// checkCopyFields checks what a push header or fetch entry says of a copy
+// before anything is read or allocated for it: slot, copy index and commit
+// path within their caps.
+func checkCopyFields(slot uint64, copyIndex uint32, path [][]byte) error {
+	switch {
+	case slot > maxSlot:
+		return fmt.Errorf("slot %d, at most %d", slot, maxSlot)
+	case copyIndex >= custody.MaxCopies:
+		return fmt.Errorf("copy index %d, at most %d", copyIndex, custody.MaxCopies-1)
+	case len(path) > maxCommitPath:
+		return fmt.Errorf("commit path of %d hashes, at most %d", len(path), maxCommitPath)
+	}
+	for i, h := range path {
+		if len(h) != digestSize {
+			return fmt.Errorf("commit path hash %d is %d bytes", i, len(h))
+		}
+	}
+	return nil
+}
 
 // readFrame reads one varint-delimited frame of at most max bytes.
 func readFrame(r io.Reader, max int) ([]byte, error) {
@@ -120,19 +157,10 @@ func readBlob(s network.Stream, size int) ([]byte, error) {
 	return blob, nil
 }
 
-// validVault reports whether v is a vault string the store accepts: 1 to
-// MaxVaultLen printable ASCII bytes other than '/'.
-func validVault(v string) error {
-	if v == "" || len(v) > MaxVaultLen {
-		return fmt.Errorf("vault of %d bytes, want 1 to %d", len(v), MaxVaultLen)
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= ' ' || c > '~' || c == '/' {
-			return fmt.Errorf("vault has byte %#02x at %d", c, i)
-		}
-	}
-	return nil
-}
+// validVault reports whether v is a vault key the store keeps and the
+// attestation chain accepts: one definition for all three (field.Vault), so
+// that no blob a holder acknowledges is refused when it attests it.
+func validVault(v string) error { return field.Vault(v) }
 
 func truncateMessage(m string) string {
 	if len(m) > maxErrorMessage {

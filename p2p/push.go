@@ -3,52 +3,84 @@ package p2p
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/big"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
 	"github.com/ksb-project/ksb/store"
 )
 
-// Push sends blob, sealed by owner for vault, to the holder over
-// PushProtocol and returns the holder's receipt once it has verified it: signed
-// by the holder's key (the one its peer ID embeds) and naming exactly this
-// owner, vault, digest and size. A refusal is returned as a *RefusedError.
-// The host must run owner's identity, and know an address of the holder or be
-// connected to it. The stream's deadline is ctx's, or PushTimeout if that is
-// sooner.
-func Push(ctx context.Context, h host.Host, holder peer.ID, owner *identity.Identity, vault string, blob []byte) (*Receipt, error) {
-	if h.ID() != owner.PeerID() {
-		return nil, fmt.Errorf("%w: host %s does not run the owner's identity", ErrBadConfig, h.ID())
+// Copy is one sealed copy of a share version and what its holder checks it
+// against: the custody the chain assigned it to, the copy index (which of
+// the commitment's r copies it is), its commit path (custody.CommitPath)
+// and the commitment owner's key.
+type Copy struct {
+	Custody    custody.CustodyID
+	CopyIndex  int
+	CommitPath [][]byte
+	Owner      []byte
+	Blob       []byte
+}
+
+// Push sends copy c over PushProtocol to holder, the node the chain
+// assigned c.Custody to, and returns the holder's receipt once it has
+// verified it: signed by the holder's key (the one its peer ID embeds) and
+// naming exactly this pusher, custody, copy index, size and copy root. A
+// refusal is returned as a *RefusedError; a stream refused or reset by a
+// resource manager (this host's or the holder's) as an error wrapping
+// ErrBusy. The host must run pusher's identity, and know an address of the
+// holder or be connected to it. The stream's deadline is ctx's, or
+// PushTimeout if that is sooner. Push does not bound how many pushes the
+// caller runs at once: keep to MaxPushStreamsPerPeer per holder
+// (Service.Push does).
+func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Identity, c Copy) (*Receipt, error) {
+	if h.ID() != pusher.PeerID() {
+		return nil, fmt.Errorf("%w: host %s does not run the pusher's identity", ErrBadConfig, h.ID())
 	}
-	if err := validVault(vault); err != nil {
+	if len(c.Blob) == 0 || len(c.Blob) > MaxBlobSize {
+		return nil, fmt.Errorf("%w: copy of %d bytes, want 1 to %d", ErrTooLarge, len(c.Blob), MaxBlobSize)
+	}
+	if c.CopyIndex < 0 {
+		return nil, fmt.Errorf("%w: copy index %d", ErrMalformed, c.CopyIndex)
+	}
+	if err := checkCopyFields(c.Custody.Slot, uint32(c.CopyIndex), c.CommitPath); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if len(blob) == 0 || len(blob) > MaxBlobSize {
-		return nil, fmt.Errorf("%w: blob of %d bytes, want 1 to %d", ErrTooLarge, len(blob), MaxBlobSize)
+	if _, err := identity.ParsePubKey(c.Owner); err != nil {
+		return nil, fmt.Errorf("%w: owner: %v", ErrMalformed, err)
 	}
 	holderKey, err := identity.PubKeyFromPeerID(holder)
 	if err != nil {
 		return nil, fmt.Errorf("holder: %w", err)
 	}
-	digest := sha256.Sum256(blob)
-	hdr := pb.PushHeader{Owner: owner.PubKey(), Vault: vault, Digest: digest[:], Size: uint64(len(blob))}
+	root, err := custody.CopyRoot(c.Blob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	hdr := &pb.PushHeader{
+		Commitment: c.Custody.Commitment, Slot: c.Custody.Slot, CopyIndex: uint32(c.CopyIndex),
+		Size: uint64(len(c.Blob)), CommitPath: c.CommitPath, Owner: c.Owner,
+	}
 
 	s, err := h.NewStream(ctx, holder, PushProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("opening push stream to %s: %w", holder, err)
+		return nil, busy(fmt.Errorf("opening push stream to %s: %w", holder, err))
 	}
-	resp, err := pushOnStream(ctx, s, &hdr, blob)
+	resp, err := pushOnStream(ctx, s, hdr, c.Blob)
 	if err != nil {
 		s.Reset()
-		return nil, err
+		return nil, busy(err)
 	}
 	s.Close()
 	if resp.Error != nil {
@@ -61,8 +93,9 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, owner *identity.Iden
 	switch {
 	case !bytes.Equal(r.Holder, holderKey):
 		return nil, fmt.Errorf("%w: signed by %x, not by holder %s", ErrBadReceipt, r.Holder, holder)
-	case !bytes.Equal(r.Owner, hdr.Owner) || r.Vault != vault || r.Digest != digest || r.Size != int64(len(blob)):
-		return nil, fmt.Errorf("%w: does not describe the pushed blob", ErrBadReceipt)
+	case !bytes.Equal(r.Pusher, pusher.PubKey()) || r.Custody != c.Custody || r.CopyIndex != c.CopyIndex ||
+		r.Size != int64(len(c.Blob)) || r.CopyRoot != root:
+		return nil, fmt.Errorf("%w: does not describe the pushed copy", ErrBadReceipt)
 	}
 	if err := r.Verify(); err != nil {
 		return nil, err
@@ -125,24 +158,111 @@ func deadline(ctx context.Context, max time.Duration) time.Time {
 	return d
 }
 
-// Push is the package-level Push made with this node's host and identity, and
-// counted in the Service's metrics.
-func (s *Service) Push(ctx context.Context, holder peer.ID, vault string, blob []byte) (*Receipt, error) {
-	r, err := Push(ctx, s.h, holder, s.id, vault, blob)
-	s.m.observe("push", "out", err, "accepted", len(blob))
+// Owner-side handling of a busy holder (CodeBusy, or a stream its resource
+// manager refused).
+const (
+	// pushBusyRetries is how many times Service.Push tries again after a
+	// holder answered that it is busy: a holder is busy while its peers'
+	// allowance is in use, which frees within a push's time (seconds).
+	pushBusyRetries = 4
+	// pushBusyBackoff is the first wait before such a retry; it doubles each
+	// time, with up to half of it added at random so that owners refused
+	// together do not come back together: 0.25 s, 0.5 s, 1 s, 2 s, under
+	// 6 s in all, well within a reconcile interval.
+	pushBusyBackoff = 250 * time.Millisecond
+)
+
+// Push is the package-level Push made with this node's host and identity,
+// and counted in the Service's metrics, with two differences: it never has
+// more than MaxPushStreamsPerPeer pushes in flight to one holder (more wait
+// for a slot, or for ctx), and when the holder is busy (ErrBusy: CodeBusy, or
+// a stream refused by a resource manager) it tries again up to
+// pushBusyRetries times with exponential backoff before returning ErrBusy.
+// A busy holder is not a faulty one.
+func (s *Service) Push(ctx context.Context, holder peer.ID, c Copy) (*Receipt, error) {
+	backoff := pushBusyBackoff
+	for try := 0; ; try++ {
+		r, err := s.pushOnce(ctx, holder, c)
+		if err == nil || !errors.Is(err, ErrBusy) || try == pushBusyRetries {
+			return r, err
+		}
+		s.log.Debug("holder busy; retrying", "holder", holder, "custody", idString(c.Custody), "try", try+1, "err", err)
+		t := time.NewTimer(backoff + jitter(backoff/2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func (s *Service) pushOnce(ctx context.Context, holder peer.ID, c Copy) (*Receipt, error) {
+	release, ok := s.pushOut.acquire(ctx.Done(), holder)
+	if !ok {
+		return nil, fmt.Errorf("waiting for a push slot to %s: %w", holder, ctx.Err())
+	}
+	defer release()
+	r, err := Push(ctx, s.h, holder, s.id, c)
+	s.m.observe("push", "out", err, "accepted", len(c.Blob))
 	return r, err
+}
+
+func idString(id custody.CustodyID) string { return fmt.Sprintf("%d/%d", id.Commitment, id.Slot) }
+
+// jitter returns a random duration in [0, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(d)))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n.Int64())
+}
+
+// resourceLimited reports whether err is a stream refused or reset because
+// a resource manager (this node's or the remote's) was at a limit.
+func resourceLimited(err error) bool {
+	if errors.Is(err, network.ErrResourceLimitExceeded) {
+		return true
+	}
+	var se *network.StreamError
+	return errors.As(err, &se) && se.ErrorCode == network.StreamResourceLimitExceeded
+}
+
+// busy wraps err in ErrBusy if a resource manager caused it.
+func busy(err error) error {
+	if err != nil && resourceLimited(err) && !errors.Is(err, ErrBusy) {
+		return fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return err
 }
 
 // handlePush serves one inbound push stream.
 func (s *Service) handlePush(st network.Stream) {
 	start := time.Now()
 	remote := st.Conn().RemotePeer()
-	res, n, err := s.servePush(st)
+	// Whatever happens next, this stream holds nothing longer than the
+	// header deadline until its peer has been classified and its header read.
+	if err := st.SetDeadline(start.Add(s.headerTimeout)); err != nil {
+		st.Reset()
+		return
+	}
+	res, n, class, err := s.servePush(st)
 	s.m.observe("push", "in", err, res, n)
 	var ref *RefusedError
 	switch {
 	case errors.As(err, &ref):
-		s.log.Info("push refused", "peer", remote, "code", ref.Code.String(), "reason", ref.Message)
+		// Strangers' refusals are logged at debug level: making identities
+		// is free, and logs must not be a way to fill the operator's disk.
+		lvl := slog.LevelInfo
+		if class == classStranger {
+			lvl = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), lvl, "push refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
 		resp := pb.PushResponse{Error: &pb.Error{Code: uint32(ref.Code), Message: truncateMessage(ref.Message)}}
 		if werr := writeFrame(st, resp.Marshal()); werr != nil {
 			st.Reset()
@@ -158,145 +278,196 @@ func (s *Service) handlePush(st network.Stream) {
 	}
 }
 
-// servePush reads, checks and stores one push and writes the receipt. It
-// returns a *RefusedError for every refusal (the caller sends it), another
-// error when the stream itself failed, or the result label on success.
-func (s *Service) servePush(st network.Stream) (result string, n int, err error) {
+// servePush classifies the remote peer, then reads, checks and stores one
+// push and writes the receipt. It returns a *RefusedError for every refusal
+// (the caller sends it), another error when the stream itself failed, or the
+// result label on success. Only an active node gets past the first check;
+// only within its allowance does it get a service slot, memory, or a byte
+// read; and only for a custody the chain assigned to this holder, of a
+// commitment the pusher owns (or a repair it is the source of), with the
+// committed size and copy index, is the copy read. It is stored only if it
+// hashes to the committed root.
+func (s *Service) servePush(st network.Stream) (result string, n int, class peerClass, err error) {
+	remote := st.Conn().RemotePeer()
+	remoteKey, kerr := identity.PubKeyFromPeerID(remote)
+	if kerr != nil || !s.members.IsActive(remoteKey) {
+		return "", 0, classStranger, refuse(CodeNotActive, "peer %s is not an active node", remote)
+	}
+	class = classActive
+	release, ok := s.pushActive.acquire(remote)
+	if !ok {
+		return "", 0, class, refuse(CodeBusy, "over the push allowance (%d per peer, %d for all active nodes)", MaxPushStreamsPerPeer, activePushStreams)
+	}
+	defer release()
 	if err := st.Scope().SetService(PushServiceName); err != nil {
-		return "", 0, fmt.Errorf("attaching to service: %w", err)
+		return "", 0, class, refuse(CodeBusy, "push service: %v", err)
 	}
 	if err := st.Scope().ReserveMemory(maxHeaderSize+maxResponseSize, network.ReservationPriorityAlways); err != nil {
-		return "", 0, refuse(CodeBusy, "no memory for the header")
+		return "", 0, class, refuse(CodeBusy, "no memory for the header")
 	}
 	defer st.Scope().ReleaseMemory(maxHeaderSize + maxResponseSize)
-	if err := st.SetDeadline(time.Now().Add(s.pushTimeout)); err != nil {
-		return "", 0, fmt.Errorf("setting deadline: %w", err)
-	}
 
 	b, err := readFrame(st, maxHeaderSize)
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return "", 0, refuse(CodeMalformed, "header over %d bytes", maxHeaderSize)
+		return "", 0, class, refuse(CodeMalformed, "header over %d bytes", maxHeaderSize)
 	case errors.Is(err, ErrTruncated):
-		return "", 0, refuse(CodeTruncated, "stream ended in the header")
+		return "", 0, class, refuse(CodeTruncated, "stream ended in the header")
 	case err != nil:
-		return "", 0, fmt.Errorf("reading header: %w", err)
+		return "", 0, class, fmt.Errorf("reading header: %w", err)
 	}
 	var hdr pb.PushHeader
 	if err := hdr.Unmarshal(b); err != nil {
-		return "", 0, refuse(CodeMalformed, "header: %v", err)
+		return "", 0, class, refuse(CodeMalformed, "header: %v", err)
+	}
+	if err := checkCopyFields(hdr.Slot, hdr.CopyIndex, hdr.CommitPath); err != nil {
+		return "", 0, class, refuse(CodeMalformed, "%v", err)
 	}
 	if _, err := identity.ParsePubKey(hdr.Owner); err != nil {
-		return "", 0, refuse(CodeMalformed, "owner: %v", err)
-	}
-	if err := validVault(hdr.Vault); err != nil {
-		return "", 0, refuse(CodeMalformed, "%v", err)
-	}
-	if len(hdr.Digest) != digestSize {
-		return "", 0, refuse(CodeMalformed, "digest of %d bytes, want %d", len(hdr.Digest), digestSize)
+		return "", 0, class, refuse(CodeMalformed, "owner: %v", err)
 	}
 	if hdr.Size == 0 {
-		return "", 0, refuse(CodeMalformed, "empty blob")
-	}
-
-	remoteKey, err := identity.PubKeyFromPeerID(st.Conn().RemotePeer())
-	if err != nil || !bytes.Equal(remoteKey, hdr.Owner) {
-		return "", 0, refuse(CodeNotOwner, "peer %s pushes for owner %x", st.Conn().RemotePeer(), hdr.Owner)
-	}
-	if !s.members.IsActive(hdr.Owner) {
-		return "", 0, refuse(CodeNotActive, "owner %x is not an active node", hdr.Owner)
+		return "", 0, class, refuse(CodeMalformed, "empty copy")
 	}
 	if hdr.Size > uint64(s.maxBlob) {
-		return "", 0, refuse(CodeTooLarge, "blob of %d bytes, cap %d", hdr.Size, s.maxBlob)
+		return "", 0, class, refuse(CodeTooLarge, "copy of %d bytes, cap %d", hdr.Size, s.maxBlob)
+	}
+	id := custody.CustodyID{Commitment: hdr.Commitment, Slot: hdr.Slot}
+	pusher, err := identity.AddressFromPubKey(remoteKey, s.hrp)
+	if err != nil {
+		return "", 0, class, refuse(CodeInternal, "address of %s: %v", remote, err)
+	}
+	c, err := s.custody(remote, id, pusher)
+	if err != nil {
+		return "", 0, class, err
+	}
+	owner, err := identity.AddressFromPubKey(hdr.Owner, s.hrp)
+	switch {
+	case c.Holder != s.self:
+		return "", 0, class, refuse(CodeNotAssigned, "custody %s is assigned to %s", idString(id), c.Holder)
+	case pusher != c.Owner && (c.Source == "" || pusher != c.Source):
+		return "", 0, class, refuse(CodeNotOwner, "peer %s (%s) is neither the owner of custody %s nor its repair source", remote, pusher, idString(id))
+	case c.Failed || !c.Live:
+		return "", 0, class, refuse(CodeNotLive, "custody %s has failed or its commitment no longer counts", idString(id))
+	case err != nil || owner != c.Owner:
+		return "", 0, class, refuse(CodeWrongCopy, "owner key %x is not the commitment owner %s's", hdr.Owner, c.Owner)
+	case hdr.Size != c.Size || int(hdr.CopyIndex) != c.CopyIndex:
+		return "", 0, class, refuse(CodeWrongCopy, "copy %d of %d bytes, custody %s holds copy %d of %d bytes",
+			hdr.CopyIndex, hdr.Size, idString(id), c.CopyIndex, c.Size)
 	}
 	size := int(hdr.Size)
-	var digest [32]byte
-	copy(digest[:], hdr.Digest)
-	if _, err := s.admit(hdr.Owner, hdr.Vault, digest, int64(size)); err != nil {
-		return "", 0, err
+	if err := s.admit(hdr.Owner, id, int64(size)); err != nil {
+		return "", 0, class, err
 	}
 
+	// The body has its own deadline, from here.
+	if err := st.SetDeadline(time.Now().Add(s.pushTimeout)); err != nil {
+		return "", 0, class, fmt.Errorf("setting deadline: %w", err)
+	}
 	blob, err := readBlob(st, size)
 	switch {
 	case errors.Is(err, ErrBusy):
-		return "", 0, refuse(CodeBusy, "no memory for a %d-byte blob", size)
+		return "", 0, class, refuse(CodeBusy, "no memory for a %d-byte copy", size)
 	case errors.Is(err, ErrTruncated):
-		return "", 0, refuse(CodeTruncated, "stream ended before %d blob bytes", size)
+		return "", 0, class, refuse(CodeTruncated, "stream ended before %d copy bytes", size)
 	case err != nil:
-		return "", 0, err
+		return "", 0, class, err
 	}
 	defer st.Scope().ReleaseMemory(size)
-	if sha256.Sum256(blob) != digest {
-		return "", 0, refuse(CodeDigestMismatch, "blob does not hash to %x", digest)
+	if err := custody.VerifyCopy(c.Root, c.Size, c.Copies, c.CopyIndex, hdr.CommitPath, blob); err != nil {
+		return "", 0, class, refuse(CodeBadCopy, "custody %s: %v", idString(id), err)
 	}
 
-	entry, result, err := s.commit(hdr.Owner, hdr.Vault, digest, blob)
+	e := store.Entry{
+		Custody: id, Owner: hdr.Owner, Vault: c.Vault, CopyIndex: c.CopyIndex, Copies: c.Copies,
+		CommitPath: hdr.CommitPath, Digest: sha256.Sum256(blob), Size: int64(size), Received: time.Now(),
+	}
+	entry, result, err := s.commit(e, blob)
 	if err != nil {
-		return "", 0, err
+		return "", 0, class, err
 	}
 	r := &Receipt{
-		Holder: s.id.PubKey(), Owner: entry.Owner, Vault: entry.Vault,
-		Digest: entry.Digest, Size: entry.Size, Time: entry.Received,
+		Holder: s.id.PubKey(), Pusher: remoteKey, Custody: id, CopyIndex: entry.CopyIndex,
+		Size: entry.Size, Time: entry.Received,
 	}
+	r.CopyRoot, _ = custody.CopyRoot(blob)
 	signReceipt(s.id, r)
+	// The slot is given back before the receipt goes out: an owner that has
+	// read it may open its next push at once, and must find the slot free.
+	release()
 	if err := writeFrame(st, (&pb.PushResponse{Receipt: r.toPB()}).Marshal()); err != nil {
-		return "", 0, fmt.Errorf("writing receipt: %w", err)
+		return "", 0, class, fmt.Errorf("writing receipt: %w", err)
 	}
-	return result, size, nil
+	return result, size, class, nil
 }
 
-// admit checks the owner's quota for storing a blob of size under (owner,
-// vault). It returns the entry already stored with this digest, if any (a
-// duplicate needs no quota).
-func (s *Service) admit(owner []byte, vault string, digest [32]byte, size int64) (*store.Entry, error) {
+// custody returns what the chain says of custody id for a push by remote
+// (address pusher): from the holder's view if it has it, else from a chain
+// lookup within remote's lookup allowance. A view that names another source
+// than the pusher for a repair's custody is looked up again: the chain
+// redraws a source that did not deliver in time.
+func (s *Service) custody(remote peer.ID, id custody.CustodyID, pusher string) (Custody, error) {
+	c, ok := s.members.Cached(id)
+	if ok && (c.Source == "" || c.Source == pusher || c.Owner == pusher || c.Holder != s.self) {
+		return c, nil
+	}
+	if !s.lookupLimit.allow(remote) {
+		return Custody{}, refuse(CodeRateLimited, "too many pushes naming custodies this holder must look up")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	c, err := s.members.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, ErrUnknownCustody):
+		return Custody{}, refuse(CodeUnknownCustody, "custody %s is not in chain state", idString(id))
+	case err != nil:
+		s.log.Warn("reading a custody from the chain", "custody", idString(id), "err", err)
+		return Custody{}, refuse(CodeBusy, "cannot read custody %s from the chain now", idString(id))
+	case c.ID != id:
+		return Custody{}, refuse(CodeInternal, "the chain view answered custody %s for %s", idString(c.ID), idString(id))
+	}
+	return c, nil
+}
+
+// admit checks the owner's quota for storing a copy of size bytes for
+// custody id (a copy already stored for id needs no more quota).
+func (s *Service) admit(owner []byte, id custody.CustodyID, size int64) error {
 	entries, err := s.st.Entries(owner)
 	if err != nil {
-		return nil, refuse(CodeInternal, "reading entries")
+		return refuse(CodeInternal, "reading entries")
 	}
 	blobs, bytes := len(entries), int64(0)
-	for i, e := range entries {
+	for _, e := range entries {
+		if e.Custody == id {
+			return nil
+		}
 		bytes += e.Size
-		if e.Vault != vault {
-			continue
-		}
-		if e.Digest == digest {
-			return &entries[i], nil
-		}
-		blobs-- // the new blob replaces this one
-		bytes -= e.Size
 	}
 	if blobs+1 > s.quotaBlobs || bytes+size > s.quotaBytes {
-		return nil, refuse(CodeOverQuota, "owner keeps %d blobs, %d bytes here; quota %d blobs, %d bytes", blobs, bytes, s.quotaBlobs, s.quotaBytes)
+		return refuse(CodeOverQuota, "owner keeps %d copies, %d bytes here; quota %d copies, %d bytes", blobs, bytes, s.quotaBlobs, s.quotaBytes)
 	}
-	return nil, nil
+	return nil
 }
 
-// commit stores a verified blob durably, under the owner's lock so that the
-// quota check and the write are one step, and runs the callbacks.
-func (s *Service) commit(owner []byte, vault string, digest [32]byte, blob []byte) (store.Entry, string, error) {
-	unlock := s.owners.lock(string(owner))
+// commit stores a verified copy durably, under the owner's lock so that the
+// quota check and the write are one step, and runs the callback.
+func (s *Service) commit(e store.Entry, blob []byte) (store.Entry, string, error) {
+	unlock := s.owners.lock(string(e.Owner))
 	defer unlock()
-	dup, err := s.admit(owner, vault, digest, int64(len(blob)))
-	if err != nil {
+	if err := s.admit(e.Owner, e.Custody, e.Size); err != nil {
 		return store.Entry{}, "", err
 	}
-	if dup != nil {
-		if err := s.accepted(*dup); err != nil {
-			return store.Entry{}, "", err
-		}
-		return *dup, "duplicate", nil
-	}
-	e := store.Entry{Owner: owner, Vault: vault, Digest: digest, Size: int64(len(blob)), Received: time.Now()}
-	replaced, err := s.st.Put(e, blob)
+	added, err := s.st.Put(e, blob)
 	if err != nil {
-		s.log.Error("storing blob", "owner", fmt.Sprintf("%x", owner), "vault", vault, "err", err)
-		return store.Entry{}, "", refuse(CodeInternal, "storing the blob failed")
+		s.log.Error("storing copy", "custody", idString(e.Custody), "err", err)
+		return store.Entry{}, "", refuse(CodeInternal, "storing the copy failed")
 	}
 	result := "accepted"
-	if replaced != nil {
-		result = "replaced"
-		if s.onReplaced != nil {
-			s.onReplaced(*replaced)
+	if !added {
+		result = "duplicate"
+		// The stored entry's time is the one the receipt states.
+		if old, _, err := s.st.Get(e.Custody); err == nil {
+			e = old
 		}
 	}
 	if err := s.accepted(e); err != nil {
@@ -311,8 +482,8 @@ func (s *Service) accepted(e store.Entry) error {
 		return nil
 	}
 	if err := s.onAccepted(e); err != nil {
-		s.log.Error("recording an accepted blob", "owner", fmt.Sprintf("%x", e.Owner), "vault", e.Vault, "err", err)
-		return refuse(CodeInternal, "recording the blob failed")
+		s.log.Error("recording an accepted copy", "custody", idString(e.Custody), "err", err)
+		return refuse(CodeInternal, "recording the copy failed")
 	}
 	return nil
 }

@@ -153,8 +153,20 @@ func (g *Gossip) receiveReturn(s network.Stream, sess *recoverySession) ([]Fetch
 	if err := s.Scope().SetService(ReturnServiceName); err != nil {
 		return nil, fmt.Errorf("attaching to service: %w", err)
 	}
-	if err := s.SetDeadline(time.Now().Add(FetchTimeout)); err != nil {
+	// A holder opens the stream to send at once: its first frame is due
+	// within HeaderTimeout, so a peer that opens return streams and sends
+	// nothing holds none for long; the blobs then get FetchTimeout.
+	if err := s.SetDeadline(time.Now().Add(HeaderTimeout)); err != nil {
 		return nil, fmt.Errorf("setting deadline: %w", err)
 	}
-	return receiveEntries(s, sess.self, func(*pb.EntryHeader) error { return nil })
+	first := true
+	return receiveEntries(s, sess.self, func(*pb.EntryHeader) error {
+		if first {
+			first = false
+			if err := s.SetDeadline(time.Now().Add(FetchTimeout)); err != nil {
+				return fmt.Errorf("setting deadline: %w", err)
+			}
+		}
+		return nil
+	})
 }
