@@ -38,6 +38,16 @@ type ChainStats struct {
 	BlockTimeMean time.Duration `json:"block_time_mean"`
 	BlockTimeP95  time.Duration `json:"block_time_p95"`
 	BlockTimeMax  time.Duration `json:"block_time_max"`
+	// Proofs counts the Prove transactions of the range by the epoch they
+	// answer.
+	Proofs map[uint64]EpochProofs `json:"proofs,omitempty"`
+}
+
+// EpochProofs counts what the Prove transactions of one epoch carried.
+type EpochProofs struct {
+	Txs    int   `json:"txs"`
+	Proofs int   `json:"proofs"`
+	Bytes  int64 `json:"bytes"`
 }
 
 // TypeBytes counts the transactions of one message type.
@@ -47,13 +57,13 @@ type TypeBytes struct {
 }
 
 // txType names the message tx carries, as the chain's own decoder reads it
-// (attest.DecodeTx, then Msg.Type).
-func txType(tx []byte) string {
+// (attest.DecodeTx, then Msg.Type), and returns the message.
+func txType(tx []byte) (string, attest.Msg) {
 	t, err := attest.DecodeTx(tx)
 	if err != nil || t.Msg == nil {
-		return undecodable
+		return undecodable, nil
 	}
-	return t.Msg.Type()
+	return t.Msg.Type(), t.Msg
 }
 
 // scanChain reads blocks from..to from the CometBFT RPC at rpcURL and
@@ -64,7 +74,7 @@ func scanChain(ctx context.Context, rpcURL string, from, to int64) (*ChainStats,
 	if err != nil {
 		return nil, fmt.Errorf("chain RPC %s: %w", rpcURL, err)
 	}
-	st := &ChainStats{From: from, To: to, ByType: map[string]TypeBytes{}}
+	st := &ChainStats{From: from, To: to, ByType: map[string]TypeBytes{}, Proofs: map[uint64]EpochProofs{}}
 	times := make([]time.Time, 0, to-from+1)
 	for lo := from; lo <= to; lo += blockchainInfoPage {
 		hi := min(lo+blockchainInfoPage-1, to)
@@ -91,7 +101,14 @@ func scanChain(ctx context.Context, rpcURL string, from, to int64) (*ChainStats,
 				return nil, fmt.Errorf("block %d: %w", h, err)
 			}
 			for _, tx := range b.Block.Txs {
-				t := txType(tx)
+				t, msg := txType(tx)
+				if p, ok := msg.(*attest.Prove); ok {
+					ep := st.Proofs[p.Epoch]
+					ep.Txs++
+					ep.Proofs += len(p.Proofs)
+					ep.Bytes += int64(len(tx))
+					st.Proofs[p.Epoch] = ep
+				}
 				tb := st.ByType[t]
 				tb.Txs++
 				tb.Bytes += int64(len(tx))

@@ -2,34 +2,133 @@ package sim
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ksb-project/ksb/attest"
 )
 
-// epochParam is the genesis parameter of the custody design's proof epochs
-// (docs: the custody design, "Epochs"): a chain that has them reports it in
-// /params.
-const epochParam = "epoch_blocks"
+// epochPoll is how often the proof epoch step reads the chain's epoch
+// while waiting for the next one to start: a fifth of a 1 s block, so the
+// epoch's start is seen within 200 ms of its block (an /epoch query reads
+// a few keys, unlike /coverage).
+const epochPoll = 200 * time.Millisecond
 
-// proofEpoch is the "proof epoch" step. It is a stub until the chain has
-// proof epochs, and says so: it never reports a proof that did not happen.
-//
-// What it must do once the custody work lands (and what the result must
-// then record): wait for the first block of the next epoch e; read every
-// holder's challenges of e; wait until each is answered (a Prove committed,
-// the custody fresh) or missed at the end of proof_window; record the time
-// from the epoch's first block to the last proof, the misses (0 expected:
-// every holder is honest here) and, through the chain scan, the bytes of the
-// "prove" transactions. Coverage after it must then count "fresh" holders.
-func proofEpoch(ctx context.Context, c *attest.Client) (status, note string, err error) {
-	var params map[string]json.RawMessage
-	if err := c.Query(ctx, "/params", &params); err != nil {
-		return "", "", fmt.Errorf("reading the chain's parameters: %w", err)
+// ProofEpoch is what the simulation measured of one proof epoch.
+type ProofEpoch struct {
+	// Epoch is the epoch's number; StartHeight its first block (where the
+	// chain derived its challenges) and ProofDeadline the last block a
+	// Prove for it is accepted in.
+	Epoch         uint64 `json:"epoch"`
+	StartHeight   int64  `json:"start_height"`
+	ProofDeadline int64  `json:"proof_deadline"`
+	// Challenges is the number of challenges the chain derived (/epoch),
+	// Custodies the counted custodies in the coverage when the epoch was
+	// seen (every one is challenged: round_epochs 1).
+	Challenges int `json:"challenges"`
+	Custodies  int `json:"custodies"`
+	// Proved is the counted custodies the coverage showed proved in this
+	// epoch (last proof after StartHeight) at the end of the step.
+	Proved int `json:"proved"`
+	// Proofs, ProveTxs and ProveBytes are the segment proofs, Prove
+	// transactions and their bytes committed for this epoch, from the
+	// chain scan (filled by the accounting step).
+	Proofs     int   `json:"proofs"`
+	ProveTxs   int   `json:"prove_txs"`
+	ProveBytes int64 `json:"prove_bytes"`
+	// Time runs from the moment the simulation saw the epoch started (at
+	// most epochPoll after its first block) until every counted custody
+	// was proved in it.
+	Time time.Duration `json:"time"`
+}
+
+// proofEpoch is the "proof epoch" step: it waits for the first epoch to
+// start after full coverage, then until every counted custody has been
+// proved in it (each holder reads its challenges, builds the proofs from
+// its stored copies and sends one Prove). A holder that misses its window
+// leaves the step failed, with the counts so far.
+func (r *runner) proofEpoch(ctx context.Context) (string, string, error) {
+	c := r.net.client
+	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("proof epoch not done after %v", r.cfg.PhaseTimeout))
+	defer cancel()
+	first := true
+	var e0 uint64
+	var ep attest.Epoch
+	err := waitFor(wctx, epochPoll, func() (bool, error) {
+		cctx, cancel := context.WithTimeout(wctx, chainCallTimeout)
+		defer cancel()
+		cur, err := c.Epoch(cctx)
+		if errors.Is(err, attest.ErrNotFound) {
+			first = false // no epoch started yet: the first one is new
+			return false, nil
+		}
+		if err != nil {
+			return false, nil // the RPC under load; read again
+		}
+		if first {
+			first, e0 = false, cur.Epoch
+			return false, nil
+		}
+		if cur.Epoch != e0 {
+			ep = cur
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("waiting for the next epoch: %w", err)
 	}
-	if _, ok := params[epochParam]; !ok {
-		return StatusUnavailable, fmt.Sprintf("the chain has no proof epochs (no %s in /params): nothing proved, nothing measured", epochParam), nil
+	t := time.Now()
+	pe := &ProofEpoch{Epoch: ep.Epoch, StartHeight: ep.StartHeight, ProofDeadline: ep.ProofDeadline, Challenges: int(ep.Challenges)}
+	r.res.Proof = pe
+	var last error
+	err = waitFor(wctx, coveragePoll, func() (bool, error) {
+		cctx, cancel := context.WithTimeout(wctx, chainCallTimeout)
+		defer cancel()
+		cov, err := c.Coverage(cctx, "")
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		counted, proved := provedIn(cov, ep.StartHeight)
+		if pe.Custodies == 0 {
+			pe.Custodies = counted
+		}
+		pe.Proved = proved
+		if proved < counted {
+			last = fmt.Errorf("%d of %d counted custodies proved in epoch %d (height %d, proof deadline %d)", proved, counted, ep.Epoch, cov.Height, ep.ProofDeadline)
+			if cov.Height > ep.ProofDeadline {
+				return false, last // the window closed: a miss
+			}
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("%w (last: %v)", err, last)
 	}
-	return StatusUnavailable, fmt.Sprintf("the chain has proof epochs (%s in /params) but the simulation does not drive them yet (sim/epoch.go): nothing measured", epochParam), nil
+	pe.Time = time.Since(t)
+	return StatusOK, fmt.Sprintf("epoch %d (blocks %d..%d): %d challenges, all %d counted custodies proved %v after its start",
+		ep.Epoch, ep.StartHeight, ep.ProofDeadline, pe.Challenges, pe.Proved, pe.Time.Round(time.Millisecond)), nil
+}
+
+// provedIn counts the counted custodies of cov and those whose last proof
+// is in a block after start (an epoch's proofs are accepted from the block
+// after its first).
+func provedIn(cov *attest.Coverage, start int64) (counted, proved int) {
+	for _, v := range cov.Vaults {
+		for _, m := range v.Members {
+			for _, cu := range m.Custody {
+				if !cu.Counted {
+					continue
+				}
+				counted++
+				if cu.LastProofHeight > start {
+					proved++
+				}
+			}
+		}
+	}
+	return counted, proved
 }

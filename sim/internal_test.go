@@ -59,7 +59,7 @@ func TestKeygenGroups(t *testing.T) {
 }
 
 func TestTxTypeOfGarbage(t *testing.T) {
-	if got := txType([]byte("not a transaction")); got != undecodable {
+	if got, msg := txType([]byte("not a transaction")); got != undecodable || msg != nil {
 		t.Errorf("garbage is %q", got)
 	}
 }

@@ -234,10 +234,15 @@ func (pp *portPicker) pick(t Transport) (int, error) {
 	return 0, fmt.Errorf("no free port for %s in %d draws", t, portAttempts)
 }
 
-// genesis names the authority and r; the nodes join later (see
-// runner.join) and keygen creates the vaults.
+// genesis names the authority, r and the short custody epochs (every
+// custody challenged every epoch); the nodes join later (see runner.join)
+// and keygen creates the vaults. The other custody parameters keep their
+// defaults.
 func (n *network) genesis() attest.Genesis {
-	return attest.Genesis{Authority: n.authority.PubKeyHex(), Replication: uint32(n.cfg.Replication)}
+	return attest.Genesis{
+		Authority: n.authority.PubKeyHex(), Replication: uint32(n.cfg.Replication),
+		CustodyParams: attest.CustodyParams{EpochBlocks: n.cfg.EpochBlocks, ProofWindow: n.cfg.ProofWindow, RoundEpochs: 1},
+	}
 }
 
 // startNode starts member i's daemon.

@@ -63,6 +63,13 @@ const (
 	// forms in eight waves.
 	DefaultJoinWave = 25
 
+	// DefaultEpochBlocks is the custody epoch of the simulated chain's
+	// genesis: 30 blocks instead of the production 259,200 (three days of
+	// 1 s blocks), so that a proof epoch starts, is answered and closes
+	// within a run. Every custody is challenged every epoch (round_epochs
+	// 1), the most proof work the chain can be asked for.
+	DefaultEpochBlocks = 30
+
 	// coveragePoll is how often the chain's coverage is read while waiting:
 	// the figures it times are seconds to minutes long, and each read costs
 	// the chain a scan of its whole state.
@@ -115,6 +122,11 @@ type Config struct {
 	// JoinWave is how many nodes start and join the network at once
 	// (DefaultJoinWave).
 	JoinWave int
+	// EpochBlocks is the chain's custody epoch in blocks
+	// (DefaultEpochBlocks); ProofWindow the blocks a challenge may be
+	// answered in (EpochBlocks/2). The nodes' PollInterval must leave
+	// room for a poll and a block inside the proof window.
+	EpochBlocks, ProofWindow int64
 	// MaxRSS stops the run, as failed, when the process's resident memory
 	// passes it (bytes; 0: no limit). It also becomes the Go runtime's soft
 	// memory limit for the run.
@@ -159,6 +171,12 @@ func (c Config) withDefaults() Config {
 	if c.JoinWave == 0 {
 		c.JoinWave = DefaultJoinWave
 	}
+	if c.EpochBlocks == 0 {
+		c.EpochBlocks = DefaultEpochBlocks
+	}
+	if c.ProofWindow == 0 {
+		c.ProofWindow = max(1, c.EpochBlocks/2)
+	}
 	if c.ChurnFraction == 0 {
 		c.ChurnFraction = DefaultChurnFraction
 	}
@@ -192,6 +210,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("transport %q: want %q, %q or %q", c.Transport, TransportTCP, TransportQUIC, TransportBoth)
 	case c.JoinWave < 1:
 		return fmt.Errorf("join wave %d: want at least 1", c.JoinWave)
+	case c.EpochBlocks < 2 || c.ProofWindow < 1 || c.ProofWindow >= c.EpochBlocks:
+		return fmt.Errorf("epochs of %d blocks with a proof window of %d: want 1 ≤ window < epoch", c.EpochBlocks, c.ProofWindow)
+	case 2*c.PollInterval+c.BlockInterval > time.Duration(c.ProofWindow)*c.BlockInterval:
+		// A holder reads its challenges once per poll and its Prove
+		// commits a block later: two polls and a block must fit the
+		// window, or honest holders miss on a loaded machine.
+		return fmt.Errorf("poll interval %v: two polls and a block do not fit a proof window of %d blocks of %v", c.PollInterval, c.ProofWindow, c.BlockInterval)
 	case c.ChurnFraction <= 0 || c.ChurnFraction >= 1:
 		return fmt.Errorf("churn fraction %g: want between 0 and 1", c.ChurnFraction)
 	case c.Nodes-removedCount(c) < c.Replication+1:
@@ -245,6 +270,10 @@ type Result struct {
 	PollInterval      time.Duration `json:"poll_interval"`
 	BatchInterval     time.Duration `json:"batch_interval"`
 	HeartbeatInterval time.Duration `json:"heartbeat_interval"`
+	// EpochBlocks and ProofWindow are the chain's custody epoch and proof
+	// window (blocks) of the run's genesis.
+	EpochBlocks int64 `json:"epoch_blocks"`
+	ProofWindow int64 `json:"proof_window"`
 
 	Phases []Phase `json:"phases"`
 	// Start is the time to lay the network out and start the chain.
@@ -258,14 +287,23 @@ type Result struct {
 	JoinWave int `json:"join_wave"`
 	// Coverage is the time from keygen writing the share files until the
 	// chain shows every vault safe and every member's share with r
-	// holders.
+	// counted holders (each owner committed, pushed a copy to every holder
+	// the chain assigned, and the holders attested).
 	Coverage time.Duration `json:"coverage"`
-	// Removed is the nodes the churn removed; Restore the time from the
-	// churn's commit until every share of a remaining node has r active
-	// holders again and every vault is safe. Unrepaired counts the shares
-	// of removed nodes left with fewer than r active holders then (their
-	// owners are gone and this build has no chain-driven repair).
+	// Proof is the first proof epoch after full coverage.
+	Proof *ProofEpoch `json:"proof,omitempty"`
+	// Removed is the nodes the churn removed. Safe is the time from the
+	// churn's commit until the chain's coverage first shows every vault
+	// safe (the chain fails the removed holders' custodies in the churn's
+	// block and assigns replacements); Restore the time until every share
+	// of a remaining node has r counted holders again (its owner pushes a
+	// copy to each replacement) and every vault is safe. Unrepaired counts
+	// the shares of removed nodes left with fewer than r counted holders
+	// then: their owners are gone, the chain names one of the remaining
+	// holders as each replacement's source, and the node has no sender for
+	// /ksb/repair yet (docs/performance.md, "Churn simulation").
 	Removed    int           `json:"removed"`
+	Safe       time.Duration `json:"safe"`
 	Restore    time.Duration `json:"restore"`
 	Unrepaired int           `json:"unrepaired"`
 
@@ -304,6 +342,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Nodes: cfg.Nodes, Replication: cfg.Replication, WorkFactor: cfg.WorkFactor, Transport: cfg.Transport,
 		BlockInterval: cfg.BlockInterval, PollInterval: cfg.PollInterval, BatchInterval: cfg.BatchInterval,
 		HeartbeatInterval: cfg.HeartbeatInterval, Removed: removedCount(cfg), JoinWave: cfg.JoinWave,
+		EpochBlocks: cfg.EpochBlocks, ProofWindow: cfg.ProofWindow,
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -369,9 +408,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		defer os.RemoveAll(dir)
 	}
-	r.logf("%d nodes, r = %d, vaults of at most %d, age work factor %d (LOW: production is %d), %s, blocks %v, poll %v, batch %v, heartbeat %v",
+	r.logf("%d nodes, r = %d, vaults of at most %d, age work factor %d (LOW: production is %d), %s, blocks %v, epochs of %d blocks (proof window %d; SHORT: production is %d), poll %v, batch %v, heartbeat %v",
 		cfg.Nodes, cfg.Replication, cfg.MaxVaultMembers, cfg.WorkFactor, envelope.DefaultWorkFactor, cfg.Transport,
-		cfg.BlockInterval, cfg.PollInterval, cfg.BatchInterval, cfg.HeartbeatInterval)
+		cfg.BlockInterval, cfg.EpochBlocks, cfg.ProofWindow, attest.DefaultEpochBlocks, cfg.PollInterval, cfg.BatchInterval, cfg.HeartbeatInterval)
 	defer r.stop()
 	var from int64
 	defer func() {
@@ -402,15 +441,15 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	tKeygen := time.Now()
 	if err := r.phase("backup", func() (string, string, error) {
-		err := r.waitCoverage(ctx, nil)
+		err := r.waitCoverage(ctx, nil, nil)
 		if err == nil {
 			r.res.Coverage = time.Since(tKeygen)
 		}
-		return StatusOK, fmt.Sprintf("every share with r = %d attested holders, every vault safe, %v after keygen", cfg.Replication, r.res.Coverage.Round(time.Millisecond)), err
+		return StatusOK, fmt.Sprintf("every share committed, with r = %d attested holders, every vault safe, %v after keygen", cfg.Replication, r.res.Coverage.Round(time.Millisecond)), err
 	}); err != nil {
 		return err
 	}
-	if err := r.phase("proof epoch", func() (string, string, error) { return proofEpoch(ctx, r.net.client) }); err != nil {
+	if err := r.phase("proof epoch", func() (string, string, error) { return r.proofEpoch(ctx) }); err != nil {
 		return err
 	}
 	if err := r.phase("churn", func() (string, string, error) { return r.churn(ctx) }); err != nil {
@@ -604,7 +643,9 @@ func (r *runner) authoritySend(ctx context.Context, msg attest.Msg, done func(co
 // waitCoverage waits until every vault is safe and every member's share
 // has r holders; members in removed are only counted towards their vault's
 // safety (their owners are gone, so nobody can push their shares again).
-func (r *runner) waitCoverage(ctx context.Context, removed map[string]bool) error {
+// safe, if not nil, is called at the first coverage read that shows every
+// vault safe.
+func (r *runner) waitCoverage(ctx context.Context, removed map[string]bool, safe func()) error {
 	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("no full coverage after %v", r.cfg.PhaseTimeout))
 	defer cancel()
 	var last error
@@ -615,6 +656,10 @@ func (r *runner) waitCoverage(ctx context.Context, removed map[string]bool) erro
 		if err != nil {
 			last = err
 			return false, nil
+		}
+		if safe != nil && allSafe(cov) {
+			safe()
+			safe = nil
 		}
 		if removed == nil {
 			last = devnet.FullyCovered(cov, len(r.net.vaults))
@@ -627,6 +672,16 @@ func (r *runner) waitCoverage(ctx context.Context, removed map[string]bool) erro
 		return fmt.Errorf("%w (last: %v)", err, last)
 	}
 	return nil
+}
+
+// allSafe reports whether cov shows every vault safe.
+func allSafe(cov *attest.Coverage) bool {
+	for _, v := range cov.Vaults {
+		if !v.Safe {
+			return false
+		}
+	}
+	return true
 }
 
 // restored reports why cov is not restored after a churn that removed the
@@ -651,8 +706,9 @@ func restored(cov *attest.Coverage, vaults int, removed map[string]bool) error {
 
 // churn removes a tenth of the nodes (the authority's Churn; their daemons
 // stop, as machines leaving the network) and waits until the shares they
-// held are back at r holders: today the owners notice the loss at their next
-// reconcile and push to new holders.
+// held are back at r holders: the chain fails their custodies in the
+// churn's block and assigns a replacement for each, and each remaining
+// owner pushes its copy to the replacement at its next reconcile.
 func (r *runner) churn(ctx context.Context) (string, string, error) {
 	n := r.net
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0x636875726e)) // "churn"
@@ -687,7 +743,7 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return "", "", err
 	}
-	if err := r.waitCoverage(ctx, removed); err != nil {
+	if err := r.waitCoverage(ctx, removed, func() { r.res.Safe = max(time.Since(t), time.Nanosecond) }); err != nil {
 		return "", "", err
 	}
 	r.res.Restore = time.Since(t)
@@ -702,10 +758,10 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 			}
 		}
 	}
-	note := fmt.Sprintf("%d nodes removed; every remaining node's shares back at r holders %v after the churn's commit",
-		len(perm), r.res.Restore.Round(time.Millisecond))
+	note := fmt.Sprintf("%d nodes removed; every vault safe %v and every remaining node's shares back at r holders %v after the churn's commit",
+		len(perm), r.res.Safe.Round(time.Millisecond), r.res.Restore.Round(time.Millisecond))
 	if r.res.Unrepaired > 0 {
-		note += fmt.Sprintf("; %d shares of removed nodes stay under r (no chain-driven repair on this build)", r.res.Unrepaired)
+		note += fmt.Sprintf("; %d shares of removed nodes stay under r (their replacements' sources are holders, and the node has no /ksb/repair sender yet)", r.res.Unrepaired)
 	}
 	return StatusOK, note, nil
 }
@@ -724,6 +780,10 @@ func (r *runner) account(ctx context.Context, from int64) (string, string, error
 		return "", "", err
 	}
 	r.res.Chain = st
+	if pe := r.res.Proof; pe != nil {
+		p := st.Proofs[pe.Epoch]
+		pe.Proofs, pe.ProveTxs, pe.ProveBytes = p.Proofs, p.Txs, p.Bytes
+	}
 	r.res.Traffic = trafficStats(r.net.members)
 	return StatusOK, fmt.Sprintf("blocks %d..%d: %d txs, %d B; nodes sent %d B in %d messages", from, to, st.Txs, st.TxBytes,
 		r.res.Traffic.SentBytes, r.res.Traffic.SentMsgs), nil

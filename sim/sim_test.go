@@ -48,17 +48,26 @@ func TestRun(t *testing.T) {
 		t.Errorf("%d unrepaired shares of %d removed nodes", res.Unrepaired, res.Removed)
 	}
 
-	var epoch *sim.Phase
-	for i, p := range res.Phases {
-		if p.Status != sim.StatusOK && p.Name != "proof epoch" {
+	names := ""
+	for _, p := range res.Phases {
+		if p.Status != sim.StatusOK {
 			t.Errorf("phase %s: %s %s", p.Name, p.Status, p.Note)
 		}
-		if p.Name == "proof epoch" {
-			epoch = &res.Phases[i]
-		}
+		names += p.Name + ";"
 	}
-	if epoch == nil || epoch.Status != sim.StatusUnavailable || !strings.Contains(epoch.Note, "no proof epochs") {
-		t.Errorf("proof epoch step: %+v", epoch)
+	if names != "start;join;keygen;backup;proof epoch;churn;accounting;" {
+		t.Errorf("phases %s", names)
+	}
+	if res.Safe <= 0 || res.Safe > res.Restore {
+		t.Errorf("safe after %v, restored after %v", res.Safe, res.Restore)
+	}
+	// The proof epoch: every one of the 16 shares' 3 custodies is
+	// challenged (round_epochs 1) and proved, and the chain carries one
+	// segment proof for each.
+	pe := res.Proof
+	if pe == nil || pe.Custodies != 16*3 || pe.Challenges != pe.Custodies || pe.Proved != pe.Custodies ||
+		pe.Proofs != pe.Custodies || pe.ProveTxs == 0 || pe.ProveTxs > 8 || pe.ProveBytes == 0 || pe.Time <= 0 {
+		t.Errorf("proof epoch %+v", pe)
 	}
 
 	c := res.Chain
@@ -78,8 +87,9 @@ func TestRun(t *testing.T) {
 		t.Errorf("by type: %d txs, %d B; total %d txs, %d B", txs, bytesSum, c.Txs, c.TxBytes)
 	}
 	// Keygen's churn creates the vaults and one removes a node (the joins
-	// come before the counted blocks); every holder attests.
-	if c.ByType["churn"].Txs != 2 || c.ByType["attest"].Txs == 0 {
+	// come before the counted blocks); every owner commits, every holder
+	// attests and proves.
+	if c.ByType["churn"].Txs != 2 || c.ByType["commit"].Txs < 8 || c.ByType["attest"].Txs == 0 || c.ByType["prove"].Txs == 0 {
 		t.Errorf("by type %+v", c.ByType)
 	}
 
@@ -133,6 +143,9 @@ func TestConfigValidate(t *testing.T) {
 		{Nodes: 10, MaxVaultMembers: 1},
 		{Nodes: 10, ChurnFraction: 1},
 		{Nodes: 2000},
+		{Nodes: 10, EpochBlocks: 10, ProofWindow: 10},
+		// Two 5 s polls and a block do not fit 10 blocks of 1 s.
+		{Nodes: 10, EpochBlocks: 20, ProofWindow: 10},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v validated", c)
