@@ -27,9 +27,9 @@ CHAOS_TAGS  ?=
 # SIM_OUT; SIM_FLAGS passes other flags (see `ksb sim --help`; why these are in
 # docs/performance.md, "Churn simulation"). It prints the table and how long it
 # took (about 30 minutes on two shared cores).
-SIM_NODES ?= 25,50,100,150,200
+SIM_NODES ?= 25,50,100,200
 SIM_OUT   ?= docs/performance-sim
-SIM_FLAGS ?= --transport quic --poll-interval 10s --heartbeat-interval 60s --components 40
+SIM_FLAGS ?= --transport quic --poll-interval 10s --heartbeat-interval 60s --epoch-blocks 60 --phase-timeout 8m --components 40
 
 .PHONY: all build test vet deps proto proto-check bench fuzz chaos sim devnet clean
 

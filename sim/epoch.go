@@ -50,7 +50,7 @@ type ProofEpoch struct {
 // leaves the step failed, with the counts so far.
 func (r *runner) proofEpoch(ctx context.Context) (string, string, error) {
 	c := r.net.client
-	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("proof epoch not done after %v", r.cfg.PhaseTimeout))
+	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("%w: proof epoch not done after %v", ErrPhaseTimeout, r.cfg.PhaseTimeout))
 	defer cancel()
 	first := true
 	var e0 uint64

@@ -33,6 +33,18 @@ var Figures = []Figure{
 	{"coverage", "Time to full coverage (keygen → r attested holders for every share)", "s", func(r *Result) (float64, bool) {
 		return r.Coverage.Seconds(), r.Coverage > 0
 	}},
+	{"proof-epoch", "Time to prove every custody in a proof epoch (epoch start → last proof committed)", "s", func(r *Result) (float64, bool) {
+		return proofTime(r).Seconds(), proofTime(r) > 0
+	}},
+	{"proofs-per-epoch", "Segment proofs committed in the proof epoch (every custody challenged)", "proofs", func(r *Result) (float64, bool) {
+		if r.Proof == nil || r.Proof.Proofs == 0 {
+			return 0, false
+		}
+		return float64(r.Proof.Proofs), true
+	}},
+	{"safe", "Time to every vault safe after removing a tenth of the nodes", "s", func(r *Result) (float64, bool) {
+		return r.Safe.Seconds(), r.Safe > 0
+	}},
 	{"restore", "Time to restore custody after removing a tenth of the nodes", "s", func(r *Result) (float64, bool) {
 		return r.Restore.Seconds(), r.Restore > 0
 	}},
@@ -47,6 +59,20 @@ var Figures = []Figure{
 			return 0, false
 		}
 		return float64(r.Chain.BlockTimeMean) / float64(time.Millisecond), true
+	}},
+	{"push-bytes-per-node", "Push bytes sent per node (/ksb/push, mean)", "bytes", func(r *Result) (float64, bool) {
+		if r.Traffic == nil {
+			return 0, false
+		}
+		b, _ := r.Traffic.perNode(r.Nodes, pushProtocol)
+		return b, true
+	}},
+	{"gossip-bytes-per-node", "Gossip bytes sent per node (/meshsub, mean)", "bytes", func(r *Result) (float64, bool) {
+		if r.Traffic == nil {
+			return 0, false
+		}
+		b, _ := r.Traffic.perNode(r.Nodes, gossipProtocol)
+		return b, true
 	}},
 	{"messages-per-node", "libp2p stream messages sent per node (mean)", "messages", func(r *Result) (float64, bool) {
 		if r.Traffic == nil {
@@ -92,11 +118,11 @@ func points(results []*Result, f Figure) (x, y []float64) {
 // bytes by transaction type, and the fit of every figure.
 func WriteTable(w io.Writer, results []*Result) error {
 	var b strings.Builder
-	b.WriteString("| N | keygens (members) | shares | coverage | restore | unrepaired | chain txs | chain bytes | blocks | block time mean / p95 / max | window | msgs sent / node (max) | KiB sent / node (max) | peak RSS | per node | goroutines | fds | CPU | load | wall | status |\n")
-	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| N | keygens (members) | shares | coverage | proof epoch: challenges / proofs / Prove B / time | removed | safe | restore | unrepaired | chain txs | chain bytes (keygen → end: one churn) | blocks | block time mean / p95 / max | window | KiB sent / node: push / gossip / other / chain txs | KiB sent / node (max) | msgs sent / node (max) | peak RSS | per node | goroutines | fds | CPU | load | wall | status |\n")
+	b.WriteString("| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %d | %d (%s) | %d | %s | %s | %d |", r.Nodes, len(r.VaultSizes), joinInts(r.VaultSizes), r.Shares,
-			phaseSecs(r, "backup", r.Coverage), phaseSecs(r, "churn", r.Restore), r.Unrepaired)
+		fmt.Fprintf(&b, "| %d | %d (%s) | %d | %s | %s | %d | %s | %s | %d |", r.Nodes, len(r.VaultSizes), joinInts(r.VaultSizes), r.Shares,
+			phaseSecs(r, "backup", r.Coverage), proofCell(r), r.Removed, safeCell(r), phaseSecs(r, "churn", r.Restore), r.Unrepaired)
 		if c := r.Chain; c != nil {
 			fmt.Fprintf(&b, " %d | %s | %d | %d / %d / %d ms |", c.Txs, thousands(c.TxBytes), c.Blocks,
 				c.BlockTimeMean.Milliseconds(), c.BlockTimeP95.Milliseconds(), c.BlockTimeMax.Milliseconds())
@@ -105,10 +131,17 @@ func WriteTable(w io.Writer, results []*Result) error {
 		}
 		fmt.Fprintf(&b, " %s |", secs(Window(r)))
 		if t := r.Traffic; t != nil {
-			fmt.Fprintf(&b, " %s (%s) | %s (%s) |", thousands(int64(t.MeanSentMsgs)), thousands(t.MaxSentMsgs),
-				thousands(int64(t.MeanSentBytes)/1024), thousands(t.MaxSentBytes/1024))
+			push, _ := t.perNode(r.Nodes, pushProtocol)
+			gossip, _ := t.perNode(r.Nodes, gossipProtocol)
+			chain := "–"
+			if r.Chain != nil {
+				chain = fmt.Sprintf("%.1f", float64(r.Chain.TxBytes)/float64(r.Nodes)/1024)
+			}
+			fmt.Fprintf(&b, " %.0f / %.0f / %.0f / %s |", push/1024, gossip/1024, (t.MeanSentBytes-push-gossip)/1024, chain)
+			fmt.Fprintf(&b, " %s (%s) | %s (%s) |", thousands(int64(t.MeanSentBytes)/1024), thousands(t.MaxSentBytes/1024),
+				thousands(int64(t.MeanSentMsgs)), thousands(t.MaxSentMsgs))
 		} else {
-			b.WriteString(" – | – |")
+			b.WriteString(" – | – | – |")
 		}
 		rs := r.Resources
 		status := "ok"
@@ -264,9 +297,65 @@ func Plot(dir string, results []*Result) ([]string, error) {
 	return files, nil
 }
 
+// Protocol ID prefixes of the per-node traffic split.
+const (
+	pushProtocol   = "/ksb/push/"
+	gossipProtocol = "/meshsub/"
+)
+
+// perNode is the mean bytes and messages per node sent over the protocols
+// whose IDs start with prefix.
+func (t *TrafficStats) perNode(nodes int, prefix string) (bytes, msgs float64) {
+	if nodes == 0 {
+		return 0, 0
+	}
+	for p, c := range t.ByProtocol {
+		if strings.HasPrefix(p, prefix) {
+			bytes += float64(c.SentBytes)
+			msgs += float64(c.SentMsgs)
+		}
+	}
+	return bytes / float64(nodes), msgs / float64(nodes)
+}
+
+// proofTime is the proof epoch's time, 0 if it did not complete.
+func proofTime(r *Result) time.Duration {
+	if r.Proof == nil {
+		return 0
+	}
+	for _, p := range r.Phases {
+		if p.Name == "proof epoch" && p.Status != StatusOK {
+			return 0
+		}
+	}
+	return r.Proof.Time
+}
+
+// safeCell is the time to every vault safe after the churn: measured even
+// when the restore then timed out.
+func safeCell(r *Result) string {
+	if r.Safe > 0 {
+		return secs(r.Safe)
+	}
+	return phaseSecs(r, "churn", 0)
+}
+
+// proofCell is the proof epoch's table cell.
+func proofCell(r *Result) string {
+	pe := r.Proof
+	if pe == nil {
+		return phaseSecs(r, "proof epoch", 0)
+	}
+	return fmt.Sprintf("%s / %s / %s / %s", thousands(int64(pe.Challenges)), thousands(int64(pe.Proofs)), thousands(pe.ProveBytes),
+		phaseSecs(r, "proof epoch", pe.Time))
+}
+
 // phaseSecs is d if the phase named completed, else what happened to it.
 func phaseSecs(r *Result, phase string, d time.Duration) string {
 	for _, p := range r.Phases {
+		if p.Name == phase && p.Status == StatusTimedOut {
+			return fmt.Sprintf("timed out (> %.0f s)", p.Duration.Seconds())
+		}
 		if p.Name == phase && p.Status != StatusOK {
 			return p.Status
 		}

@@ -241,7 +241,14 @@ const (
 	// Phase.Note for why.
 	StatusUnavailable = "not available on this build"
 	StatusFailed      = "failed"
+	// StatusTimedOut is a waiting phase that did not see its condition
+	// within Config.PhaseTimeout; the run stops there.
+	StatusTimedOut = "timed out"
 )
+
+// ErrPhaseTimeout is the cause of a waiting phase that ran out of
+// Config.PhaseTimeout.
+var ErrPhaseTimeout = errors.New("phase timed out")
 
 // Phase is one step of the run.
 type Phase struct {
@@ -385,6 +392,9 @@ func (r *runner) phase(name string, f func() (status, note string, err error)) e
 	p := Phase{Name: name, Status: status, Duration: time.Since(t), Note: note}
 	if err != nil {
 		p.Status = StatusFailed
+		if errors.Is(err, ErrPhaseTimeout) {
+			p.Status = StatusTimedOut
+		}
 		p.Note = err.Error()
 	}
 	r.res.Phases = append(r.res.Phases, p)
@@ -646,7 +656,7 @@ func (r *runner) authoritySend(ctx context.Context, msg attest.Msg, done func(co
 // safe, if not nil, is called at the first coverage read that shows every
 // vault safe.
 func (r *runner) waitCoverage(ctx context.Context, removed map[string]bool, safe func()) error {
-	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("no full coverage after %v", r.cfg.PhaseTimeout))
+	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("%w: no full coverage after %v", ErrPhaseTimeout, r.cfg.PhaseTimeout))
 	defer cancel()
 	var last error
 	err := waitFor(wctx, coveragePoll, func() (bool, error) {

@@ -67,6 +67,8 @@ Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 
 	f.DurationVar(&cfg.BatchInterval, "batch-interval", 0, "nodes' attestation batch interval (default: a node's, 2s)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "nodes' gossip heartbeat interval (default: a node's, 30s)")
 	f.IntVar(&cfg.JoinWave, "join-wave", sim.DefaultJoinWave, "nodes that start and join the network at once")
+	f.Int64Var(&cfg.EpochBlocks, "epoch-blocks", sim.DefaultEpochBlocks, "custody epoch of the simulated chain, in blocks (SHORT: production is 259200)")
+	f.Int64Var(&cfg.ProofWindow, "proof-window", 0, "blocks a challenge may be answered in (default: half the epoch)")
 	f.DurationVar(&cfg.PhaseTimeout, "phase-timeout", sim.DefaultPhaseTimeout, "bound on each waiting phase")
 	f.IntVar(&maxRSS, "max-rss", 20<<10, "stop a size, as failed, when its process's resident memory passes `MIB` mebibytes (0: no limit)")
 	f.IntVar(&components, "components", 0, "also measure the memory of K Badger stores, K libp2p hosts and their full mesh, in a process of its own (0: do not)")
@@ -239,6 +241,8 @@ func simChildArgs(c sim.Config, result string, verbose bool) []string {
 		"--heartbeat-interval", c.HeartbeatInterval.String(),
 		"--phase-timeout", c.PhaseTimeout.String(),
 		"--join-wave", strconv.Itoa(c.JoinWave),
+		"--epoch-blocks", strconv.FormatInt(c.EpochBlocks, 10),
+		"--proof-window", strconv.FormatInt(c.ProofWindow, 10),
 		"--max-rss", strconv.FormatUint(c.MaxRSS>>20, 10),
 	}
 	if verbose {

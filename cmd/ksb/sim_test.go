@@ -18,7 +18,7 @@ func TestSimCommand(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"age work factor 10 (LOW", "| 6 | 1 (6) | 12 |", "proof epoch  not available on this build", "ksb sim: took "} {
+	for _, want := range []string{"age work factor 10 (LOW", "| 6 | 1 (6) | 12 |", "proof epoch  ok", "ksb sim: took "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
