@@ -11,7 +11,8 @@
 // recorded as a [Phase]:
 //
 //   - start: N fresh mnemonics and homes, the chain started (genesis names
-//     the authority and r);
+//     the authority, r and SHORT custody epochs, Config.EpochBlocks, with
+//     every custody challenged every epoch);
 //   - join: the nodes start and the authority's Churn adds them to the
 //     network in waves (Config.JoinWave), each wave waiting until every node
 //     so far has exchanged bytes with every other (each connection runs
@@ -21,23 +22,28 @@
 //     (synthesized tss-lib save data of the keygen's size,
 //     fixtures.SynthECDSAVault and SynthEdDSAVault), and the authority's
 //     Churn creates the vaults on chain;
-//   - backup: until the chain's coverage shows every vault safe and every
-//     member's share with r holders (today: r attested holders; once the
-//     custody work lands, r fresh holders);
-//   - proof epoch: a stub that says "not available on this build" until the
-//     chain has proof epochs (see proofEpoch for what it must then do); it
-//     never reports a proof that did not happen;
+//   - backup: each owner seals r copies, commits them (one Commit), pushes
+//     copy i to the holder the chain assigned slot i (push v2), and the
+//     holders attest; until the chain's coverage shows every vault safe and
+//     every member's share with r counted holders;
+//   - proof epoch: until the next epoch starts, then until every counted
+//     custody has been proved in it (each holder answers its challenges in
+//     one Prove from its stored copies); a miss fails the step. The proofs
+//     and Prove bytes come from the chain scan ([ProofEpoch]);
 //   - churn: the authority's Churn removes a tenth of the nodes, whose
-//     daemons stop; until every remaining node's shares are back at r active
-//     holders and every vault is safe (today the owners re-push to new
-//     holders at their next reconcile; later, chain-driven repair). The
-//     shares of removed nodes left under r are counted, not waited for:
-//     their owners are gone and this build has no chain-driven repair;
+//     daemons stop; the chain fails their custodies and assigns
+//     replacements in the same block. The step records when every vault is
+//     safe and waits until every remaining node's shares are back at r
+//     counted holders (each owner pushes to its replacements at its next
+//     reconcile). The shares of removed nodes left under r are counted, not
+//     waited for: their owners are gone, the chain names a remaining holder
+//     as each replacement's source, and the node has no /ksb/repair sender;
 //   - accounting: every block from keygen to the end is read over the
 //     chain's RPC and its transactions classified by message type
 //     (attest.DecodeTx); the nodes' traffic counters are read.
 //
-// Per run it records the time to full coverage and to restored custody,
+// Per run it records the time to full coverage, to prove every custody in
+// an epoch, to every vault safe and to restored custody after the churn,
 // chain bytes by transaction type, block times, the messages and bytes each
 // node's libp2p streams sent (a metrics.Reporter per host: stream payload
 // and protocol negotiation, not Noise, yamux or QUIC framing; one message is

@@ -29,17 +29,20 @@ func simCmd() *cobra.Command {
 		Short: "Simulate networks of N nodes through a churn in one process and measure them",
 		Long: `Runs, for each N of --nodes, a whole network in one process on 127.0.0.1: an embedded chain and N
 nodes with real libp2p hosts and Badger stores (temporary directories). Keygen writes the
-shares of vaults of at most --max-vault-members (synthesized tss-lib save data), every share
-reaches r attested holders, the proof epoch step runs (not available on this build: the chain
-has no epochs yet), and a churn removes a tenth of the nodes while the owners restore their
-shares' custody. Each N runs in a process of its own.
+shares of vaults of at most --max-vault-members (synthesized tss-lib save data); each owner
+commits its copies and pushes them to the holders the chain assigned, who attest; one proof
+epoch runs (every custody challenged and proved); and a churn removes a tenth of the nodes
+while the chain assigns replacement holders and the owners push to them. Each N runs in a
+process of its own.
 
-Per N it records the time to full coverage and to restored custody, chain bytes by
-transaction type, block times, messages and bytes each node's libp2p streams sent, the
-process's peak memory and CPU seconds; it prints a markdown table with least-squares fits
+Per N it records the time to full coverage, to prove every custody in an epoch, to every
+vault safe and to restored custody after the churn, chain bytes by transaction type, proofs
+per epoch, block times, messages and bytes each node's libp2p streams sent (push, gossip),
+the process's peak memory and CPU seconds; it prints a markdown table with least-squares fits
 against N and, with --out, writes the table, results.json and one PNG per figure.
 
-Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 18).`,
+Sealing uses a LOW age work factor (--work-factor, 10 by default; production is 18) and the
+chain SHORT custody epochs (--epoch-blocks, 30 by default; production is 259200).`,
 		Args: cobra.NoArgs,
 	}
 	var (
