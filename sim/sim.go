@@ -79,8 +79,9 @@ const (
 	// for the mesh.
 	meshPoll = 200 * time.Millisecond
 
-	// sendAttempts bounds the tries of one authority transaction.
-	sendAttempts = 3
+	// sendRetryPause is the pause between two tries of one authority
+	// transaction; the tries go on until Config.PhaseTimeout.
+	sendRetryPause = 2 * time.Second
 
 	// startConcurrency is how many nodes start at once.
 	startConcurrency = 8
@@ -623,16 +624,20 @@ func (r *runner) keygen(ctx context.Context) (int64, error) {
 }
 
 // authoritySend signs msg as the authority and waits for its commit. A
-// failed RPC (the chain's RPC drops connections under the load of hundreds
-// of nodes) is tried again, up to sendAttempts times; after any failure,
-// done tells whether the change is on chain all the same (an earlier
-// attempt committed).
+// failed RPC (the chain's RPC drops connections or answers late when the
+// process is starved of CPU) is tried again until Config.PhaseTimeout: the
+// authority's transactions are the harness, not what is measured, and a
+// starved run should end as a timed-out phase, not on one lost answer.
+// After any failure, done tells whether the change is on chain all the
+// same (an earlier attempt committed).
 func (r *runner) authoritySend(ctx context.Context, msg attest.Msg, done func(context.Context) (bool, error)) error {
 	if r.sender == nil {
 		r.sender = attest.NewSender(r.net.client, r.net.authority)
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("%w: the authority's %s transaction not committed after %v", ErrPhaseTimeout, msg.Type(), r.cfg.PhaseTimeout))
+	defer cancel()
 	var err error
-	for range sendAttempts {
+	for {
 		cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 		_, err = r.sender.Send(cctx, msg)
 		if err != nil {
@@ -642,12 +647,19 @@ func (r *runner) authoritySend(ctx context.Context, msg attest.Msg, done func(co
 		}
 		cancel()
 		var te *attest.TxError
-		if err == nil || errors.As(err, &te) || ctx.Err() != nil {
+		if err == nil || errors.As(err, &te) {
 			return err
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (last: %v)", context.Cause(ctx), err)
+		}
 		r.logf("authority transaction: %v; trying again", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", context.Cause(ctx), err)
+		case <-time.After(sendRetryPause):
+		}
 	}
-	return err
 }
 
 // waitCoverage waits until every vault is safe and every member's share

@@ -73,6 +73,7 @@ chain SHORT custody epochs (--epoch-blocks, 30 by default; production is 259200)
 	f.Int64Var(&cfg.EpochBlocks, "epoch-blocks", sim.DefaultEpochBlocks, "custody epoch of the simulated chain, in blocks (SHORT: production is 259200)")
 	f.Int64Var(&cfg.ProofWindow, "proof-window", 0, "blocks a challenge may be answered in (default: half the epoch)")
 	f.DurationVar(&cfg.PhaseTimeout, "phase-timeout", sim.DefaultPhaseTimeout, "bound on each waiting phase")
+	f.DurationVar(&cfg.MeshTimeout, "mesh-timeout", sim.DefaultMeshTimeout, "bound on the wait for each join wave's full mesh (the run goes on without it)")
 	f.IntVar(&maxRSS, "max-rss", 20<<10, "stop a size, as failed, when its process's resident memory passes `MIB` mebibytes (0: no limit)")
 	f.IntVar(&components, "components", 0, "also measure the memory of K Badger stores, K libp2p hosts and their full mesh, in a process of its own (0: do not)")
 	f.BoolVar(&inProcess, "in-process", false, "run every size in this process (peak memory is then the largest so far)")
@@ -243,6 +244,7 @@ func simChildArgs(c sim.Config, result string, verbose bool) []string {
 		"--batch-interval", c.BatchInterval.String(),
 		"--heartbeat-interval", c.HeartbeatInterval.String(),
 		"--phase-timeout", c.PhaseTimeout.String(),
+		"--mesh-timeout", c.MeshTimeout.String(),
 		"--join-wave", strconv.Itoa(c.JoinWave),
 		"--epoch-blocks", strconv.FormatInt(c.EpochBlocks, 10),
 		"--proof-window", strconv.FormatInt(c.ProofWindow, 10),
