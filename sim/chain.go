@@ -7,6 +7,7 @@ import (
 	"time"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 
 	"github.com/ksb-project/ksb/attest"
 )
@@ -18,6 +19,32 @@ const undecodable = "undecodable"
 // blockchainInfoPage is how many block headers CometBFT's /blockchain
 // answers with at once.
 const blockchainInfoPage = 20
+
+// scanAttempts bounds the tries of one RPC call of the chain scan: an
+// answer lost to a starved RPC (EOF) is asked for again, a block that
+// cannot be read after that many tries ends the scan.
+const scanAttempts = 5
+
+// retryRPC calls f up to scanAttempts times, a second apart.
+func retryRPC[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for i := range scanAttempts {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return v, err
+			case <-time.After(time.Second):
+			}
+		}
+		if v, err = f(); err == nil {
+			return v, nil
+		}
+	}
+	return v, err
+}
 
 // ChainStats are the chain's figures over a range of blocks.
 type ChainStats struct {
@@ -78,7 +105,7 @@ func scanChain(ctx context.Context, rpcURL string, from, to int64) (*ChainStats,
 	times := make([]time.Time, 0, to-from+1)
 	for lo := from; lo <= to; lo += blockchainInfoPage {
 		hi := min(lo+blockchainInfoPage-1, to)
-		info, err := c.BlockchainInfo(ctx, lo, hi)
+		info, err := retryRPC(ctx, func() (*coretypes.ResultBlockchainInfo, error) { return c.BlockchainInfo(ctx, lo, hi) })
 		if err != nil {
 			return nil, fmt.Errorf("block headers %d..%d: %w", lo, hi, err)
 		}
@@ -96,7 +123,7 @@ func scanChain(ctx context.Context, rpcURL string, from, to int64) (*ChainStats,
 				continue
 			}
 			h := m.Header.Height
-			b, err := c.Block(ctx, &h)
+			b, err := retryRPC(ctx, func() (*coretypes.ResultBlock, error) { return c.Block(ctx, &h) })
 			if err != nil {
 				return nil, fmt.Errorf("block %d: %w", h, err)
 			}

@@ -594,9 +594,11 @@ func (r *runner) waitMesh(ctx context.Context, ms []*member) bool {
 // the chain height before it.
 func (r *runner) keygen(ctx context.Context) (int64, error) {
 	n := r.net
-	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	defer cancel()
-	from, err := n.client.Height(cctx)
+	var from int64
+	err := r.chainCall(ctx, "reading the height", func(ctx context.Context) (err error) {
+		from, err = n.client.Height(ctx)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -654,6 +656,29 @@ func (r *runner) authoritySend(ctx context.Context, msg attest.Msg, done func(co
 			return fmt.Errorf("%w (last: %v)", context.Cause(ctx), err)
 		}
 		r.logf("authority transaction: %v; trying again", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", context.Cause(ctx), err)
+		case <-time.After(sendRetryPause):
+		}
+	}
+}
+
+// chainCall runs one query of the simulation's own, each try bounded by
+// chainCallTimeout, until it succeeds or Config.PhaseTimeout passes: a
+// lost answer (the RPC answers EOF or late when the process is starved of
+// CPU) is the harness's problem, not a measurement.
+func (r *runner) chainCall(ctx context.Context, what string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.PhaseTimeout, fmt.Errorf("%w: %s: no answer after %v", ErrPhaseTimeout, what, r.cfg.PhaseTimeout))
+	defer cancel()
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, chainCallTimeout)
+		err := f(cctx)
+		ccancel()
+		if err == nil {
+			return nil
+		}
+		r.logf("%s: %v; trying again", what, err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last: %v)", context.Cause(ctx), err)
@@ -749,8 +774,6 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("removing %d nodes: %w", len(perm), err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	defer cancel()
 	t := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(perm))
@@ -769,7 +792,11 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 		return "", "", err
 	}
 	r.res.Restore = time.Since(t)
-	cov, err := n.client.Coverage(cctx, "")
+	var cov *attest.Coverage
+	err = r.chainCall(ctx, "reading the coverage", func(ctx context.Context) (err error) {
+		cov, err = n.client.Coverage(ctx, "")
+		return err
+	})
 	if err != nil {
 		return "", "", err
 	}
@@ -791,9 +818,11 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 // account reads the chain's blocks from height from to now and the nodes'
 // traffic counters.
 func (r *runner) account(ctx context.Context, from int64) (string, string, error) {
-	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	defer cancel()
-	to, err := r.net.client.Height(cctx)
+	var to int64
+	err := r.chainCall(ctx, "reading the height", func(ctx context.Context) (err error) {
+		to, err = r.net.client.Height(ctx)
+		return err
+	})
 	if err != nil {
 		return "", "", err
 	}

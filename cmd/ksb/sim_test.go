@@ -12,6 +12,11 @@ import (
 // the run took, and --out holding the table, the results and a plot per
 // figure; then the same results drawn again with --from-results.
 func TestSimCommand(t *testing.T) {
+	if os.Getenv("KSB_SIM_TEST") == "" {
+		// A 6-node simulation through the binary: too slow with -race for
+		// `make test`; `make sim` runs it first.
+		t.Skip("set KSB_SIM_TEST=1 to run the simulation command (make sim does)")
+	}
 	out := t.TempDir()
 	r := runKSB(t, nil, "sim", "--nodes", "6", "--out", out,
 		"--block-interval", "200ms", "--poll-interval", "500ms", "--batch-interval", "300ms")
