@@ -322,7 +322,15 @@ func startHome(ctx context.Context, home string, hc HomeConfig, logger *slog.Log
 		return nil, err
 	}
 	n, err := cmtnode.NewNode(ctx, c, pv, nodeKey,
-		proxy.NewLocalClientCreator(app),
+		// One mutex per ABCI connection, not one for all: queries read
+		// committed snapshots without the app's lock (App.Query,
+		// statestore.Snapshot), so they need not queue ahead of the
+		// consensus connection. With NewLocalClientCreator's single
+		// mutex, a 100-node simulation's block Commit waited behind 899
+		// queued queries and the chain stopped making blocks
+		// (docs/performance.md, "Churn simulation"). Mutating calls
+		// (CheckTx, the block's calls, Commit) still take App.mu.
+		proxy.NewConnSyncLocalClientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		dbs.open,
 		cmtnode.DefaultMetricsProvider(c.Instrumentation),
