@@ -216,6 +216,21 @@ type EmbeddedConfig struct {
 	// Logger receives CometBFT's and the application's logs; nil discards
 	// them.
 	Logger *slog.Logger
+	// QueriesBesideBlocks runs the application through CometBFT's
+	// connection-synchronized local client (one mutex per ABCI connection)
+	// instead of the local client's one mutex for every call, so that
+	// queries, which read committed snapshots without the app's lock, no
+	// longer queue ahead of the block's FinalizeBlock and Commit. The
+	// price: a query may answer from the version before the height /status
+	// already reports (the block is stored before the app commits it), so
+	// a client that reads a height and then queries may see the state one
+	// block behind (TestEmbeddedOverRPC, which waits for a height on
+	// /status and then reads its challenges, failed so once under -race
+	// with this on). Off by default;
+	// the churn simulation turns it on (docs/performance.md, "Churn
+	// simulation": with the single mutex a 100-node run's Commit waited
+	// behind 899 queued queries and the chain stopped making blocks).
+	QueriesBesideBlocks bool
 }
 
 // Embedded is a CometBFT validator running the ksb application in this
@@ -274,10 +289,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.P2PListen != "" {
 		hc.P2PListen = cfg.P2PListen
 	}
-	return startHome(ctx, cfg.Home, hc, cfg.Logger)
+	return startHome(ctx, cfg.Home, hc, cfg.Logger, cfg.QueriesBesideBlocks)
 }
 
-func startHome(ctx context.Context, home string, hc HomeConfig, logger *slog.Logger) (*Embedded, error) {
+func startHome(ctx context.Context, home string, hc HomeConfig, logger *slog.Logger, queriesBesideBlocks bool) (*Embedded, error) {
 	c := cmtcfg.DefaultConfig()
 	c.SetRoot(home)
 	c.Moniker = hc.Moniker
@@ -321,16 +336,14 @@ func startHome(ctx context.Context, home string, hc HomeConfig, logger *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	// See EmbeddedConfig.QueriesBesideBlocks. Mutating calls (CheckTx, the
+	// block's calls, Commit) take App.mu either way.
+	creator := proxy.NewLocalClientCreator(app)
+	if queriesBesideBlocks {
+		creator = proxy.NewConnSyncLocalClientCreator(app)
+	}
 	n, err := cmtnode.NewNode(ctx, c, pv, nodeKey,
-		// One mutex per ABCI connection, not one for all: queries read
-		// committed snapshots without the app's lock (App.Query,
-		// statestore.Snapshot), so they need not queue ahead of the
-		// consensus connection. With NewLocalClientCreator's single
-		// mutex, a 100-node simulation's block Commit waited behind 899
-		// queued queries and the chain stopped making blocks
-		// (docs/performance.md, "Churn simulation"). Mutating calls
-		// (CheckTx, the block's calls, Commit) still take App.mu.
-		proxy.NewConnSyncLocalClientCreator(app),
+		creator,
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		dbs.open,
 		cmtnode.DefaultMetricsProvider(c.Instrumentation),

@@ -488,6 +488,9 @@ func (r *runner) start(ctx context.Context, dir string) (string, string, error) 
 	n.chain, err = attest.StartEmbedded(ctx, attest.EmbeddedConfig{
 		Home: filepath.Join(dir, "chain"), ChainID: ChainID, Genesis: n.genesis(),
 		BlockInterval: r.cfg.BlockInterval, Logger: r.cfg.Logger.With("component", "chain"),
+		// Queries must not hold up the blocks: one validator answers every
+		// node's polls (attest.EmbeddedConfig.QueriesBesideBlocks).
+		QueriesBesideBlocks: true,
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("starting the chain: %w", err)
