@@ -224,9 +224,11 @@ type EmbeddedConfig struct {
 	// price: a query may answer from the version before the height /status
 	// already reports (the block is stored before the app commits it), so
 	// a client that reads a height and then queries may see the state one
-	// block behind (TestEmbeddedOverRPC, which waits for a height on
+	// block behind. (TestEmbeddedOverRPC, which waits for a height on
 	// /status and then reads its challenges, failed so once under -race
-	// with this on). Off by default;
+	// with this on, and once with it off in a full -race run on a loaded
+	// machine: that failure does not single the option out.) Off by
+	// default;
 	// the churn simulation turns it on (docs/performance.md, "Churn
 	// simulation": with the single mutex a 100-node run's Commit waited
 	// behind 899 queued queries and the chain stopped making blocks).
