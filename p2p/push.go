@@ -31,6 +31,11 @@ type Copy struct {
 	CommitPath [][]byte
 	Owner      []byte
 	Blob       []byte
+	// CopyRoot, if not zero, is the copy's root (custody.CopyRoot of
+	// Blob) as the owner computed it for the commitment; Push then checks
+	// the receipt against it instead of hashing the copy again. A wrong
+	// root only makes the owner's own Push fail (ErrBadReceipt).
+	CopyRoot [custody.HashSize]byte
 }
 
 // Push sends copy c over PushProtocol to holder, the node the chain
@@ -64,9 +69,11 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Ide
 	if err != nil {
 		return nil, fmt.Errorf("holder: %w", err)
 	}
-	root, err := custody.CopyRoot(c.Blob)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	root := c.CopyRoot
+	if root == ([custody.HashSize]byte{}) {
+		if root, err = custody.CopyRoot(c.Blob); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 	hdr := &pb.PushHeader{
 		Commitment: c.Custody.Commitment, Slot: c.Custody.Slot, CopyIndex: uint32(c.CopyIndex),
@@ -374,7 +381,10 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 		return "", 0, class, err
 	}
 	defer st.Scope().ReleaseMemory(size)
-	if err := custody.VerifyCopy(c.Root, c.Size, c.Copies, c.CopyIndex, hdr.CommitPath, blob); err != nil {
+	// The copy is hashed once: its root is checked here and named in the
+	// receipt.
+	root, err := custody.VerifyCopyRoot(c.Root, c.Size, c.Copies, c.CopyIndex, hdr.CommitPath, blob)
+	if err != nil {
 		return "", 0, class, refuse(CodeBadCopy, "custody %s: %v", idString(id), err)
 	}
 
@@ -388,9 +398,8 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 	}
 	r := &Receipt{
 		Holder: s.id.PubKey(), Pusher: remoteKey, Custody: id, CopyIndex: entry.CopyIndex,
-		Size: entry.Size, Time: entry.Received,
+		Size: entry.Size, Time: entry.Received, CopyRoot: root,
 	}
-	r.CopyRoot, _ = custody.CopyRoot(blob)
 	signReceipt(s.id, r)
 	// The slot is given back before the receipt goes out: an owner that has
 	// read it may open its next push at once, and must find the slot free.
@@ -431,20 +440,18 @@ func (s *Service) custody(remote peer.ID, id custody.CustodyID, pusher string) (
 
 // admit checks the owner's quota for storing a copy of size bytes for
 // custody id (a copy already stored for id needs no more quota).
+// Both come from the store's accounts in memory: no scan of what the owner
+// keeps, and no database read (which would wait for the sync in progress).
 func (s *Service) admit(owner []byte, id custody.CustodyID, size int64) error {
-	entries, err := s.st.Entries(owner)
+	if s.st.Holds(owner, id) {
+		return nil
+	}
+	blobs, used, err := s.st.Usage(owner)
 	if err != nil {
-		return refuse(CodeInternal, "reading entries")
+		return refuse(CodeInternal, "reading the owner's usage")
 	}
-	blobs, bytes := len(entries), int64(0)
-	for _, e := range entries {
-		if e.Custody == id {
-			return nil
-		}
-		bytes += e.Size
-	}
-	if blobs+1 > s.quotaBlobs || bytes+size > s.quotaBytes {
-		return refuse(CodeOverQuota, "owner keeps %d copies, %d bytes here; quota %d copies, %d bytes", blobs, bytes, s.quotaBlobs, s.quotaBytes)
+	if blobs+1 > s.quotaBlobs || used+size > s.quotaBytes {
+		return refuse(CodeOverQuota, "owner keeps %d copies, %d bytes here; quota %d copies, %d bytes", blobs, used, s.quotaBlobs, s.quotaBytes)
 	}
 	return nil
 }

@@ -567,3 +567,24 @@ func TestPushRefusedWhenNotRecorded(t *testing.T) {
 		t.Fatalf("retry: %v", err)
 	}
 }
+
+// TestPushCopyRootGiven checks that Push uses the copy root the owner
+// gives instead of hashing the copy again: the right root gives the same
+// receipt, a wrong one makes the owner's Push fail with ErrBadReceipt
+// (the holder's receipt names the root of what it stored).
+func TestPushCopyRootGiven(t *testing.T) {
+	o := newOwner(t)
+	m := newMembers(o.id)
+	hd := newHolder(t, m)
+	sh := m.commit(t, o.id, vaultA, 5000, 3, hd.id)
+	c := sh.copy(t, 0)
+	c.CopyRoot = sh.cm.CopyRoots[0]
+	r, err := o.push(t, hd, c)
+	if err != nil || r.CopyRoot != sh.cm.CopyRoots[0] {
+		t.Fatalf("push with the right root: %v", err)
+	}
+	c.CopyRoot[0] ^= 1
+	if _, err := o.push(t, hd, c); !errors.Is(err, p2p.ErrBadReceipt) {
+		t.Fatalf("push with a wrong root: %v, want ErrBadReceipt", err)
+	}
+}

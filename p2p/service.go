@@ -112,6 +112,7 @@ type Membership interface {
 type Store interface {
 	Put(e store.Entry, blob []byte) (added bool, err error)
 	Get(id custody.CustodyID) (store.Entry, []byte, error)
+	Holds(owner []byte, id custody.CustodyID) bool
 	Entries(owner []byte) ([]store.Entry, error)
 	Usage(owner []byte) (blobs int, bytes int64, err error)
 	Stats() (blobs int, bytes int64, err error)
