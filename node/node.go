@@ -283,6 +283,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("attestation batcher", n.runBatcher)
 	run("prover", n.runProver)
 	run("owner", n.runOwner)
+	run("repairer", n.runRepairer)
 	run("heartbeats", func(ctx context.Context) error {
 		// Peers accept heartbeats of active nodes only; this node's own
 		// validator needs the chain view too.

@@ -38,7 +38,7 @@ const (
 	// libp2p stack reserve (system scope), and what the default per-scope
 	// limits are scaled to. 256 MiB holds every inbound ksb stream at its cap
 	// at once (activePushStreams+activeFetchStreams+strangerFetchStreams+
-	// returnStreams blobs of MaxBlobSize: 68 MiB) with room for this node's
+	// returnStreams+activeRepairStreams blobs of MaxBlobSize: 76 MiB) with room for this node's
 	// own pushes, muxer windows and gossip, while leaving a node machine's
 	// memory to thornode and bifrost.
 	hostMemory = 256 << 20
@@ -86,6 +86,13 @@ const (
 	// of this node's shares, with room to spare.
 	returnStreams        = 16
 	returnStreamsPerPeer = 2
+	// repairInStreams, repairInStreamsPerPeer: inbound repairs, twice the
+	// active nodes' allowance (activeRepairStreams, MaxRepairStreamsPerPeer);
+	// repairOutStreams: this node's own repairs as a source, to all
+	// replacements (Service.Repair keeps MaxRepairStreamsPerPeer each).
+	repairInStreams        = 2 * activeRepairStreams
+	repairInStreamsPerPeer = 2 * MaxRepairStreamsPerPeer
+	repairOutStreams       = activeRepairStreams
 	// streamMemorySlack covers frames next to a blob reservation.
 	streamMemorySlack = 64 << 10
 	// streamMemory is the most one ksb stream reserves at once.
@@ -168,7 +175,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 // high watermark of connHigh: go-libp2p's default limits scaled to hostMemory,
 // system connections raised to twice connHigh (so the connection manager trims
 // long before the resource manager refuses), file descriptors to match, and
-// explicit limits for the ksb services (push, fetch, return) sized from the
+// explicit limits for the ksb services (push, fetch, return, repair) sized from the
 // handlers' stream allowances per class of peer and MaxBlobSize.
 func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
 	cfg := rcmgr.DefaultLimits
@@ -186,6 +193,8 @@ func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
 		int64(activeFetchStreams+strangerFetchStreams+fetchOutStreams)*streamMemory, int64(fetchOutStreams)*streamMemory)
 	svc(ReturnServiceName, returnStreams, returnStreams, returnStreamsPerPeer, returnStreamsPerPeer,
 		2*returnStreams*streamMemory, 2*returnStreamsPerPeer*streamMemory)
+	svc(RepairServiceName, repairInStreams, repairOutStreams, repairInStreamsPerPeer, repairInStreamsPerPeer,
+		int64(activeRepairStreams+repairOutStreams)*streamMemory, 2*MaxRepairStreamsPerPeer*streamMemory)
 	conns := 2 * connHigh
 	fds := conns*fdsPerConn + fdSlack
 	partial := rcmgr.PartialLimitConfig{
