@@ -36,8 +36,8 @@
 //     safe and waits until every remaining node's shares are back at r
 //     counted holders (each owner pushes to its replacements at its next
 //     reconcile). The shares of removed nodes left under r are counted, not
-//     waited for: their owners are gone, the chain names a remaining holder
-//     as each replacement's source, and the node has no /ksb/repair sender;
+//     waited for: their owners are gone and the chain names a remaining
+//     holder as each replacement's source (/ksb/repair);
 //   - accounting: every block from keygen to the end is read over the
 //     chain's RPC and its transactions classified by message type
 //     (attest.DecodeTx); the nodes' traffic counters are read.

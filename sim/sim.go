@@ -307,9 +307,9 @@ type Result struct {
 	// of a remaining node has r counted holders again (its owner pushes a
 	// copy to each replacement) and every vault is safe. Unrepaired counts
 	// the shares of removed nodes left with fewer than r counted holders
-	// then: their owners are gone, the chain names one of the remaining
-	// holders as each replacement's source, and the node has no sender for
-	// /ksb/repair yet (docs/performance.md, "Churn simulation").
+	// then: their owners are gone and the chain names one of the remaining
+	// holders as each replacement's source (/ksb/repair; docs/performance.md,
+	// "Churn simulation").
 	Removed    int           `json:"removed"`
 	Safe       time.Duration `json:"safe"`
 	Restore    time.Duration `json:"restore"`
@@ -813,7 +813,7 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 	note := fmt.Sprintf("%d nodes removed; every vault safe %v and every remaining node's shares back at r holders %v after the churn's commit",
 		len(perm), r.res.Safe.Round(time.Millisecond), r.res.Restore.Round(time.Millisecond))
 	if r.res.Unrepaired > 0 {
-		note += fmt.Sprintf("; %d shares of removed nodes stay under r (their replacements' sources are holders, and the node has no /ksb/repair sender yet)", r.res.Unrepaired)
+		note += fmt.Sprintf("; %d shares of removed nodes stay under r (their replacements' sources are holders: /ksb/repair)", r.res.Unrepaired)
 	}
 	return StatusOK, note, nil
 }
