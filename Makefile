@@ -22,8 +22,17 @@ BENCHTIME ?= 1x
 CHAOS_SEED  ?= 0
 CHAOS_FLAGS ?=
 CHAOS_TAGS  ?=
+# `make sim`: the churn simulation (ksb sim, package sim) for SIM_NODES, each
+# size in a process of its own, writing its table, results.json and plots to
+# SIM_OUT; SIM_FLAGS passes other flags (see `ksb sim --help`; why these are in
+# docs/performance.md, "Churn simulation"). It prints the table and how long it
+# took. It first runs the 8-node TestRun and the 6-node TestSimCommand (KSB_SIM_TEST=1;
+# too slow with -race for `make test`).
+SIM_NODES ?= 25,50,100,200
+SIM_OUT   ?= docs/performance-sim
+SIM_FLAGS ?= --transport quic --poll-interval 10s --heartbeat-interval 60s --epoch-blocks 60 --phase-timeout 6m --mesh-timeout 1m --components 40
 
-.PHONY: all build test vet deps proto proto-check bench fuzz chaos devnet clean
+.PHONY: all build test vet deps proto proto-check bench fuzz chaos sim devnet clean
 
 all: build
 
@@ -81,6 +90,11 @@ fuzz:
 chaos:
 	$(GO) build -tags '$(CHAOS_TAGS)' -o bin/ksb-chaos-target ./cmd/ksb
 	$(GO) run ./cmd/ksb-chaos -ksb bin/ksb-chaos-target -seed $(CHAOS_SEED) $(CHAOS_FLAGS)
+
+sim:
+	KSB_SIM_TEST=1 $(GO) test -count=1 -run '^(TestRun|TestSimCommand)$$' ./sim/ ./cmd/ksb/
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ksb-sim ./cmd/ksb
+	bin/ksb-sim sim --nodes $(SIM_NODES) --out $(SIM_OUT) $(SIM_FLAGS)
 
 devnet:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/ksb devnet

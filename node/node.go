@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	lpmetrics "github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -65,6 +66,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the node's metrics; nil means a new registry.
 	Registry *prometheus.Registry
+	// BandwidthReporter, if set, counts the bytes of the node's libp2p
+	// streams (see p2p.HostConfig).
+	BandwidthReporter lpmetrics.Reporter
 }
 
 // Node is a running ksb daemon. Build it with New, run it with Run.
@@ -132,6 +136,8 @@ type Node struct {
 	// protected and allowlisted on the host; nodes churned out lose both.
 	known *p2p.KnownPeers
 
+	bw        lpmetrics.Reporter
+
 	admin     *adminServer
 	closeOnce sync.Once
 }
@@ -167,6 +173,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		kick:       make(chan struct{}, 1),
 		commitKick: make(chan struct{}, 1),
 		viewReady:  make(chan struct{}),
+		bw:         opts.BandwidthReporter,
 	}
 	n.m = newMetrics(reg)
 	for _, s := range cfg.P2P.Bootstrap {
@@ -208,6 +215,8 @@ func (n *Node) open(ctx context.Context) error {
 		Listen:   n.cfg.P2P.Listen,
 		ConnLow:  n.cfg.P2P.ConnLow,
 		ConnHigh: n.cfg.P2P.ConnHigh,
+
+		BandwidthReporter: n.bw,
 	}); err != nil {
 		return fmt.Errorf("libp2p host: %w", err)
 	}

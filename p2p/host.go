@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	lpmetrics "github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -112,6 +113,10 @@ type HostConfig struct {
 	// ConnLow and ConnHigh are the connection manager's watermarks; zero
 	// means DefaultConnLow and DefaultConnHigh.
 	ConnLow, ConnHigh int
+	// BandwidthReporter, if set, is told of every byte the host's streams
+	// send and receive (libp2p.BandwidthReporter); the churn simulation
+	// counts traffic per node with it.
+	BandwidthReporter lpmetrics.Reporter
 }
 
 // NewHost starts a libp2p host for the node: its identity key; TCP with Noise
@@ -160,6 +165,9 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("ksb"),
+	}
+	if cfg.BandwidthReporter != nil {
+		opts = append(opts, libp2p.BandwidthReporter(cfg.BandwidthReporter))
 	}
 	if len(cfg.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
