@@ -136,7 +136,7 @@ type Node struct {
 	// protected and allowlisted on the host; nodes churned out lose both.
 	known *p2p.KnownPeers
 
-	bw        lpmetrics.Reporter
+	bw lpmetrics.Reporter
 
 	admin     *adminServer
 	closeOnce sync.Once
