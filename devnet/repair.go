@@ -299,7 +299,7 @@ type CopyTraffic struct {
 func (t CopyTraffic) Sub(u CopyTraffic) CopyTraffic {
 	return CopyTraffic{CopiesOut: t.CopiesOut - u.CopiesOut, CopiesIn: t.CopiesIn - u.CopiesIn,
 		DuplicatesIn: t.DuplicatesIn - u.DuplicatesIn,
-		BytesOut: t.BytesOut - u.BytesOut, BytesIn: t.BytesIn - u.BytesIn}
+		BytesOut:     t.BytesOut - u.BytesOut, BytesIn: t.BytesIn - u.BytesIn}
 }
 
 // Traffic reads member m's copy traffic over protocol ("push" or "repair")
