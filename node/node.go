@@ -72,6 +72,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the node's metrics; nil means a new registry.
 	Registry *prometheus.Registry
+	// Clock is the wall clock the node's gossip reads (heartbeat times);
+	// nil means time.Now. Tests give a node a wrong clock with it.
+	Clock func() time.Time
 }
 
 // Node is a running ksb daemon. Build it with New, run it with Run.
@@ -83,6 +86,7 @@ type Node struct {
 	log  *slog.Logger
 	reg  *prometheus.Registry
 	m    *metrics
+	now  func() time.Time
 
 	st     *store.Store
 	h      host.Host
@@ -146,6 +150,10 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		member:    &membership{},
 		kick:      make(chan struct{}, 1),
 		viewReady: make(chan struct{}),
+		now:       opts.Clock,
+	}
+	if n.now == nil {
+		n.now = time.Now
 	}
 	n.m = newMetrics(reg)
 	for _, s := range cfg.P2P.Bootstrap {
@@ -202,6 +210,7 @@ func (n *Node) open(ctx context.Context) error {
 	n.gossip, err = p2p.NewGossip(n.h, n.id, n.member,
 		p2p.WithGossipLogger(n.log.With("component", "gossip")),
 		p2p.WithGossipRegisterer(n.reg),
+		p2p.WithClock(n.now),
 		// Every node of a network runs the same interval; half of it leaves
 		// room for jitter and still refuses a node that floods the topic.
 		p2p.WithHeartbeatMinInterval(n.cfg.P2P.HeartbeatInterval.Duration/2),

@@ -257,6 +257,20 @@ func WithRepublishInterval(d time.Duration) GossipOption {
 	}
 }
 
+// WithClock sets the wall clock the gossip reads: the time it writes into
+// heartbeats and recovery requests and the time it judges received ones by
+// (default time.Now). Tests give a node a wrong clock with it. Stream
+// deadlines use the system clock, whatever this says.
+func WithClock(now func() time.Time) GossipOption {
+	return func(g *Gossip) error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrBadConfig)
+		}
+		g.now = now
+		return nil
+	}
+}
+
 // ServeRecovery makes the node answer recovery requests: for an owner svc
 // holds blobs of, it opens a ReturnProtocol stream to that owner's peer ID
 // and sends them.

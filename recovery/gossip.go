@@ -43,7 +43,7 @@ func runGossip(ctx context.Context, c *config, rep *Report) error {
 		return fmt.Errorf("starting libp2p host: %w", err)
 	}
 	defer h.Close()
-	g, err := p2p.NewGossip(h, c.id, nobody{}, p2p.WithGossipLogger(c.log), p2p.WithRepublishInterval(republishInterval))
+	g, err := p2p.NewGossip(h, c.id, nobody{}, p2p.WithGossipLogger(c.log), p2p.WithRepublishInterval(republishInterval), p2p.WithClock(c.Now))
 	if err != nil {
 		return fmt.Errorf("starting gossip: %w", err)
 	}

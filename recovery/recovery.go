@@ -164,6 +164,10 @@ type Options struct {
 	GossipFirstWait time.Duration
 	// GossipTimeout bounds the gossip path (DefaultGossipTimeout).
 	GossipTimeout time.Duration
+
+	// Now is the wall clock Run reads (nil means time.Now): the time its
+	// recovery requests carry. Tests give Run a wrong clock with it.
+	Now func() time.Time
 }
 
 // Path is how blobs were found.
@@ -342,6 +346,9 @@ func (o Options) resolve() (*config, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.progress = newProgress(o.Progress)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	c.opens = make(chan struct{}, maxConcurrentOpens)
 	return c, nil
 }
