@@ -23,8 +23,9 @@ const (
 	// FetchProtocol returns an owner's blobs to that owner, on its request.
 	FetchProtocol protocol.ID = "/ksb/fetch/1.0.0"
 	// ReturnProtocol carries an owner's blobs from a holder to the owner
-	// after a recovery request on gossip; the holder opens the stream.
-	ReturnProtocol protocol.ID = "/ksb/return/1.0.0"
+	// after a recovery request on gossip; the holder opens the stream, offers
+	// the blobs and sends them if the owner accepts (2.0.0: the offer).
+	ReturnProtocol protocol.ID = "/ksb/return/2.0.0"
 
 	// PushServiceName, FetchServiceName and ReturnServiceName are the
 	// resource-manager services the streams of each protocol are attached

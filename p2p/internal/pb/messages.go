@@ -498,3 +498,86 @@ func (r *RecoveryRequest) Unmarshal(b []byte) error {
 		return nil
 	})
 }
+
+// ReturnOffer is the first frame of a return stream, holder to owner: which
+// recovery request it answers, how many blobs it holds for the owner, and
+// the holder's clock. Nothing else is sent until the owner answers with a
+// ReturnReply.
+type ReturnOffer struct {
+	Nonce        []byte // 1: the nonce of the recovery request answered
+	Count        uint32 // 2: blobs the holder holds for the owner
+	TimeUnixNano int64  // 3: the holder's clock when it wrote the offer
+}
+
+// Marshal encodes o.
+func (o *ReturnOffer) Marshal() []byte {
+	var b []byte
+	b = appendBytes(b, 1, o.Nonce)
+	b = appendUint(b, 2, uint64(o.Count))
+	b = appendInt(b, 3, o.TimeUnixNano)
+	return b
+}
+
+// Unmarshal decodes b into o.
+func (o *ReturnOffer) Unmarshal(b []byte) error {
+	*o = ReturnOffer{}
+	var s seen
+	return walk(b, func(f field) error {
+		switch f.num {
+		case 1:
+			if err := s.once(f, protowire.BytesType); err != nil {
+				return err
+			}
+			o.Nonce = clone(f.bytes)
+		case 2:
+			if err := s.once(f, protowire.VarintType); err != nil {
+				return err
+			}
+			if f.u > 1<<31 {
+				return fmt.Errorf("%w: offer count %d out of range", ErrMalformed, f.u)
+			}
+			o.Count = uint32(f.u)
+		case 3:
+			if err := s.once(f, protowire.VarintType); err != nil {
+				return err
+			}
+			o.TimeUnixNano = int64(f.u)
+		default:
+			return unknown(f)
+		}
+		return nil
+	})
+}
+
+// ReturnReply is the owner's answer to a ReturnOffer: whether the holder is
+// to send the blobs it offered.
+type ReturnReply struct {
+	Send bool // 1
+}
+
+// Marshal encodes r.
+func (r *ReturnReply) Marshal() []byte {
+	if !r.Send {
+		return nil
+	}
+	return appendUint(nil, 1, 1)
+}
+
+// Unmarshal decodes b into r.
+func (r *ReturnReply) Unmarshal(b []byte) error {
+	*r = ReturnReply{}
+	var s seen
+	return walk(b, func(f field) error {
+		if f.num != 1 {
+			return unknown(f)
+		}
+		if err := s.once(f, protowire.VarintType); err != nil {
+			return err
+		}
+		if f.u > 1 {
+			return fmt.Errorf("%w: bool field %d is %d", ErrMalformed, f.num, f.u)
+		}
+		r.Send = f.u == 1
+		return nil
+	})
+}
