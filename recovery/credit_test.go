@@ -47,11 +47,7 @@ func TestGossipProgressNamesCreditedHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col := &collector{
-		c: c, ctx: context.Background(), hrp: identity.DefaultHRP, start: time.Now(),
-		changed: make(chan struct{}, 1),
-		failed:  map[[32]byte]error{}, vaultOf: map[[32]byte]string{}, best: map[string]*kept{},
-	}
+	col := newCollector(c, context.Background(), identity.DefaultHRP, time.Now())
 	blob := recoverytest.Seal(t, share, mnemonic)
 	at := time.Now()
 	fetched := func(id *identity.Identity, received time.Time) p2p.Fetched {
@@ -61,7 +57,7 @@ func TestGossipProgressNamesCreditedHolder(t *testing.T) {
 	}
 	col.onBlob(fetched(first, at.Add(-time.Minute)))
 	col.onBlob(fetched(second, at))
-	kept, _ := col.close()
+	kept, _, _ := col.close()
 	if len(kept) != 1 || kept[0].holder != second.Address(identity.DefaultHRP) {
 		t.Fatalf("kept %+v, want the copy received last, from %s", kept, second.Address(identity.DefaultHRP))
 	}

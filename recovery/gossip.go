@@ -26,7 +26,7 @@ func (nobody) IsActive([]byte) bool { return false }
 
 // runGossip is the gossip path: connect to the bootstrap peers, publish a
 // recovery request, verify every blob holders return, keep the newest per
-// vault, stop after a quiet period or the timeout, and write what was kept.
+// vault, stop as the package documentation says, and write what was kept.
 func runGossip(ctx context.Context, c *config, rep *Report) error {
 	rep.Path = PathGossip
 	hrp := c.HRP
@@ -68,35 +68,41 @@ func runGossip(ctx context.Context, c *config, rep *Report) error {
 	}
 	c.progress.printf("gossip: connected to %d bootstrap peer(s); asking for the blobs of %s", len(connected), owner)
 	waitTopic(ctx, g, connected)
-	// p2p's gossipsub sends this node's own messages only to its mesh
-	// peers, and grafts peers into the mesh on its heartbeat: wait for one.
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(meshWait):
+	if c.legacyGossip {
+		// Before the offers: one gossipsub heartbeat for a mesh to form.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(legacyMeshWait):
+		}
 	}
 
 	start := time.Now()
-	col := &collector{
-		c: c, ctx: ctx, hrp: hrp, start: start,
-		changed: make(chan struct{}, 1),
-		failed:  make(map[[32]byte]error),
-		vaultOf: make(map[[32]byte]string),
-		best:    make(map[string]*kept),
-	}
+	col := newCollector(c, ctx, hrp, start)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- g.Recover(rctx, col.onBlob) }()
+	go func() {
+		done <- g.Recover(rctx, p2p.ReturnHandler{Offer: col.onOffer, Blob: col.onBlob, Done: col.onDone})
+	}()
 	overall := time.NewTimer(c.GossipTimeout)
 	defer overall.Stop()
 	// Until the first blob the wait is GossipFirstWait, so a mnemonic no
 	// holder knows (a wrong one) ends then, not at GossipTimeout.
 	quiet := time.NewTimer(c.GossipFirstWait)
+	defer quiet.Stop()
+	grace := time.NewTimer(time.Hour)
+	grace.Stop()
+	defer grace.Stop()
 	tick := time.NewTicker(waitProgressInterval)
 	defer tick.Stop()
-	c.progress.printf("gossip: request published; waiting for holders (stopping if no blob comes in %v, then %v after the last new one; %v at most)",
-		c.GossipFirstWait, c.GossipQuiet, c.GossipTimeout)
+	if c.legacyGossip {
+		c.progress.printf("gossip: request published; waiting for holders (stopping if no blob comes in %v, then %v after the last new one; %v at most)",
+			c.GossipFirstWait, c.GossipQuiet, c.GossipTimeout)
+	} else {
+		c.progress.printf("gossip: request published; waiting for holders (stopping %v after the last holder answered once every vault heard of has a verified copy; if no blob comes in %v; %v after the last new one otherwise; %v at most)",
+			c.GossipGrace, c.GossipFirstWait, c.GossipQuiet, c.GossipTimeout)
+	}
 	var (
 		recErr   error
 		returned bool
@@ -114,10 +120,36 @@ wait:
 		case <-overall.C:
 			c.progress.printf("gossip: stopping after %v", c.GossipTimeout)
 			break wait
-		case <-col.changed:
-			blobs++
-			last = time.Now()
-			quiet.Reset(c.GossipQuiet)
+		case ev := <-col.changed:
+			if ev.kept > 0 {
+				blobs += ev.kept
+				last = time.Now()
+				quiet.Reset(c.GossipQuiet)
+			}
+			if c.legacyGossip {
+				continue
+			}
+			st := col.state()
+			if !st.settled() {
+				grace.Stop()
+				continue
+			}
+			// Every vault heard of has a verified copy and nothing is in
+			// flight: wait GossipGrace after the request and after the last
+			// offer, for holders later than the others.
+			at := st.lastOffer
+			if at.Before(start) {
+				at = start
+			}
+			if wait := time.Until(at.Add(c.GossipGrace)); wait > 0 {
+				grace.Reset(wait)
+				continue
+			}
+			c.progress.printf("gossip: every vault heard of (%d) has a verified copy; no holder answered in the last %v; stopping", st.vaults, c.GossipGrace)
+			break wait
+		case <-grace.C:
+			// Re-checked through changed: the state may have moved on.
+			col.poke()
 		case <-tick.C:
 			if blobs == 0 {
 				c.progress.printf("gossip: waiting for holders: no blob yet after %v (stopping at %v)",
@@ -135,13 +167,14 @@ wait:
 			break wait
 		}
 	}
-	quiet.Stop()
 	cancel()
 	if !returned {
 		recErr = <-done
 	}
-	best, skips := col.close()
+	best, skips, offers := col.close()
 	rep.Skipped = skips
+	rep.Clock = holderClock(offers)
+	c.reportClock(rep.Clock)
 	defer func() {
 		for _, k := range best {
 			clear(k.pt)
@@ -201,35 +234,134 @@ type kept struct {
 	after    time.Duration // since the search started
 }
 
+// change is what the collector tells runGossip: kept new blobs (0 when only
+// offers, stream ends or verifications moved the state).
+type change struct{ kept int }
+
 // collector verifies the blobs returned over gossip and keeps the newest
-// per vault.
+// per vault, and tracks what is still in flight: holders that offered and
+// are sending, blobs being opened.
 type collector struct {
 	c       *config
 	ctx     context.Context
 	hrp     string
 	start   time.Time
-	changed chan struct{} // a vault's kept blob changed
+	changed chan change
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
-	failed   map[[32]byte]error  // digests that do not open as a keyshare
-	vaultOf  map[[32]byte]string // digests that do, and of which vault
-	best     map[string]*kept
-	skips    []Skip
+	mu        sync.Mutex
+	closed    bool
+	inflight  sync.WaitGroup
+	failed    map[[32]byte]error         // digests that do not open as a keyshare
+	vaultOf   map[[32]byte]string        // digests that do, and of which vault
+	opening   map[[32]byte][]p2p.Fetched // digests being opened, and copies waiting for the verdict
+	best      map[string]*kept
+	heard     map[string]bool // vaults some holder sent a copy of
+	sending   map[peer.ID]int // holders whose accepted stream has not ended
+	lastOffer time.Time
+	offers    []p2p.Offer
+	skips     []Skip
 }
 
-// onBlob is Gossip.Recover's callback (called one at a time). A digest is
-// opened once to learn whether it is a keyshare and of which vault; later
-// copies are judged from that. A blob that would not replace the kept one of
-// its vault (older, by the holder's receive time) is not opened at all.
-func (k *collector) onBlob(f p2p.Fetched) {
-	holder := f.Holder.String()
-	if pub, err := identity.PubKeyFromPeerID(f.Holder); err == nil {
-		if a, err := identity.AddressFromPubKey(pub, k.hrp); err == nil {
-			holder = a
+func newCollector(c *config, ctx context.Context, hrp string, start time.Time) *collector {
+	return &collector{
+		c: c, ctx: ctx, hrp: hrp, start: start,
+		changed: make(chan change, 1),
+		failed:  make(map[[32]byte]error),
+		vaultOf: make(map[[32]byte]string),
+		opening: make(map[[32]byte][]p2p.Fetched),
+		best:    make(map[string]*kept),
+		heard:   make(map[string]bool),
+		sending: make(map[peer.ID]int),
+	}
+}
+
+// signal tells runGossip that the state changed; k.mu is held. Changes
+// merge while runGossip has not taken them.
+func (k *collector) signal(kept int) {
+	select {
+	case ev := <-k.changed:
+		kept += ev.kept
+	default:
+	}
+	k.changed <- change{kept: kept}
+}
+
+// poke makes runGossip look at the state again.
+func (k *collector) poke() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.signal(0)
+}
+
+// gossipState is what the stop rule looks at.
+type gossipState struct {
+	vaults, verified int // vaults heard of, and with a verified copy
+	busy             bool
+	lastOffer        time.Time
+}
+
+// settled: every vault heard of has a verified copy, at least one, and no
+// holder is still sending and no blob is being opened.
+func (s gossipState) settled() bool { return s.verified > 0 && s.verified == s.vaults && !s.busy }
+
+func (k *collector) state() gossipState {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := gossipState{vaults: len(k.heard), lastOffer: k.lastOffer, busy: len(k.sending) > 0 || len(k.opening) > 0}
+	for v := range k.heard {
+		if k.best[v] != nil {
+			st.verified++
 		}
 	}
+	return st
+}
+
+// onOffer is Gossip.Recover's offer callback: a holder is about to send.
+func (k *collector) onOffer(o p2p.Offer) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	k.sending[o.Holder]++
+	k.lastOffer = time.Now()
+	k.offers = append(k.offers, o)
+	k.c.progress.printf("gossip: %s offers %d blob(s)", k.holderName(o.Holder), o.Count)
+	k.signal(0)
+}
+
+// onDone is Gossip.Recover's end-of-stream callback.
+func (k *collector) onDone(p peer.ID, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sending[p]--; k.sending[p] <= 0 {
+		delete(k.sending, p)
+	}
+	if err != nil && !k.closed {
+		k.c.log.Warn("holder's return failed", "peer", p, "err", err)
+		k.c.progress.printf("gossip: return from %s failed: %v", k.holderName(p), err)
+	}
+	k.signal(0)
+}
+
+func (k *collector) holderName(p peer.ID) string {
+	if pub, err := identity.PubKeyFromPeerID(p); err == nil {
+		if a, err := identity.AddressFromPubKey(pub, k.hrp); err == nil {
+			return a
+		}
+	}
+	return p.String()
+}
+
+// onBlob is Gossip.Recover's blob callback (called one at a time). A digest
+// is opened once to learn whether it is a keyshare and of which vault; the
+// copies that arrive meanwhile wait for that verdict, and later copies are
+// judged from it. A blob that would not replace the kept one of its vault
+// (older, by the holder's receive time) is not opened at all. Opening runs
+// on its own goroutine (at most maxConcurrentOpens at once), so blobs of
+// different vaults open in parallel.
+func (k *collector) onBlob(f p2p.Fetched) {
+	holder := k.holderName(f.Holder)
 	s := Skip{Vault: f.Vault, Holder: holder, Peer: f.Holder, Digest: hex.EncodeToString(f.Digest[:])}
 	k.mu.Lock()
 	if k.closed {
@@ -247,41 +379,64 @@ func (k *collector) onBlob(f p2p.Fetched) {
 		k.mu.Unlock()
 		return
 	}
+	k.heard[f.Vault] = true
+	if waiting, ok := k.opening[f.Digest]; ok {
+		k.opening[f.Digest] = append(waiting, f)
+		k.mu.Unlock()
+		return
+	}
 	if done := k.judge(f, holder, s); done {
 		k.mu.Unlock()
 		return
 	}
+	k.opening[f.Digest] = nil
 	k.inflight.Add(1)
 	k.mu.Unlock()
-	defer k.inflight.Done()
+	if k.c.legacyGossip {
+		// As before the offers: one blob opened at a time, in order.
+		k.open(f, holder, s)
+		return
+	}
+	go k.open(f, holder, s)
+}
 
-	pt, vault, err := k.verify(f)
+// open opens f, keeps it if it is the newest of its vault, and judges the
+// copies of its digest that came meanwhile.
+func (k *collector) open(f p2p.Fetched, holder string, s Skip) {
+	defer k.inflight.Done()
+	pt, vault, err := k.c.openShare(k.ctx, f.Blob)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	waiting := k.opening[f.Digest]
+	delete(k.opening, f.Digest)
+	defer k.signal(0)
 	if err != nil {
 		if k.ctx.Err() == nil {
 			k.failed[f.Digest] = err
 			s.Err = err
 			k.skip(s)
 		}
+	} else {
+		k.vaultOf[f.Digest] = vault
+		if k.judge(f, holder, s) {
+			clear(pt)
+		} else {
+			if cur := k.best[f.Vault]; cur != nil {
+				clear(cur.pt)
+			}
+			k.best[f.Vault] = &kept{
+				vault: f.Vault, holder: holder, peer: f.Holder, digest: f.Digest, received: f.Received,
+				pt: pt, after: time.Since(k.start),
+			}
+			k.c.progress.printf("vault %s: valid blob from %s (received %s)", f.Vault, holder, f.Received.UTC().Format(time.RFC3339))
+			k.signal(1)
+		}
+	}
+	if k.ctx.Err() != nil {
 		return
 	}
-	k.vaultOf[f.Digest] = vault
-	if k.judge(f, holder, s) {
-		clear(pt)
-		return
-	}
-	if cur := k.best[f.Vault]; cur != nil {
-		clear(cur.pt)
-	}
-	k.best[f.Vault] = &kept{
-		vault: f.Vault, holder: holder, peer: f.Holder, digest: f.Digest, received: f.Received,
-		pt: pt, after: time.Since(k.start),
-	}
-	k.c.progress.printf("vault %s: valid blob from %s (received %s)", f.Vault, holder, f.Received.UTC().Format(time.RFC3339))
-	select {
-	case k.changed <- struct{}{}:
-	default:
+	for _, w := range waiting {
+		k.judge(w, k.holderName(w.Holder), Skip{Vault: w.Vault, Holder: k.holderName(w.Holder), Peer: w.Holder, Digest: hex.EncodeToString(w.Digest[:])})
 	}
 }
 
@@ -319,12 +474,6 @@ func (k *collector) judge(f p2p.Fetched, holder string, s Skip) bool {
 	return false
 }
 
-// verify opens a returned blob as a keyshare: it returns the plaintext
-// and the share's vault key.
-func (k *collector) verify(f p2p.Fetched) ([]byte, string, error) {
-	return k.c.openShare(k.ctx, f.Blob)
-}
-
 // skip records a skipped blob; k.mu is held.
 func (k *collector) skip(s Skip) {
 	k.c.log.Warn("holder skipped", "vault", s.Vault, "holder", s.Holder, "peer", s.Peer, "digest", s.Digest, "err", s.Err)
@@ -332,9 +481,9 @@ func (k *collector) skip(s Skip) {
 	k.skips = append(k.skips, s)
 }
 
-// close stops accepting blobs, waits for a verification in progress, and
-// returns the kept blobs (in vault order) and the skips.
-func (k *collector) close() ([]*kept, []Skip) {
+// close stops accepting blobs, waits for the verifications in progress, and
+// returns the kept blobs (in vault order), the skips and the offers.
+func (k *collector) close() ([]*kept, []Skip, []p2p.Offer) {
 	k.mu.Lock()
 	k.closed = true
 	k.mu.Unlock()
@@ -346,7 +495,7 @@ func (k *collector) close() ([]*kept, []Skip) {
 		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b *kept) int { return strings.Compare(a.vault, b.vault) })
-	return out, k.skips
+	return out, k.skips, k.offers
 }
 
 // newer reports whether a blob received at t with digest d replaces the one
