@@ -72,8 +72,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the node's metrics; nil means a new registry.
 	Registry *prometheus.Registry
-	// Clock is the wall clock the node's gossip reads (heartbeat times);
-	// nil means time.Now. Tests give a node a wrong clock with it.
+	// Clock is the wall clock the node's gossip reads (heartbeat times) and
+	// compares with the chain's and its peers' (clock.go); nil means
+	// time.Now. Tests give a node a wrong clock with it.
 	Clock func() time.Time
 }
 
@@ -87,6 +88,8 @@ type Node struct {
 	reg  *prometheus.Registry
 	m    *metrics
 	now  func() time.Time
+	// clock is the last measurement of this node's clock offset (clock.go).
+	clock *clockState
 
 	st     *store.Store
 	h      host.Host
@@ -156,6 +159,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		n.now = time.Now
 	}
 	n.m = newMetrics(reg)
+	n.clock = newClockState(reg)
 	for _, s := range cfg.P2P.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
@@ -278,6 +282,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("chain follower", n.followChain)
 	run("attestation batcher", n.runBatcher)
 	run("owner", n.runOwner)
+	run("clock", n.runClock)
 	run("heartbeats", func(ctx context.Context) error {
 		// Peers accept heartbeats of active nodes only; this node's own
 		// validator needs the chain view too.
@@ -325,10 +330,10 @@ func (n *Node) closeAll() {
 func (n *Node) healthy() error {
 	select {
 	case <-n.viewReady:
-		return nil
 	default:
 		return errors.New("chain state not loaded yet")
 	}
+	return n.clockErr()
 }
 
 // followChain re-reads active nodes and vaults every poll interval, updates

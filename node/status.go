@@ -22,6 +22,8 @@ type Status struct {
 	PubKey  string      `json:"pubkey"`
 	Listen  []string    `json:"listen"`
 	Chain   ChainStatus `json:"chain"`
+	// Clock is this node's clock offset from the chain's and its peers'.
+	Clock ClockStatus `json:"clock"`
 	// Keyshares is the directory watched for this node's share files.
 	Keyshares KeysharesStatus `json:"keyshares"`
 	// Shares are this node's own keyshares, by vault.
@@ -115,6 +117,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 		PubKey:    n.id.PubKeyHex(),
 		Listen:    n.Addrs(),
 		Chain:     ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
+		Clock:     n.clockStatus(),
 		Keyshares: n.keysharesStatus(),
 		Shares:    []ShareStatus{},
 		Held:      []HeldStatus{},

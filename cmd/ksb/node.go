@@ -171,6 +171,17 @@ func fetchStatus(ctx context.Context, addr string) (*node.Status, []byte, error)
 	return &st, raw, nil
 }
 
+// clockLine words the node's clock offset for `ksb status`.
+func clockLine(c node.ClockStatus) string {
+	if c.OffsetSeconds == nil {
+		return "offset not measured yet"
+	}
+	if !c.OK {
+		return "OFF: " + c.Error
+	}
+	return fmt.Sprintf("%+.1fs from the %s (within ±%gs)", *c.OffsetSeconds, c.Against, c.ToleranceSeconds)
+}
+
 func printStatus(w io.Writer, st *node.Status) {
 	fmt.Fprintf(w, "node      %s\npeer id   %s\n", st.Address, st.PeerID)
 	chain := "reachable"
@@ -178,6 +189,7 @@ func printStatus(w io.Writer, st *node.Status) {
 		chain = "UNREACHABLE: " + st.Chain.Error
 	}
 	fmt.Fprintf(w, "chain     %s (%s)\n", st.Chain.RPC, chain)
+	fmt.Fprintf(w, "clock     %s\n", clockLine(st.Clock))
 	keyshares := fmt.Sprintf("%d *.json file(s)", st.Keyshares.Files)
 	if st.Keyshares.Error != "" {
 		keyshares = "UNREADABLE: " + st.Keyshares.Error
