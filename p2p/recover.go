@@ -21,6 +21,11 @@ const (
 	maxReturnStreamsPerPeer = 8
 	// maxOfferSize caps a return offer: a 16-byte nonce and two varints.
 	maxOfferSize = 64
+	// joinRepublishMin is the least time between a request and one
+	// published because a peer joined the recovery topic; under the
+	// holders' 2 s per-owner interval, so a holder that had the last request
+	// ignores this one, and the new peer takes it.
+	joinRepublishMin = time.Second
 	// maxSessionNonces is how many of its own requests' nonces a Recover
 	// remembers: holders answer one of the last few. At the default
 	// interval that is the requests of the last 16 minutes.
@@ -85,8 +90,9 @@ func (s *recoverySession) addNonce(n []byte) {
 // Recover asks the network for this node's blobs without the chain: it
 // accepts ReturnProtocol streams, publishes a signed recovery request (owner
 // key, random nonce, time, this host's addresses) on RecoveryTopic as soon as
-// a peer is on the topic and again every RecoveryRepublishInterval (see
-// WithRepublishInterval), and reports to h what holders offer and send.
+// a peer is on the topic, again every RecoveryRepublishInterval (see
+// WithRepublishInterval) and when a peer joins the topic (at most once a
+// second), and reports to h what holders offer and send.
 // A holder's stream opens with an offer (the nonce of the request it answers,
 // how many blobs it holds for this node, its clock); Recover accepts it
 // only if the nonce is one of its own requests and the holder has not
@@ -147,16 +153,30 @@ func (g *Gossip) Recover(ctx context.Context, h ReturnHandler) error {
 	}
 	t := time.NewTicker(g.republish)
 	defer t.Stop()
+	var last time.Time
 	for {
 		if err := g.publishRecovery(ctx, sess); err != nil && ctx.Err() == nil {
 			g.log.Warn("recovery request", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-g.ctx.Done():
-			return nil
-		case <-t.C:
+		last = time.Now()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-g.ctx.Done():
+				return nil
+			case <-t.C:
+				break wait
+			case <-joined:
+				// A peer that joins the topic late (a bootstrap peer
+				// whose subscription came after the request) gets one at
+				// once rather than at the next republish.
+				if time.Since(last) >= joinRepublishMin {
+					t.Reset(g.republish)
+					break wait
+				}
+			}
 		}
 	}
 }

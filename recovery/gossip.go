@@ -67,7 +67,7 @@ func runGossip(ctx context.Context, c *config, rep *Report) error {
 		c.progress.printf("gossip: %d of %d bootstrap peer(s) unreachable: %v", len(c.bootstrap)-len(connected), len(c.bootstrap), dialErr)
 	}
 	c.progress.printf("gossip: connected to %d bootstrap peer(s); asking for the blobs of %s", len(connected), owner)
-	waitTopic(ctx, g, connected)
+	waitTopic(ctx, c, g, connected)
 	if c.legacyGossip {
 		// Before the offers: one gossipsub heartbeat for a mesh to form.
 		select {
@@ -201,25 +201,41 @@ wait:
 	return finish(rep)
 }
 
-// waitTopic waits, at most topicJoinWait, until every peer in want is on
-// the recovery topic.
-func waitTopic(ctx context.Context, g *p2p.Gossip, want []peer.ID) {
+// waitTopic waits until every peer in want is on the recovery topic, or
+// topicOthersWait after the first one is, or topicJoinWait if none is, and
+// says which are not.
+func waitTopic(ctx context.Context, c *config, g *p2p.Gossip, want []peer.ID) {
 	deadline := time.NewTimer(topicJoinWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(topicPollInterval)
 	defer tick.Stop()
+	var others <-chan time.Time
 	for {
 		_, on := g.TopicPeers()
-		if !slices.ContainsFunc(want, func(p peer.ID) bool { return !slices.Contains(on, p) }) {
+		var missing []peer.ID
+		for _, p := range want {
+			if !slices.Contains(on, p) {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) == 0 {
 			return
+		}
+		if others == nil && len(missing) < len(want) {
+			t := time.NewTimer(topicOthersWait)
+			defer t.Stop()
+			others = t.C
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-deadline.C:
-			return
+		case <-others:
 		case <-tick.C:
+			continue
 		}
+		c.progress.printf("gossip: %d of %d bootstrap peer(s) not on the recovery topic yet (%v); publishing", len(missing), len(want), missing)
+		return
 	}
 }
 

@@ -88,12 +88,19 @@ const (
 	// that it is still waiting: nine lines over the first wait.
 	waitProgressInterval = 5 * time.Second
 
-	// topicJoinWait bounds how long the gossip path waits for the connected
-	// bootstrap peers to appear on the recovery topic before it publishes,
-	// so that the first request reaches each of them directly. Gossipsub
-	// exchanges subscriptions right after connecting, within a second on any
-	// link; a peer that is slower still gets the republished request.
+	// topicJoinWait bounds how long the gossip path waits for a first
+	// connected bootstrap peer to appear on the recovery topic before it
+	// publishes anyway (the request is republished every 3 s, and p2p
+	// republishes when a peer joins). Gossipsub exchanges subscriptions
+	// right after connecting, within a second on any link.
 	topicJoinWait = 10 * time.Second
+
+	// topicOthersWait is how long, once one bootstrap peer is on the topic,
+	// the gossip path waits for the others before it publishes: so that
+	// the first request reaches each of them directly, without letting one
+	// slow peer hold the request back (it gets it relayed, or the request
+	// republished when it joins).
+	topicOthersWait = 500 * time.Millisecond
 
 	// topicPollInterval is how often the topic membership is checked while
 	// waiting for it: gossip exposes no join event outside Recover.
@@ -419,7 +426,7 @@ func run(ctx context.Context, c *config, rep *Report) error {
 		// not answer has cost ChainTimeout.
 		how := "unreachable"
 		if errors.Is(unreachable.err, syscall.ECONNREFUSED) {
-			how = "unreachable (connection refused)"
+			how = "refused the connection"
 		}
 		rep.Fallback = fmt.Sprintf("chain RPC %s %s: %v", c.RPC, how, unreachable.err)
 		c.log.Warn("chain unreachable; recovering over gossip", "rpc", c.RPC, "err", unreachable.err)
