@@ -110,8 +110,8 @@ const (
 	// included, can make a holder send the same blobs. An owner's recovery
 	// has each holder send once (it declines later offers), so only a
 	// recovery run again within it waits, at most this long, for a holder.
-	// It equals the fetch rate non-active owners get once their burst is
-	// spent (one per 5 s per peer from a shared bucket, 1 per 10 s each).
+	// It is the per-peer fetch rate once the burst is spent (1 per 10 s), so
+	// the return path gives an owner no more than fetching would.
 	returnRepeatInterval = 10 * time.Second
 	// returnOfferTimeout bounds opening a return stream and its offer
 	// exchange: a dial and a protocol negotiation, then one round trip. A
@@ -132,7 +132,7 @@ const (
 	returnAddrTTL = 2 * FetchTimeout
 	// staleProbeTimeout bounds the ping that checks an older connection of
 	// a peer that connects again: one round trip on any link. A connection
-	// that does not answer is closed (see probeOlder).
+	// that does not answer is closed (see Gossip.connected).
 	staleProbeTimeout = 2 * time.Second
 	// maxConcurrentProbes bounds those pings; a reconnection beyond it is
 	// not checked (its old connections still die at the transport's idle

@@ -56,9 +56,10 @@ const (
 	// not waited for: without the chain there is no list of them.
 	DefaultGossipGrace = 2 * time.Second
 
-	// legacyMeshWait is what the gossip path waited before publishing when
-	// gossipsub did not flood its own messages (one heartbeat and a fifth);
-	// the benchmark's "before" measurement uses it.
+	// legacyMeshWait is the wait for one gossipsub heartbeat (and a fifth)
+	// the gossip path made before publishing, for a mesh to form. Needless:
+	// p2p's gossipsub floods a node's own messages to every topic peer. The
+	// benchmark's "before" measurement keeps it.
 	legacyMeshWait = 1200 * time.Millisecond
 
 	// DefaultGossipQuiet is how long the gossip path waits, once a valid
@@ -206,7 +207,7 @@ const (
 	// attesting holders over /ksb/fetch/1.0.0.
 	PathChain Path = "chain"
 	// PathGossip: a recovery request published on gossip, blobs returned by
-	// holders over /ksb/return/1.0.0.
+	// holders over /ksb/return/2.0.0.
 	PathGossip Path = "gossip"
 )
 
