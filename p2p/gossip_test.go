@@ -237,7 +237,10 @@ func TestHeartbeatValidation(t *testing.T) {
 	a, b := newIdentity(t), newIdentity(t)
 	other := newIdentity(t)
 	nb := newGossipNode(t, b, newHost(t, b), newMembers(a, b), p2p.WithHeartbeatMinInterval(0))
-	ra := newRawNode(t, a)
+	// Flood publish: the rejects below lower a's score at b, and b prunes
+	// it from its mesh at its next heartbeat; a publisher that sent only to
+	// its mesh would then send b nothing (seen under load).
+	ra := newRawNode(t, a, pubsub.WithFloodPublish(true))
 	connect(t, ra.h, nb.h)
 	waitTopicPeers(t, nb.g, 1)
 	waitFor(t, func() bool { return len(ra.hb.ListPeers()) > 0 })

@@ -416,8 +416,10 @@ func (k *collector) onBlob(f p2p.Fetched) {
 	go k.open(f, holder, s)
 }
 
-// open opens f, keeps it if it is the newest of its vault, and judges the
-// copies of its digest that came meanwhile.
+// open opens f, and judges it and the copies of its digest that came
+// meanwhile: the first of them that is a copy of its vault's newest blob is
+// kept (a copy that names another vault than the share's is skipped, and a
+// later one that names the right vault is kept from the same plaintext).
 func (k *collector) open(f p2p.Fetched, holder string, s Skip) {
 	defer k.inflight.Done()
 	pt, vault, err := k.c.openShare(k.ctx, f.Blob)
@@ -434,26 +436,34 @@ func (k *collector) open(f p2p.Fetched, holder string, s Skip) {
 		}
 	} else {
 		k.vaultOf[f.Digest] = vault
-		if k.judge(f, holder, s) {
-			clear(pt)
-		} else {
-			if cur := k.best[f.Vault]; cur != nil {
-				clear(cur.pt)
-			}
-			k.best[f.Vault] = &kept{
-				vault: f.Vault, holder: holder, peer: f.Holder, digest: f.Digest, received: f.Received,
-				pt: pt, after: time.Since(k.start),
-			}
-			k.c.progress.printf("vault %s: valid blob from %s (received %s)", f.Vault, holder, f.Received.UTC().Format(time.RFC3339))
-			k.signal(1)
-		}
 	}
 	if k.ctx.Err() != nil {
+		clear(pt)
 		return
 	}
-	for _, w := range waiting {
-		k.judge(w, k.holderName(w.Holder), Skip{Vault: w.Vault, Holder: k.holderName(w.Holder), Peer: w.Holder, Digest: hex.EncodeToString(w.Digest[:])})
+	for i, c := range append([]p2p.Fetched{f}, waiting...) {
+		cs := s
+		if i > 0 {
+			name := k.holderName(c.Holder)
+			cs = Skip{Vault: c.Vault, Holder: name, Peer: c.Holder, Digest: hex.EncodeToString(c.Digest[:])}
+		}
+		if k.judge(c, cs.Holder, cs) || pt == nil {
+			continue
+		}
+		// Not decided, so a copy of vault (judge skips other vaults) newer
+		// than the kept one: keep it.
+		if cur := k.best[c.Vault]; cur != nil {
+			clear(cur.pt)
+		}
+		k.best[c.Vault] = &kept{
+			vault: c.Vault, holder: cs.Holder, peer: c.Holder, digest: c.Digest, received: c.Received,
+			pt: pt, after: time.Since(k.start),
+		}
+		pt = nil
+		k.c.progress.printf("vault %s: valid blob from %s (received %s)", c.Vault, cs.Holder, c.Received.UTC().Format(time.RFC3339))
+		k.signal(1)
 	}
+	clear(pt)
 }
 
 // judge decides f from what is already known, and reports whether it did
