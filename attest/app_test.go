@@ -3,177 +3,150 @@ package attest_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/identity"
 )
 
-func TestHappyPath(t *testing.T) {
+// TestNodesVaultsAndChurn: accounts, nodes, vaults and the churn's effects
+// on coverage and signers.
+func TestNodesVaultsAndChurn(t *testing.T) {
 	c := newChain(t, testGenesis())
-
 	var nodes struct{ Nodes []attest.Node }
 	c.query("/nodes", &nodes)
-	if len(nodes.Nodes) != 4 {
-		t.Fatalf("nodes = %+v, want 4", nodes.Nodes)
+	if len(nodes.Nodes) != nGenesis {
+		t.Fatalf("nodes = %+v, want %d", nodes.Nodes, nGenesis)
 	}
+	accounts := map[uint64]bool{}
 	for _, n := range nodes.Nodes {
-		if !strings.HasPrefix(n.PeerID, "16Uiu2") || len(n.Multiaddrs) != 2 {
-			t.Errorf("node %+v: want a secp256k1 peer ID and 2 multiaddrs", n)
+		if !strings.HasPrefix(n.PeerID, "16Uiu2") || len(n.Multiaddrs) != 2 || n.Account == 0 || accounts[n.Account] {
+			t.Errorf("node %+v: want a secp256k1 peer ID, 2 multiaddrs, its own account", n)
 		}
+		accounts[n.Account] = true
 	}
-	if cov := c.coverage(testVault); cov.Vaults[0].Safe || cov.Vaults[0].Covered != 0 {
+	var acc attest.Account
+	c.query("/sequence/"+authority().Address(testHRP), &acc)
+	if acc.Account != attest.AuthorityAccount {
+		t.Fatalf("authority's account %+v", acc)
+	}
+	if cov := c.coverage(testVault); cov.Vaults[0].Safe || cov.Vaults[0].Covered != 0 || cov.Vaults[0].Index != testVaultIdx {
 		t.Fatalf("fresh vault coverage = %+v, want unsafe and nothing covered", cov)
 	}
+	ids := setupVault(t, c)
 
-	// Each member's share is held by the next two members (r = 2).
-	for h := range 4 {
-		c.mustExec(testIDs[h], &attest.Attest{Entries: []attest.Entry{
-			entry((h+3)%4, testVault, "share of "+addr((h+3)%4)),
-			entry((h+2)%4, testVault, "share of "+addr((h+2)%4)),
-		}})
+	// A churned-out node may no longer sign; a re-added node gets its
+	// account and sequence back.
+	out := c.commitment(ids[0]).Custodies[0].Holder
+	c.mustExec(authority(), &attest.Churn{RemoveNodes: []string{out}})
+	if r := c.exec(idOf(out), &attest.UpdateNode{Multiaddrs: []string{"/ip4/10.0.0.1/tcp/1"}}); r.Code != attest.CodeUnauthorized {
+		t.Fatalf("tx by a churned-out node: code %d (%s), want %d", r.Code, r.Log, attest.CodeUnauthorized)
 	}
-	cov := c.coverage(testVault)
-	vc := cov.Vaults[0]
-	if !vc.Safe || vc.Covered != 4 || vc.Threshold != 3 || vc.Replication != 2 || cov.Replication != 2 {
-		t.Fatalf("coverage = %+v, want all 4 members covered and safe", vc)
-	}
-	for _, m := range vc.Members {
-		if len(m.Holders) != 2 || slices.Contains(m.Holders, m.Address) {
-			t.Errorf("member %s holders %v: want 2 others", m.Address, m.Holders)
+	before := c.account(idOf(out))
+	var nspec attest.NodeSpec
+	for i := range testIDs {
+		if addr(i) == out {
+			nspec = nodeSpec(i)
 		}
 	}
-
-	var byOwner struct{ Attestations []attest.Attestation }
-	c.query("/attestations/owner/"+addr(0), &byOwner)
-	if len(byOwner.Attestations) != 2 {
-		t.Fatalf("attestations of owner 0 = %+v, want 2", byOwner.Attestations)
-	}
-	d := digest("share of " + addr(0))
-	for _, a := range byOwner.Attestations {
-		if a.Owner != addr(0) || a.Vault != testVault || a.Size != 4096 || a.Height < 2 || a.Digest != hexOf(d[:]) {
-			t.Errorf("attestation %+v", a)
-		}
-		if a.Holder != addr(1) && a.Holder != addr(2) {
-			t.Errorf("holder %s, want node 1 or 2", a.Holder)
-		}
-	}
-	var byHolder struct{ Attestations []attest.Attestation }
-	c.query("/attestations/holder/"+addr(1), &byHolder)
-	if len(byHolder.Attestations) != 2 || byHolder.Attestations[0].Holder != addr(1) {
-		t.Fatalf("attestations of holder 1 = %+v", byHolder.Attestations)
-	}
-
-	// Node 1 releases owner 0's blob: owner 0 drops to one holder.
-	c.mustExec(testIDs[1], &attest.Release{Entries: []attest.EntryKey{entry(0, testVault, "share of "+addr(0)).Key()}})
-	vc = c.coverage(testVault).Vaults[0]
-	if vc.Covered != 3 || !vc.Safe {
-		t.Fatalf("after one release: %+v, want 3 covered, still safe", vc)
-	}
-
-	// The authority churns node 2 out: its attestations stop counting, so
-	// owners 0 and 1 lose a holder and the vault is no longer safe.
-	c.mustExec(authority(), &attest.Churn{RemoveNodes: []string{addr(2)}})
-	vc = c.coverage(testVault).Vaults[0]
-	if vc.Covered != 2 || vc.Safe {
-		t.Fatalf("after churning node 2 out: %+v, want 2 covered, unsafe", vc)
-	}
-	for _, m := range vc.Members {
-		if slices.Contains(m.Holders, addr(2)) {
-			t.Errorf("churned-out node 2 still counted for %s", m.Address)
-		}
-	}
-	// A churned-out node may no longer attest.
-	if r := c.exec(testIDs[2], &attest.Attest{Entries: []attest.Entry{entry(3, testVault, "x")}}); r.Code != attest.CodeUnauthorized {
-		t.Fatalf("attest by churned-out node: code %d (%s), want %d", r.Code, r.Log, attest.CodeUnauthorized)
-	}
-
-	// A new node joins, a new vault is created with it, and it holds shares
-	// of a non-member owner that is an active node.
 	c.mustExec(authority(), &attest.Churn{
-		AddNodes:     []attest.NodeSpec{nodeSpec(4)},
-		CreateVaults: []attest.VaultSpec{{PubKey: otherVault, Members: []string{addr(0), addr(4)}, Threshold: 2}},
+		AddNodes:     []attest.NodeSpec{nspec, nodeSpec(spare)},
+		CreateVaults: []attest.VaultSpec{{PubKey: otherVault, Members: []string{addr(0), addr(spare)}, Threshold: 2}},
 	})
-	c.mustExec(testIDs[4], &attest.Attest{Entries: []attest.Entry{entry(3, otherVault, "non-member share")}})
-	c.mustExec(testIDs[4], &attest.UpdateNode{Multiaddrs: []string{"/ip4/10.0.0.1/tcp/6540"}})
+	var again attest.Account
+	c.query("/sequence/"+out, &again)
+	if again.Account != before || again.Sequence != c.seq[out] {
+		t.Fatalf("re-added node's account %+v, want account %d sequence %d", again, before, c.seq[out])
+	}
+	c.mustExec(testIDs[spare], &attest.UpdateNode{Multiaddrs: []string{"/ip4/10.0.0.1/tcp/6540"}})
 	c.query("/nodes", &nodes)
 	for _, n := range nodes.Nodes {
-		if n.Address == addr(4) && !slices.Equal(n.Multiaddrs, []string{"/ip4/10.0.0.1/tcp/6540"}) {
-			t.Errorf("node 4 multiaddrs %v after UpdateNode", n.Multiaddrs)
+		if n.Address == addr(spare) && !slices.Equal(n.Multiaddrs, []string{"/ip4/10.0.0.1/tcp/6540"}) {
+			t.Errorf("node %d multiaddrs %v after UpdateNode", spare, n.Multiaddrs)
 		}
-	}
-	all := c.coverage("")
-	if len(all.Vaults) != 2 {
-		t.Fatalf("coverage of all vaults: %d vaults", len(all.Vaults))
-	}
-
-	// Retiring a vault drops it from /coverage but keeps it in /vaults.
-	c.mustExec(authority(), &attest.Churn{RetireVaults: []string{otherVault}})
-	if all := c.coverage(""); len(all.Vaults) != 1 || all.Vaults[0].PubKey != testVault {
-		t.Fatalf("coverage after retiring: %+v", all.Vaults)
 	}
 	var vaults struct{ Vaults []attest.Vault }
 	c.query("/vaults", &vaults)
 	if len(vaults.Vaults) != 2 {
 		t.Fatalf("vaults = %+v", vaults.Vaults)
 	}
-	for _, v := range vaults.Vaults {
-		if v.PubKey == otherVault && (!v.Retired || v.RetiredHeight == 0) {
-			t.Errorf("retired vault %+v", v)
-		}
+	if all := c.coverage(""); len(all.Vaults) != 2 {
+		t.Fatalf("coverage of all vaults: %d vaults", len(all.Vaults))
 	}
 
-	var seq attest.Sequence
-	c.query("/sequence/"+addr(4), &seq)
-	if seq.Sequence != 2 || seq.Address != addr(4) {
-		t.Errorf("sequence of node 4 = %+v, want 2", seq)
+	// Retiring a vault drops it from /coverage, keeps it in /vaults until
+	// the retention grace is over, and stops its commitments counting.
+	c.mustExec(authority(), &attest.Churn{RetireVaults: []string{testVault}})
+	retired := c.height
+	if all := c.coverage(""); len(all.Vaults) != 1 || all.Vaults[0].PubKey != otherVault {
+		t.Fatalf("coverage after retiring: %+v", all.Vaults)
 	}
+	if cm := c.commitment(ids[1]); cm.Live || cm.RetiredHeight != retired {
+		t.Fatalf("commitment of a retired vault: %+v", cm.CommitmentInfo)
+	}
+	if r := c.exec(testIDs[1], &attest.Commit{Shares: []attest.ShareCommit{{Vault: testVaultIdx, Size: 10, Root: [32]byte{9}}}}); r.Code != attest.CodeInvalid {
+		t.Fatalf("commit to a retired vault: code %d (%s)", r.Code, r.Log)
+	}
+	c.until(retired + testCustody.RetentionBlocks)
+	c.query("/vaults", &vaults)
+	if len(vaults.Vaults) != 1 {
+		t.Fatalf("vaults after the grace = %+v", vaults.Vaults)
+	}
+	if r := c.query("/commitment/"+itoa(ids[1]), nil); r.Code != attest.CodeNotFound {
+		t.Fatalf("retired commitment after the grace: code %d", r.Code)
+	}
+	var held struct{ Custodies []attest.HeldCustody }
+	c.query("/custodies/holder/"+out, &held)
+	if len(held.Custodies) != 0 {
+		t.Fatalf("custodies of the retired vault remain: %+v", held.Custodies)
+	}
+
 	var params attest.Params
 	c.query("/params", &params)
-	if params.ChainID != testChainID || params.Replication != 2 || params.HRP != testHRP || params.AuthorityAddress != authority().Address(testHRP) {
+	if params.ChainID != testChainID || params.Replication != 3 || params.HRP != testHRP || params.AuthorityAddress != authority().Address(testHRP) ||
+		params.CustodyParams != testCustody {
 		t.Errorf("params = %+v", params)
 	}
 }
 
-func hexOf(b []byte) string { return strings.ToLower(strings.TrimSpace(fmtHex(b))) }
-
-func fmtHex(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, x := range b {
-		out = append(out, digits[x>>4], digits[x&15])
-	}
-	return string(out)
-}
+func itoa(x uint64) string { return strconv.FormatUint(x, 10) }
 
 // TestRejections feeds every kind of refused transaction and checks the code
-// and that no node, vault or attestation changed.
+// and that the observable state did not change.
 func TestRejections(t *testing.T) {
-	c := newChain(t, testGenesis())
-	c.mustExec(testIDs[1], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "held")}})
-	c.mustExec(authority(), &attest.Churn{
-		CreateVaults: []attest.VaultSpec{{PubKey: otherVault, Members: []string{addr(0), addr(1)}, Threshold: 1}},
-		RetireVaults: nil,
-	})
+	g := testGenesis()
+	// Nothing happens by itself during the test: no epoch, deadline or
+	// prune comes due.
+	g.CustodyParams = attest.CustodyParams{EpochBlocks: 10_000, AttestWindow: 10_000, RepairWindow: 10_000, RetentionBlocks: 10_000}
+	c := newChain(t, g)
+	id := c.commit(0, testVaultIdx, 500)
+	c.mustExec(authority(), &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: otherVault, Members: []string{addr(0), addr(1)}, Threshold: 1}}})
 	c.mustExec(authority(), &attest.Churn{RetireVaults: []string{otherVault}})
+	holder := idOf(c.commitment(id).Custodies[0].Holder)
 
-	signed := c.sign(testIDs[2], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "fresh")}})
+	signed := c.sign(testIDs[2], &attest.Commit{Shares: []attest.ShareCommit{{Vault: testVaultIdx, Size: 10, Root: [32]byte{1}}}})
 	c.seq[addr(2)]-- // not executed: reuse below
 	flipped := bytes.Clone(signed)
 	flipped[len(flipped)-5] ^= 1
-
-	wrongChain, err := attest.SignTx(testIDs[2], "other-chain", testHRP, 0, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}})
+	wrongChain, err := attest.SignTx(testIDs[2], "other-chain", testHRP, c.account(testIDs[2]), c.seq[addr(2)], &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}})
 	if err != nil {
-		t.Fatalf("SignTx for another chain: %v", err)
+		t.Fatal(err)
 	}
-
+	asOther, err := attest.SignTx(testIDs[2], testChainID, testHRP, c.account(testIDs[3]), c.seq[addr(3)], &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(vault uint64) attest.Msg {
+		return &attest.Commit{Shares: []attest.ShareCommit{{Vault: vault, Size: 10, Root: [32]byte{1}}}}
+	}
 	tests := []struct {
 		name string
-		id   int // signer; -1: authority
+		id   *identity.Identity
 		msg  attest.Msg
 		raw  []byte // instead of id/msg
 		code uint32
@@ -182,40 +155,39 @@ func TestRejections(t *testing.T) {
 		{name: "empty", raw: []byte{}, code: attest.CodeMalformed},
 		{name: "truncated", raw: signed[:len(signed)-10], code: attest.CodeMalformed},
 		{name: "trailing byte", raw: append(bytes.Clone(signed), 0), code: attest.CodeMalformed},
-		{name: "unknown field", raw: append(bytes.Clone(signed), 0x40, 0x01), code: attest.CodeMalformed},
+		{name: "unknown field", raw: append(bytes.Clone(signed), 0x60, 0x01), code: attest.CodeMalformed},
 		{name: "over size", raw: make([]byte, attest.MaxTxSize+1), code: attest.CodeTooLarge},
 		{name: "bad signature", raw: flipped, code: attest.CodeBadSignature},
-		{name: "wrong chain", raw: wrongChain, code: attest.CodeWrongChain},
-		{name: "holder is owner", raw: forceSign(t, testIDs[1], 1, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "own")}}), code: attest.CodeInvalid},
-		{name: "replayed sequence", raw: replay(t, testIDs[1], 0, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "held")}}), code: attest.CodeBadSequence},
-		{name: "future sequence", raw: replay(t, testIDs[3], 5, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "z")}}), code: attest.CodeBadSequence},
-		{name: "signer not a node", id: 5, msg: &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}}, code: attest.CodeUnauthorized},
-		{name: "update by non-node", id: 5, msg: &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}}, code: attest.CodeUnauthorized},
-		{name: "release by non-node", id: 5, msg: &attest.Release{Entries: []attest.EntryKey{entry(0, testVault, "held").Key()}}, code: attest.CodeUnauthorized},
-		{name: "churn by a node", id: 0, msg: &attest.Churn{RemoveNodes: []string{addr(1)}}, code: attest.CodeUnauthorized},
-		{name: "unknown vault", id: 2, msg: &attest.Attest{Entries: []attest.Entry{entry(0, "thorpub1unknown", "a")}}, code: attest.CodeNotFound},
-		{name: "retired vault", id: 2, msg: &attest.Attest{Entries: []attest.Entry{entry(0, otherVault, "a")}}, code: attest.CodeInvalid},
-		{name: "owner neither active nor member", id: 2, msg: &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "ok"), entry(5, testVault, "a")}}, code: attest.CodeInvalid},
-		{name: "release of nothing held", id: 2, msg: &attest.Release{Entries: []attest.EntryKey{entry(0, testVault, "held").Key()}}, code: attest.CodeNotFound},
-		{name: "add active node", id: -1, msg: &attest.Churn{AddNodes: []attest.NodeSpec{nodeSpec(5), nodeSpec(0)}}, code: attest.CodeExists},
-		{name: "remove unknown node", id: -1, msg: &attest.Churn{RemoveNodes: []string{addr(0), addr(6)}}, code: attest.CodeNotFound},
-		{name: "create existing vault", id: -1, msg: &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: otherVault, Members: []string{addr(0)}, Threshold: 1}}}, code: attest.CodeExists},
-		{name: "member not active", id: -1, msg: &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: "v2", Members: []string{addr(0), addr(6)}, Threshold: 1}}}, code: attest.CodeInvalid},
-		{name: "member removed in same churn", id: -1, msg: &attest.Churn{RemoveNodes: []string{addr(3)}, CreateVaults: []attest.VaultSpec{{PubKey: "v3", Members: []string{addr(3)}, Threshold: 1}}}, code: attest.CodeInvalid},
-		{name: "retire unknown vault", id: -1, msg: &attest.Churn{RetireVaults: []string{"nope"}}, code: attest.CodeNotFound},
-		{name: "retire twice", id: -1, msg: &attest.Churn{RetireVaults: []string{otherVault}}, code: attest.CodeInvalid},
+		{name: "signed for another chain", raw: wrongChain, code: attest.CodeBadSignature},
+		{name: "signed as another account", raw: asOther, code: attest.CodeBadSignature},
+		{name: "replayed sequence", raw: forceSign(t, testIDs[0], c.account(testIDs[0]), 0, &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}}), code: attest.CodeBadSequence},
+		{name: "future sequence", raw: forceSign(t, testIDs[3], c.account(testIDs[3]), 5, &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}}), code: attest.CodeBadSequence},
+		{name: "no such account", raw: forceSign(t, testIDs[spare], 500, 0, &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}}), code: attest.CodeUnauthorized},
+		{name: "churn by a node account", raw: forceSign(t, testIDs[0], c.account(testIDs[0]), c.seq[addr(0)], &attest.Churn{RemoveNodes: []string{addr(1)}}), code: attest.CodeUnauthorized},
+		{name: "commit by the authority", raw: forceSign(t, authority(), 0, c.seq[authority().Address(testHRP)], commit(testVaultIdx)), code: attest.CodeUnauthorized},
+		{name: "unknown vault", id: testIDs[2], msg: commit(9), code: attest.CodeNotFound},
+		{name: "retired vault", id: testIDs[0], msg: commit(2), code: attest.CodeInvalid},
+		{name: "not a member", id: testIDs[5], msg: commit(testVaultIdx), code: attest.CodeInvalid},
+		{name: "phantom attestation", id: testIDs[8], msg: &attest.Attest{Custodies: []attest.CustodyID{{Commitment: id, Slot: 0}}}, code: attest.CodeNotAssigned},
+		{name: "attest unknown custody", id: holder, msg: &attest.Attest{Custodies: []attest.CustodyID{{Commitment: id + 9, Slot: 0}}}, code: attest.CodeNotFound},
+		{name: "prove without challenge", id: holder, msg: &attest.Prove{Epoch: 0, Proofs: []attest.SegmentProof{c.proof(attest.CustodyID{Commitment: id}, 0)}}, code: attest.CodeNoChallenge},
+		{name: "drill of another's commitment", id: testIDs[1], msg: &attest.Drill{Custody: attest.CustodyID{Commitment: id}, Result: attest.DrillOK}, code: attest.CodeNotAssigned},
+		{name: "add active node", id: authority(), msg: &attest.Churn{AddNodes: []attest.NodeSpec{nodeSpec(spare), nodeSpec(0)}}, code: attest.CodeExists},
+		{name: "add the authority", id: authority(), msg: &attest.Churn{AddNodes: []attest.NodeSpec{nodeSpec(len(testIDs) - 1)}}, code: attest.CodeInvalid},
+		{name: "remove unknown node", id: authority(), msg: &attest.Churn{RemoveNodes: []string{addr(0), addr(spare)}}, code: attest.CodeNotFound},
+		{name: "create existing vault", id: authority(), msg: &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: otherVault, Members: []string{addr(0)}, Threshold: 1}}}, code: attest.CodeExists},
+		{name: "member not active", id: authority(), msg: &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: "v2", Members: []string{addr(0), addr(spare)}, Threshold: 1}}}, code: attest.CodeInvalid},
+		{name: "member removed in same churn", id: authority(), msg: &attest.Churn{RemoveNodes: []string{addr(3)}, CreateVaults: []attest.VaultSpec{{PubKey: "v3", Members: []string{addr(3)}, Threshold: 1}}}, code: attest.CodeInvalid},
+		{name: "retire unknown vault", id: authority(), msg: &attest.Churn{RetireVaults: []string{"nope"}}, code: attest.CodeNotFound},
+		{name: "retire twice", id: authority(), msg: &attest.Churn{RetireVaults: []string{otherVault}}, code: attest.CodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			raw := tt.raw
 			signer := ""
 			if raw == nil {
-				id := authority()
-				if tt.id >= 0 {
-					id = testIDs[tt.id]
-				}
-				signer = id.Address(testHRP)
-				raw = c.sign(id, tt.msg)
+				signer = tt.id.Address(testHRP)
+				raw = c.sign(tt.id, tt.msg)
 			}
 			before := c.snapshot()
 			_, hashBefore := c.app.AppHash()
@@ -228,40 +200,20 @@ func TestRejections(t *testing.T) {
 			}
 			_, hashAfter := c.app.AppHash()
 			// Refusals before the sequence is used leave the app hash alone.
-			stateless := tt.code < attest.CodeBadSequence || tt.code == attest.CodeInvalid && tt.raw != nil
-			unused := stateless || tt.code == attest.CodeBadSequence
+			unused := tt.raw != nil && (tt.code != attest.CodeUnauthorized || tt.name == "no such account")
 			if unused && !bytes.Equal(hashBefore, hashAfter) {
 				t.Fatalf("app hash changed on a transaction refused before its sequence was used")
 			}
 			if signer != "" {
 				// A state refusal uses the sequence, so it cannot be replayed.
-				var seq attest.Sequence
-				c.query("/sequence/"+signer, &seq)
-				if seq.Sequence != c.seq[signer] {
-					t.Fatalf("sequence of %s = %d after the refusal, want %d", signer, seq.Sequence, c.seq[signer])
+				var acc attest.Account
+				c.query("/sequence/"+signer, &acc)
+				if acc.Sequence != c.seq[signer] {
+					t.Fatalf("sequence of %s = %d after the refusal, want %d", signer, acc.Sequence, c.seq[signer])
 				}
 				if res := c.block(raw)[0]; res.Code != attest.CodeBadSequence {
 					t.Fatalf("replay of the refused transaction: code %d (%s), want %d", res.Code, res.Log, attest.CodeBadSequence)
 				}
-			}
-			// CheckTx, against the state after that block, agrees for the
-			// stateless refusals and for signers without a role; any other
-			// transaction's sequence is used by the block, so it is behind;
-			// only the future sequence may wait in the mempool.
-			want := tt.code
-			switch {
-			case stateless, tt.code == attest.CodeUnauthorized:
-			case tt.name == "future sequence":
-				want = attest.CodeOK
-			default:
-				want = attest.CodeBadSequence
-			}
-			ct, err := c.app.CheckTx(context.Background(), &abci.CheckTxRequest{Tx: raw})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ct.Code != want {
-				t.Fatalf("CheckTx code %d (%s), want %d", ct.Code, ct.Log, want)
 			}
 		})
 	}
@@ -269,69 +221,11 @@ func TestRejections(t *testing.T) {
 
 // forceSign signs a transaction SignTx would refuse, by signing a valid twin
 // and swapping the message: only for feeding the app bad input.
-func forceSign(t *testing.T, id interface {
-	PubKey() []byte
-	Sign([]byte) []byte
-}, seq uint64, msg attest.Msg) []byte {
+func forceSign(t *testing.T, id *identity.Identity, account, seq uint64, msg attest.Msg) []byte {
 	t.Helper()
-	tx := &attest.Tx{ChainID: testChainID, Signer: id.PubKey(), Sequence: seq, Msg: msg}
-	tx.Signature = id.Sign(tx.SignBytes())
+	tx := &attest.Tx{Signer: account, Sequence: seq, Msg: msg}
+	tx.Signature = id.Sign(tx.SignBytes(testChainID))
 	return tx.Encode()
-}
-
-func replay(t *testing.T, id interface {
-	PubKey() []byte
-	Sign([]byte) []byte
-}, seq uint64, msg attest.Msg) []byte {
-	return forceSign(t, id, seq, msg)
-}
-
-func TestSignTxRefuses(t *testing.T) {
-	id := testIDs[0]
-	long := strings.Repeat("a", attest.MaxVaultKeyLen+1)
-	many := make([]attest.Entry, attest.MaxEntries+1)
-	for i := range many {
-		many[i] = entry(1, testVault, string(rune('a'+i%26))+strings.Repeat("x", i))
-	}
-	tests := []struct {
-		name string
-		msg  attest.Msg
-		want error
-	}{
-		{"no entries", &attest.Attest{}, attest.ErrInvalid},
-		{"too many entries", &attest.Attest{Entries: many}, attest.ErrTooLarge},
-		{"own blob", &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}}, attest.ErrInvalid},
-		{"zero size", &attest.Attest{Entries: []attest.Entry{{Owner: addr(1), Vault: testVault, Size: 0}}}, attest.ErrInvalid},
-		{"huge size", &attest.Attest{Entries: []attest.Entry{{Owner: addr(1), Vault: testVault, Size: attest.MaxBlobSize + 1}}}, attest.ErrInvalid},
-		{"bad owner", &attest.Attest{Entries: []attest.Entry{{Owner: "thor1notanaddress", Vault: testVault, Size: 1}}}, attest.ErrInvalid},
-		{"other hrp", &attest.Attest{Entries: []attest.Entry{{Owner: testIDs[1].Address("tthor"), Vault: testVault, Size: 1}}}, attest.ErrInvalid},
-		{"upper-case owner", &attest.Attest{Entries: []attest.Entry{{Owner: strings.ToUpper(addr(1)), Vault: testVault, Size: 1}}}, attest.ErrInvalid},
-		{"vault key too long", &attest.Attest{Entries: []attest.Entry{{Owner: addr(1), Vault: long, Size: 1}}}, attest.ErrInvalid},
-		{"vault key with slash", &attest.Attest{Entries: []attest.Entry{{Owner: addr(1), Vault: "a/b", Size: 1}}}, attest.ErrInvalid},
-		{"duplicate entry", &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "a"), entry(1, testVault, "a")}}, attest.ErrInvalid},
-		{"empty release", &attest.Release{}, attest.ErrInvalid},
-		{"empty churn", &attest.Churn{}, attest.ErrInvalid},
-		{"bad node key", &attest.Churn{AddNodes: []attest.NodeSpec{{PubKey: "02ab", Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}}}}, attest.ErrInvalid},
-		{"node without multiaddr", &attest.Churn{AddNodes: []attest.NodeSpec{{PubKey: testIDs[5].PubKeyHex()}}}, attest.ErrInvalid},
-		{"multiaddr with p2p", &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1/p2p/" + id.PeerID().String()}}, attest.ErrInvalid},
-		{"bad multiaddr", &attest.UpdateNode{Multiaddrs: []string{"/ip4/999.1.1.1/tcp/1"}}, attest.ErrInvalid},
-		{"non-canonical multiaddr", &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/01"}}, attest.ErrInvalid},
-		{"too many multiaddrs", &attest.UpdateNode{Multiaddrs: strings.Split(strings.Repeat("/ip4/1.2.3.4/tcp/1,", 9), ",")[:9]}, attest.ErrTooLarge},
-		{"threshold zero", &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: "v", Members: []string{addr(1)}, Threshold: 0}}}, attest.ErrInvalid},
-		{"threshold over members", &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: "v", Members: []string{addr(1)}, Threshold: 2}}}, attest.ErrInvalid},
-		{"member twice", &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: "v", Members: []string{addr(1), addr(1)}, Threshold: 1}}}, attest.ErrInvalid},
-		{"vault without members", &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: "v", Threshold: 1}}}, attest.ErrInvalid},
-		{"node added and removed", &attest.Churn{AddNodes: []attest.NodeSpec{nodeSpec(5)}, RemoveNodes: []string{addr(5)}}, attest.ErrInvalid},
-		{"vault created and retired", &attest.Churn{CreateVaults: []attest.VaultSpec{{PubKey: "v", Members: []string{addr(1)}, Threshold: 1}}, RetireVaults: []string{"v"}}, attest.ErrInvalid},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tx, err := attest.SignTx(id, testChainID, testHRP, 0, tt.msg)
-			if !errorsIs(err, tt.want) || tx != nil {
-				t.Fatalf("SignTx = %x, %v; want %v", tx, err, tt.want)
-			}
-		})
-	}
 }
 
 // TestRestart closes the app between blocks and after a block that was
@@ -339,7 +233,7 @@ func TestSignTxRefuses(t *testing.T) {
 // the block gives the same app hash.
 func TestRestart(t *testing.T) {
 	c := newChain(t, testGenesis())
-	c.mustExec(testIDs[1], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}})
+	id := c.commit(0, testVaultIdx, 900)
 	height, hash := c.app.AppHash()
 	if height != c.height || len(hash) != 32 {
 		t.Fatalf("AppHash = %d %x", height, hash)
@@ -347,15 +241,15 @@ func TestRestart(t *testing.T) {
 	covBefore := c.coverage(testVault)
 
 	// A block finalized, then a crash before Commit.
-	pending := c.sign(testIDs[2], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "b")}})
-	res, err := c.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: c.height + 1, Txs: [][]byte{pending}})
+	cu := c.commitment(id).Custodies[0]
+	pending := c.sign(idOf(cu.Holder), &attest.Attest{Custodies: []attest.CustodyID{{Commitment: id, Slot: 0}}})
+	res, err := c.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Height: c.height + 1, Hash: blockHash(c.height + 1), Txs: [][]byte{pending}})
 	if err != nil || res.TxResults[0].Code != 0 {
 		t.Fatalf("FinalizeBlock: %v %+v", err, res)
 	}
 	if err := c.app.Close(); err != nil {
 		t.Fatal(err)
 	}
-
 	app, err := attest.NewApp(c.dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +280,8 @@ func TestRestart(t *testing.T) {
 }
 
 // TestAppHashIsAStateCommitment: two apps fed the same blocks agree; a
-// different state gives a different hash; empty blocks do not change it.
+// different block hash (other holders drawn) gives a different state and
+// hash; empty blocks between epochs do not change it.
 func TestAppHashIsAStateCommitment(t *testing.T) {
 	a, b := newChain(t, testGenesis()), newChain(t, testGenesis())
 	_, ha := a.app.AppHash()
@@ -399,20 +294,32 @@ func TestAppHashIsAStateCommitment(t *testing.T) {
 	if _, h := a.app.AppHash(); !bytes.Equal(h, ha) {
 		t.Fatal("an empty block changed the app hash")
 	}
-	a.mustExec(testIDs[1], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}})
-	b.mustExec(testIDs[1], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "b")}})
+	share := &attest.Commit{Shares: []attest.ShareCommit{{Vault: testVaultIdx, Size: 100, Root: [32]byte{4}}}}
+	a.mustExec(testIDs[0], share)
+	b.mustExec(testIDs[0], share)
+	_, ha = a.app.AppHash()
+	_, hb = b.app.AppHash()
+	if !bytes.Equal(ha, hb) {
+		t.Fatal("same blocks, different hash")
+	}
+	// The same commit in a block with another hash draws other holders.
+	a.mustExec(testIDs[1], share)
+	b.salt = "other" // b's next block has another hash
+	b.mustExec(testIDs[1], share)
 	_, ha = a.app.AppHash()
 	_, hb = b.app.AppHash()
 	if bytes.Equal(ha, hb) {
-		t.Fatal("different attestations, same app hash")
+		t.Fatal("different blocks, same app hash")
 	}
 }
 
 func TestProposals(t *testing.T) {
 	c := newChain(t, testGenesis())
-	good := c.sign(testIDs[1], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}})
+	good := c.sign(testIDs[1], &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}})
 	bad := []byte("junk")
-	prep, err := c.app.PrepareProposal(context.Background(), &abci.PrepareProposalRequest{Txs: [][]byte{bad, good}, MaxTxBytes: 1 << 20})
+	badSig := bytes.Clone(good)
+	badSig[len(badSig)-3] ^= 1
+	prep, err := c.app.PrepareProposal(context.Background(), &abci.PrepareProposalRequest{Txs: [][]byte{bad, badSig, good}, MaxTxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,48 +330,59 @@ func TestProposals(t *testing.T) {
 	if len(small.Txs) != 0 {
 		t.Fatal("PrepareProposal went over MaxTxBytes")
 	}
+	unknown := forceSign(t, testIDs[spare], 77, 0, &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}})
 	for _, tc := range []struct {
+		name string
 		txs  [][]byte
 		want abci.ProcessProposalStatus
 	}{
-		{[][]byte{good}, abci.PROCESS_PROPOSAL_STATUS_ACCEPT},
-		{[][]byte{good, bad}, abci.PROCESS_PROPOSAL_STATUS_REJECT},
+		{"good", [][]byte{good}, abci.PROCESS_PROPOSAL_STATUS_ACCEPT},
+		{"junk", [][]byte{good, bad}, abci.PROCESS_PROPOSAL_STATUS_REJECT},
+		{"bad signature of a known account", [][]byte{badSig}, abci.PROCESS_PROPOSAL_STATUS_REJECT},
+		{"unknown account: FinalizeBlock decides", [][]byte{unknown}, abci.PROCESS_PROPOSAL_STATUS_ACCEPT},
 	} {
 		res, err := c.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Txs: tc.txs, Height: 2})
 		if err != nil || res.Status != tc.want {
-			t.Fatalf("ProcessProposal(%d txs) = %v, %v; want %v", len(tc.txs), res.Status, err, tc.want)
+			t.Fatalf("%s: ProcessProposal = %v, %v; want %v", tc.name, res.Status, err, tc.want)
 		}
 	}
-	// A block over MaxBlockItems is rejected even if each tx is fine.
+	// A block over MaxBlockWrites is rejected even if each tx is fine:
+	// full Attests write 2 keys per custody.
 	var big [][]byte
-	for i := 0; i*attest.MaxEntries <= attest.MaxBlockItems; i++ {
-		entries := make([]attest.Entry, attest.MaxEntries)
-		for j := range entries {
-			entries[j] = entry(0, testVault, string(rune(i))+strings.Repeat("y", j))
+	for i := 0; i*attest.MaxEntries*2 <= attest.MaxBlockWrites; i++ {
+		ids := make([]attest.CustodyID, attest.MaxEntries)
+		for j := range ids {
+			ids[j] = attest.CustodyID{Commitment: uint64(i*attest.MaxEntries + j + 1)}
 		}
-		big = append(big, c.sign(testIDs[1], &attest.Attest{Entries: entries}))
+		big = append(big, c.sign(testIDs[1], &attest.Attest{Custodies: ids}))
 	}
 	res, _ := c.app.ProcessProposal(context.Background(), &abci.ProcessProposalRequest{Txs: big, Height: 2})
 	if res.Status != abci.PROCESS_PROPOSAL_STATUS_REJECT {
-		t.Fatalf("ProcessProposal of %d items accepted", len(big)*attest.MaxEntries)
+		t.Fatalf("ProcessProposal of %d full Attests accepted", len(big))
 	}
 	prep, _ = c.app.PrepareProposal(context.Background(), &abci.PrepareProposalRequest{Txs: big, MaxTxBytes: 64 << 20})
-	if len(prep.Txs)*attest.MaxEntries > attest.MaxBlockItems || len(prep.Txs) == 0 {
-		t.Fatalf("PrepareProposal kept %d full txs", len(prep.Txs))
+	if len(prep.Txs) == 0 || len(prep.Txs) >= len(big) {
+		t.Fatalf("PrepareProposal kept %d of %d full txs", len(prep.Txs), len(big))
 	}
 }
 
 func TestQueryRefusals(t *testing.T) {
 	c := newChain(t, testGenesis())
 	for path, code := range map[string]uint32{
-		"/nope":                          attest.CodeBadQuery,
-		"":                               attest.CodeBadQuery,
-		"/coverage/unknownvault":         attest.CodeNotFound,
-		"/coverage/bad!key":              attest.CodeInvalid,
-		"/attestations/owner/thor1bad":   attest.CodeInvalid,
-		"/attestations/holder/":          attest.CodeInvalid,
-		"/attestations/other/" + addr(0): attest.CodeBadQuery,
+		"/nope":                        attest.CodeBadQuery,
+		"":                             attest.CodeBadQuery,
+		"/coverage/unknownvault":       attest.CodeNotFound,
+		"/coverage/bad!key":            attest.CodeInvalid,
+		"/commitments/owner/thor1x":    attest.CodeInvalid,
+		"/custodies/holder/":           attest.CodeInvalid,
+		"/challenges/other/" + addr(0): attest.CodeBadQuery,
+		"/repairs/other/" + addr(0):    attest.CodeBadQuery,
+		"/commitment/01":               attest.CodeInvalid,
+		"/commitment/5":                attest.CodeNotFound,
+		"/custody/1/256":               attest.CodeInvalid,
+		"/custody/1/0":                 attest.CodeNotFound,
 		"/sequence/" + testIDs[0].Address("tthor"): attest.CodeInvalid,
+		"/sequence/" + addr(spare):                 attest.CodeNotFound,
 	} {
 		res := c.query(path, nil)
 		if res.Code != code || res.Log == "" || res.Value != nil {
@@ -475,13 +393,20 @@ func TestQueryRefusals(t *testing.T) {
 
 func TestInitChainRefusesBadGenesis(t *testing.T) {
 	g := testGenesis()
-	g.Vaults[0].Members = append(g.Vaults[0].Members, addr(5))
+	g.Vaults[0].Members = append(g.Vaults[0].Members, addr(spare))
+	auth := `{"authority":"` + authority().PubKeyHex() + `"`
 	for name, state := range map[string]string{
-		"not json":          "{",
-		"unknown field":     `{"authority":"` + authority().PubKeyHex() + `","bogus":1}`,
-		"no authority":      `{}`,
-		"member not a node": mustJSON(t, g),
-		"replication":       `{"authority":"` + authority().PubKeyHex() + `","replication":65}`,
+		"not json":            "{",
+		"unknown field":       auth + `,"bogus":1}`,
+		"no authority":        `{}`,
+		"member not a node":   mustJSON(t, g),
+		"replication":         auth + `,"replication":65}`,
+		"strategy":            auth + `,"strategy":"nearest"}`,
+		"proof window":        auth + `,"epoch_blocks":10,"proof_window":10}`,
+		"epoch of one block":  auth + `,"epoch_blocks":1}`,
+		"negative window":     auth + `,"repair_window":-1}`,
+		"huge retention":      auth + `,"retention_blocks":1099511627777}`,
+		"round of no epochs?": auth + `,"round_epochs":1048577}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -500,12 +425,25 @@ func TestInitChainRefusesBadGenesis(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
+// TestGenesisDefaults: a genesis naming only the authority gets the
+// reference network's defaults; --epoch-blocks alone scales the proof
+// window and drill interval.
+func TestGenesisDefaults(t *testing.T) {
+	c := newChain(t, attest.Genesis{Authority: authority().PubKeyHex()})
+	var p attest.Params
+	c.query("/params", &p)
+	want := attest.CustodyParams{
+		Strategy: attest.StrategyRandom, EpochBlocks: attest.DefaultEpochBlocks, RoundEpochs: attest.DefaultRoundEpochs,
+		ProofWindow: attest.DefaultProofWindow, AttestWindow: attest.DefaultAttestWindow, RepairWindow: attest.DefaultRepairWindow,
+		RetentionBlocks: attest.DefaultRetentionBlocks, DrillInterval: attest.DefaultEpochBlocks / 2,
 	}
-	return string(b)
+	if p.CustodyParams != want || p.Replication != attest.DefaultReplication {
+		t.Fatalf("default params %+v, want %+v", p, want)
+	}
+	g := attest.Genesis{Authority: authority().PubKeyHex(), CustodyParams: attest.CustodyParams{EpochBlocks: 20}}
+	c = newChain(t, g)
+	c.query("/params", &p)
+	if p.EpochBlocks != 20 || p.ProofWindow != 10 || p.DrillInterval != 10 {
+		t.Fatalf("params with epoch_blocks 20: %+v", p.CustodyParams)
+	}
 }
-
-func equalJSON(t *testing.T, a, b any) bool { return mustJSON(t, a) == mustJSON(t, b) }

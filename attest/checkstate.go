@@ -1,9 +1,10 @@
 package attest
 
 import (
-	"encoding/hex"
 	"fmt"
 	"sync"
+
+	"github.com/ksb-project/ksb/attest/attestpb"
 )
 
 // MaxPendingPerSigner bounds what one signer may have in the mempool: at most
@@ -12,7 +13,7 @@ import (
 // time per queue and a node rarely more than a few at once (the tests' Senders
 // send four concurrently), so 16 never holds an honest node back, while one
 // key can occupy at most 16 × MaxTxSize = 8 MiB of a validator's mempool and
-// 16 × MaxEntries block items.
+// 16 × MaxBlockWrites of block writes.
 const MaxPendingPerSigner = 16
 
 // checkState is what CheckTx knows beyond the committed state: the
@@ -63,40 +64,55 @@ func (c *checkState) admit(signer string, h [32]byte) error {
 	return nil
 }
 
-// checkSigner checks tx's signer against committed state s: it may send the
-// message (the authority for a Churn, an active node for anything else), and
-// the sequence is neither behind its committed one nor MaxPendingPerSigner or
-// more ahead of it. It returns the signer's address. FinalizeBlock runs the
-// same authority and sequence checks against the block's state (see deliver
-// and apply); this one only keeps transactions that cannot pass them out of
-// the mempool.
-func checkSigner(s kv, p *Params, tx *Tx) (string, error) {
-	signer, err := tx.SignerAddress(p.HRP)
+// checkSigner checks tx's signer against committed state s: its account
+// exists and may send the message (the authority's account for a Churn, an
+// active node's for anything else), and the sequence is neither behind its
+// committed one nor MaxPendingPerSigner or more ahead of it. It returns the
+// account. FinalizeBlock runs the same account and sequence checks against
+// the block's state (see deliver and apply); this one only keeps
+// transactions that cannot pass them out of the mempool.
+func checkSigner(s kv, p *Params, tx *Tx) (*attestpb.AccountRecord, error) {
+	acct, err := getAccount(s, tx.Signer)
 	if err != nil {
-		return "", err
+		return nil, err
+	}
+	if acct == nil {
+		return nil, fmt.Errorf("signer account %d does not exist: %w", tx.Signer, ErrUnauthorized)
 	}
 	if _, churn := tx.Msg.(*Churn); churn {
-		if hex.EncodeToString(tx.Signer) != p.Authority {
-			return "", fmt.Errorf("signer %s is not the authority %s: %w", signer, p.AuthorityAddress, ErrUnauthorized)
+		if tx.Signer != AuthorityAccount {
+			return nil, fmt.Errorf("signer %s is not the authority %s: %w", acct.Address, p.AuthorityAddress, ErrUnauthorized)
 		}
 	} else {
-		n, err := s.get(prefNode + signer)
+		n, err := s.get(KeyNode(acct.Address))
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if n == nil {
-			return "", fmt.Errorf("signer %s is not an active node: %w", signer, ErrUnauthorized)
+			return nil, fmt.Errorf("signer %s is not an active node: %w", acct.Address, ErrUnauthorized)
 		}
 	}
-	seq, err := getSeq(s, signer)
-	if err != nil {
-		return "", err
-	}
-	switch {
+	switch seq := acct.Sequence; {
 	case tx.Sequence < seq:
-		return "", fmt.Errorf("sequence %d is behind %s's committed next %d: %w", tx.Sequence, signer, seq, ErrBadSequence)
+		return nil, fmt.Errorf("sequence %d is behind %s's committed next %d: %w", tx.Sequence, acct.Address, seq, ErrBadSequence)
 	case tx.Sequence-seq >= MaxPendingPerSigner:
-		return "", fmt.Errorf("sequence %d is %d or more ahead of %s's committed next %d: %w", tx.Sequence, MaxPendingPerSigner, signer, seq, ErrBadSequence)
+		return nil, fmt.Errorf("sequence %d is %d or more ahead of %s's committed next %d: %w", tx.Sequence, MaxPendingPerSigner, acct.Address, seq, ErrBadSequence)
 	}
-	return signer, nil
+	return acct, nil
+}
+
+// committedSignature verifies tx's signature if its signer's account is in
+// the last committed state (an account created earlier in the same block is
+// left to FinalizeBlock).
+func (a *App) committedSignature(p *Params, raw []byte, tx *Tx) error {
+	var acct *attestpb.AccountRecord
+	err := a.view(func(s kv) error {
+		var err error
+		acct, err = getAccount(s, tx.Signer)
+		return err
+	})
+	if err != nil || acct == nil {
+		return err
+	}
+	return a.verify(p, raw, tx, acct.Pubkey)
 }

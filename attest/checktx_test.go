@@ -41,63 +41,66 @@ func wantCheck(t *testing.T, c *chain, what string, raw []byte, recheck bool, co
 	}
 }
 
-// signAt signs msg by id at sequence seq, without touching the chain's
-// sequence bookkeeping.
-func signAt(t *testing.T, id *identity.Identity, seq uint64, msg attest.Msg) []byte {
+// signAt signs msg by id as account acct at sequence seq, without touching
+// the chain's sequence bookkeeping.
+func signAt(t *testing.T, id *identity.Identity, acct, seq uint64, msg attest.Msg) []byte {
 	t.Helper()
-	raw, err := attest.SignTx(id, testChainID, testHRP, seq, msg)
+	raw, err := attest.SignTx(id, testChainID, testHRP, acct, seq, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return raw
 }
 
+func update(tag int) *attest.UpdateNode {
+	return &attest.UpdateNode{Multiaddrs: []string{fmt.Sprintf("/ip4/10.0.%d.%d/tcp/1", tag/250, tag%250+1)}}
+}
+
 // TestCheckTxChecksSignerAgainstCommittedState: CheckTx and its recheck
-// refuse a transaction whose signer has no role in the committed state (not
-// an active node; not the authority for a Churn) or whose sequence is behind
-// the signer's committed one, so that such transactions never enter the
-// mempool, nor stay in it once a block made them stale. (Issue 8, item 3.)
+// refuse a transaction whose signer account does not exist or has no role
+// in the committed state (not an active node; not the authority for a
+// Churn) or whose sequence is behind the account's committed one, so that
+// such transactions never enter the mempool, nor stay in it once a block
+// made them stale. (Issue 8, item 3.)
 func TestCheckTxChecksSignerAgainstCommittedState(t *testing.T) {
 	c := newChain(t, testGenesis())
-	attestBy := func(id *identity.Identity, seq uint64, blob string) []byte {
-		return signAt(t, id, seq, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, blob)}})
-	}
-	stranger := testIDs[5]
+	stranger := testIDs[spare]
+	n1, n2 := c.account(testIDs[1]), c.account(testIDs[2])
 
-	wantCheck(t, c, "attest by a stranger", attestBy(stranger, 0, "a"), false, attest.CodeUnauthorized)
-	wantCheck(t, c, "release by a stranger", signAt(t, stranger, 0, &attest.Release{Entries: []attest.EntryKey{entry(0, testVault, "a").Key()}}), false, attest.CodeUnauthorized)
-	wantCheck(t, c, "update by a stranger", signAt(t, stranger, 0, &attest.UpdateNode{Multiaddrs: []string{"/ip4/1.2.3.4/tcp/1"}}), false, attest.CodeUnauthorized)
-	wantCheck(t, c, "churn by a stranger", signAt(t, stranger, 0, &attest.Churn{RemoveNodes: []string{addr(1)}}), false, attest.CodeUnauthorized)
-	wantCheck(t, c, "churn by a node", signAt(t, testIDs[0], 0, &attest.Churn{RemoveNodes: []string{addr(1)}}), false, attest.CodeUnauthorized)
-	wantCheck(t, c, "attest by the authority, not a node", signAt(t, authority(), 0, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "a")}}), false, attest.CodeUnauthorized)
+	wantCheck(t, c, "update by an unknown account", signAt(t, stranger, 99, 0, update(0)), false, attest.CodeUnauthorized)
+	wantCheck(t, c, "attest by an unknown account", signAt(t, stranger, 99, 0, &attest.Attest{Custodies: []attest.CustodyID{{Commitment: 1}}}), false, attest.CodeUnauthorized)
+	wantCheck(t, c, "churn by a node", forceSign(t, testIDs[0], c.account(testIDs[0]), 0, &attest.Churn{RemoveNodes: []string{addr(1)}}), false, attest.CodeUnauthorized)
+	wantCheck(t, c, "commit by the authority", forceSign(t, authority(), 0, 0, &attest.Commit{Shares: []attest.ShareCommit{{Vault: 1, Size: 1, Root: [32]byte{1}}}}), false, attest.CodeUnauthorized)
 	// A stranger is refused before its content is looked at.
-	wantCheck(t, c, "invalid content by a stranger", forceSign(t, stranger, 0, &attest.Attest{Entries: []attest.Entry{entry(5, testVault, "own")}}), false, attest.CodeUnauthorized)
-	wantCheck(t, c, "churn by the authority", signAt(t, authority(), 0, &attest.Churn{RetireVaults: []string{testVault}}), false, attest.CodeOK)
-	wantCheck(t, c, "attest by a node", attestBy(testIDs[1], 0, "a"), false, attest.CodeOK)
+	wantCheck(t, c, "invalid content by an unknown account", forceSign(t, stranger, 99, 0, &attest.Attest{}), false, attest.CodeUnauthorized)
+	// A stranger claiming a node's account fails its signature.
+	wantCheck(t, c, "a stranger as node 1's account", signAt(t, stranger, n1, 0, update(1)), false, attest.CodeBadSignature)
+	wantCheck(t, c, "churn by the authority", signAt(t, authority(), 0, 0, &attest.Churn{RetireVaults: []string{testVault}}), false, attest.CodeOK)
+	wantCheck(t, c, "update by a node", signAt(t, testIDs[1], n1, 0, update(2)), false, attest.CodeOK)
 
 	// Node 1's sequence 0 is used by a block: a second transaction at 0 is
 	// behind, in CheckTx and on recheck.
-	pending := attestBy(testIDs[1], 0, "pending")
+	pending := signAt(t, testIDs[1], n1, 0, update(3))
 	wantCheck(t, c, "node 1 at sequence 0 before the block", pending, false, attest.CodeOK)
-	c.mustExec(testIDs[1], &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "b")}})
+	c.mustExec(testIDs[1], update(4))
 	wantCheck(t, c, "recheck of node 1 at sequence 0 after the block", pending, true, attest.CodeBadSequence)
-	wantCheck(t, c, "node 1 at sequence 0 after the block", attestBy(testIDs[1], 0, "c"), false, attest.CodeBadSequence)
-	wantCheck(t, c, "node 1 at sequence 1 after the block", attestBy(testIDs[1], 1, "c"), false, attest.CodeOK)
+	wantCheck(t, c, "node 1 at sequence 0 after the block", signAt(t, testIDs[1], n1, 0, update(5)), false, attest.CodeBadSequence)
+	wantCheck(t, c, "node 1 at sequence 1 after the block", signAt(t, testIDs[1], n1, 1, update(6)), false, attest.CodeOK)
 
 	// Node 2 is churned out while its transaction waits: the recheck
 	// refuses it.
-	waiting := attestBy(testIDs[2], 0, "waiting")
+	waiting := signAt(t, testIDs[2], n2, 0, update(7))
 	wantCheck(t, c, "node 2 before its removal", waiting, false, attest.CodeOK)
 	c.mustExec(authority(), &attest.Churn{RemoveNodes: []string{addr(2)}})
 	wantCheck(t, c, "recheck of node 2 after its removal", waiting, true, attest.CodeUnauthorized)
 
 	// A node added by a committed churn may send at once.
-	c.mustExec(authority(), &attest.Churn{AddNodes: []attest.NodeSpec{nodeSpec(4)}})
-	wantCheck(t, c, "node 4 after it is added", attestBy(testIDs[4], 0, "d"), false, attest.CodeOK)
+	c.mustExec(authority(), &attest.Churn{AddNodes: []attest.NodeSpec{nodeSpec(spare)}})
+	wantCheck(t, c, "the new node after it is added", signAt(t, stranger, c.account(stranger), 0, update(8)), false, attest.CodeOK)
 
 	// Stateless refusals keep their codes.
 	wantCheck(t, c, "garbage", []byte("junk"), false, attest.CodeMalformed)
-	bad := attestBy(testIDs[1], 1, "e")
+	bad := signAt(t, testIDs[1], n1, 1, update(9))
 	bad[len(bad)-3] ^= 1
 	wantCheck(t, c, "bad signature of a node", bad, false, attest.CodeBadSignature)
 }
@@ -109,20 +112,18 @@ func TestCheckTxChecksSignerAgainstCommittedState(t *testing.T) {
 func TestCheckTxBoundsPendingPerSigner(t *testing.T) {
 	c := newChain(t, testGenesis())
 	node := testIDs[0]
+	acct := c.account(node)
 	var txs [][]byte
 	for seq := range uint64(attest.MaxPendingPerSigner) {
-		raw := signAt(t, node, seq, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, fmt.Sprint("s", seq))}})
+		raw := signAt(t, node, acct, seq, update(int(seq)))
 		wantCheck(t, c, fmt.Sprintf("sequence %d", seq), raw, false, attest.CodeOK)
 		txs = append(txs, raw)
 	}
-	wantCheck(t, c, "one more at sequence 0 (a different body)",
-		signAt(t, node, 0, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "other")}}), false, attest.CodeMempoolFull)
-	wantCheck(t, c, "the next sequence",
-		signAt(t, node, attest.MaxPendingPerSigner, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "next")}}), false, attest.CodeBadSequence)
-	wantCheck(t, c, "far ahead",
-		signAt(t, node, 1<<40, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "far")}}), false, attest.CodeBadSequence)
+	wantCheck(t, c, "one more at sequence 0 (a different body)", signAt(t, node, acct, 0, update(100)), false, attest.CodeMempoolFull)
+	wantCheck(t, c, "the next sequence", signAt(t, node, acct, attest.MaxPendingPerSigner, update(101)), false, attest.CodeBadSequence)
+	wantCheck(t, c, "far ahead", signAt(t, node, acct, 1<<40, update(102)), false, attest.CodeBadSequence)
 	// Another signer is not affected.
-	wantCheck(t, c, "another node", signAt(t, testIDs[1], 0, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, "x")}}), false, attest.CodeOK)
+	wantCheck(t, c, "another node", signAt(t, testIDs[1], c.account(testIDs[1]), 0, update(103)), false, attest.CodeOK)
 
 	// A block commits the first two; the mempool rechecks the rest, which
 	// fit again, and leaves room for two more.
@@ -135,11 +136,9 @@ func TestCheckTxBoundsPendingPerSigner(t *testing.T) {
 		wantCheck(t, c, fmt.Sprintf("recheck of sequence %d", i+2), raw, true, attest.CodeOK)
 	}
 	for seq := uint64(attest.MaxPendingPerSigner); seq < attest.MaxPendingPerSigner+2; seq++ {
-		wantCheck(t, c, fmt.Sprintf("sequence %d after the block", seq),
-			signAt(t, node, seq, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, fmt.Sprint("s", seq))}}), false, attest.CodeOK)
+		wantCheck(t, c, fmt.Sprintf("sequence %d after the block", seq), signAt(t, node, acct, seq, update(int(seq))), false, attest.CodeOK)
 	}
-	wantCheck(t, c, "one over the bound after the block",
-		signAt(t, node, 2, &attest.Attest{Entries: []attest.Entry{entry(1, testVault, "again")}}), false, attest.CodeMempoolFull)
+	wantCheck(t, c, "one over the bound after the block", signAt(t, node, acct, 2, update(104)), false, attest.CodeMempoolFull)
 }
 
 // TestNonNodeFloodNeverReachesABlock runs a real CometBFT validator, submits
@@ -165,27 +164,28 @@ func TestNonNodeFloodNeverReachesABlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	honest := attest.NewSender(c, testIDs[1])
-	send := func(blob string) time.Duration {
+	send := func(tag int) time.Duration {
 		t.Helper()
 		start := time.Now()
-		if _, err := honest.Send(ctx, &attest.Attest{Entries: []attest.Entry{entry(0, testVault, blob)}}); err != nil {
-			t.Fatalf("honest attestation: %v", err)
+		if _, err := honest.Send(ctx, update(tag)); err != nil {
+			t.Fatalf("honest transaction: %v", err)
 		}
 		return time.Since(start)
 	}
-	quiet := send("before the flood")
+	quiet := send(1)
 
-	// 100 transactions by the three keys of the test set that are neither
-	// nodes nor the authority.
+	// 100 full Attests (1024 custodies each) by the keys of the test set
+	// that are neither nodes nor the authority, as accounts that do not
+	// exist.
 	const floodTxs = 100
 	strangers := []*identity.Identity{testIDs[4], testIDs[5], testIDs[6]}
 	flood := make([][]byte, floodTxs)
 	for i := range flood {
-		entries := make([]attest.Entry, attest.MaxEntries)
-		for j := range entries {
-			entries[j] = attest.Entry{Owner: addr(0), Vault: testVault, Digest: digest(fmt.Sprint(i, "/", j)), Size: 1}
+		ids := make([]attest.CustodyID, attest.MaxEntries)
+		for j := range ids {
+			ids[j] = attest.CustodyID{Commitment: uint64(i*attest.MaxEntries + j + 1)}
 		}
-		flood[i] = signAt(t, strangers[i%len(strangers)], uint64(i/len(strangers)), &attest.Attest{Entries: entries})
+		flood[i] = signAt(t, strangers[i%len(strangers)], uint64(1000+i%len(strangers)), uint64(i/len(strangers)), &attest.Attest{Custodies: ids})
 	}
 	codes := make([]string, floodTxs)
 	var wg sync.WaitGroup
@@ -208,8 +208,8 @@ func TestNonNodeFloodNeverReachesABlock(t *testing.T) {
 		}()
 	}
 	wg.Wait() // every flood transaction went through CheckTx
-	loaded := send("during the flood")
-	t.Logf("honest attestation latency: %v without, %v after %d non-node transactions", quiet, loaded, floodTxs)
+	loaded := send(2)
+	t.Logf("honest transaction latency: %v without, %v after %d non-node transactions", quiet, loaded, floodTxs)
 
 	for i, got := range codes {
 		// BroadcastTxSync returns a CheckTx refusal as a result with its

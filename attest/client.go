@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 )
 
@@ -37,6 +39,75 @@ type TxResult struct {
 	Hash string
 	// Height is the block that committed it.
 	Height int64
+	// Events are the transaction's events (docs/attestation.md, "Events").
+	Events []abci.Event
+}
+
+// Assignment is one custody assigned in a transaction's block: a holder of
+// a new commitment (Source "") or a repair's replacement.
+type Assignment struct {
+	Custody   CustodyID
+	Holder    string
+	CopyIndex uint32
+	Source    string
+}
+
+// Assignments returns the custodies r's transaction assigned, from its
+// "ksb.assign" events: for a Commit, the holders of each new commitment
+// (copy i to the holder of slot i), so the owner can push without a query.
+func (r *TxResult) Assignments() []Assignment {
+	var out []Assignment
+	for _, ev := range r.Events {
+		if ev.Type != "ksb.assign" {
+			continue
+		}
+		var a Assignment
+		var ok [4]bool
+		for _, at := range ev.Attributes {
+			switch at.Key {
+			case "commitment":
+				a.Custody.Commitment, ok[0] = parseU(at.Value)
+			case "slot":
+				a.Custody.Slot, ok[1] = parseU(at.Value)
+			case "holder":
+				a.Holder, ok[2] = at.Value, at.Value != ""
+			case "copy":
+				var x uint64
+				x, ok[3] = parseU(at.Value)
+				a.CopyIndex = uint32(x)
+			case "source":
+				a.Source = at.Value
+			}
+		}
+		if ok == [4]bool{true, true, true, true} {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Commitments returns the ids of the commitments r's transaction (a
+// Commit) created, from its "ksb.commit" events, in share order.
+func (r *TxResult) Commitments() []uint64 {
+	var out []uint64
+	for _, ev := range r.Events {
+		if ev.Type != "ksb.commit" {
+			continue
+		}
+		for _, at := range ev.Attributes {
+			if at.Key == "commitment" {
+				if id, ok := parseU(at.Value); ok {
+					out = append(out, id)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func parseU(s string) (uint64, bool) {
+	x, err := strconv.ParseUint(s, 10, 64)
+	return x, err == nil
 }
 
 // NewClient returns a client of the CometBFT RPC at rpcURL
@@ -84,7 +155,8 @@ func (c *Client) LatestBlock(ctx context.Context) (int64, time.Time, error) {
 	return st.SyncInfo.LatestBlockHeight, st.SyncInfo.LatestBlockTime, nil
 }
 
-// Params returns the chain's parameters (chain ID, authority, r, prefix).
+// Params returns the chain's parameters (chain ID, authority, r, prefix,
+// custody parameters).
 func (c *Client) Params(ctx context.Context) (Params, error) {
 	var p Params
 	err := c.Query(ctx, "/params", &p)
@@ -122,33 +194,113 @@ func (c *Client) Coverage(ctx context.Context, vault string) (*Coverage, error) 
 	return &cov, nil
 }
 
-// AttestationsByOwner returns the attestations of blobs owned by addr.
-func (c *Client) AttestationsByOwner(ctx context.Context, addr string) ([]Attestation, error) {
-	return c.attestations(ctx, "owner", addr)
-}
-
-// AttestationsByHolder returns the attestations made by holder addr.
-func (c *Client) AttestationsByHolder(ctx context.Context, addr string) ([]Attestation, error) {
-	return c.attestations(ctx, "holder", addr)
-}
-
-func (c *Client) attestations(ctx context.Context, by, addr string) ([]Attestation, error) {
-	if strings.Contains(addr, "/") || addr == "" {
-		return nil, fmt.Errorf("address %q: %w", addr, ErrInvalid)
+// Account returns the account number of address addr and its next
+// sequence. An address without an account (never registered) is
+// ErrNotFound.
+func (c *Client) Account(ctx context.Context, addr string) (Account, error) {
+	var a Account
+	if err := pathArg(addr); err != nil {
+		return a, err
 	}
-	var a attestationsAnswer
-	err := c.Query(ctx, "/attestations/"+by+"/"+addr, &a)
-	return a.Attestations, err
+	err := c.Query(ctx, "/sequence/"+addr, &a)
+	return a, err
 }
 
 // Sequence returns the next sequence of signer address addr.
 func (c *Client) Sequence(ctx context.Context, addr string) (uint64, error) {
-	if strings.Contains(addr, "/") || addr == "" {
-		return 0, fmt.Errorf("address %q: %w", addr, ErrInvalid)
+	a, err := c.Account(ctx, addr)
+	return a.Sequence, err
+}
+
+// Epoch returns the current epoch: its first block, its proof deadline and
+// the next epoch's first block.
+func (c *Client) Epoch(ctx context.Context) (Epoch, error) {
+	var e Epoch
+	err := c.Query(ctx, "/epoch", &e)
+	return e, err
+}
+
+// CommitmentsByOwner returns owner addr's commitments still in state (the
+// newest per vault, and superseded or retired ones until they are deleted),
+// each with its custodies: what an owner pushes its copies by (copy i to
+// the holder of slot i) and a recovery reads holders from.
+func (c *Client) CommitmentsByOwner(ctx context.Context, addr string) ([]Commitment, error) {
+	if err := pathArg(addr); err != nil {
+		return nil, err
 	}
-	var s Sequence
-	err := c.Query(ctx, "/sequence/"+addr, &s)
-	return s.Sequence, err
+	var a commitmentsAnswer
+	err := c.Query(ctx, "/commitments/owner/"+addr, &a)
+	return a.Commitments, err
+}
+
+// Commitment returns commitment id with its custodies; ErrNotFound if it
+// is not (or no longer) in state.
+func (c *Client) Commitment(ctx context.Context, id uint64) (*Commitment, error) {
+	var cm Commitment
+	if err := c.Query(ctx, fmt.Sprintf("/commitment/%d", id), &cm); err != nil {
+		return nil, err
+	}
+	return &cm, nil
+}
+
+// Custody returns custody id with its commitment: what a holder checks a
+// pushed copy against before reading it (the holder, the owner, size, root,
+// copies). ErrNotFound if it is not in state: a holder drops a copy whose
+// custody is gone.
+func (c *Client) Custody(ctx context.Context, id CustodyID) (*HeldCustody, error) {
+	var hc HeldCustody
+	if err := c.Query(ctx, fmt.Sprintf("/custody/%d/%d", id.Commitment, id.Slot), &hc); err != nil {
+		return nil, err
+	}
+	return &hc, nil
+}
+
+// CustodiesByHolder returns the custodies assigned to holder addr, with
+// their commitments, failed and superseded ones included until deleted.
+func (c *Client) CustodiesByHolder(ctx context.Context, addr string) ([]HeldCustody, error) {
+	if err := pathArg(addr); err != nil {
+		return nil, err
+	}
+	var a custodiesAnswer
+	err := c.Query(ctx, "/custodies/holder/"+addr, &a)
+	return a.Custodies, err
+}
+
+// Challenges returns holder addr's open challenges of the current epoch.
+func (c *Client) Challenges(ctx context.Context, addr string) ([]Challenge, error) {
+	if err := pathArg(addr); err != nil {
+		return nil, err
+	}
+	var a challengesAnswer
+	err := c.Query(ctx, "/challenges/holder/"+addr, &a)
+	return a.Challenges, err
+}
+
+// RepairsBySource returns the repairs addr is to send a copy for (as a
+// counted holder, or as the owner when no holder is left).
+func (c *Client) RepairsBySource(ctx context.Context, addr string) ([]Repair, error) {
+	return c.repairs(ctx, "source", addr)
+}
+
+// RepairsByReplacement returns the repairs addr waits for as replacement.
+func (c *Client) RepairsByReplacement(ctx context.Context, addr string) ([]Repair, error) {
+	return c.repairs(ctx, "replacement", addr)
+}
+
+func (c *Client) repairs(ctx context.Context, by, addr string) ([]Repair, error) {
+	if err := pathArg(addr); err != nil {
+		return nil, err
+	}
+	var a repairsAnswer
+	err := c.Query(ctx, "/repairs/"+by+"/"+addr, &a)
+	return a.Repairs, err
+}
+
+func pathArg(addr string) error {
+	if strings.Contains(addr, "/") || addr == "" {
+		return fmt.Errorf("address %q: %w", addr, ErrInvalid)
+	}
+	return nil
 }
 
 // Query runs the ABCI query path and decodes its JSON answer into v. A
@@ -220,7 +372,7 @@ func (c *Client) wait(ctx context.Context, hash []byte) (*TxResult, error) {
 		case err == nil && res.TxResult.Code != CodeOK:
 			return nil, &TxError{Hash: hexHash, Height: res.Height, Code: res.TxResult.Code, Log: res.TxResult.Log}
 		case err == nil:
-			return &TxResult{Hash: hexHash, Height: res.Height}, nil
+			return &TxResult{Hash: hexHash, Height: res.Height, Events: res.TxResult.Events}, nil
 		case strings.Contains(err.Error(), "indexing is disabled"):
 			return nil, fmt.Errorf("waiting for %s: the node at %s does not index transactions: %w", hexHash, c.url, err)
 		case !strings.Contains(err.Error(), "not found"):

@@ -19,6 +19,11 @@ const (
 	CodeBadQuery     uint32 = 10 // ErrBadQuery
 	CodeInternal     uint32 = 11 // ErrInternal
 	CodeMempoolFull  uint32 = 12 // ErrMempoolFull (CheckTx only)
+	CodeNoChallenge  uint32 = 13 // ErrNoChallenge
+	CodeWrongSegment uint32 = 14 // ErrWrongSegment
+	CodeBadProof     uint32 = 15 // ErrBadProof
+	CodeNotAssigned  uint32 = 16 // ErrNotAssigned
+	CodeRateLimited  uint32 = 17 // ErrRateLimited
 )
 
 // Codespace is the codespace of every non-zero code the application returns.
@@ -40,6 +45,11 @@ var codeErrs = []struct {
 	{CodeBadQuery, ErrBadQuery},
 	{CodeInternal, ErrInternal},
 	{CodeMempoolFull, ErrMempoolFull},
+	{CodeNoChallenge, ErrNoChallenge},
+	{CodeWrongSegment, ErrWrongSegment},
+	{CodeBadProof, ErrBadProof},
+	{CodeNotAssigned, ErrNotAssigned},
+	{CodeRateLimited, ErrRateLimited},
 }
 
 // errCode returns the code of the first sentinel err wraps; CodeInternal for

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,12 +19,20 @@ import (
 // testBlockInterval keeps embedded chains fast in tests.
 const testBlockInterval = 100 * time.Millisecond
 
+// embeddedGenesis: epochs of 40 blocks (4 s) with proof windows of 30, so a
+// test sees an epoch with real block hashes and has time to answer it.
+func embeddedGenesis() attest.Genesis {
+	g := testGenesis()
+	g.CustodyParams = attest.CustodyParams{EpochBlocks: 40, ProofWindow: 30, AttestWindow: 10_000, RepairWindow: 10_000, RetentionBlocks: 10_000}
+	return g
+}
+
 func startEmbedded(t *testing.T, home string) *attest.Embedded {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e, err := attest.StartEmbedded(ctx, attest.EmbeddedConfig{
-		Home: home, ChainID: testChainID, Genesis: testGenesis(), BlockInterval: testBlockInterval,
+		Home: home, ChainID: testChainID, Genesis: embeddedGenesis(), BlockInterval: testBlockInterval,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,45 +54,81 @@ func TestEmbeddedOverRPC(t *testing.T) {
 		t.Fatalf("ChainID = %q, %v", id, err)
 	}
 	nodes, err := c.Nodes(ctx)
-	if err != nil || len(nodes) != 4 {
+	if err != nil || len(nodes) != nGenesis {
 		t.Fatalf("Nodes = %v, %v", nodes, err)
 	}
 	vaults, err := c.Vaults(ctx)
-	if err != nil || len(vaults) != 1 || vaults[0].Threshold != 3 {
+	if err != nil || len(vaults) != 1 || vaults[0].Threshold != 3 || vaults[0].Index != testVaultIdx {
 		t.Fatalf("Vaults = %+v, %v", vaults, err)
 	}
 
-	// Every node holds the shares of the next two, concurrently, through one
-	// Sender per node; node 1 sends three transactions at once through its
-	// Sender.
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	senders := make([]*attest.Sender, 4)
+	// Every member commits a share, concurrently, through one Sender per
+	// node; the chain draws the holders from the real block hash and the
+	// result's events name them. Member 1 sends two more transactions at
+	// once through its Sender.
+	senders := make([]*attest.Sender, nGenesis)
 	for h := range senders {
 		senders[h] = attest.NewSender(c, testIDs[h])
 	}
 	s1 := senders[1]
-	for h, s := range senders {
+	copies := map[uint64][][]byte{}
+	var (
+		mu      sync.Mutex
+		assigns []attest.Assignment
+		wg      sync.WaitGroup
+	)
+	errs := make(chan error, 8)
+	rc := &chain{t: t, rng: rand.New(rand.NewPCG(3, 4)), copies: copies}
+	for m := range 4 {
+		cps, cm := rc.newShare(900 + 100*m)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.Send(ctx, &attest.Attest{Entries: []attest.Entry{entry((h+3)%4, testVault, "s"), entry((h+2)%4, testVault, "s")}})
+			res, err := senders[m].Commit(ctx, attest.ShareCommit{Vault: testVaultIdx, Size: cm.Size, Root: cm.Root})
+			if err == nil {
+				mu.Lock()
+				copies[res.Commitments()[0]] = cps
+				assigns = append(assigns, res.Assignments()...)
+				mu.Unlock()
+			}
 			errs <- err
 		}()
 	}
-	for i := range 3 {
+	for i := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s1.Send(ctx, &attest.Attest{Entries: []attest.Entry{entry(3, testVault, string(rune('x'+i)))}})
+			_, err := s1.Send(ctx, update(i))
 			errs <- err
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
+	for range 6 {
+		if err := <-errs; err != nil {
 			t.Fatalf("Send: %v", err)
+		}
+	}
+	if len(assigns) != 12 {
+		t.Fatalf("assignments %+v, want 3 for each of 4 commitments", assigns)
+	}
+	// Each holder attests what it was assigned, in one transaction.
+	byHolder := map[string][]attest.CustodyID{}
+	for _, a := range assigns {
+		byHolder[a.Holder] = append(byHolder[a.Holder], a.Custody)
+	}
+	errs = make(chan error, len(byHolder)) // up to nGenesis holders
+	for h, ids := range byHolder {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := senders[slices.Index(testAddrs, h)].Attest(ctx, ids...)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	for range byHolder {
+		if err := <-errs; err != nil {
+			t.Fatalf("Attest: %v", err)
 		}
 	}
 	cov, err := c.Coverage(ctx, testVault)
@@ -92,16 +138,53 @@ func TestEmbeddedOverRPC(t *testing.T) {
 	if vc := cov.Vaults[0]; !vc.Safe || vc.Covered != 4 {
 		t.Fatalf("coverage %+v, want safe with 4 covered", vc)
 	}
-	byOwner, err := c.AttestationsByOwner(ctx, addr(3))
-	if err != nil || len(byOwner) != 2+3 {
-		t.Fatalf("AttestationsByOwner(3) = %+v, %v; want 5", byOwner, err)
+	owned, err := c.CommitmentsByOwner(ctx, addr(3))
+	if err != nil || len(owned) != 1 || len(owned[0].Custodies) != 3 || !owned[0].Live {
+		t.Fatalf("CommitmentsByOwner(3) = %+v, %v", owned, err)
 	}
-	byHolder, err := c.AttestationsByHolder(ctx, addr(1))
-	if err != nil || len(byHolder) != 2+3 {
-		t.Fatalf("AttestationsByHolder(1) = %+v, %v; want 5", byHolder, err)
+	wantSeq := uint64(3) // a Commit and two updates, and an Attest if it holds any
+	if len(byHolder[addr(1)]) > 0 {
+		wantSeq++
 	}
-	if seq, err := c.Sequence(ctx, addr(1)); err != nil || seq != 4 {
-		t.Fatalf("Sequence(1) = %d, %v; want 4", seq, err)
+	if seq, err := c.Sequence(ctx, addr(1)); err != nil || seq != wantSeq {
+		t.Fatalf("Sequence(1) = %d, %v; want %d", seq, err, wantSeq)
+	}
+
+	// The next epoch challenges every attested custody, from its first
+	// block's real hash; each holder answers through the client.
+	ep, err := c.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, ctx, c, ep.NextStart)
+	for h := range byHolder {
+		chs, err := c.Challenges(ctx, h)
+		if err != nil || len(chs) != len(byHolder[h]) {
+			t.Fatalf("challenges of %s: %+v, %v; want %d", h, chs, err, len(byHolder[h]))
+		}
+		var ps []attest.SegmentProof
+		for _, ch := range chs {
+			id := attest.CustodyID{Commitment: ch.Commitment, Slot: ch.Slot}
+			hc, err := c.Custody(ctx, id)
+			if err != nil || hc.Holder != h {
+				t.Fatalf("Custody(%v) = %+v, %v", id, hc, err)
+			}
+			ps = append(ps, rc.proofFromCopy(id, ch.Segment, int(hc.CopyIndex)))
+		}
+		if _, err := senders[slices.Index(testAddrs, h)].Prove(ctx, chs[0].Epoch, ps...); err != nil {
+			t.Fatalf("Prove by %s: %v", h, err)
+		}
+	}
+	cov, err = c.Coverage(ctx, testVault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range cov.Vaults[0].Members {
+		for _, cu := range m.Custody {
+			if cu.Status != "fresh" || cu.LastProofHeight < ep.NextStart {
+				t.Errorf("member %s custody %+v, want fresh", m.Address, cu)
+			}
+		}
 	}
 
 	// A second Sender with the same key makes the first one's sequence
@@ -116,11 +199,11 @@ func TestEmbeddedOverRPC(t *testing.T) {
 
 	// Broadcasting the same bytes again (a retry after a timed-out wait)
 	// waits for the transaction already submitted instead of failing.
-	seq, err := c.Sequence(ctx, addr(2))
+	acc, err := c.Account(ctx, addr(2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := attest.SignTx(testIDs[2], testChainID, "thor", seq, &attest.UpdateNode{Multiaddrs: []string{"/ip4/127.0.0.1/tcp/9997"}})
+	tx, err := attest.SignTx(testIDs[2], testChainID, "thor", acc.Account, acc.Sequence, &attest.UpdateNode{Multiaddrs: []string{"/ip4/127.0.0.1/tcp/9997"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +222,9 @@ func TestEmbeddedOverRPC(t *testing.T) {
 	if !errors.As(err, &te) || te.Code != attest.CodeMalformed || te.Height != 0 || te.Log == "" || !errors.Is(err, attest.ErrMalformed) {
 		t.Fatalf("Broadcast(junk) = %v, want a CheckTx TxError", err)
 	}
-	_, err = attest.NewSender(c, testIDs[2]).Send(ctx, &attest.Attest{Entries: []attest.Entry{entry(0, "thorpub1nosuchvault", "q")}})
+	_, err = attest.NewSender(c, testIDs[8]).Attest(ctx, attest.CustodyID{Commitment: 999})
 	if !errors.As(err, &te) || te.Code != attest.CodeNotFound || te.Height == 0 || !errors.Is(err, attest.ErrNotFound) {
-		t.Fatalf("attest to unknown vault = %v, want a block TxError", err)
+		t.Fatalf("attest of an unknown custody = %v, want a block TxError", err)
 	}
 	if _, err := c.Coverage(ctx, "thorpub1nosuchvault"); !errors.Is(err, attest.ErrNotFound) {
 		t.Fatalf("Coverage(unknown) = %v", err)

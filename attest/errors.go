@@ -3,6 +3,8 @@ package attest
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ksb-project/ksb/attest/internal/statestore"
 )
 
 var (
@@ -40,14 +42,39 @@ var (
 	ErrMempoolFull = errors.New("signer's mempool allowance is used up")
 
 	// ErrInvalid is returned when a message is well formed but its content
-	// cannot be accepted: a bad address or key, a holder attesting its own
-	// blob, an owner that is neither active nor a vault member, a bad
-	// threshold.
+	// cannot be accepted: a bad address or key, a share committed to a
+	// retired vault or by a non-member, a bad threshold.
 	ErrInvalid = errors.New("invalid message")
 
-	// ErrNotFound is returned when a message or query names a node, vault or
-	// attestation that is not in state.
+	// ErrNotFound is returned when a message or query names a node, vault,
+	// commitment or custody that is not in state.
 	ErrNotFound = errors.New("not found")
+
+	// ErrNotAssigned is returned when a holder attests, releases or proves a
+	// custody the chain did not assign to it (a phantom attestation), or an
+	// owner drills a custody of a commitment that is not its own.
+	ErrNotAssigned = errors.New("custody not assigned to the signer")
+
+	// ErrNoChallenge is returned for a proof of a custody that has no open
+	// challenge for the signer in the epoch named: never challenged, a
+	// wrong epoch, a replay of an answered challenge, or a proof after the
+	// window closed.
+	ErrNoChallenge = errors.New("no open challenge")
+
+	// ErrWrongSegment is returned for a proof of another segment than the
+	// one challenged.
+	ErrWrongSegment = errors.New("wrong segment")
+
+	// ErrBadProof is returned for a proof that does not show possession of
+	// the custody's copy (custody.Verify refused it: a wrong path, a
+	// segment of another copy, a wrong length); it wraps the
+	// custody.ProofError. (An ICS23 state proof that does not verify on a
+	// client is ErrStateProof.)
+	ErrBadProof = errors.New("invalid proof")
+
+	// ErrRateLimited is returned for a Drill sent less than
+	// Params.DrillInterval blocks after the owner's previous one.
+	ErrRateLimited = errors.New("rate limited")
 
 	// ErrExists is returned when a Churn adds a node that is already active or
 	// creates a vault that already exists.
@@ -58,6 +85,13 @@ var (
 
 	// ErrInternal is returned when the application's storage fails.
 	ErrInternal = errors.New("internal error")
+
+	// ErrStateProof is returned by VerifyStateProof when an ICS23 proof of
+	// a state key does not show what it is checked for: a wrong value,
+	// key, root (app hash) or op type, or proof bytes that do not decode.
+	// It is a client-side error of proven queries, not a result code; a
+	// custody proof the chain refuses is ErrBadProof.
+	ErrStateProof = statestore.ErrBadProof
 
 	// ErrNotCommitted is returned by Client.Broadcast when a transaction was
 	// accepted into the mempool but not seen in a block within the wait.

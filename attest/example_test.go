@@ -2,16 +2,19 @@ package attest_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 )
 
-// A single-validator chain with two nodes and a 2-of-2 vault: each node
-// attests that it holds the other's share, and the vault becomes safe.
+// A single-validator chain with two nodes and a 2-of-2 vault, r = 1: each
+// node commits its share, the chain assigns the other node as its holder,
+// the holder attests, and the vault becomes safe.
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -45,11 +48,23 @@ func Example() {
 	defer chain.Stop()
 
 	client, _ := attest.NewClient(chain.RPCURL())
-	for _, holder := range []struct{ id, owner *identity.Identity }{{alice, bob}, {bob, alice}} {
-		_, err := attest.NewSender(client, holder.id).Send(ctx, &attest.Attest{Entries: []attest.Entry{{
-			Owner: holder.owner.Address("thor"), Vault: vault, Digest: [32]byte{1}, Size: 60_000,
-		}}})
+	senders := map[string]*attest.Sender{
+		alice.Address("thor"): attest.NewSender(client, alice),
+		bob.Address("thor"):   attest.NewSender(client, bob),
+	}
+	for _, owner := range []*identity.Identity{alice, bob} {
+		// The owner's sealed copy (here: random bytes) and its commitment.
+		blob := make([]byte, 4096)
+		rand.Read(blob)
+		cm, _ := custody.NewCommitment([][]byte{blob})
+		res, err := senders[owner.Address("thor")].Commit(ctx, attest.ShareCommit{Vault: 1, Size: cm.Size, Root: cm.Root})
 		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		// The chain chose the holder; it receives the copy and attests.
+		a := res.Assignments()[0]
+		if _, err := senders[a.Holder].Attest(ctx, a.Custody); err != nil {
 			fmt.Println(err)
 			return
 		}

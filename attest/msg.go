@@ -5,26 +5,48 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	ma "github.com/multiformats/go-multiaddr"
-	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/internal/field"
 )
 
-// Limits on transactions. A decoder checks each against the input before it
-// allocates anything for it.
+// Limits on transactions. DecodeTx checks the encoded size before protobuf
+// decoding allocates anything (so what it allocates is bounded by
+// MaxTxSize), then every count and length below before the message is used.
 const (
 	// MaxTxSize caps an encoded transaction. CometBFT's mempool refuses
-	// transactions over 1 MiB by default; half of that holds a full Attest of
-	// MaxEntries entries (about 200 KB) with room to spare.
+	// transactions over 1 MiB by default; half of that holds a Prove of
+	// MaxProofs proofs of the largest copies (about 480 bytes each) with room
+	// to spare.
 	MaxTxSize = 512 << 10
 
-	// MaxEntries caps the entries of one Attest or Release. A holder batches
-	// its attestations every few seconds; 1024 entries is far more than one
-	// batch of a THORChain-sized network (~240 shares per churn, r = 3).
+	// MaxEntries caps the custodies of one Attest or Release. A holder of the
+	// reference network (120 nodes, 240 share versions per churn, r = 3)
+	// holds about 6 custodies per churn; 1024 is a whole network's worth.
 	MaxEntries = 1024
+
+	// MaxShares caps the share versions of one Commit: a node is a member of
+	// a handful of vaults (an ECDSA and an EdDSA one per churn on THORChain).
+	MaxShares = 64
+
+	// MaxProofs caps the proofs of one Prove: a holder gets one challenge per
+	// counted custody per epoch at most, and 512 × ~480 bytes stays within
+	// MaxTxSize.
+	MaxProofs = 512
+
+	// MaxSlots is the number of slots a commitment can have: slots 0..r-1 at
+	// commit time, then one per repair. A custody id packs the slot into 8
+	// bits (CustodyID), and a commitment that needed 250 repairs is better
+	// committed again by its owner.
+	MaxSlots = 256
+
+	// MaxCommitmentID is the largest commitment id a custody id can carry
+	// (56 bits, CustodyID).
+	MaxCommitmentID = 1<<56 - 1
 
 	// MaxChainIDLen is CometBFT's own limit on chain IDs.
 	MaxChainIDLen = 50
@@ -57,59 +79,142 @@ const (
 	// most a few dozen.
 	MaxVaultMembers = 256
 
-	// MaxBlobSize caps the size an entry may claim: a sealed keyshare is tens
-	// of kilobytes, so anything over 1 GiB is an error, not a keyshare.
-	MaxBlobSize = field.MaxSize
+	// HashSize is the size of a commitment root and of every path hash
+	// (SHA-256).
+	HashSize = custody.HashSize
 
-	// DigestSize is the size of a blob digest (sha256).
-	DigestSize = field.DigestSize
+	// MaxCopyPath and MaxCommitPath cap the hashes of a proof's paths: a copy
+	// of at most custody.MaxSize bytes has at most 2^14 segments, and a
+	// commitment at most custody.MaxCopies = 2^6 copies.
+	MaxCopyPath   = 14
+	MaxCommitPath = 6
 )
 
-// Msg is the message a transaction carries: *Attest, *Release, *Churn or
-// *UpdateNode.
+// CustodyID names a custody: slot Slot of commitment Commitment. On the wire
+// it is one uint64, Commitment << 8 | Slot (PackCustody), so the state key of
+// a custody (KeyCustody) follows from the id alone.
+type CustodyID = custody.CustodyID
+
+// PackCustody returns the wire form of id: id.Commitment << 8 | id.Slot. The
+// caller keeps id.Slot < MaxSlots and id.Commitment ≤ MaxCommitmentID (the
+// chain never assigns others).
+func PackCustody(id CustodyID) uint64 { return id.Commitment<<8 | id.Slot&0xff }
+
+// UnpackCustody is the inverse of PackCustody.
+func UnpackCustody(x uint64) CustodyID { return CustodyID{Commitment: x >> 8, Slot: x & 0xff} }
+
+// Msg is the message a transaction carries: *Commit, *Attest, *Prove,
+// *Release, *Drill, *Churn or *UpdateNode.
 type Msg interface {
-	// Type is the message's name: "attest", "release", "churn" or
-	// "update_node".
+	// Type is the message's name: "commit", "attest", "prove", "release",
+	// "drill", "churn" or "update_node".
 	Type() string
-	// Items is the number of entries, nodes and vaults the message touches,
-	// counted against a block's MaxBlockItems.
+	// Items is the number of entries the message carries (shares,
+	// custodies, proofs; nodes and vaults of a Churn).
 	Items() int
 
-	field() protowire.Number
-	appendBody(b []byte) []byte
+	// writes bounds the state keys the message writes with replication r
+	// (see MaxBlockWrites).
+	writes(r int) int
 	validate(hrp string) error
 }
 
-// Entry is one blob a holder attests to keep.
-type Entry struct {
-	// Owner is the bech32 address of the node the blob belongs to.
-	Owner string
-	// Vault is the public key of the vault the keyshare is a share of.
-	Vault string
-	// Digest is the sha256 of the sealed blob.
-	Digest [DigestSize]byte
-	// Size is the sealed blob's size in bytes.
+// Commit commits the signer's new share versions: one per vault, each
+// sealed into r copies (envelope.SealCopies) and committed by the root of
+// the copy roots (custody.NewCommitment). The chain numbers each (its
+// commitment id), assigns its r holders and supersedes the signer's previous
+// commitment for the vault, in the block that carries it.
+type Commit struct {
+	Shares []ShareCommit
+}
+
+// ShareCommit is one share version.
+type ShareCommit struct {
+	// Vault is the vault's chain index (Vault.Index), not its key.
+	Vault uint64
+	// Size is the size of every copy, 1 to custody.MaxSize bytes.
 	Size uint64
+	// Root is the commitment root (custody.Commitment.Root).
+	Root [HashSize]byte
 }
 
-// Key returns the entry's key (owner, vault, digest).
-func (e Entry) Key() EntryKey { return EntryKey{Owner: e.Owner, Vault: e.Vault, Digest: e.Digest} }
-
-// EntryKey names an attestation of one holder: owner, vault and digest.
-type EntryKey struct {
-	Owner  string
-	Vault  string
-	Digest [DigestSize]byte
-}
-
-// Attest says the signer, an active node, keeps these blobs.
+// Attest says the signer holds its copy of each custody. The chain accepts
+// it only from each custody's assigned holder.
 type Attest struct {
-	Entries []Entry
+	Custodies []CustodyID
 }
 
-// Release says the signer no longer keeps these blobs.
+// Prove answers the signer's challenges of epoch Epoch.
+type Prove struct {
+	Epoch  uint64
+	Proofs []SegmentProof
+}
+
+// SegmentProof answers one challenge: the challenged segment of the
+// custody's copy and its paths (custody.Proof without the indices the chain
+// knows).
+type SegmentProof struct {
+	Custody CustodyID
+	// Segment is the challenged segment's index (Challenge.Segment).
+	Segment uint64
+	// Data is the segment: custody.SegmentSize bytes, fewer for the last.
+	Data []byte
+	// CopyPath and CommitPath are custody.Proof's paths.
+	CopyPath   [][]byte
+	CommitPath [][]byte
+}
+
+// NewSegmentProof returns the SegmentProof of custody id from p (as
+// custody.ProveHeld builds it).
+func NewSegmentProof(id CustodyID, p custody.Proof) SegmentProof {
+	return SegmentProof{Custody: id, Segment: p.Segment, Data: p.Data, CopyPath: p.CopyPath, CommitPath: p.CommitPath}
+}
+
+// Release says the signer no longer holds these custodies' copies: each
+// fails, and the chain assigns a replacement.
 type Release struct {
-	Entries []EntryKey
+	Custodies []CustodyID
+}
+
+// DrillResult is the outcome of a restore drill.
+type DrillResult uint8
+
+// Drill outcomes (the values of proto DrillResult).
+const (
+	// DrillOK: the copy opened with the mnemonic and is byte for byte the
+	// live share.
+	DrillOK DrillResult = 1 + iota
+	// DrillUnreachable: the holder did not serve the copy.
+	DrillUnreachable
+	// DrillBadCopy: the copy served does not match the committed root.
+	DrillBadCopy
+	// DrillNoDecrypt: it matches the root but does not open.
+	DrillNoDecrypt
+	// DrillMismatch: it opens but differs from the live share.
+	DrillMismatch
+)
+
+var drillNames = [...]string{DrillOK: "ok", DrillUnreachable: "unreachable", DrillBadCopy: "bad_copy", DrillNoDecrypt: "no_decrypt", DrillMismatch: "mismatch"}
+
+// String returns "ok", "unreachable", "bad_copy", "no_decrypt", "mismatch"
+// or "unknown".
+func (r DrillResult) String() string {
+	if r.valid() {
+		return drillNames[r]
+	}
+	return "unknown"
+}
+
+func (r DrillResult) valid() bool { return r >= DrillOK && r <= DrillMismatch }
+
+// Drill reports the signer's restore drill of one of its custodies. Any
+// result but DrillOK fails the custody (and the chain repairs it). The chain
+// accepts one Drill per owner per Params.DrillInterval blocks.
+type Drill struct {
+	Custody CustodyID
+	Result  DrillResult
+	// Millis is the time the drill took to fetch, check and open the copy.
+	Millis uint32
 }
 
 // NodeSpec registers a node: its key and where it listens. The node's address
@@ -149,10 +254,19 @@ type UpdateNode struct {
 }
 
 // Type implements Msg.
+func (*Commit) Type() string { return "commit" }
+
+// Type implements Msg.
 func (*Attest) Type() string { return "attest" }
 
 // Type implements Msg.
+func (*Prove) Type() string { return "prove" }
+
+// Type implements Msg.
 func (*Release) Type() string { return "release" }
+
+// Type implements Msg.
+func (*Drill) Type() string { return "drill" }
 
 // Type implements Msg.
 func (*Churn) Type() string { return "churn" }
@@ -161,10 +275,19 @@ func (*Churn) Type() string { return "churn" }
 func (*UpdateNode) Type() string { return "update_node" }
 
 // Items implements Msg.
-func (m *Attest) Items() int { return len(m.Entries) }
+func (m *Commit) Items() int { return len(m.Shares) }
 
 // Items implements Msg.
-func (m *Release) Items() int { return len(m.Entries) }
+func (m *Attest) Items() int { return len(m.Custodies) }
+
+// Items implements Msg.
+func (m *Prove) Items() int { return len(m.Proofs) }
+
+// Items implements Msg.
+func (m *Release) Items() int { return len(m.Custodies) }
+
+// Items implements Msg.
+func (m *Drill) Items() int { return 1 }
 
 // Items implements Msg.
 func (m *Churn) Items() int {
@@ -178,81 +301,137 @@ func (m *Churn) Items() int {
 // Items implements Msg.
 func (m *UpdateNode) Items() int { return 1 }
 
-func (m *Attest) validate(hrp string) error {
-	if len(m.Entries) == 0 {
-		return fmt.Errorf("no entries: %w", ErrInvalid)
+// Writes per item, an upper bound counted against MaxBlockWrites. A share
+// writes its commitment, the latest pointer, the owner index, the
+// superseded predecessor, its prune timer and the counters, then per slot a
+// custody, its holder index and its attestation timer. A released custody
+// writes itself and, for its replacement, a custody, two indices, two
+// timers and the commitment. A Drill can fail a custody (as a release) and
+// writes the commitment and the owner's node record.
+const (
+	writesPerShare      = 6
+	writesPerSlot       = 3
+	writesPerAttest     = 2
+	writesPerProof      = 2
+	writesPerRelease    = 8
+	writesPerDrill      = 10
+	writesPerChurnItem  = 3
+	writesPerTxOverhead = 2 // the account's sequence, and a node record
+)
+
+func (m *Commit) writes(r int) int      { return len(m.Shares) * (writesPerShare + writesPerSlot*r) }
+func (m *Attest) writes(int) int        { return len(m.Custodies) * writesPerAttest }
+func (m *Prove) writes(int) int         { return len(m.Proofs) * writesPerProof }
+func (m *Release) writes(int) int       { return len(m.Custodies) * writesPerRelease }
+func (m *Drill) writes(int) int         { return writesPerDrill }
+func (m *Churn) writes(int) int         { return m.Items() * writesPerChurnItem }
+func (m *UpdateNode) writes(int) int    { return 1 }
+func txWrites(m Msg, r int) int         { return m.writes(r) + writesPerTxOverhead }
+func (m *Commit) validate(string) error { return m.check() }
+
+func (m *Commit) check() error {
+	if len(m.Shares) == 0 {
+		return fmt.Errorf("no shares: %w", ErrInvalid)
 	}
-	if err := checkCount("entries", len(m.Entries), MaxEntries); err != nil {
+	if err := checkCount("shares", len(m.Shares), MaxShares); err != nil {
 		return err
 	}
-	seen := make(map[EntryKey]bool, len(m.Entries))
-	for i, e := range m.Entries {
-		if err := e.validate(hrp); err != nil {
-			return fmt.Errorf("entry %d: %w", i, err)
+	seen := make(map[uint64]bool, len(m.Shares))
+	for i, s := range m.Shares {
+		if s.Vault == 0 {
+			return fmt.Errorf("share %d: vault index 0 (vault indices start at 1): %w", i, ErrInvalid)
 		}
-		if seen[e.Key()] {
-			return fmt.Errorf("entry %d: repeats an earlier entry: %w", i, ErrInvalid)
+		if s.Size == 0 || s.Size > custody.MaxSize {
+			return fmt.Errorf("share %d: size %d, want 1..%d: %w", i, s.Size, custody.MaxSize, ErrInvalid)
 		}
-		seen[e.Key()] = true
+		if s.Root == ([HashSize]byte{}) {
+			return fmt.Errorf("share %d: zero root: %w", i, ErrInvalid)
+		}
+		if seen[s.Vault] {
+			return fmt.Errorf("share %d: vault %d committed twice: %w", i, s.Vault, ErrInvalid)
+		}
+		seen[s.Vault] = true
 	}
 	return nil
 }
 
-// Validate reports whether the chain's checks of an entry's content accept e
-// in an Attest signed by the node with address holder, on a chain with
-// address prefix hrp: the owner's address, the vault key, the size, and
-// that the holder is not the owner (see internal/field). The error wraps
-// ErrInvalid. These are the checks SignTx runs on every entry; a holder runs
-// them on each queued entry so that one entry the chain could never accept
-// does not fail its whole batch. The chain's state checks (a live vault, an
-// owner that is active or a member) come on top.
-func (e Entry) Validate(hrp, holder string) error {
-	if err := e.validate(hrp); err != nil {
+func (m *Attest) validate(string) error  { return checkCustodies(m.Custodies) }
+func (m *Release) validate(string) error { return checkCustodies(m.Custodies) }
+
+func checkCustodies(ids []CustodyID) error {
+	if len(ids) == 0 {
+		return fmt.Errorf("no custodies: %w", ErrInvalid)
+	}
+	if err := checkCount("custodies", len(ids), MaxEntries); err != nil {
 		return err
 	}
-	if e.Owner == holder {
-		return fmt.Errorf("holder %s attests its own blob: %w", holder, ErrInvalid)
+	seen := make(map[CustodyID]bool, len(ids))
+	for i, id := range ids {
+		if err := checkCustodyID(id); err != nil {
+			return fmt.Errorf("custody %d: %w", i, err)
+		}
+		if seen[id] {
+			return fmt.Errorf("custody %d: %d/%d listed twice: %w", i, id.Commitment, id.Slot, ErrInvalid)
+		}
+		seen[id] = true
 	}
 	return nil
 }
 
-func (e Entry) validate(hrp string) error {
-	if err := e.Key().Validate(hrp); err != nil {
-		return err
-	}
-	if err := field.Size(e.Size); err != nil {
-		return fmt.Errorf("%w: %w", err, ErrInvalid)
+func checkCustodyID(id CustodyID) error {
+	if id.Commitment == 0 || id.Commitment > MaxCommitmentID || id.Slot >= MaxSlots {
+		return fmt.Errorf("custody %d/%d: commitment 1..%d, slot 0..%d: %w", id.Commitment, id.Slot, uint64(MaxCommitmentID), MaxSlots-1, ErrInvalid)
 	}
 	return nil
 }
 
-// Validate reports whether the chain's checks of an entry's content accept k
-// in a Release (or as the key of an Attest entry) on a chain with address
-// prefix hrp: the owner's address and the vault key. The error wraps
-// ErrInvalid.
-func (k EntryKey) Validate(hrp string) error {
-	if err := validAddress(k.Owner, hrp); err != nil {
-		return fmt.Errorf("owner: %w", err)
+func (m *Prove) validate(string) error {
+	if len(m.Proofs) == 0 {
+		return fmt.Errorf("no proofs: %w", ErrInvalid)
 	}
-	return validVaultKey(k.Vault)
-}
-
-func (m *Release) validate(hrp string) error {
-	if len(m.Entries) == 0 {
-		return fmt.Errorf("no entries: %w", ErrInvalid)
-	}
-	if err := checkCount("entries", len(m.Entries), MaxEntries); err != nil {
+	if err := checkCount("proofs", len(m.Proofs), MaxProofs); err != nil {
 		return err
 	}
-	seen := make(map[EntryKey]bool, len(m.Entries))
-	for i, k := range m.Entries {
-		if err := k.Validate(hrp); err != nil {
-			return fmt.Errorf("entry %d: %w", i, err)
+	seen := make(map[CustodyID]bool, len(m.Proofs))
+	for i, p := range m.Proofs {
+		if err := checkCustodyID(p.Custody); err != nil {
+			return fmt.Errorf("proof %d: %w", i, err)
 		}
-		if seen[k] {
-			return fmt.Errorf("entry %d: repeats an earlier entry: %w", i, ErrInvalid)
+		if seen[p.Custody] {
+			return fmt.Errorf("proof %d: custody %d/%d proven twice: %w", i, p.Custody.Commitment, p.Custody.Slot, ErrInvalid)
 		}
-		seen[k] = true
+		seen[p.Custody] = true
+		if len(p.Data) == 0 || len(p.Data) > custody.SegmentSize {
+			return fmt.Errorf("proof %d: segment of %d bytes, want 1..%d: %w", i, len(p.Data), custody.SegmentSize, ErrInvalid)
+		}
+		if err := checkPath(p.CopyPath, MaxCopyPath); err != nil {
+			return fmt.Errorf("proof %d: copy path: %w", i, err)
+		}
+		if err := checkPath(p.CommitPath, MaxCommitPath); err != nil {
+			return fmt.Errorf("proof %d: commit path: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func checkPath(path [][]byte, limit int) error {
+	if err := checkCount("hashes", len(path), limit); err != nil {
+		return err
+	}
+	for i, h := range path {
+		if len(h) != HashSize {
+			return fmt.Errorf("hash %d has %d bytes, want %d: %w", i, len(h), HashSize, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func (m *Drill) validate(string) error {
+	if err := checkCustodyID(m.Custody); err != nil {
+		return err
+	}
+	if !m.Result.valid() {
+		return fmt.Errorf("drill result %d: %w", m.Result, ErrInvalid)
 	}
 	return nil
 }
@@ -398,6 +577,9 @@ func validMultiaddrs(addrs []string) error {
 		if len(s) > MaxMultiaddrLen {
 			return fmt.Errorf("multiaddr of %d characters, at most %d: %w", len(s), MaxMultiaddrLen, ErrTooLarge)
 		}
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("multiaddr %q is not UTF-8: %w", s, ErrInvalid)
+		}
 		m, err := ma.NewMultiaddr(s)
 		if err != nil {
 			return fmt.Errorf("multiaddr %q: %w: %w", s, ErrInvalid, err)
@@ -417,7 +599,7 @@ func validMultiaddrs(addrs []string) error {
 }
 
 func parsePubKeyHex(s string) ([]byte, error) {
-	if len(s) != 66 {
+	if len(s) != 2*pubKeySize {
 		return nil, fmt.Errorf("pubkey %q: want 66 hex characters (33-byte compressed secp256k1 key): %w", s, ErrInvalid)
 	}
 	b, err := hex.DecodeString(s)

@@ -21,6 +21,7 @@ type Sender struct {
 	chainID string
 	hrp     string
 	addr    string
+	account uint64 // the signer's account number, once synced
 	next    uint64 // next sequence to use
 	synced  bool   // next is known
 	gen     uint64 // incremented at every re-sync
@@ -52,7 +53,7 @@ func (s *Sender) send(ctx context.Context, msg Msg) (*TxResult, error) {
 		return nil, err
 	}
 	gen, seq := s.gen, s.next
-	tx, err := SignTx(s.id, s.chainID, s.hrp, seq, msg)
+	tx, err := SignTx(s.id, s.chainID, s.hrp, s.account, seq, msg)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -81,7 +82,8 @@ func (s *Sender) send(ctx context.Context, msg Msg) (*TxResult, error) {
 	return res, err
 }
 
-// sync reads the chain's parameters and the signer's sequence if not known.
+// sync reads the chain's parameters and the signer's account and sequence
+// if not known.
 // s.mu is held.
 func (s *Sender) sync(ctx context.Context) error {
 	if s.synced {
@@ -98,11 +100,38 @@ func (s *Sender) sync(ctx context.Context) error {
 		}
 		s.chainID, s.hrp, s.addr = p.ChainID, p.HRP, addr
 	}
-	n, err := s.c.Sequence(ctx, s.addr)
+	a, err := s.c.Account(ctx, s.addr)
 	if err != nil {
-		return fmt.Errorf("reading the sequence of %s: %w", s.addr, err)
+		return fmt.Errorf("reading the account of %s: %w", s.addr, err)
 	}
-	s.next, s.synced = n, true
+	s.account, s.next, s.synced = a.Account, a.Sequence, true
 	s.gen++
 	return nil
+}
+
+// Commit commits shares (one per vault) and returns the result, whose
+// Assignments are the holders the chain drew for each new commitment, and
+// Commitments their ids.
+func (s *Sender) Commit(ctx context.Context, shares ...ShareCommit) (*TxResult, error) {
+	return s.Send(ctx, &Commit{Shares: shares})
+}
+
+// Attest attests the signer's custodies (each must be assigned to it).
+func (s *Sender) Attest(ctx context.Context, ids ...CustodyID) (*TxResult, error) {
+	return s.Send(ctx, &Attest{Custodies: ids})
+}
+
+// Prove sends the signer's proofs for epoch.
+func (s *Sender) Prove(ctx context.Context, epoch uint64, proofs ...SegmentProof) (*TxResult, error) {
+	return s.Send(ctx, &Prove{Epoch: epoch, Proofs: proofs})
+}
+
+// Release releases the signer's custodies: each fails and is repaired.
+func (s *Sender) Release(ctx context.Context, ids ...CustodyID) (*TxResult, error) {
+	return s.Send(ctx, &Release{Custodies: ids})
+}
+
+// Drill reports a restore drill of one of the signer's custodies.
+func (s *Sender) Drill(ctx context.Context, id CustodyID, result DrillResult, millis uint32) (*TxResult, error) {
+	return s.Send(ctx, &Drill{Custody: id, Result: result, Millis: millis})
 }

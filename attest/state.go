@@ -1,69 +1,31 @@
 package attest
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
-	badger "github.com/dgraph-io/badger/v4"
+	"github.com/ksb-project/ksb/attest/internal/statestore"
 )
 
-// State keys. Everything under "s/" is state and goes into the app hash;
-// "m/" holds the height and app hash of the last commit. Addresses and vault
-// keys never contain '/', so the separators are unambiguous.
+// State keys. Every key of the state tree starts with "s/" (prefState);
+// each is one leaf of the IAVL tree whose root is the app hash (see
+// internal/statestore). Addresses and vault keys never contain '/', so the
+// separators are unambiguous. The keys of commitments, custodies, challenges
+// and the rest are in keys.go.
 const (
-	keyParams  = "s/params"
-	prefNode   = "s/node/"  // + address → nodeRecord
-	prefVault  = "s/vault/" // + vault key → vaultRecord
-	prefAtt    = "s/att/"   // + holder/owner/vault/digest → attRecord
-	prefOwn    = "s/own/"   // + owner/holder/vault/digest → "" (index by owner)
-	prefSeq    = "s/seq/"   // + address → next sequence, decimal
-	prefState  = "s/"
-	keyHeight  = "m/height"
-	keyAppHash = "m/apphash"
-
-	// stateHashDomain starts the bytes the app hash is computed over.
-	stateHashDomain = "ksb/attest/state/v1\x00"
+	keyParams = "s/params"
+	prefNode  = "s/node/"  // + address → attestpb.NodeRecord
+	prefVault = "s/vault/" // + vault key → attestpb.VaultRecord
+	prefState = "s/"
 )
-
-// Params are the chain's fixed parameters, from genesis.
-type Params struct {
-	ChainID          string `json:"chain_id"`
-	Authority        string `json:"authority"`
-	AuthorityAddress string `json:"authority_address"`
-	Replication      uint32 `json:"replication"`
-	HRP              string `json:"hrp"`
-}
-
-type nodeRecord struct {
-	PubKey     string   `json:"pubkey"`
-	Multiaddrs []string `json:"multiaddrs"`
-	Height     int64    `json:"height"`
-}
-
-type vaultRecord struct {
-	Members       []string `json:"members"`
-	Threshold     uint32   `json:"threshold"`
-	Height        int64    `json:"height"`
-	Retired       bool     `json:"retired,omitempty"`
-	RetiredHeight int64    `json:"retired_height,omitempty"`
-}
-
-type attRecord struct {
-	Size   uint64 `json:"size"`
-	Height int64  `json:"height"`
-}
 
 // kv is the state as a transaction (or a read of the committed state) sees
 // it. It is the one seam between the application's logic and the store that
-// keeps its state: nothing outside this file and the App's block lifecycle
-// (NewApp, InitChain, FinalizeBlock, Commit) names the store.
+// keeps its state: nothing outside this file, the App's block lifecycle
+// (NewApp, InitChain, FinalizeBlock, Commit) and the query plumbing
+// (stateproof.go) names the store.
 type kv interface {
 	// get returns the value of k, or nil if k is absent.
 	get(k string) ([]byte, error)
@@ -74,56 +36,105 @@ type kv interface {
 	scan(prefix string, fn func(key string, val []byte) error) error
 }
 
-// txnKV is a Badger transaction.
-type txnKV struct{ txn *badger.Txn }
+// storedEmpty is how the state tree holds a value of no bytes: an ICS23
+// proof cannot show an empty value, and a single zero byte is no valid JSON,
+// decimal or protobuf encoding, so no state value is ever that byte itself
+// (setting it is refused).
+const storedEmpty = 0x00
 
-func (t txnKV) get(k string) ([]byte, error) {
-	it, err := t.txn.Get([]byte(k))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w: %w", k, ErrInternal, err)
-	}
-	v, err := it.ValueCopy(nil)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w: %w", k, ErrInternal, err)
-	}
-	if v == nil {
-		v = []byte{}
+// encodeValue returns the bytes the state tree holds for v.
+func encodeValue(k string, v []byte) ([]byte, error) {
+	switch {
+	case len(v) == 0:
+		return []byte{storedEmpty}, nil
+	case len(v) == 1 && v[0] == storedEmpty:
+		return nil, fmt.Errorf("writing %s: the value 0x00 is reserved for empty values: %w", k, ErrInternal)
 	}
 	return v, nil
 }
 
-func (t txnKV) set(k string, v []byte) error {
-	if err := t.txn.Set([]byte(k), v); err != nil {
+// decodeValue inverts encodeValue.
+func decodeValue(v []byte) []byte {
+	if len(v) == 1 && v[0] == storedEmpty {
+		return []byte{}
+	}
+	return v
+}
+
+// treeKV is the working state tree: the block being finalized.
+type treeKV struct{ st *statestore.Store }
+
+func (t treeKV) get(k string) ([]byte, error) {
+	v, err := t.st.Get([]byte(k))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w: %w", k, ErrInternal, err)
+	}
+	if v == nil {
+		return nil, nil
+	}
+	return decodeValue(v), nil
+}
+
+func (t treeKV) set(k string, v []byte) error {
+	ev, err := encodeValue(k, v)
+	if err != nil {
+		return err
+	}
+	if err := t.st.Set([]byte(k), ev); err != nil {
 		return fmt.Errorf("writing %s: %w: %w", k, ErrInternal, err)
 	}
 	return nil
 }
 
-func (t txnKV) del(k string) error {
-	if err := t.txn.Delete([]byte(k)); err != nil {
+func (t treeKV) del(k string) error {
+	if err := t.st.Delete([]byte(k)); err != nil {
 		return fmt.Errorf("deleting %s: %w: %w", k, ErrInternal, err)
 	}
 	return nil
 }
 
-func (t txnKV) scan(prefix string, fn func(key string, val []byte) error) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(prefix)
-	it := t.txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w: %w", it.Item().Key(), ErrInternal, err)
-		}
-		if err := fn(string(it.Item().Key()), v); err != nil {
-			return err
-		}
+func (t treeKV) scan(prefix string, fn func(key string, val []byte) error) error {
+	return scanWith(t.st.Iterate, prefix, fn)
+}
+
+// snapKV is a committed version of the state, read-only.
+type snapKV struct{ snap *statestore.Snapshot }
+
+func (s snapKV) get(k string) ([]byte, error) {
+	v, err := s.snap.Get([]byte(k))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w: %w", k, ErrInternal, err)
 	}
-	return nil
+	if v == nil {
+		return nil, nil
+	}
+	return decodeValue(v), nil
+}
+
+func (s snapKV) set(k string, _ []byte) error {
+	return fmt.Errorf("writing %s to committed state: %w", k, ErrInternal)
+}
+
+func (s snapKV) del(k string) error {
+	return fmt.Errorf("deleting %s from committed state: %w", k, ErrInternal)
+}
+
+func (s snapKV) scan(prefix string, fn func(key string, val []byte) error) error {
+	return scanWith(s.snap.Iterate, prefix, fn)
+}
+
+// scanWith runs a store iteration for kv.scan: fn's own error is returned
+// as it is, the store's wrapped in ErrInternal.
+func scanWith(iterate func([]byte, func(k, v []byte) error) error, prefix string, fn func(string, []byte) error) error {
+	var fnErr error
+	err := iterate([]byte(prefix), func(k, v []byte) error {
+		fnErr = fn(string(k), decodeValue(v))
+		return fnErr
+	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("reading %s*: %w: %w", prefix, ErrInternal, err)
+	}
+	return err
 }
 
 // overlay buffers one transaction's writes over the block's, so that a
@@ -239,75 +250,4 @@ func setJSON(s kv, k string, v any) error {
 		return fmt.Errorf("encoding %s: %w: %w", k, ErrInternal, err)
 	}
 	return s.set(k, b)
-}
-
-func getSeq(s kv, addr string) (uint64, error) {
-	b, err := s.get(prefSeq + addr)
-	if err != nil || b == nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("sequence of %s: %w: %w", addr, ErrInternal, err)
-	}
-	return n, nil
-}
-
-func setSeq(s kv, addr string, n uint64) error {
-	return s.set(prefSeq+addr, []byte(strconv.FormatUint(n, 10)))
-}
-
-func attKey(holder string, k EntryKey) string {
-	return prefAtt + holder + "/" + k.Owner + "/" + k.Vault + "/" + hex.EncodeToString(k.Digest[:])
-}
-
-func ownKey(holder string, k EntryKey) string {
-	return prefOwn + k.Owner + "/" + holder + "/" + k.Vault + "/" + hex.EncodeToString(k.Digest[:])
-}
-
-// splitKey4 splits "a/b/c/d" after prefix into its four parts.
-func splitKey4(key, prefix string) (a, b, c, d string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
-	if len(parts) != 4 {
-		return "", "", "", "", false
-	}
-	return parts[0], parts[1], parts[2], parts[3], true
-}
-
-// stateHash computes the app hash over every state key the transaction
-// sees, its own pending writes included.
-func stateHash(txn *badger.Txn) ([]byte, error) {
-	h := sha256.New()
-	h.Write([]byte(stateHashDomain))
-	var lenBuf [binary.MaxVarintLen64]byte
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(prefState)
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		item := it.Item()
-		k := item.Key()
-		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(k)))])
-		h.Write(k)
-		err := item.Value(func(v []byte) error {
-			h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(v)))])
-			h.Write(v)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("hashing state: %w: %w", ErrInternal, err)
-		}
-	}
-	return h.Sum(nil), nil
-}
-
-func sortedUnique(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, x := range s {
-		if i == 0 || x != s[i-1] {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // WriteCoverageTable writes cov as the human-readable table `ksb coverage`
-// prints: one line per vault (threshold, members covered, safe) and one per
-// member with its holders.
+// prints: one line per vault (threshold, members covered, safe), one per
+// member (counted holders, commitment, last drill) and one per custody of
+// the member's commitment (holder, status, last proof).
 func WriteCoverageTable(w io.Writer, cov *Coverage) error {
 	fmt.Fprintf(w, "height %d, replication target r = %d\n", cov.Height, cov.Replication)
 	if len(cov.Vaults) == 0 {
@@ -29,7 +30,29 @@ func WriteCoverageTable(w io.Writer, cov *Coverage) error {
 			if len(m.Holders) > 0 {
 				holders = strings.Join(m.Holders, ", ")
 			}
-			fmt.Fprintf(tw, "  %s\t%d holders\t\t%s\n", m.Address, len(m.Holders), holders)
+			commit := "no commitment"
+			if m.Commitment != 0 {
+				commit = fmt.Sprintf("commitment %d at %d", m.Commitment, m.CommitHeight)
+			}
+			drill := "no drill"
+			if m.LastDrillHeight != 0 {
+				drill = fmt.Sprintf("drill at %d ok", m.LastDrillHeight)
+				if !m.LastDrillOK {
+					drill = fmt.Sprintf("drill at %d FAILED", m.LastDrillHeight)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%d holders\t%s, %s\t%s\n", m.Address, len(m.Holders), commit, drill, holders)
+			for _, c := range m.Custody {
+				proof := "never proven"
+				if c.LastProofHeight != 0 {
+					proof = fmt.Sprintf("proven at %d", c.LastProofHeight)
+				}
+				attested := ""
+				if !c.Attested {
+					attested = ", not attested"
+				}
+				fmt.Fprintf(tw, "    slot %d copy %d\t%s\t%s%s\t%s\n", c.Slot, c.CopyIndex, c.Status, proof, attested, c.Holder)
+			}
 		}
 	}
 	return tw.Flush()

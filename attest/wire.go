@@ -3,41 +3,38 @@ package attest
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/ksb-project/ksb/attest/attestpb"
 	"github.com/ksb-project/ksb/identity"
 )
 
 // signDomain starts the bytes every transaction signature covers, so that a
-// signature over a ksb transaction is never valid for anything else.
-const signDomain = "ksb/attest/tx/v1\x00"
+// signature over a ksb transaction is never valid for anything else. v2:
+// the transactions of proto/ksb/attest/v2.
+const signDomain = "ksb/attest/tx/v2\x00"
 
-// Field numbers of proto/attest.proto.
 const (
-	fTxChainID    protowire.Number = 1
-	fTxSigner     protowire.Number = 2
-	fTxSequence   protowire.Number = 3
-	fTxAttest     protowire.Number = 4
-	fTxRelease    protowire.Number = 5
-	fTxChurn      protowire.Number = 6
-	fTxUpdateNode protowire.Number = 7
-	fTxSignature  protowire.Number = 15
-
 	signatureSize = 64
 	pubKeySize    = 33
+
+	// AuthorityAccount is the authority's account number: the only signer
+	// of a Churn.
+	AuthorityAccount = 0
 )
 
 // Tx is a signed transaction.
 type Tx struct {
-	// ChainID is the chain the transaction is for.
-	ChainID string
-	// Signer is the signer's 33-byte compressed secp256k1 public key.
-	Signer []byte
-	// Sequence is the signer's next sequence number on the chain.
+	// Signer is the signer's account number (Node.Account; the authority
+	// is AuthorityAccount).
+	Signer uint64
+	// Sequence is the account's next sequence number on the chain.
 	Sequence uint64
 	// Msg is the message.
 	Msg Msg
@@ -45,36 +42,43 @@ type Tx struct {
 	Signature []byte
 }
 
-// SignTx builds the transaction carrying msg, signed by id for sequence seq on
-// chain chainID, and returns its encoding. It refuses a message that the
-// chain would refuse without looking at its state; hrp is the chain's address
-// prefix (identity.DefaultHRP on THORChain).
-func SignTx(id *identity.Identity, chainID, hrp string, seq uint64, msg Msg) ([]byte, error) {
-	tx := &Tx{ChainID: chainID, Signer: id.PubKey(), Sequence: seq, Msg: msg}
-	if err := tx.checkBasic(chainID, hrp); err != nil {
+// SignTx builds the transaction carrying msg, signed by id as account
+// account at sequence seq for chain chainID, and returns its encoding. It
+// refuses a message that the chain would refuse without looking at its
+// state; hrp is the chain's address prefix (identity.DefaultHRP on
+// THORChain).
+func SignTx(id *identity.Identity, chainID, hrp string, account, seq uint64, msg Msg) ([]byte, error) {
+	tx := &Tx{Signer: account, Sequence: seq, Msg: msg}
+	if err := tx.checkBasic(hrp); err != nil {
 		return nil, err
 	}
-	tx.Signature = id.Sign(tx.SignBytes())
+	tx.Signature = id.Sign(tx.SignBytes(chainID))
 	b := tx.Encode()
+	if b == nil {
+		return nil, fmt.Errorf("%s: a string is not UTF-8: %w", msg.Type(), ErrInvalid)
+	}
 	if len(b) > MaxTxSize {
 		return nil, fmt.Errorf("transaction of %d bytes, at most %d: %w", len(b), MaxTxSize, ErrTooLarge)
 	}
 	return b, nil
 }
 
-// SignBytes returns what the signature covers: the domain tag
-// "ksb/attest/tx/v1\x00" followed by the encoding of tx without its
-// signature (chain ID, signer, sequence, message).
-func (tx *Tx) SignBytes() []byte {
+// SignBytes returns what the signature covers on chain chainID: the domain
+// tag "ksb/attest/tx/v2\x00", the chain ID preceded by its length as a
+// uvarint, then the encoding of tx without its signature. The chain ID is
+// signed but not sent: a transaction for another chain fails its signature.
+func (tx *Tx) SignBytes(chainID string) []byte {
 	b := append([]byte(nil), signDomain...)
-	return tx.appendUnsigned(b)
+	b = binary.AppendUvarint(b, uint64(len(chainID)))
+	b = append(b, chainID...)
+	unsigned := *tx
+	unsigned.Signature = nil
+	return append(b, marshal(unsigned.toPB())...)
 }
 
-// Encode returns the canonical protobuf encoding of tx.
-func (tx *Tx) Encode() []byte {
-	b := tx.appendUnsigned(nil)
-	return appendBytes(b, fTxSignature, tx.Signature)
-}
+// Encode returns the canonical protobuf encoding of tx (nil if a string in
+// it is not UTF-8, which SignTx and DecodeTx never let through).
+func (tx *Tx) Encode() []byte { return marshal(tx.toPB()) }
 
 // Hash returns the CometBFT hash of an encoded transaction (sha256), as the
 // upper-case hex that RPC answers use.
@@ -83,446 +87,263 @@ func Hash(encoded []byte) string {
 	return fmt.Sprintf("%X", h[:])
 }
 
-// Verify checks the signature (low S, see identity.Verify).
-func (tx *Tx) Verify() error {
-	if err := identity.Verify(tx.Signer, tx.SignBytes(), tx.Signature); err != nil {
+// Verify checks the signature (low S, see identity.Verify) for chain
+// chainID under pubKey, the 33-byte key of the signer's account.
+func (tx *Tx) Verify(chainID string, pubKey []byte) error {
+	if err := identity.Verify(pubKey, tx.SignBytes(chainID), tx.Signature); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
 	return nil
 }
 
-// SignerAddress returns the signer's bech32 address with prefix hrp.
-func (tx *Tx) SignerAddress(hrp string) (string, error) {
-	a, err := identity.AddressFromPubKey(tx.Signer, hrp)
-	if err != nil {
-		return "", fmt.Errorf("signer: %w: %w", ErrMalformed, err)
-	}
-	return a, nil
-}
-
-// checkBasic is every check that needs no chain state: chain ID, message
-// content, and that a holder does not attest its own blobs.
-func (tx *Tx) checkBasic(chainID, hrp string) error {
-	if tx.ChainID != chainID {
-		return fmt.Errorf("transaction for chain %q, this is %q: %w", tx.ChainID, chainID, ErrWrongChain)
-	}
+// checkBasic is every check that needs no chain state: the message content,
+// and that a Churn comes from the authority's account and nothing else does.
+func (tx *Tx) checkBasic(hrp string) error {
 	if tx.Msg == nil {
 		return fmt.Errorf("no message: %w", ErrMalformed)
 	}
-	signer, err := tx.SignerAddress(hrp)
-	if err != nil {
-		return err
+	if _, churn := tx.Msg.(*Churn); churn != (tx.Signer == AuthorityAccount) {
+		if churn {
+			return fmt.Errorf("churn signed by account %d, not the authority's (%d): %w", tx.Signer, AuthorityAccount, ErrUnauthorized)
+		}
+		return fmt.Errorf("the authority's account signs churns only, not %s: %w", tx.Msg.Type(), ErrUnauthorized)
 	}
 	if err := tx.Msg.validate(hrp); err != nil {
 		return fmt.Errorf("%s: %w", tx.Msg.Type(), err)
 	}
-	if a, ok := tx.Msg.(*Attest); ok {
-		for i, e := range a.Entries {
-			if e.Owner == signer {
-				return fmt.Errorf("attest: entry %d: holder %s attests its own blob: %w", i, signer, ErrInvalid)
-			}
-		}
-	}
 	return nil
 }
 
-func (tx *Tx) appendUnsigned(b []byte) []byte {
-	b = appendString(b, fTxChainID, tx.ChainID)
-	b = appendBytes(b, fTxSigner, tx.Signer)
-	b = appendVarint(b, fTxSequence, tx.Sequence)
-	if tx.Msg != nil {
-		b = protowire.AppendTag(b, tx.Msg.field(), protowire.BytesType)
-		b = protowire.AppendBytes(b, tx.Msg.appendBody(nil))
-	}
-	return b
-}
-
-// DecodeTx decodes a transaction. It refuses anything that is not the
-// canonical encoding of a Tx (see proto/attest.proto) and anything over the
-// caps, but does not verify the signature: see Tx.Verify.
+// DecodeTx decodes a transaction. It refuses anything over MaxTxSize before
+// decoding, an unknown field at any level, anything that is not the one
+// canonical encoding of its content (it re-encodes deterministically and
+// compares), and counts and lengths over their caps; it does not check the
+// content against the message rules (SignTx and the chain do) nor verify the
+// signature (see Tx.Verify).
 func DecodeTx(b []byte) (*Tx, error) {
 	if len(b) > MaxTxSize {
 		return nil, fmt.Errorf("transaction of %d bytes, at most %d: %w", len(b), MaxTxSize, ErrTooLarge)
 	}
-	tx := &Tx{}
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-		var err error
-		switch num {
-		case fTxChainID:
-			tx.ChainID, err = str(typ, v, MaxChainIDLen, "chain_id")
-		case fTxSigner:
-			tx.Signer, err = fixedBytes(typ, v, pubKeySize, "signer")
-		case fTxSequence:
-			if typ != protowire.VarintType {
-				return wireTypeErr("sequence")
-			}
-			tx.Sequence = x
-		case fTxAttest, fTxRelease, fTxChurn, fTxUpdateNode:
-			if typ != protowire.BytesType {
-				return wireTypeErr("msg")
-			}
-			if tx.Msg != nil {
-				return fmt.Errorf("two messages in one transaction: %w", ErrMalformed)
-			}
-			tx.Msg, err = decodeMsg(num, v)
-		case fTxSignature:
-			tx.Signature, err = fixedBytes(typ, v, signatureSize, "signature")
-		default:
-			return unknownField(num)
-		}
-		return err
-	})
-	if err != nil {
+	var p attestpb.Tx
+	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := noUnknown(p.ProtoReflect()); err != nil {
 		return nil, err
 	}
-	if tx.Msg == nil {
-		return nil, fmt.Errorf("transaction carries no message: %w", ErrMalformed)
+	if !bytes.Equal(marshal(&p), b) {
+		return nil, fmt.Errorf("not the canonical encoding (field order, repeated or default-valued fields, unpacked scalars, long varints): %w", ErrMalformed)
 	}
-	if len(tx.Signer) == 0 || len(tx.Signature) == 0 {
-		return nil, fmt.Errorf("transaction without signer or signature: %w", ErrMalformed)
-	}
-	if !bytes.Equal(tx.Encode(), b) {
-		return nil, fmt.Errorf("not the canonical encoding (field order, repeated or default-valued fields): %w", ErrMalformed)
+	tx, err := fromPB(&p)
+	if err != nil {
+		return nil, err
 	}
 	return tx, nil
 }
 
-func decodeMsg(num protowire.Number, b []byte) (Msg, error) {
-	switch num {
-	case fTxAttest:
-		m := &Attest{}
-		err := eachBytes(b, "attest", func(num protowire.Number, v []byte) error {
-			if num != 1 {
-				return unknownField(num)
-			}
-			if len(m.Entries) >= MaxEntries {
-				return fmt.Errorf("more than %d entries: %w", MaxEntries, ErrTooLarge)
-			}
-			e, err := decodeEntry(v, true)
-			m.Entries = append(m.Entries, Entry{Owner: e.Owner, Vault: e.Vault, Digest: e.Digest, Size: e.Size})
-			return err
-		})
-		return m, err
-	case fTxRelease:
-		m := &Release{}
-		err := eachBytes(b, "release", func(num protowire.Number, v []byte) error {
-			if num != 1 {
-				return unknownField(num)
-			}
-			if len(m.Entries) >= MaxEntries {
-				return fmt.Errorf("more than %d entries: %w", MaxEntries, ErrTooLarge)
-			}
-			e, err := decodeEntry(v, false)
-			m.Entries = append(m.Entries, e.Key())
-			return err
-		})
-		return m, err
-	case fTxChurn:
-		return decodeChurn(b)
-	default: // fTxUpdateNode
-		m := &UpdateNode{}
-		err := eachBytes(b, "update_node", func(num protowire.Number, v []byte) error {
-			if num != 1 {
-				return unknownField(num)
-			}
-			if len(m.Multiaddrs) >= MaxMultiaddrs {
-				return fmt.Errorf("more than %d multiaddrs: %w", MaxMultiaddrs, ErrTooLarge)
-			}
-			s, err := str(protowire.BytesType, v, MaxMultiaddrLen, "multiaddr")
-			m.Multiaddrs = append(m.Multiaddrs, s)
-			return err
-		})
-		return m, err
+// noUnknown refuses a message that carries unknown fields, at any level.
+func noUnknown(m protoreflect.Message) error {
+	if len(m.GetUnknown()) > 0 {
+		return fmt.Errorf("unknown field in %s: %w", m.Descriptor().Name(), ErrMalformed)
 	}
-}
-
-// decodeEntry decodes an Entry (withSize) or an EntryKey.
-func decodeEntry(b []byte, withSize bool) (Entry, error) {
-	var e Entry
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-		var err error
-		switch {
-		case num == 1:
-			e.Owner, err = str(typ, v, MaxAddressLen, "owner")
-		case num == 2:
-			e.Vault, err = str(typ, v, MaxVaultKeyLen, "vault")
-		case num == 3:
-			var d []byte
-			d, err = fixedBytes(typ, v, DigestSize, "digest")
-			copy(e.Digest[:], d)
-		case num == 4 && withSize:
-			if typ != protowire.VarintType {
-				return wireTypeErr("size")
-			}
-			e.Size = x
-		default:
-			return unknownField(num)
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind {
+			return true
 		}
-		return err
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len() && err == nil; i++ {
+				err = noUnknown(l.Get(i).Message())
+			}
+		} else {
+			err = noUnknown(v.Message())
+		}
+		return err == nil
 	})
-	return e, err
+	return err
 }
 
-func decodeChurn(b []byte) (*Churn, error) {
-	m := &Churn{}
-	err := eachBytes(b, "churn", func(num protowire.Number, v []byte) error {
-		switch num {
-		case 1:
-			if len(m.AddNodes) >= MaxChurnNodes {
-				return fmt.Errorf("more than %d add_nodes: %w", MaxChurnNodes, ErrTooLarge)
-			}
-			n, err := decodeNodeSpec(v)
-			m.AddNodes = append(m.AddNodes, n)
-			return err
-		case 2:
-			if len(m.RemoveNodes) >= MaxChurnNodes {
-				return fmt.Errorf("more than %d remove_nodes: %w", MaxChurnNodes, ErrTooLarge)
-			}
-			s, err := str(protowire.BytesType, v, MaxAddressLen, "remove_nodes")
-			m.RemoveNodes = append(m.RemoveNodes, s)
-			return err
-		case 3:
-			if len(m.CreateVaults) >= MaxChurnVaults {
-				return fmt.Errorf("more than %d create_vaults: %w", MaxChurnVaults, ErrTooLarge)
-			}
-			vs, err := decodeVaultSpec(v)
-			m.CreateVaults = append(m.CreateVaults, vs)
-			return err
-		case 4:
-			if len(m.RetireVaults) >= MaxChurnVaults {
-				return fmt.Errorf("more than %d retire_vaults: %w", MaxChurnVaults, ErrTooLarge)
-			}
-			s, err := str(protowire.BytesType, v, MaxVaultKeyLen, "retire_vaults")
-			m.RetireVaults = append(m.RetireVaults, s)
-			return err
-		}
-		return unknownField(num)
-	})
-	return m, err
-}
-
-func decodeNodeSpec(b []byte) (NodeSpec, error) {
-	var n NodeSpec
-	err := eachBytes(b, "node", func(num protowire.Number, v []byte) error {
-		switch num {
-		case 1:
-			if n.PubKey != "" {
-				return fmt.Errorf("node pubkey twice: %w", ErrMalformed)
-			}
-			k, err := fixedBytes(protowire.BytesType, v, pubKeySize, "node pubkey")
-			n.PubKey = hex.EncodeToString(k)
-			return err
-		case 2:
-			if len(n.Multiaddrs) >= MaxMultiaddrs {
-				return fmt.Errorf("more than %d multiaddrs: %w", MaxMultiaddrs, ErrTooLarge)
-			}
-			s, err := str(protowire.BytesType, v, MaxMultiaddrLen, "multiaddr")
-			n.Multiaddrs = append(n.Multiaddrs, s)
-			return err
-		}
-		return unknownField(num)
-	})
-	return n, err
-}
-
-func decodeVaultSpec(b []byte) (VaultSpec, error) {
-	var vs VaultSpec
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-		var err error
-		switch num {
-		case 1:
-			vs.PubKey, err = str(typ, v, MaxVaultKeyLen, "vault pubkey")
-		case 2:
-			if len(vs.Members) >= MaxVaultMembers {
-				return fmt.Errorf("more than %d members: %w", MaxVaultMembers, ErrTooLarge)
-			}
-			var s string
-			s, err = str(typ, v, MaxAddressLen, "member")
-			vs.Members = append(vs.Members, s)
-		case 3:
-			if typ != protowire.VarintType {
-				return wireTypeErr("threshold")
-			}
-			if x > math.MaxUint32 {
-				return fmt.Errorf("threshold %d out of range: %w", x, ErrMalformed)
-			}
-			vs.Threshold = uint32(x)
-		default:
-			return unknownField(num)
-		}
-		return err
-	})
-	return vs, err
-}
-
-// eachField walks the fields of a message: length-delimited fields go to fn
-// with their bytes, varint fields with their value. Any other wire type or a
-// truncated field is ErrMalformed. Order, repetition and minimal encodings are
-// checked by DecodeTx re-encoding the whole transaction.
-func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("bad tag: %w: %w", ErrMalformed, protowire.ParseError(n))
-		}
-		b = b[n:]
-		switch typ {
-		case protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("field %d: %w: %w", num, ErrMalformed, protowire.ParseError(n))
-			}
-			b = b[n:]
-			if err := fn(num, typ, v, 0); err != nil {
-				return err
-			}
-		case protowire.VarintType:
-			x, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return fmt.Errorf("field %d: %w: %w", num, ErrMalformed, protowire.ParseError(n))
-			}
-			b = b[n:]
-			if err := fn(num, typ, nil, x); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("field %d: wire type %d not used by ksb: %w", num, typ, ErrMalformed)
-		}
+// marshal is the deterministic encoding of m, or nil if m cannot be
+// encoded: protobuf refuses a string that is not UTF-8, which a message
+// that passed its checks (SignTx) or was decoded (DecodeTx) never has.
+func marshal(m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil
 	}
-	return nil
-}
-
-// eachBytes walks a message whose fields are all length-delimited.
-func eachBytes(b []byte, what string, fn func(protowire.Number, []byte) error) error {
-	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if typ != protowire.BytesType {
-			return wireTypeErr(fmt.Sprintf("%s field %d", what, num))
-		}
-		return fn(num, v)
-	})
-}
-
-func str(typ protowire.Type, v []byte, limit int, what string) (string, error) {
-	if typ != protowire.BytesType {
-		return "", wireTypeErr(what)
-	}
-	if len(v) > limit {
-		return "", fmt.Errorf("%s of %d bytes, at most %d: %w", what, len(v), limit, ErrTooLarge)
-	}
-	return string(v), nil
-}
-
-func fixedBytes(typ protowire.Type, v []byte, size int, what string) ([]byte, error) {
-	if typ != protowire.BytesType {
-		return nil, wireTypeErr(what)
-	}
-	if len(v) != size {
-		return nil, fmt.Errorf("%s of %d bytes, want %d: %w", what, len(v), size, ErrMalformed)
-	}
-	return append([]byte(nil), v...), nil
-}
-
-func wireTypeErr(what string) error {
-	return fmt.Errorf("%s: wrong wire type: %w", what, ErrMalformed)
-}
-
-func unknownField(num protowire.Number) error {
-	return fmt.Errorf("unknown field %d: %w", num, ErrMalformed)
-}
-
-// Encoders. Singular fields with their default value are omitted, as proto3
-// does; repeated fields are written element by element.
-
-func appendString(b []byte, num protowire.Number, s string) []byte {
-	if s == "" {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
-
-func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
-	if len(v) == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
-}
-
-func appendVarint(b []byte, num protowire.Number, x uint64) []byte {
-	if x == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, x)
-}
-
-func appendMsg(b []byte, num protowire.Number, body []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, body)
-}
-
-func (m *Attest) field() protowire.Number { return fTxAttest }
-func (m *Attest) appendBody(b []byte) []byte {
-	for _, e := range m.Entries {
-		b = appendMsg(b, 1, appendEntry(nil, e.Key(), e.Size))
+	if b == nil {
+		b = []byte{}
 	}
 	return b
 }
 
-func (m *Release) field() protowire.Number { return fTxRelease }
-func (m *Release) appendBody(b []byte) []byte {
-	for _, k := range m.Entries {
-		b = appendMsg(b, 1, appendEntry(nil, k, 0))
-	}
-	return b
-}
-
-func appendEntry(b []byte, k EntryKey, size uint64) []byte {
-	b = appendString(b, 1, k.Owner)
-	b = appendString(b, 2, k.Vault)
-	b = appendBytes(b, 3, k.Digest[:])
-	return appendVarint(b, 4, size)
-}
-
-func (m *Churn) field() protowire.Number { return fTxChurn }
-func (m *Churn) appendBody(b []byte) []byte {
-	for _, n := range m.AddNodes {
-		var nb []byte
-		pub, _ := hex.DecodeString(n.PubKey) // validated before encoding
-		nb = appendBytes(nb, 1, pub)
-		for _, a := range n.Multiaddrs {
-			nb = protowire.AppendTag(nb, 2, protowire.BytesType)
-			nb = protowire.AppendString(nb, a)
+func (tx *Tx) toPB() *attestpb.Tx {
+	p := &attestpb.Tx{Signer: tx.Signer, Sequence: tx.Sequence, Signature: tx.Signature}
+	switch m := tx.Msg.(type) {
+	case *Commit:
+		c := &attestpb.Commit{}
+		for _, s := range m.Shares {
+			c.Shares = append(c.Shares, &attestpb.ShareCommit{Vault: s.Vault, Size: s.Size, Root: bytes.Clone(s.Root[:])})
 		}
-		b = appendMsg(b, 1, nb)
-	}
-	for _, a := range m.RemoveNodes {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendString(b, a)
-	}
-	for _, v := range m.CreateVaults {
-		var vb []byte
-		vb = appendString(vb, 1, v.PubKey)
-		for _, a := range v.Members {
-			vb = protowire.AppendTag(vb, 2, protowire.BytesType)
-			vb = protowire.AppendString(vb, a)
+		p.Commit = c
+	case *Attest:
+		p.Attest = &attestpb.Attest{Custodies: packAll(m.Custodies)}
+	case *Prove:
+		pr := &attestpb.Prove{Epoch: m.Epoch}
+		for _, sp := range m.Proofs {
+			pr.Proofs = append(pr.Proofs, &attestpb.SegmentProof{
+				Custody: PackCustody(sp.Custody), Segment: sp.Segment, Data: sp.Data,
+				CopyPath: sp.CopyPath, CommitPath: sp.CommitPath,
+			})
 		}
-		vb = appendVarint(vb, 3, uint64(v.Threshold))
-		b = appendMsg(b, 3, vb)
+		p.Prove = pr
+	case *Release:
+		p.Release = &attestpb.Release{Custodies: packAll(m.Custodies)}
+	case *Drill:
+		p.Drill = &attestpb.Drill{Custody: PackCustody(m.Custody), Result: attestpb.DrillResult(m.Result), Millis: m.Millis}
+	case *Churn:
+		c := &attestpb.Churn{RemoveNodes: m.RemoveNodes, RetireVaults: m.RetireVaults}
+		for _, n := range m.AddNodes {
+			pub, _ := hex.DecodeString(n.PubKey) // checked before signing; a decoded one came from bytes
+			c.AddNodes = append(c.AddNodes, &attestpb.NodeSpec{Pubkey: pub, Multiaddrs: n.Multiaddrs})
+		}
+		for _, v := range m.CreateVaults {
+			c.CreateVaults = append(c.CreateVaults, &attestpb.VaultSpec{Pubkey: v.PubKey, Members: v.Members, Threshold: v.Threshold})
+		}
+		p.Churn = c
+	case *UpdateNode:
+		p.UpdateNode = &attestpb.UpdateNode{Multiaddrs: m.Multiaddrs}
 	}
-	for _, k := range m.RetireVaults {
-		b = protowire.AppendTag(b, 4, protowire.BytesType)
-		b = protowire.AppendString(b, k)
-	}
-	return b
+	return p
 }
 
-func (m *UpdateNode) field() protowire.Number { return fTxUpdateNode }
-func (m *UpdateNode) appendBody(b []byte) []byte {
-	for _, a := range m.Multiaddrs {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendString(b, a)
+func packAll(ids []CustodyID) []uint64 {
+	out := make([]uint64, len(ids))
+	for i, id := range ids {
+		out[i] = PackCustody(id)
 	}
-	return b
+	return out
+}
+
+func unpackAll(xs []uint64) []CustodyID {
+	out := make([]CustodyID, len(xs))
+	for i, x := range xs {
+		out[i] = UnpackCustody(x)
+	}
+	return out
+}
+
+// fromPB converts a decoded transaction, checking every count and length
+// against its cap and the fixed sizes of keys, roots and signatures.
+func fromPB(p *attestpb.Tx) (*Tx, error) {
+	tx := &Tx{Signer: p.Signer, Sequence: p.Sequence}
+	if len(p.Signature) != signatureSize {
+		return nil, fmt.Errorf("signature of %d bytes, want %d: %w", len(p.Signature), signatureSize, ErrMalformed)
+	}
+	tx.Signature = p.Signature
+	set := 0
+	for _, m := range []proto.Message{p.Commit, p.Attest, p.Prove, p.Release, p.Drill, p.Churn, p.UpdateNode} {
+		if m.ProtoReflect().IsValid() {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, fmt.Errorf("transaction carries %d messages, want 1: %w", set, ErrMalformed)
+	}
+	switch {
+	case p.Commit != nil:
+		if err := checkCount("shares", len(p.Commit.Shares), MaxShares); err != nil {
+			return nil, err
+		}
+		c := &Commit{Shares: make([]ShareCommit, len(p.Commit.Shares))}
+		for i, s := range p.Commit.Shares {
+			if len(s.Root) != HashSize {
+				return nil, fmt.Errorf("share %d: root of %d bytes, want %d: %w", i, len(s.Root), HashSize, ErrMalformed)
+			}
+			c.Shares[i] = ShareCommit{Vault: s.Vault, Size: s.Size, Root: [HashSize]byte(s.Root)}
+		}
+		tx.Msg = c
+	case p.Attest != nil:
+		if err := checkCount("custodies", len(p.Attest.Custodies), MaxEntries); err != nil {
+			return nil, err
+		}
+		tx.Msg = &Attest{Custodies: unpackAll(p.Attest.Custodies)}
+	case p.Prove != nil:
+		if err := checkCount("proofs", len(p.Prove.Proofs), MaxProofs); err != nil {
+			return nil, err
+		}
+		pr := &Prove{Epoch: p.Prove.Epoch, Proofs: make([]SegmentProof, len(p.Prove.Proofs))}
+		for i, sp := range p.Prove.Proofs {
+			if len(sp.CopyPath) > MaxCopyPath || len(sp.CommitPath) > MaxCommitPath {
+				return nil, fmt.Errorf("proof %d: paths of %d and %d hashes, at most %d and %d: %w",
+					i, len(sp.CopyPath), len(sp.CommitPath), MaxCopyPath, MaxCommitPath, ErrTooLarge)
+			}
+			pr.Proofs[i] = SegmentProof{
+				Custody: UnpackCustody(sp.Custody), Segment: sp.Segment, Data: sp.Data,
+				CopyPath: sp.CopyPath, CommitPath: sp.CommitPath,
+			}
+		}
+		tx.Msg = pr
+	case p.Release != nil:
+		if err := checkCount("custodies", len(p.Release.Custodies), MaxEntries); err != nil {
+			return nil, err
+		}
+		tx.Msg = &Release{Custodies: unpackAll(p.Release.Custodies)}
+	case p.Drill != nil:
+		if p.Drill.Result < 0 || p.Drill.Result > math.MaxUint8 {
+			return nil, fmt.Errorf("drill result %d: %w", p.Drill.Result, ErrMalformed)
+		}
+		tx.Msg = &Drill{Custody: UnpackCustody(p.Drill.Custody), Result: DrillResult(p.Drill.Result), Millis: p.Drill.Millis}
+	case p.Churn != nil:
+		c, err := churnFromPB(p.Churn)
+		if err != nil {
+			return nil, err
+		}
+		tx.Msg = c
+	case p.UpdateNode != nil:
+		if err := checkCount("multiaddrs", len(p.UpdateNode.Multiaddrs), MaxMultiaddrs); err != nil {
+			return nil, err
+		}
+		for _, a := range p.UpdateNode.Multiaddrs {
+			if len(a) > MaxMultiaddrLen {
+				return nil, fmt.Errorf("multiaddr of %d bytes, at most %d: %w", len(a), MaxMultiaddrLen, ErrTooLarge)
+			}
+		}
+		tx.Msg = &UpdateNode{Multiaddrs: p.UpdateNode.Multiaddrs}
+	}
+	return tx, nil
+}
+
+func churnFromPB(p *attestpb.Churn) (*Churn, error) {
+	for _, n := range []struct {
+		what       string
+		got, limit int
+	}{
+		{"add_nodes", len(p.AddNodes), MaxChurnNodes},
+		{"remove_nodes", len(p.RemoveNodes), MaxChurnNodes},
+		{"create_vaults", len(p.CreateVaults), MaxChurnVaults},
+		{"retire_vaults", len(p.RetireVaults), MaxChurnVaults},
+	} {
+		if err := checkCount(n.what, n.got, n.limit); err != nil {
+			return nil, err
+		}
+	}
+	c := &Churn{RemoveNodes: p.RemoveNodes, RetireVaults: p.RetireVaults}
+	for i, n := range p.AddNodes {
+		if len(n.Pubkey) != pubKeySize {
+			return nil, fmt.Errorf("add_nodes[%d]: pubkey of %d bytes, want %d: %w", i, len(n.Pubkey), pubKeySize, ErrMalformed)
+		}
+		if err := checkCount("multiaddrs", len(n.Multiaddrs), MaxMultiaddrs); err != nil {
+			return nil, err
+		}
+		c.AddNodes = append(c.AddNodes, NodeSpec{PubKey: hex.EncodeToString(n.Pubkey), Multiaddrs: n.Multiaddrs})
+	}
+	for i, v := range p.CreateVaults {
+		if err := checkCount("members", len(v.Members), MaxVaultMembers); err != nil {
+			return nil, fmt.Errorf("create_vaults[%d]: %w", i, err)
+		}
+		c.CreateVaults = append(c.CreateVaults, VaultSpec{PubKey: v.Pubkey, Members: v.Members, Threshold: v.Threshold})
+	}
+	return c, nil
 }

@@ -71,9 +71,11 @@ type Chain struct {
 type Backup struct {
 	// KeysharesDir is the directory keygen writes share files to.
 	KeysharesDir string `toml:"keyshares_dir"`
-	// Strategy is "random" (r random active nodes) or "vault" (fellow members).
+	// Strategy is "random" or "vault". Not read since custodies: the chain
+	// assigns holders by its genesis strategy; kept so older files load.
 	Strategy string `toml:"strategy"`
-	// Replication is the number of holders each share is pushed to.
+	// Replication is r. Not read since custodies: owners seal the chain's
+	// r copies; kept so older files load.
 	Replication int `toml:"replication"`
 	// WorkFactor is the age scrypt work factor (log2 N) used to seal.
 	WorkFactor int `toml:"work_factor"`
@@ -90,7 +92,9 @@ type Store struct {
 	// QuotaBlobs and QuotaBytes cap what one owner may keep on this node.
 	QuotaBlobs int   `toml:"quota_blobs"`
 	QuotaBytes int64 `toml:"quota_bytes"`
-	// RetiredGrace is how long blobs of a retired vault are kept.
+	// RetiredGrace is not read since custodies: a holder drops a copy once
+	// the chain deletes its custody (genesis retention_blocks). Kept so
+	// older files load.
 	RetiredGrace Duration `toml:"retired_grace"`
 }
 

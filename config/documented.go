@@ -29,15 +29,15 @@ var settingDocs = map[string]string{
 	"chain.batch_interval": "How often queued attestations are sent to the chain, one transaction per batch.",
 
 	"backup.keyshares_dir":         "Directory keygen (Bifrost) writes localstate-<vault>.json files to, relative to the home. The node\nwatches it; it logs the directory at start and warns if it had to create it (a typo here backs up nothing).",
-	"backup.strategy":              `Holder choice: "random" (replication active nodes drawn at random) or "vault" (fellow members of the share's vault).`,
-	"backup.replication":           "Holders each share is pushed to (r). The chain's coverage counts a member covered at r holders.",
+	"backup.strategy":              `Not read since custodies (issue 10): the chain assigns holders by its genesis strategy. Kept so older files load.`,
+	"backup.replication":           "Not read since custodies (issue 10): owners seal the chain's r copies (genesis replication). Kept so older files load.",
 	"backup.work_factor":           "age scrypt work factor (log2 N) shares are sealed with: 18 costs 256 MiB and about a second per seal and\nper open. At most 20; below 18 only with allow_low_work_factor.",
 	"backup.allow_low_work_factor": "Permit a work_factor below 18. Tests and throw-away devnets only: it makes guessing the mnemonic from a\nbackup cheaper.",
 
 	"store.dir":           "Badger directory, relative to the home: blobs held for other nodes and this node's own records.",
 	"store.quota_blobs":   "Most blobs one owner may keep on this node.",
 	"store.quota_bytes":   "Most bytes one owner may keep on this node.",
-	"store.retired_grace": "How long blobs of a vault retired on chain are kept before they are dropped and released.",
+	"store.retired_grace": "Not read since custodies (issue 10): a holder drops a copy once the chain deletes its custody (genesis retention_blocks). Kept so older files load.",
 
 	"admin.listen": "host:port of /healthz, /status (what ksb status reads) and /metrics; empty disables them. Keep it on\nloopback: it is not authenticated.",
 

@@ -32,6 +32,10 @@ type CommitmentRecord struct {
 	// Superseded: a newer version of the same (owner, vault) replaced it.
 	Superseded bool
 	Custodies  []CustodyRecord
+	// LastDrillHeight is the block of the owner's last restore drill of
+	// this commitment (0: none); LastDrillOK its outcome.
+	LastDrillHeight int64
+	LastDrillOK     bool
 }
 
 // CustodyRecord is one custody of a commitment.
@@ -70,6 +74,10 @@ type MemberCoverage struct {
 	Custody []CustodyCoverage
 	// Covered: len(Holders) ≥ r.
 	Covered bool
+	// LastDrillHeight and LastDrillOK are the commitment's last restore
+	// drill (0 and false: none).
+	LastDrillHeight int64
+	LastDrillOK     bool
 }
 
 // CustodyCoverage is one custody as coverage shows it.
@@ -127,6 +135,7 @@ func Coverage(in CoverageInput) (VaultCoverage, error) {
 		mc := MemberCoverage{Member: m, Holders: []string{}, Custody: []CustodyCoverage{}}
 		if c := newest[m]; c != nil {
 			mc.HasCommitment, mc.Commitment, mc.CommitHeight = true, c.ID, c.Height
+			mc.LastDrillHeight, mc.LastDrillOK = c.LastDrillHeight, c.LastDrillOK
 			for _, cu := range c.Custodies {
 				counted := cu.Attested && active[cu.Holder] && cu.Holder != m &&
 					cu.Status.Valid() && cu.Status != StatusFailed

@@ -45,11 +45,14 @@
 // Holders are assigned by [Assign], from [AssignSeed] (chain ID, the hash of
 // the block carrying the commitment, the commitment id), a partial
 // Fisher–Yates shuffle of the sorted candidates driven by [Stream], SHA-256
-// in counter mode. Challenges come from [EpochSeed] (chain ID, epoch, hash of
-// the epoch's first block): [Challenges] picks each holder's challenged
-// custodies, [SegmentIndex] the segment of each. Every derivation hashes its
-// own domain tag ("ksb/assign/v1", "ksb/epoch/v1", "ksb/challenge/v1",
-// "ksb/segment/v1", "ksb/stream/v1") and length-prefixed fields, so no value
+// in counter mode. A repair's replacement comes from [RepairSeed] (chain ID,
+// block hash, commitment id, slot) and its source from [SourceSeed] (the
+// same and the attempt number), each through Assign. Challenges come from
+// [EpochSeed] (chain ID, epoch, hash of the epoch's first block):
+// [Challenges] picks each holder's challenged custodies, [SegmentIndex] the
+// segment of each. Every derivation hashes its own domain tag
+// ("ksb/assign/v1", "ksb/repair/v1", "ksb/source/v1", "ksb/epoch/v1",
+// "ksb/challenge/v1", "ksb/segment/v1", "ksb/stream/v1") and length-prefixed fields, so no value
 // derived for one purpose equals one derived for another.
 //
 // Why a block hash is unpredictable enough for holders: a CometBFT block

@@ -17,6 +17,8 @@ const (
 	tagChallenge = "ksb/challenge/v1"
 	tagSegment   = "ksb/segment/v1"
 	tagStream    = "ksb/stream/v1"
+	tagRepair    = "ksb/repair/v1"
+	tagSource    = "ksb/source/v1"
 )
 
 // seedHash writes length-prefixed fields, so that no two different field
@@ -59,6 +61,37 @@ func AssignSeed(chainID string, blockHash []byte, commitmentID uint64) [HashSize
 	s.bytes([]byte(chainID))
 	s.bytes(blockHash)
 	s.u64(commitmentID)
+	return s.sum()
+}
+
+// RepairSeed is the seed from which the chain picks the replacement holder
+// of slot slot of commitment commitmentID, in the block whose hash is
+// blockHash: sha256 over "ksb/repair/v1", chainID, blockHash, commitmentID
+// and slot, framed as AssignSeed's. Its own tag and the slot keep it apart
+// from the commitment's original assignment in the same block and from every
+// other repair of the commitment.
+func RepairSeed(chainID string, blockHash []byte, commitmentID, slot uint64) [HashSize]byte {
+	s := newSeedHash(tagRepair)
+	s.bytes([]byte(chainID))
+	s.bytes(blockHash)
+	s.u64(commitmentID)
+	s.u64(slot)
+	return s.sum()
+}
+
+// SourceSeed is the seed from which the chain picks the source of a repair:
+// the counted holder that sends its copy to the replacement of slot slot of
+// commitment commitmentID. attempt counts the sources drawn before for that
+// slot (0 for the first; the chain draws again when a source does not act
+// within its deadline). sha256 over "ksb/source/v1", chainID, blockHash,
+// commitmentID, slot and attempt, framed as AssignSeed's.
+func SourceSeed(chainID string, blockHash []byte, commitmentID, slot, attempt uint64) [HashSize]byte {
+	s := newSeedHash(tagSource)
+	s.bytes([]byte(chainID))
+	s.bytes(blockHash)
+	s.u64(commitmentID)
+	s.u64(slot)
+	s.u64(attempt)
 	return s.sum()
 }
 

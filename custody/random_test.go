@@ -47,6 +47,12 @@ func TestSeedsFollowTheirSpecification(t *testing.T) {
 	if got, want := custody.EpochSeed("ksb-1", 9, block[:]), framed("ksb/epoch/v1", "ksb-1", uint64(9), block[:]); got != want {
 		t.Errorf("EpochSeed %x, want %x", got, want)
 	}
+	if got, want := custody.RepairSeed("ksb-1", block[:], 7, 3), framed("ksb/repair/v1", "ksb-1", block[:], uint64(7), uint64(3)); got != want {
+		t.Errorf("RepairSeed %x, want %x", got, want)
+	}
+	if got, want := custody.SourceSeed("ksb-1", block[:], 7, 3, 2), framed("ksb/source/v1", "ksb-1", block[:], uint64(7), uint64(3), uint64(2)); got != want {
+		t.Errorf("SourceSeed %x, want %x", got, want)
+	}
 	seed := custody.EpochSeed("ksb-1", 9, block[:])
 	// SegmentIndex: the first unbiased draw of the stream of its own seed.
 	id := custody.CustodyID{Commitment: 3, Slot: 1}
@@ -71,6 +77,10 @@ func TestSeedsAreDomainSeparated(t *testing.T) {
 	add("assign other id", custody.AssignSeed("ksb-1", block[:], 2))
 	add("assign other block", custody.AssignSeed("ksb-1", block[1:], 1))
 	add("epoch other epoch", custody.EpochSeed("ksb-1", 2, block[:]))
+	add("repair", custody.RepairSeed("ksb-1", block[:], 1, 0))
+	add("repair other slot", custody.RepairSeed("ksb-1", block[:], 1, 1))
+	add("source", custody.SourceSeed("ksb-1", block[:], 1, 0, 0))
+	add("source other attempt", custody.SourceSeed("ksb-1", block[:], 1, 0, 1))
 	// Length prefixes: moving a byte from one field to the next changes the seed.
 	add("a|bc", custody.AssignSeed("a", []byte("bc"), 1))
 	add("ab|c", custody.AssignSeed("ab", []byte("c"), 1))

@@ -69,15 +69,21 @@ type Options struct {
 	AllowLowWorkFactor bool
 	// BlockInterval is the chain's block time (300 ms).
 	BlockInterval time.Duration
+	// EpochBlocks is the chain's custody epoch in blocks (genesis
+	// epoch_blocks; attest.DefaultEpochBlocks if 0). `ksb devnet
+	// --epoch-blocks N` sets it; the proof window is half of it.
+	EpochBlocks int64
+	// Custody are the other genesis custody parameters (retention, attest
+	// and repair windows, round length, strategy); zero fields take their
+	// defaults (attest.CustodyParams). EpochBlocks, if set, overrides
+	// Custody.EpochBlocks.
+	Custody attest.CustodyParams
 	// PollInterval, BatchInterval and HeartbeatInterval are the members'
 	// chain poll, attestation batch and gossip heartbeat intervals
 	// (500 ms, 500 ms, 1 s).
 	PollInterval, BatchInterval, HeartbeatInterval time.Duration
 	// QUIC makes members listen on QUIC as well as TCP.
 	QUIC bool
-	// RetiredGrace is how long members keep blobs of retired vaults (the
-	// config default, 7 days, if 0).
-	RetiredGrace time.Duration
 	// Logger receives the chain's and members' logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -197,7 +203,10 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 		return nil, err
 	}
 	n.Authority = authID
-	gen := attest.Genesis{Authority: authID.PubKeyHex(), Replication: uint32(opts.Replication)}
+	gen := attest.Genesis{Authority: authID.PubKeyHex(), Replication: uint32(opts.Replication), CustodyParams: opts.Custody}
+	if opts.EpochBlocks != 0 {
+		gen.EpochBlocks = opts.EpochBlocks
+	}
 	vaultMembers := map[string][]string{}
 	for i := 0; i < opts.Nodes; i++ {
 		m, err := n.newMember(i)
@@ -292,9 +301,6 @@ func (n *Network) newMember(i int) (*Member, error) {
 	cfg.Backup.Replication = n.opts.Replication
 	cfg.Backup.WorkFactor = n.opts.WorkFactor
 	cfg.Backup.AllowLowWorkFactor = n.opts.AllowLowWorkFactor
-	if n.opts.RetiredGrace > 0 {
-		cfg.Store.RetiredGrace = config.Duration{Duration: n.opts.RetiredGrace}
-	}
 	// A real port, written to the config: `ksb status --home` reads the
 	// admin address from there, and port 0 would name no listener.
 	admin, err := attest.FreeLocalAddr()
@@ -456,6 +462,46 @@ func (n *Network) WaitCovered(ctx context.Context, poll time.Duration) (*attest.
 		case <-t.C:
 		}
 	}
+}
+
+// WaitFresh polls the chain's coverage until every custody of every member
+// of every vault has answered a challenge (status fresh) — the chain runs
+// epochs, and the holders prove possession — and returns that coverage.
+func (n *Network) WaitFresh(ctx context.Context, poll time.Duration) (*attest.Coverage, error) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var last error
+	for {
+		cov, err := n.Client.Coverage(ctx, "")
+		if err == nil {
+			if err = FullyCovered(cov, len(n.Vaults)); err == nil {
+				err = allFresh(cov)
+			}
+			if err == nil {
+				return cov, nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for proofs: %w (last: %v)", ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}
+
+// allFresh reports the first custody of cov that is not fresh.
+func allFresh(cov *attest.Coverage) error {
+	for _, v := range cov.Vaults {
+		for _, m := range v.Members {
+			for _, c := range m.Custody {
+				if c.Status != "fresh" {
+					return fmt.Errorf("vault %s member %s: custody of slot %d at %s is %s", v.PubKey, m.Address, c.Slot, c.Holder, c.Status)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // FullyCovered reports why cov is not the full coverage of vaults vaults:

@@ -24,6 +24,10 @@ const (
 	coverageTimeout = 3 * time.Minute
 	// recoveryTimeout bounds the recovery of the destroyed member.
 	recoveryTimeout = 2 * time.Minute
+	// proofEpochs bounds the wait for every custody to be proven, in epochs:
+	// a new custody is challenged in the first epoch after its attestation,
+	// so two epochs and their proof windows, with one to spare.
+	proofEpochs = 3
 	// coveragePoll is how often the chain's coverage is read while waiting.
 	coveragePoll = 250 * time.Millisecond
 )
@@ -42,15 +46,18 @@ type RunOptions struct {
 type Timings struct {
 	Start    time.Duration // chain and members up
 	Coverage time.Duration // shares placed → every vault safe
+	Proofs   time.Duration // every vault safe → every custody proven (with EpochBlocks)
 	Recovery time.Duration // recovery of the destroyed member, mnemonic only
 }
 
 // Run is `ksb devnet`: start a devnet, place real shares as keygen would, wait
-// until every vault is safe and print the coverage, destroy member 0 (its
-// keyshares and data), recover it from its mnemonic alone through the chain
-// and its holders, check every recovered file byte for byte, and print a
-// summary with timings. It returns an error if anything, including the
-// byte-for-byte check, fails.
+// until every vault is safe and print the coverage; with EpochBlocks set,
+// wait until every holder has proven possession of its copy (every custody
+// fresh) and print the coverage again; destroy member 0 (its keyshares and
+// data), recover it from its mnemonic alone through the chain and its
+// holders, check every recovered file byte for byte, and print a summary
+// with timings. It returns an error if anything, including the byte-for-byte
+// check, fails.
 func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 	out := o.Out
 	if out == nil {
@@ -67,6 +74,19 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 	opts := n.opts
 	fmt.Fprintf(out, "ksb devnet: chain %s at %s, %d nodes, r = %d, age work factor %d (dir %s)\n",
 		ChainID, n.Chain.RPCURL(), len(n.Members), opts.Replication, opts.WorkFactor, n.Dir)
+	steps := 4
+	proving := opts.EpochBlocks > 0
+	if proving {
+		steps = 5
+		p, err := n.Client.Params(ctx)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "custody epochs of %d blocks (%v each): holders prove possession within %d blocks of each epoch's start\n",
+			p.EpochBlocks, time.Duration(p.EpochBlocks)*opts.BlockInterval, p.ProofWindow)
+	}
+	step := 0
+	next := func() string { step++; return fmt.Sprintf("[%d/%d]", step, steps) }
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, m := range n.Members {
 		fmt.Fprintf(tw, "  node%d\t%s\t%s\tadmin http://%s\n", m.Index, m.Address, m.ID.PeerID(), m.Node().AdminAddr())
@@ -78,11 +98,12 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 		return nil, err
 	}
 	t1 := time.Now()
-	fmt.Fprintf(out, "\n[1/4] keygen: wrote %d shares of %d vaults into the nodes' keyshares/ directories\n",
-		2*len(n.Members), len(n.Vaults))
+	fmt.Fprintf(out, "\n%s keygen: wrote %d shares of %d vaults into the nodes' keyshares/ directories\n",
+		next(), 2*len(n.Members), len(n.Vaults))
 
-	// 2. Backup: seal, push, hold, attest.
-	fmt.Fprintf(out, "[2/4] backing up: each node seals its shares and pushes them to %d holders, who attest on chain\n", opts.Replication)
+	// 2. Backup: seal, commit, push, hold, attest.
+	fmt.Fprintf(out, "%s backing up: each node seals %d copies of each share and commits them on chain; the chain assigns a holder\n"+
+		"      to each copy, the owner pushes it there, and the holder checks it against the commitment and attests\n", next(), opts.Replication)
 	cctx, cancel := context.WithTimeout(ctx, coverageTimeout)
 	cov, err := n.WaitCovered(cctx, coveragePoll)
 	cancel()
@@ -95,7 +116,30 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 		return nil, err
 	}
 
-	// 3. Disaster: node0 loses everything but its mnemonic.
+	// 3. Proofs: every holder answers its challenges.
+	if proving {
+		p, err := n.Client.Params(ctx)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "\n%s proving custody: each epoch the chain challenges every holder on random segments of its copies;\n"+
+			"      waiting until every custody is fresh (proven)\n", next())
+		wait := time.Duration(proofEpochs*p.EpochBlocks)*opts.BlockInterval + coverageTimeout
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		t3 := time.Now()
+		cov, err = n.WaitFresh(pctx, coveragePoll)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		tm.Proofs = time.Since(t3)
+		fmt.Fprintf(out, "      every custody proven after %s more\n\n", tm.Proofs.Round(time.Millisecond))
+		if err := attest.WriteCoverageTable(out, cov); err != nil {
+			return nil, err
+		}
+	}
+
+	// 4. Disaster: node0 loses everything but its mnemonic.
 	victim := n.Members[0]
 	if err := n.StopMember(0); err != nil {
 		return nil, err
@@ -103,7 +147,7 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 	if err := n.WipeMember(0); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "\n[3/4] destroyed node0 (%s): stopped, keyshares/ and data/ deleted; only its mnemonic is left\n", victim.Address)
+	fmt.Fprintf(out, "\n%s destroyed node0 (%s): stopped, keyshares/ and data/ deleted; only its mnemonic is left\n", next(), victim.Address)
 
 	// 4. Recovery from the mnemonic alone.
 	mn, err := identity.Read(identity.Source{File: filepath.Join(victim.Home, "mnemonic")})
@@ -114,7 +158,8 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 	for _, m := range n.Members[1:] {
 		boot = append(boot, m.Node().Addrs()...)
 	}
-	fmt.Fprintf(out, "[4/4] recovering node0 from its mnemonic: attestations from the chain, blobs from the holders\n")
+	fmt.Fprintf(out, "%s recovering node0 from its mnemonic: its commitments from the chain, copies from their holders,\n"+
+		"      each checked against the committed root before it is opened\n", next())
 	rctx, cancel := context.WithTimeout(ctx, recoveryTimeout)
 	t2 := time.Now()
 	rep, err := recovery.Run(rctx, recovery.Options{

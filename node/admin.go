@@ -30,7 +30,8 @@ type adminServer struct {
 }
 
 // listenAdmin binds the admin endpoint; serve starts answering on it.
-func listenAdmin(addr string, reg *prometheus.Registry, status func(context.Context) (*Status, error), healthy func() error, log *slog.Logger) (*adminServer, error) {
+// extra adds routes (the test hooks of a ksb_testhooks build).
+func listenAdmin(addr string, reg *prometheus.Registry, status func(context.Context) (*Status, error), healthy func() error, extra func(*http.ServeMux), log *slog.Logger) (*adminServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -55,6 +56,7 @@ func listenAdmin(addr string, reg *prometheus.Registry, status func(context.Cont
 		enc.Encode(st)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	extra(mux)
 	var listenIP net.IP
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
 		listenIP = ta.IP

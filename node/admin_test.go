@@ -19,7 +19,7 @@ import (
 func TestAdminRefusesForeignHost(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	status := func(context.Context) (*Status, error) { return &Status{}, nil }
-	a, err := listenAdmin("127.0.0.1:0", prometheus.NewRegistry(), status, func() error { return nil }, log)
+	a, err := listenAdmin("127.0.0.1:0", prometheus.NewRegistry(), status, func() error { return nil }, func(*http.ServeMux) {}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/store"
 )
 
@@ -23,9 +22,9 @@ import (
 // changes between two reads.
 type bisectRig struct {
 	n   *Node
-	bad map[[32]byte]bool
+	bad map[custody.CustodyID]bool
 	txs int
-	ok  [][32]byte
+	ok  []custody.CustodyID
 }
 
 func newBisectRig(t *testing.T) *bisectRig {
@@ -36,19 +35,17 @@ func newBisectRig(t *testing.T) *bisectRig {
 	}
 	t.Cleanup(func() { st.Close() })
 	n := &Node{cfg: config.Default(), st: st, m: newMetrics(prometheus.NewRegistry()), log: slog.New(slog.DiscardHandler)}
-	return &bisectRig{n: n, bad: map[[32]byte]bool{}}
+	return &bisectRig{n: n, bad: map[custody.CustodyID]bool{}}
 }
 
-func (r *bisectRig) sendTx(_ context.Context, es []attest.Entry) error {
+func (r *bisectRig) sendTx(_ context.Context, ids []custody.CustodyID) error {
 	r.txs++
-	for _, e := range es {
-		if r.bad[e.Digest] {
-			return &attest.TxError{Hash: "X", Height: 1, Code: attest.CodeNotFound, Log: "entry refused"}
+	for _, id := range ids {
+		if r.bad[id] {
+			return &attest.TxError{Hash: "X", Height: 1, Code: attest.CodeNotAssigned, Log: "entry refused"}
 		}
 	}
-	for _, e := range es {
-		r.ok = append(r.ok, e.Digest)
-	}
+	r.ok = append(r.ok, ids...)
 	return nil
 }
 
@@ -57,13 +54,12 @@ func (r *bisectRig) sendTx(_ context.Context, es []attest.Entry) error {
 func (r *bisectRig) queue(t *testing.T, n int, bad ...int) []queuedEntry {
 	t.Helper()
 	for i := range n {
-		d := sha256.Sum256([]byte(fmt.Sprint(i)))
+		id := custody.CustodyID{Commitment: uint64(i/3 + 1), Slot: uint64(i % 3)}
 		if slices.Contains(bad, i) {
-			r.bad[d] = true
+			r.bad[id] = true
 		}
-		p := pendingEntry{Owner: "thor1owner", Vault: "v", Digest: fmt.Sprintf("%x", d), Size: 1}
 		r.n.pendingMu.Lock()
-		_, err := r.n.enqueue(attestPrefix, p)
+		_, err := r.n.enqueue(attestPrefix, id)
 		r.n.pendingMu.Unlock()
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/store"
 )
 
@@ -10,9 +11,8 @@ import (
 // drive the real queue, store and chain client one step at a time instead of
 // through Run's timers.
 
-// Accept runs what the holder service runs after storing a blob (it queues
-// the attestation), for entries a push can no longer deliver: a queue
-// written by an older version.
+// Accept runs what the holder service runs after storing a copy (it queues
+// the attestation).
 func (n *Node) Accept(e store.Entry) error { return n.onAccepted(e) }
 
 // FlushQueues sends what is queued, one batcher round, and returns the first
@@ -24,19 +24,24 @@ func (n *Node) FlushQueues(ctx context.Context) error {
 	return n.flush(ctx, releasePrefix)
 }
 
-// Poll reads the chain once, as the follower does.
+// Poll reads the chain once, as the follower does (it reconciles held
+// copies at its first poll).
 func (n *Node) Poll(ctx context.Context) error { return n.pollChain(ctx) }
 
-// Reconcile compares held blobs with the chain once.
-func (n *Node) Reconcile(ctx context.Context) error { return n.reconcileHeld(ctx) }
+// Reconcile compares held copies with the chain's view of the last poll.
+func (n *Node) Reconcile(ctx context.Context) error { return n.reconcileHeld(ctx, n.member.current()) }
 
-// QueueRelease queues the release of (owner address, vault, digest hex).
-func (n *Node) QueueRelease(owner, vault, digest string, size int64) {
-	n.queueRelease(pendingEntry{Owner: owner, Vault: vault, Digest: digest, Size: size})
-}
+// Prove answers the current epoch's challenges once, as the prover does.
+func (n *Node) Prove(ctx context.Context) error { return n.prove(ctx) }
+
+// QueueRelease queues the release of custody id.
+func (n *Node) QueueRelease(id custody.CustodyID) { n.queueReleases([]custody.CustodyID{id}) }
 
 // Close closes the node without running it.
 func (n *Node) Close() { n.closeAll() }
+
+// Store is the node's store.
+func (n *Node) Store() *store.Store { return n.st }
 
 // Queued counts the records of the queue of kind "attest" or "release" in
 // the store: the truth the pending gauge must follow.

@@ -2,25 +2,44 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/store"
 )
 
-// maxBatchEntries caps one Attest or Release transaction. A holder receives a
-// few blobs per churn; the cap only matters after a long chain outage, and
+// maxBatchEntries caps one Attest transaction. A holder receives a few
+// copies per churn; the cap only matters after a long chain outage, and
 // keeps each transaction under the app's entry limit.
 const maxBatchEntries = attest.MaxEntries
 
+// maxReleaseBatch caps one Release transaction: the chain counts 8 state
+// writes per released custody (its failure and its replacement) against
+// attest.MaxBlockWrites (4,096) per block and never proposes a transaction
+// over it, so a Release of MaxEntries custodies would wait in the mempool
+// for ever. 256 releases are 2,048 writes: half a block, leaving room for
+// other nodes' transactions.
+const maxReleaseBatch = 256
+
+// batchSize is the most entries one transaction of the queue under prefix
+// carries.
+func batchSize(prefix string) int {
+	if prefix == releasePrefix {
+		return maxReleaseBatch
+	}
+	return maxBatchEntries
+}
+
 // heldReconcileEvery is how many chain polls pass between two comparisons of
-// the store with this holder's attestations on chain (one minute at the
-// default 5 s poll): the safety net for anything a crash or a refused
-// transaction left out of the queues.
+// the store with this holder's custodies on chain (one minute at the
+// default 5 s poll, and at the first poll after a start): the safety net
+// for anything a crash or a refused transaction left out of the queues, the
+// release of what a wiped store lost, and retention.
 const heldReconcileEvery = 12
 
 // maxFlushTxs bounds the transactions one flush of a queue sends. A batch the
@@ -31,71 +50,70 @@ const heldReconcileEvery = 12
 // would cost a transaction (and a block) each.
 const maxFlushTxs = 24
 
-// errNotAttested is why a release of something this holder does not attest
-// on chain is dropped before it is sent.
-var errNotAttested = errors.New("not attested by this holder on chain: the chain would refuse its release as not found")
-
 // errFlushBudget ends a flush that used its maxFlushTxs transactions; the
 // rest of the queue waits for the next batch interval.
 var errFlushBudget = errors.New("transaction budget of this batch used up")
 
-// onAccepted queues the attestation of a blob the holder service
-// acknowledges. It runs after the blob is durable and before the receipt is
+// queuedCustody is a queue record: the custody to attest or release.
+type queuedCustody struct {
+	Commitment uint64 `json:"commitment"`
+	Slot       uint64 `json:"slot"`
+}
+
+func (q queuedCustody) id() custody.CustodyID {
+	return custody.CustodyID{Commitment: q.Commitment, Slot: q.Slot}
+}
+
+// onAccepted queues the attestation of a copy the holder service
+// acknowledges. It runs after the copy is durable and before the receipt is
 // sent, also for a duplicate push, and is idempotent (the queue key is the
-// entry). If it fails the push is refused, so an acknowledged blob always has
-// its attestation queued.
+// custody). If it fails the push is refused, so an acknowledged copy always
+// has its attestation queued. A queued release of the custody (the copy was
+// lost, and is back) is dropped.
 func (n *Node) onAccepted(e store.Entry) error {
-	p := n.pendingOf(e)
 	n.pendingMu.Lock()
-	_, err := n.enqueue(attestPrefix, p)
+	n.forgetSilent(e.Custody)
+	_, err := n.enqueue(attestPrefix, e.Custody)
 	n.pendingMu.Unlock()
 	if err != nil {
 		return err
 	}
+	n.wake()
+	return nil
+}
+
+// wake wakes the batcher early.
+func (n *Node) wake() {
 	select {
 	case n.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
-// onReplaced queues the release of a blob replaced by a newer one of the same
-// owner and vault, and drops its queued attestation if it has one. The
-// release is queued even then: that attestation may be in flight. A release
-// of something never attested is dropped before it is sent (see
-// filterReleases).
-func (n *Node) onReplaced(old store.Entry) {
-	n.queueRelease(n.pendingOf(old))
-}
-
-// queueRelease queues the release of p and drops its queued attestation. It
-// reports whether the release is new to the queue.
-func (n *Node) queueRelease(p pendingEntry) bool {
-	added, _ := n.queueReleases([]pendingEntry{p})
-	return added == 1
-}
-
-// queueReleases queues the releases of ps and drops their queued
+// queueReleases queues the releases of ids and drops their queued
 // attestations, a batch of store writes at a time (one sync each). It
 // returns how many releases were new to the queue and how many were queued
 // already.
-func (n *Node) queueReleases(ps []pendingEntry) (added, already int) {
-	for len(ps) > 0 {
-		chunk := ps[:min(len(ps), maxBatchEntries)]
-		ps = ps[len(chunk):]
+func (n *Node) queueReleases(ids []custody.CustodyID) (added, already int) {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxBatchEntries)]
+		ids = ids[len(chunk):]
 		a, q, err := n.queueReleaseChunk(chunk)
 		added, already = added+a, already+q
 		if err != nil {
-			// The holder-side reconcile finds the attestations without a
-			// blob and queues the releases again.
+			// The holder-side reconcile finds the lost copies again and
+			// queues the releases again.
 			n.log.Error("queueing releases", "count", len(chunk), "err", err)
 			return added, already
 		}
 	}
+	if added > 0 {
+		n.wake()
+	}
 	return added, already
 }
 
-func (n *Node) queueReleaseChunk(ps []pendingEntry) (added, already int, err error) {
+func (n *Node) queueReleaseChunk(ids []custody.CustodyID) (added, already int, err error) {
 	n.pendingMu.Lock()
 	defer n.pendingMu.Unlock()
 	q := n.queues()
@@ -103,20 +121,20 @@ func (n *Node) queueReleaseChunk(ps []pendingEntry) (added, already int, err err
 		writes     []store.MetaWrite
 		unattested []string
 		released   []string
-		seen       = make(map[string]bool, len(ps))
+		seen       = make(map[string]bool, len(ids))
 	)
-	for _, p := range ps {
-		rk := p.key(releasePrefix)
+	for _, id := range ids {
+		rk := releasePrefix + custodyKey(id)
 		if q.has(releasePrefix, rk) || seen[rk] {
 			already++
 			continue
 		}
 		seen[rk] = true
-		if ak := p.key(attestPrefix); q.has(attestPrefix, ak) {
+		if ak := attestPrefix + custodyKey(id); q.has(attestPrefix, ak) {
 			writes = append(writes, store.MetaWrite{Key: ak, Delete: true})
 			unattested = append(unattested, ak)
 		}
-		b, err := json.Marshal(p)
+		b, err := json.Marshal(queuedCustody{Commitment: id.Commitment, Slot: id.Slot})
 		if err != nil {
 			return 0, already, fmt.Errorf("encoding %s: %w", rk, err)
 		}
@@ -184,14 +202,14 @@ func (n *Node) setQueued(prefix string, keys []string, queued bool) {
 	n.m.pending.WithLabelValues(kindOf(prefix)).Set(float64(len(set)))
 }
 
-// enqueue writes p to the queue under prefix unless it is there already,
-// and reports whether it is new. pendingMu is held.
-func (n *Node) enqueue(prefix string, p pendingEntry) (added bool, err error) {
-	key := p.key(prefix)
+// enqueue writes custody id to the queue under prefix unless it is there
+// already, and reports whether it is new. pendingMu is held.
+func (n *Node) enqueue(prefix string, id custody.CustodyID) (added bool, err error) {
+	key := prefix + custodyKey(id)
 	if n.queues().has(prefix, key) {
 		return false, nil
 	}
-	if err := putJSON(n.st, key, p); err != nil {
+	if err := putJSON(n.st, key, queuedCustody{Commitment: id.Commitment, Slot: id.Slot}); err != nil {
 		return false, err
 	}
 	n.setQueued(prefix, []string{key}, true)
@@ -269,23 +287,25 @@ func (n *Node) flushAll(ctx context.Context) {
 // queuedEntry is one entry read from a queue.
 type queuedEntry struct {
 	key string
-	e   attest.Entry
+	id  custody.CustodyID
 }
 
-// flush sends up to maxBatchEntries queued entries under prefix in one
+// flush sends up to batchSize(prefix) queued custodies under prefix in one
 // transaction and removes them from the queue once committed. No entry can
 // block the queue:
 //
-//   - an entry the transaction builder would refuse (attest.Entry.Validate:
-//     a vault key or owner the chain does not allow, the holder's own blob, a
-//     size out of range) is dropped before anything is sent;
-//   - a release of something this holder does not attest on chain is
-//     dropped before it is sent (one query for the whole batch);
-//   - when the chain refuses the batch for good anyway, the chain's state is
-//     read once more and the entries it shows can never pass (an unknown or
-//     retired vault, an owner neither active nor a member) are dropped; what
-//     is still refused is split in halves, and halves again, until each entry
-//     refused for good is alone and dropped, while the others commit.
+//   - an entry the transaction builder would refuse (a slot or commitment
+//     id out of range) is dropped before anything is sent, and so is an
+//     attestation of a copy this holder no longer has (it never attests
+//     what it does not hold);
+//   - a release of a custody the chain no longer shows as this holder's
+//     live one (gone, or failed already) is dropped before it is sent (one
+//     query for the whole batch);
+//   - when the chain refuses the batch for good anyway, the chain's custodies
+//     of this holder are read once more and the entries they do not list
+//     (not assigned to it, or deleted) are dropped; what is still refused is
+//     split in halves, and halves again, until each entry refused for good
+//     is alone and dropped, while the others commit.
 //
 // Drops are counted (ksb_holder_dropped_entries_total) and logged once per
 // flush with their number. A flush sends at most maxFlushTxs transactions.
@@ -295,13 +315,13 @@ func (n *Node) flush(ctx context.Context, prefix string) error {
 	if err != nil || len(items) == 0 {
 		return err
 	}
-	f := &flushRound{n: n, prefix: prefix, budget: maxFlushTxs, sendTx: func(ctx context.Context, es []attest.Entry) error {
-		return n.send(ctx, prefix, es)
+	f := &flushRound{n: n, prefix: prefix, budget: maxFlushTxs, sendTx: func(ctx context.Context, ids []custody.CustodyID) error {
+		return n.send(ctx, prefix, ids)
 	}}
 	defer f.report()
 	items = f.dropInvalid(items)
 	if prefix == releasePrefix && len(items) > 0 {
-		if items, err = f.filterReleases(ctx, items); err != nil {
+		if items, err = f.filterByChain(ctx, items, nil); err != nil {
 			return err
 		}
 	}
@@ -324,13 +344,14 @@ func (n *Node) flush(ctx context.Context, prefix string) error {
 
 // Why a flush drops an entry: the keys of the counts in its log line.
 const (
-	// dropInvalid: the transaction builder refuses it (attest.Entry.Validate).
+	// dropInvalid: the transaction builder refuses it (an id out of range).
 	dropInvalid = "invalid"
-	// dropNotAttested: a release of something this holder does not attest.
-	dropNotAttested = "not_attested"
-	// dropUnattestable: the chain's state refuses it: vault unknown or
-	// retired, owner neither an active node nor a member.
-	dropUnattestable = "unattestable"
+	// dropNotHeld: an attestation of a copy no longer in the store.
+	dropNotHeld = "not_held"
+	// dropNotAssigned: the chain does not list the custody as this
+	// holder's (never assigned, or deleted after retention), or, for a
+	// release, it has failed already.
+	dropNotAssigned = "not_assigned"
 	// dropRefused: the chain refused it, alone in a transaction.
 	dropRefused = "refused"
 )
@@ -341,7 +362,7 @@ type flushRound struct {
 	n      *Node
 	prefix string
 	budget int
-	sendTx func(context.Context, []attest.Entry) error // one transaction: Node.send
+	sendTx func(context.Context, []custody.CustodyID) error // one transaction: Node.send
 
 	dropped map[string]int // by reason
 	drops   []string       // their queue keys
@@ -356,11 +377,11 @@ func (f *flushRound) send(ctx context.Context, items []queuedEntry) error {
 		return errFlushBudget
 	}
 	f.budget--
-	entries := make([]attest.Entry, len(items))
+	ids := make([]custody.CustodyID, len(items))
 	for i, it := range items {
-		entries[i] = it.e
+		ids[i] = it.id
 	}
-	if err := f.sendTx(ctx, entries); err != nil {
+	if err := f.sendTx(ctx, ids); err != nil {
 		return err
 	}
 	f.n.dequeue(f.prefix, items)
@@ -393,74 +414,56 @@ func (f *flushRound) split(ctx context.Context, items []queuedEntry, err error) 
 	return f.bisect(ctx, items[mid:])
 }
 
-// dropInvalid drops the entries the transaction builder would refuse.
+// errNotHeld is why an attestation of a copy no longer stored is dropped.
+var errNotHeld = errors.New("the copy is no longer in the store: a holder never attests what it does not hold")
+
+// dropInvalid drops the entries the transaction builder would refuse, and
+// attestations of copies this holder no longer has.
 func (f *flushRound) dropInvalid(items []queuedEntry) []queuedEntry {
-	hrp, self := f.n.cfg.HRP, f.n.addr
 	keep := items[:0]
 	for _, it := range items {
-		var err error
-		if f.prefix == releasePrefix {
-			err = it.e.Key().Validate(hrp)
-		} else {
-			err = it.e.Validate(hrp, self)
-		}
-		if err != nil {
-			f.drop(it, dropInvalid, err)
+		if it.id.Commitment == 0 || it.id.Commitment > attest.MaxCommitmentID || it.id.Slot >= attest.MaxSlots {
+			f.drop(it, dropInvalid, fmt.Errorf("custody %s out of range: %w", idString(it.id), attest.ErrInvalid))
 			continue
+		}
+		if f.prefix == attestPrefix {
+			if _, err := f.n.st.Stat(it.id); errors.Is(err, store.ErrNotFound) {
+				f.drop(it, dropNotHeld, errNotHeld)
+				continue
+			}
 		}
 		keep = append(keep, it)
 	}
 	return keep
 }
 
-// filterReleases drops the releases of what this holder does not attest on
-// chain: the chain refuses them for good (a blob replaced before its
-// attestation was sent, a release queued twice). An attestation still in
-// flight when this runs is released later by reconcileHeld.
-func (f *flushRound) filterReleases(ctx context.Context, items []queuedEntry) ([]queuedEntry, error) {
-	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	defer cancel()
-	onChain, err := f.n.chain.AttestationsByHolder(cctx, f.n.addr)
-	if err != nil {
-		return nil, fmt.Errorf("reading this holder's attestations: %w", err)
-	}
-	attested := make(map[string]bool, len(onChain))
-	for _, a := range onChain {
-		attested[a.Owner+"/"+a.Vault+"/"+a.Digest] = true
-	}
-	keep := items[:0:0]
-	for _, it := range items {
-		if !attested[it.e.Owner+"/"+it.e.Vault+"/"+hex.EncodeToString(it.e.Digest[:])] {
-			f.drop(it, dropNotAttested, errNotAttested)
-			continue
-		}
-		keep = append(keep, it)
-	}
-	return keep, nil
-}
-
-// filterByChain runs after the chain refused items for good (with refusal):
-// it reads the chain's state again and drops what that state shows can
-// never pass.
+// filterByChain reads this holder's custodies from the chain and drops what
+// can never pass: an attestation of a custody not listed as this holder's;
+// a release of one not listed, or failed already (refusal is the chain's
+// refusal that made it look, nil before any transaction).
 func (f *flushRound) filterByChain(ctx context.Context, items []queuedEntry, refusal error) ([]queuedEntry, error) {
-	if f.prefix == releasePrefix {
-		return f.filterReleases(ctx, items)
-	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()
-	nodes, err := f.n.chain.Nodes(cctx)
+	held, err := f.n.chain.CustodiesByHolder(cctx, f.n.addr)
 	if err != nil {
-		return nil, fmt.Errorf("reading the chain after a refusal (%v): %w", refusal, err)
+		if refusal != nil {
+			return nil, fmt.Errorf("reading this holder's custodies after a refusal (%v): %w", refusal, err)
+		}
+		return nil, fmt.Errorf("reading this holder's custodies: %w", err)
 	}
-	vaults, err := f.n.chain.Vaults(cctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the chain after a refusal (%v): %w", refusal, err)
+	mine := make(map[custody.CustodyID]attest.HeldCustody, len(held))
+	for _, hc := range held {
+		mine[custody.CustodyID{Commitment: hc.Commitment, Slot: hc.Slot}] = hc
 	}
-	view := newChainView(nodes, vaults)
+	reason := refusal
+	if reason == nil {
+		reason = errors.New("not this holder's live custody on chain")
+	}
 	keep := items[:0:0]
 	for _, it := range items {
-		if !view.attestable(it.e.Owner, it.e.Vault) {
-			f.drop(it, dropUnattestable, refusal)
+		hc, ok := mine[it.id]
+		if !ok || (f.prefix == releasePrefix && hc.Status == custody.StatusFailed.String()) {
+			f.drop(it, dropNotAssigned, reason)
 			continue
 		}
 		keep = append(keep, it)
@@ -489,7 +492,7 @@ func (f *flushRound) report() {
 	}
 	total := 0
 	attrs := []any{"kind", kindOf(f.prefix)}
-	for _, reason := range []string{dropInvalid, dropNotAttested, dropUnattestable, dropRefused} {
+	for _, reason := range []string{dropInvalid, dropNotHeld, dropNotAssigned, dropRefused} {
 		if c := f.dropped[reason]; c > 0 {
 			total += c
 			attrs = append(attrs, reason, c)
@@ -503,7 +506,7 @@ func (f *flushRound) report() {
 	f.n.log.Warn("dropped queued entries that can never be accepted", attrs...)
 }
 
-// queued reads up to maxBatchEntries entries queued under prefix. A record
+// queued reads up to batchSize(prefix) entries queued under prefix. A record
 // that no longer decodes is dropped: it was written by this program, and it
 // must not block the queue forever.
 func (n *Node) queued(prefix string) ([]queuedEntry, error) {
@@ -511,11 +514,16 @@ func (n *Node) queued(prefix string) ([]queuedEntry, error) {
 	defer n.pendingMu.Unlock()
 	var items []queuedEntry
 	var bad []string
+	limit := batchSize(prefix)
 	err := n.st.ScanMeta(prefix, func(k string, b []byte) error {
-		if len(items) == maxBatchEntries {
+		if len(items) == limit {
 			return errScanFull
 		}
-		e, derr := decodePending(b)
+		var q queuedCustody
+		derr := json.Unmarshal(b, &q)
+		if derr == nil && custodyKey(q.id()) != k[len(prefix):] {
+			derr = fmt.Errorf("record names custody %s", idString(q.id()))
+		}
 		if derr != nil {
 			if len(bad) == 0 {
 				n.log.Error("dropping malformed queued entries", "first", k, "err", derr)
@@ -523,7 +531,7 @@ func (n *Node) queued(prefix string) ([]queuedEntry, error) {
 			bad = append(bad, k)
 			return nil
 		}
-		items = append(items, queuedEntry{key: k, e: e})
+		items = append(items, queuedEntry{key: k, id: q.id()})
 		return nil
 	})
 	if errors.Is(err, errScanFull) {
@@ -539,14 +547,10 @@ func (n *Node) queued(prefix string) ([]queuedEntry, error) {
 // errScanFull stops a queue scan once a batch is full.
 var errScanFull = errors.New("batch full")
 
-func (n *Node) send(ctx context.Context, prefix string, entries []attest.Entry) error {
-	var msg attest.Msg = &attest.Attest{Entries: entries}
+func (n *Node) send(ctx context.Context, prefix string, ids []custody.CustodyID) error {
+	var msg attest.Msg = &attest.Attest{Custodies: ids}
 	if prefix == releasePrefix {
-		ks := make([]attest.EntryKey, len(entries))
-		for i, e := range entries {
-			ks[i] = e.Key()
-		}
-		msg = &attest.Release{Entries: ks}
+		msg = &attest.Release{Custodies: ids}
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()
@@ -565,7 +569,7 @@ func (n *Node) dequeue(prefix string, items []queuedEntry) {
 	n.pendingMu.Unlock()
 	kind := kindOf(prefix)
 	n.m.committed.WithLabelValues(kind).Add(float64(len(items)))
-	n.log.Info("transaction committed", "kind", kind, "entries", len(items))
+	n.log.Info("transaction committed", "kind", kind, "custodies", len(items))
 }
 
 // permanent reports whether a transaction was refused for a reason a retry
@@ -579,7 +583,7 @@ func permanent(err error) bool {
 	var te *attest.TxError
 	if errors.As(err, &te) {
 		switch te.Code {
-		case attest.CodeNotFound, attest.CodeInvalid, attest.CodeMalformed, attest.CodeTooLarge, attest.CodeExists:
+		case attest.CodeNotFound, attest.CodeInvalid, attest.CodeMalformed, attest.CodeTooLarge, attest.CodeExists, attest.CodeNotAssigned:
 			return true
 		}
 		return false
@@ -598,123 +602,113 @@ func kindOf(prefix string) string {
 	return "attest"
 }
 
-func decodePending(b []byte) (attest.Entry, error) {
-	var p pendingEntry
-	if err := json.Unmarshal(b, &p); err != nil {
-		return attest.Entry{}, err
-	}
-	return p.chainEntry()
-}
+// Why the holder deletes a copy: the label of ksb_holder_dropped_copies_total.
+const (
+	// dropGone: the chain deleted its custody (the commitment was
+	// superseded or its vault retired, and retention_blocks passed).
+	dropGone = "gone"
+	// dropFailed: its custody failed (missed proofs, released, a failed
+	// drill, the holder failed as a whole): the chain repairs it elsewhere.
+	dropFailed = "failed"
+	// dropForeign: the chain assigned the custody to another holder.
+	dropForeign = "not_assigned"
+)
 
-// reconcileHeld compares the blobs this holder keeps with its attestations on
-// chain and queues what is missing: an attestation for a blob held but not
-// attested (a crash between storing and queueing, an entry dropped while the
-// chain did not know its vault yet), a release for an attestation of a blob no
-// longer held (a lost or wiped store). Queueing is idempotent, so entries
-// already queued or in flight are harmless.
-func (n *Node) reconcileHeld(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	defer cancel()
-	onChain, err := n.chain.AttestationsByHolder(cctx, n.addr)
-	if err != nil {
-		return err
-	}
-	attested := map[string]bool{}
-	for _, a := range onChain {
-		attested[a.Owner+"/"+a.Vault+"/"+a.Digest] = true
-	}
+// reconcileHeld compares the copies this holder keeps with its custodies on
+// chain (v.held, read in the same poll) and:
+//
+//   - queues the attestation of every copy held for a custody that is live,
+//     not failed and not attested yet (a crash between storing and queueing,
+//     an entry dropped while the chain lagged);
+//   - queues the release of every custody it attested and is still counted
+//     for whose copy is not in the store (a lost or wiped store: at the first
+//     poll after a restart, so the chain repairs at once instead of waiting
+//     for missed proofs);
+//   - deletes the copies whose custody failed or is gone from chain state
+//     (retention), asking the chain about each copy it does not list first,
+//     since a push may have stored it after the list was read.
+//
+// Queueing is idempotent, so entries already queued or in flight are
+// harmless.
+func (n *Node) reconcileHeld(ctx context.Context, v *chainView) error {
 	entries, err := n.st.Entries(nil)
 	if err != nil {
 		return err
 	}
-	view := n.member.current()
-	held := map[string]bool{}
+	stored := make(map[custody.CustodyID]bool, len(entries))
+	var drop []store.Entry
+	var reasons []string
 	for _, e := range entries {
-		p := n.pendingOf(e)
-		k := p.Owner + "/" + p.Vault + "/" + p.Digest
-		held[k] = true
-		if attested[k] || !view.attestable(p.Owner, e.Vault) {
-			// The chain refuses attestations of vaults it does not know or
-			// retired, and of owners that are neither active nor members:
-			// queueing them again would only be refused again.
-			continue
+		stored[e.Custody] = true
+		hc, listed := v.held[e.Custody]
+		if !listed {
+			cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+			got, err := n.chain.Custody(cctx, e.Custody)
+			cancel()
+			switch {
+			case errors.Is(err, attest.ErrNotFound):
+				drop, reasons = append(drop, e), append(reasons, dropGone)
+				continue
+			case err != nil:
+				return err
+			case got.Holder != n.addr:
+				drop, reasons = append(drop, e), append(reasons, dropForeign)
+				continue
+			}
+			hc = *got
 		}
-		if err := n.queueIfStillHeld(e); err != nil {
-			return err
+		switch {
+		case hc.Status == custody.StatusFailed.String():
+			drop, reasons = append(drop, e), append(reasons, dropFailed)
+		case !hc.Attested && hc.Live:
+			if err := n.queueIfStillHeld(e.Custody); err != nil {
+				return err
+			}
 		}
 	}
-	var lost []pendingEntry
-	for _, a := range onChain {
-		if !held[a.Owner+"/"+a.Vault+"/"+a.Digest] {
-			lost = append(lost, pendingEntry{Owner: a.Owner, Vault: a.Vault, Digest: a.Digest, Size: int64(a.Size)})
+	var lost []custody.CustodyID
+	for id, hc := range v.held {
+		if !stored[id] && hc.Attested && hc.Live && hc.Status != custody.StatusFailed.String() && !n.isSilent(id) {
+			lost = append(lost, id)
 		}
 	}
+	slices.SortFunc(lost, func(a, b custody.CustodyID) int { return a.Compare(b) })
 	released, already := n.queueReleases(lost)
 	if released > 0 {
 		// One line per reconcile, and only for what is new: a backlog
 		// waiting in the queue is not reported again every minute.
-		n.log.Warn("attested blobs are not in the store; releases queued", "count", released, "already_queued", already)
+		n.log.Warn("attested copies are not in the store; releases queued", "count", released, "already_queued", already)
+	}
+	for i, e := range drop {
+		n.dropCopy(e.Custody, reasons[i])
 	}
 	return nil
 }
 
-// queueIfStillHeld queues the attestation of e unless, meanwhile, a push
-// replaced it: the store is read again under pendingMu, which onReplaced
-// takes after the store changed, so a replaced digest is never re-queued.
-func (n *Node) queueIfStillHeld(e store.Entry) error {
+// dropCopy deletes a held copy the chain no longer counts (why: a drop
+// reason) and its queued attestation.
+func (n *Node) dropCopy(id custody.CustodyID, why string) {
 	n.pendingMu.Lock()
-	cur, _, err := n.st.Get(e.Owner, e.Vault)
-	if err != nil || cur.Digest != e.Digest {
-		n.pendingMu.Unlock()
-		return nil // gone or replaced
-	}
-	_, err = n.enqueue(attestPrefix, n.pendingOf(e))
+	n.removeQueued(attestPrefix, []string{attestPrefix + custodyKey(id)})
+	err := n.st.Delete(id)
 	n.pendingMu.Unlock()
-	return err
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.log.Error("dropping a held copy", "custody", idString(id), "err", err)
+		return
+	}
+	n.m.droppedCopies.WithLabelValues(why).Inc()
+	n.log.Info("dropped a held copy", "custody", idString(id), "reason", why)
 }
 
-// sweepRetired drops the blobs of vaults retired on chain once they have been
-// retired for the configured grace period. The release is queued before the
-// blob is deleted, so a crash in between leaves a queued release, never an
-// attestation of a blob that is gone.
-func (n *Node) sweepRetired(v *chainView) {
-	now := time.Now()
-	var entries []store.Entry
-	for pub, vt := range v.vaults {
-		if !vt.Retired {
-			continue
-		}
-		key := retiredPrefix + pub
-		var first time.Time
-		found, err := getJSON(n.st, key, &first)
-		if err != nil {
-			continue
-		}
-		if !found {
-			if err := putJSON(n.st, key, now.UTC()); err != nil {
-				n.log.Error("recording retired vault", "vault", pub, "err", err)
-			}
-			continue
-		}
-		if now.Sub(first) < n.cfg.Store.RetiredGrace.Duration {
-			continue
-		}
-		if entries == nil {
-			if entries, err = n.st.Entries(nil); err != nil {
-				n.log.Error("listing held blobs", "err", err)
-				return
-			}
-		}
-		for _, e := range entries {
-			if e.Vault != pub {
-				continue
-			}
-			n.queueRelease(n.pendingOf(e))
-			if err := n.st.Delete(e.Owner, e.Vault); err != nil && !errors.Is(err, store.ErrNotFound) {
-				n.log.Error("dropping blob of retired vault", "vault", pub, "err", err)
-				continue
-			}
-			n.log.Info("dropped blob of retired vault", "vault", pub, "owner", hex.EncodeToString(e.Owner))
-		}
+// queueIfStillHeld queues the attestation of custody id unless, meanwhile,
+// its copy was dropped: the store is read again under pendingMu, which
+// dropCopy holds while it deletes.
+func (n *Node) queueIfStillHeld(id custody.CustodyID) error {
+	n.pendingMu.Lock()
+	defer n.pendingMu.Unlock()
+	if _, err := n.st.Stat(id); err != nil {
+		return nil // gone
 	}
+	_, err := n.enqueue(attestPrefix, id)
+	return err
 }

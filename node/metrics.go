@@ -6,11 +6,14 @@ import "github.com/prometheus/client_golang/prometheus"
 // pushes and fetches in and out, refusals by reason and bytes.
 type metrics struct {
 	files           *prometheus.CounterVec // result: sealed, unchanged, not_keyshare, unreadable, seal_failed
+	commits         *prometheus.CounterVec // result: committed, adopted, refused, error
 	pushes          *prometheus.CounterVec // result: ok, refused_<code>, timeout, error
 	underReplicated prometheus.Counter
 	pending         *prometheus.GaugeVec   // kind: attest, release
 	committed       *prometheus.CounterVec // kind: attest, release
 	dropped         *prometheus.CounterVec // kind: attest, release
+	proofs          *prometheus.CounterVec // result: proved, lost, refused
+	droppedCopies   *prometheus.CounterVec // reason: gone, failed, not_assigned
 	chainErrors     prometheus.Counter
 	storeBlobs      prometheus.GaugeFunc
 	storeBytes      prometheus.GaugeFunc
@@ -22,13 +25,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ksb", Name: "owner_files_total",
 			Help: "Files found in the keyshare directory, by what was done with them.",
 		}, []string{"result"}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Name: "owner_commits_total",
+			Help: "Share versions committed on chain, by result (committed; adopted: found on chain after a restart; refused; error).",
+		}, []string{"result"}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "owner_pushes_total",
-			Help: "Pushes of this node's shares to holders, by result.",
+			Help: "Pushes of this node's copies to the holders the chain assigned, by result.",
 		}, []string{"result"}),
 		underReplicated: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "owner_under_replicated_total",
-			Help: "Times a share could not reach its replication for lack of candidate holders.",
+			Help: "Commitments the chain assigned fewer holders than r (too few candidates).",
 		}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ksb", Name: "holder_pending_entries",
@@ -42,12 +49,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ksb", Name: "holder_dropped_entries_total",
 			Help: "Queued attestations and releases dropped because the chain can never accept them (refused by the chain or by the transaction builder's checks: bad field, unknown vault, nothing to release).",
 		}, []string{"kind"}),
+		proofs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Name: "holder_proofs_total",
+			Help: "Challenges of this holder, by result: proved (answered on chain), lost (the copy is not held: released), refused (a Prove the chain refused).",
+		}, []string{"result"}),
+		droppedCopies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Name: "holder_dropped_copies_total",
+			Help: "Held copies deleted because the chain no longer counts them, by reason (gone: retention deleted the custody; failed; not_assigned).",
+		}, []string{"reason"}),
 		chainErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "chain_errors_total",
 			Help: "Failed chain queries and broadcasts (each is retried).",
 		}),
 	}
-	reg.MustRegister(m.files, m.pushes, m.underReplicated, m.pending, m.committed, m.dropped, m.chainErrors)
+	reg.MustRegister(m.files, m.commits, m.pushes, m.underReplicated, m.pending, m.committed, m.dropped, m.proofs, m.droppedCopies, m.chainErrors)
 	return m
 }
 
@@ -68,10 +83,10 @@ func (n *Node) registerStoreGauges() {
 		return float64(b)
 	}
 	n.m.storeBlobs = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "ksb", Name: "store_blobs", Help: "Blobs held for other owners.",
+		Namespace: "ksb", Name: "store_blobs", Help: "Copies held for other owners.",
 	}, func() float64 { return stat(false) })
 	n.m.storeBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "ksb", Name: "store_bytes", Help: "Bytes of blobs held for other owners.",
+		Namespace: "ksb", Name: "store_bytes", Help: "Bytes of copies held for other owners.",
 	}, func() float64 { return stat(true) })
 	n.reg.MustRegister(n.m.storeBlobs, n.m.storeBytes)
 }

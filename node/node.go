@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -34,28 +35,20 @@ const (
 	// connectTimeout bounds dialling one active node after a chain poll.
 	connectTimeout = 10 * time.Second
 
-	// attestGrace is how long after its receipt a holder counts as live
-	// without its attestation on chain: many batch intervals and blocks, so
-	// a slow chain does not cause pushes, while a holder whose attestation
-	// never lands is pushed again (re-queueing it) within minutes.
-	attestGrace = 2 * time.Minute
+	// repushAfter is how long after pushing a copy the owner waits for its
+	// holder's attestation before pushing it again: a holder batches
+	// attestations every chain.batch_interval (2 s by default) and the
+	// chain commits them a block later, so 30 s is many batches, while a
+	// holder that lost the copy or its queued attestation (a crash, a wiped
+	// store) gets it again within a minute. A duplicate push re-queues the
+	// holder's attestation; the chain fails a custody still unattested after
+	// attest_window blocks and assigns a replacement.
+	repushAfter = 30 * time.Second
 
-	// holderGiveUp is how long after a holder first stored a share (its
-	// receipt time) the owner keeps re-pushing to it while its attestation
-	// never appears; then it draws another holder. Three grace periods: a
-	// holder whose chain access is briefly broken is not dropped, one that
-	// never attests is replaced within minutes.
-	holderGiveUp = 3 * attestGrace
-
-	// maxPushAttempts bounds the pushes of one share per reconcile, so an
-	// owner facing many unreachable nodes does not stall its other shares;
-	// what is still missing is tried at the next reconcile.
-	maxPushAttempts = 6
-
-	// recentHeartbeat is how recent a heartbeat must be for the random
-	// strategy to prefer that node: three default heartbeat intervals, so one
-	// lost message does not demote a node.
-	recentHeartbeats = 3
+	// maxConcurrentPushes bounds the pushes an owner runs at once (to
+	// different holders; Service.Push keeps to each holder's allowance):
+	// after a churn an owner pushes r copies of each of a few shares.
+	maxConcurrentPushes = 8
 )
 
 // Options configure a Node.
@@ -99,13 +92,24 @@ type Node struct {
 	sender *attest.Sender
 	member *membership
 
-	// ownMu serialises the owner side (sealing, pushing, record updates).
+	// params are the chain's parameters (fixed at genesis), once read or
+	// loaded from the store.
+	params atomic.Pointer[attest.Params]
+
+	// ownMu serialises the owner side (sealing, committing, record updates).
 	ownMu sync.Mutex
+	// commitKick asks the owner loop to commit sealed share versions soon.
+	commitKick chan struct{}
 	// pendingMu serialises the holder's pending attestation/release queue.
 	pendingMu sync.Mutex
 	qidx      queueIndex // the queues' keys, under pendingMu (holder.go)
-	// kick wakes the batcher early (after an accepted blob).
+	// kick wakes the batcher early (after an accepted copy or a loss).
 	kick chan struct{}
+	// lastProved is the last epoch whose challenges this holder answered
+	// (prover goroutine only; epoch+1, 0 for none).
+	lastProved uint64
+	// silent are the copies DropCopy deleted silently (debug.go).
+	silent silentSet
 	// viewReady is closed once the first chain view is loaded.
 	viewReady chan struct{}
 	viewOnce  sync.Once
@@ -144,16 +148,17 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	n := &Node{
-		cfg:       cfg,
-		home:      opts.Home,
-		id:        id,
-		addr:      id.Address(cfg.HRP),
-		log:       log.With("node", id.Address(cfg.HRP)),
-		reg:       reg,
-		member:    &membership{},
-		kick:      make(chan struct{}, 1),
-		viewReady: make(chan struct{}),
-		now:       opts.Clock,
+		cfg:        cfg,
+		home:       opts.Home,
+		id:         id,
+		addr:       id.Address(cfg.HRP),
+		log:        log.With("node", id.Address(cfg.HRP)),
+		reg:        reg,
+		member:     &membership{},
+		kick:       make(chan struct{}, 1),
+		commitKick: make(chan struct{}, 1),
+		viewReady:  make(chan struct{}),
+		now:        opts.Clock,
 	}
 	if n.now == nil {
 		n.now = time.Now
@@ -174,7 +179,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 	n.registerStoreGauges()
 	n.loadSavedView()
 	if n.cfg.Admin.Listen != "" {
-		if n.admin, err = listenAdmin(n.cfg.Admin.Listen, n.reg, n.Status, n.healthy, n.log); err != nil {
+		if n.admin, err = listenAdmin(n.cfg.Admin.Listen, n.reg, n.Status, n.healthy, n.debugRoutes, n.log); err != nil {
 			n.closeAll()
 			return nil, fmt.Errorf("admin endpoint %s: %w", n.cfg.Admin.Listen, err)
 		}
@@ -192,6 +197,7 @@ func (n *Node) open(ctx context.Context) error {
 		return fmt.Errorf("chain client %s: %w", n.cfg.Chain.RPC, err)
 	}
 	n.sender = attest.NewSender(n.chain, n.id)
+	n.member.chain = n.chain
 	if n.h, err = p2p.NewHost(p2p.HostConfig{
 		Identity: n.id,
 		Listen:   n.cfg.P2P.Listen,
@@ -203,10 +209,9 @@ func (n *Node) open(ctx context.Context) error {
 	n.svc, err = p2p.NewService(n.h, n.id, n.st, n.member,
 		p2p.WithLogger(n.log.With("component", "p2p")),
 		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),
-		p2p.WithStrategy(p2p.Strategy(n.cfg.Backup.Strategy)),
+		p2p.WithHRP(n.cfg.HRP),
 		p2p.WithRegisterer(n.reg),
 		p2p.OnAccepted(n.onAccepted),
-		p2p.OnReplaced(n.onReplaced),
 	)
 	if err != nil {
 		return fmt.Errorf("holder service: %w", err)
@@ -281,6 +286,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	run("chain follower", n.followChain)
 	run("attestation batcher", n.runBatcher)
+	run("prover", n.runProver)
 	run("owner", n.runOwner)
 	run("clock", n.runClock)
 	run("heartbeats", func(ctx context.Context) error {
@@ -336,9 +342,10 @@ func (n *Node) healthy() error {
 	return n.clockErr()
 }
 
-// followChain re-reads active nodes and vaults every poll interval, updates
-// the membership the protocols check, connects to active nodes, and handles
-// retired vaults.
+// followChain re-reads the chain every poll interval: its parameters (once),
+// the active nodes, the vaults and this node's custodies. It updates the
+// view the protocols check, connects to active nodes, and compares held
+// copies with the chain (attestations missing, copies lost, custodies gone).
 func (n *Node) followChain(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.Chain.PollInterval.Duration)
 	defer t.Stop()
@@ -358,6 +365,9 @@ func (n *Node) followChain(ctx context.Context) error {
 func (n *Node) pollChain(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()
+	if _, err := n.chainParams(cctx); err != nil {
+		return err
+	}
 	nodes, err := n.chain.Nodes(cctx)
 	if err != nil {
 		return err
@@ -366,19 +376,43 @@ func (n *Node) pollChain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v := newChainView(nodes, vaults)
-	n.member.view.Store(v)
+	held, err := n.chain.CustodiesByHolder(cctx, n.addr)
+	if err != nil {
+		return err
+	}
+	v := newChainView(nodes, vaults, held)
+	n.member.setView(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
-	n.saveView(nodes, vaults)
+	n.saveView(nodes, vaults, held)
 	n.connectActive(ctx, v)
-	n.sweepRetired(v)
 	if n.polls%heldReconcileEvery == 0 {
-		if err := n.reconcileHeld(ctx); err != nil {
-			return fmt.Errorf("comparing held blobs with the chain: %w", err)
+		if err := n.reconcileHeld(ctx, v); err != nil {
+			return fmt.Errorf("comparing held copies with the chain: %w", err)
 		}
 	}
 	n.polls++
 	return nil
+}
+
+// chainParams returns the chain's parameters: read once from the chain and
+// kept in the store (they are fixed at genesis), so a node restarted while
+// the chain is down still knows r.
+func (n *Node) chainParams(ctx context.Context) (*attest.Params, error) {
+	if p := n.params.Load(); p != nil {
+		return p, nil
+	}
+	p, err := n.chain.Params(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading chain parameters: %w", err)
+	}
+	if p.HRP != "" && p.HRP != n.cfg.HRP {
+		return nil, fmt.Errorf("the chain's address prefix is %q, this node's config says %q", p.HRP, n.cfg.HRP)
+	}
+	if err := putJSON(n.st, chainParamsKey, p); err != nil {
+		n.log.Warn("saving chain parameters", "err", err)
+	}
+	n.params.Store(&p)
+	return &p, nil
 }
 
 // connectActive adds every active node's addresses to the peerstore and
@@ -400,11 +434,13 @@ func (n *Node) connectActive(ctx context.Context, v *chainView) {
 }
 
 // savedView is the last chain view read, kept in the store so that a node
-// restarted while the chain is unreachable still knows who is active: it
-// keeps accepting pushes and backing up its own shares.
+// restarted while the chain is unreachable still knows who is active and
+// which custodies are its own: it keeps accepting pushes of those, proving
+// nothing is lost meanwhile.
 type savedView struct {
-	Nodes  []attest.Node  `json:"nodes"`
-	Vaults []attest.Vault `json:"vaults"`
+	Nodes     []attest.Node        `json:"nodes"`
+	Vaults    []attest.Vault       `json:"vaults"`
+	Custodies []attest.HeldCustody `json:"custodies"`
 }
 
 // chainViewKey is the meta key of the saved chain view.
@@ -412,14 +448,14 @@ const chainViewKey = "chainview"
 
 // saveView stores the view when it changed (live vaults only: retired ones
 // only grow the record).
-func (n *Node) saveView(nodes []attest.Node, vaults []attest.Vault) {
+func (n *Node) saveView(nodes []attest.Node, vaults []attest.Vault, held []attest.HeldCustody) {
 	var live []attest.Vault
 	for _, v := range vaults {
 		if !v.Retired {
 			live = append(live, v)
 		}
 	}
-	b, err := json.Marshal(savedView{Nodes: nodes, Vaults: live})
+	b, err := json.Marshal(savedView{Nodes: nodes, Vaults: live, Custodies: held})
 	if err != nil || bytes.Equal(b, n.lastSaved) {
 		return
 	}
@@ -431,14 +467,18 @@ func (n *Node) saveView(nodes []attest.Node, vaults []attest.Vault) {
 }
 
 func (n *Node) loadSavedView() {
+	var p attest.Params
+	if found, err := getJSON(n.st, chainParamsKey, &p); err == nil && found {
+		n.params.Store(&p)
+	}
 	var sv savedView
 	found, err := getJSON(n.st, chainViewKey, &sv)
 	if err != nil || !found {
 		return
 	}
-	n.member.view.Store(newChainView(sv.Nodes, sv.Vaults))
+	n.member.setView(newChainView(sv.Nodes, sv.Vaults, sv.Custodies))
 	n.viewOnce.Do(func() { close(n.viewReady) })
-	n.log.Info("using the saved chain view until the chain answers", "nodes", len(sv.Nodes), "vaults", len(sv.Vaults))
+	n.log.Info("using the saved chain view until the chain answers", "nodes", len(sv.Nodes), "vaults", len(sv.Vaults), "custodies", len(sv.Custodies))
 }
 
 // waitView blocks until the first chain view is loaded or ctx is done.

@@ -9,19 +9,31 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
+	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/envelope"
 	"github.com/ksb-project/ksb/keyshare"
 	"github.com/ksb-project/ksb/p2p"
+	"github.com/ksb-project/ksb/store"
 )
 
-// runOwner backs up every share file the watcher reports, and every poll
-// interval makes sure each share still has its replication of live holders
-// (a holder that churned out, or a push that failed, is replaced).
+// commitBatchDelay is how long the owner waits after sealing a share
+// version before it commits, so that the versions keygen writes together
+// (a churn's ECDSA and EdDSA shares land within a second or two of each
+// other) share one Commit transaction.
+const commitBatchDelay = 2 * time.Second
+
+// runOwner backs up every share file the watcher reports: it seals r
+// copies (r is the chain's replication), commits them on chain (one Commit
+// for the versions sealed together), and pushes copy i to the holder the
+// chain assigned to slot i. Every poll interval it reconciles: versions not
+// committed yet are committed, and every custody of a live commitment that
+// is not attested (a push that failed, a holder that lost its copy, a
+// repair's replacement) gets its copy again.
 func (n *Node) runOwner(ctx context.Context) error {
 	dir := config.Path(n.home, n.cfg.Backup.KeysharesDir)
 	files := make(chan candidate)
@@ -34,9 +46,17 @@ func (n *Node) runOwner(ctx context.Context) error {
 	}
 	t := time.NewTicker(n.cfg.Chain.PollInterval.Duration)
 	defer t.Stop()
+	commit := time.NewTimer(time.Hour)
+	commit.Stop()
+	defer commit.Stop()
 	// retry holds files whose backup failed for a reason that may pass (an
-	// unreadable file, a store error); they are tried again every tick.
+	// unreadable file, a store error, no chain parameters yet); they are
+	// tried again every tick.
 	retry := map[string]bool{}
+	// lastFile is when the watcher last reported a file: the ticker does
+	// not commit within commitBatchDelay of it (the timer does), so the
+	// versions sealed together share one Commit.
+	var lastFile time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,25 +68,36 @@ func (n *Node) runOwner(ctx context.Context) error {
 			return nil
 		case c := <-files:
 			delete(retry, c.Path)
-			if !n.backupFile(ctx, c.Path) {
+			if !n.backupFile(c.Path) {
 				retry[c.Path] = true
 			}
+			lastFile = time.Now()
+			commit.Reset(commitBatchDelay)
+		case <-n.commitKick:
+			commit.Reset(commitBatchDelay)
+		case <-commit.C:
+			n.pushAll(ctx, n.commitPending(ctx))
+			n.reconcileAll(ctx)
 		case <-t.C:
 			for p := range retry {
-				if n.backupFile(ctx, p) {
+				if n.backupFile(p) {
 					delete(retry, p)
 				}
+			}
+			if time.Since(lastFile) >= commitBatchDelay {
+				n.pushAll(ctx, n.commitPending(ctx))
 			}
 			n.reconcileAll(ctx)
 		}
 	}
 }
 
-// backupFile recognises, seals (once per content) and pushes one share file.
-// A file that is not a keyshare is reported and left alone. It returns false
-// when the backup failed for a reason that may pass (read or store errors),
-// so the caller tries again.
-func (n *Node) backupFile(ctx context.Context, path string) bool {
+// backupFile recognises one share file and, when its content is new, seals
+// it into r copies and records the new version for commitment. A file that
+// is not a keyshare is reported and left alone. It returns false when the
+// backup failed for a reason that may pass (read or store errors, the
+// chain's parameters not known yet), so the caller tries again.
+func (n *Node) backupFile(path string) bool {
 	log := n.log.With("file", filepath.Base(path))
 	data, info, err := keyshare.ReadFile(path)
 	switch {
@@ -86,77 +117,98 @@ func (n *Node) backupFile(ctx context.Context, path string) bool {
 	log = log.With("vault", vault)
 
 	n.ownMu.Lock()
+	defer n.ownMu.Unlock()
 	var old shareRecord
 	found, err := getJSON(n.st, ownPrefix+vault, &old)
 	if err != nil {
-		n.ownMu.Unlock()
 		log.Error("reading share record", "err", err)
 		return false
 	}
 	if found && old.PlainSHA256 == hex.EncodeToString(plain[:]) {
-		n.ownMu.Unlock()
 		n.m.files.WithLabelValues("unchanged").Inc()
-		log.Debug("share already sealed; checking holders")
-		n.ensureHolders(ctx, vault, nil)
+		log.Debug("share already sealed")
 		return true
 	}
 	if found && old.File != path {
 		if fi, err := os.Stat(old.File); err == nil && fi.ModTime().After(mtime(path)) {
 			// Two files of one vault (a stale copy beside the live share):
 			// the newer file is the share; never replace it with an older one.
-			n.ownMu.Unlock()
 			n.m.files.WithLabelValues("older_duplicate").Inc()
 			log.Warn("an older file of a vault already backed up from a newer file; left alone", "newer", old.File)
 			return true
 		}
 	}
+	p := n.params.Load()
+	if p == nil {
+		log.Info("chain parameters not known yet (replication r); will seal once the chain answers")
+		return false
+	}
+	r := int(p.Replication)
 	start := time.Now()
-	blob, err := envelope.Seal(data, n.id.Mnemonic(), &envelope.SealOptions{
+	copies, err := envelope.SealCopies(data, n.id.Mnemonic(), r, &envelope.SealOptions{
 		WorkFactor:         n.cfg.Backup.WorkFactor,
 		AllowLowWorkFactor: n.cfg.Backup.AllowLowWorkFactor,
 	})
 	if err != nil {
-		n.ownMu.Unlock()
 		n.m.files.WithLabelValues("seal_failed").Inc()
-		log.Error("sealing share failed; nothing was pushed", "err", err)
+		log.Error("sealing share failed; nothing was committed", "err", err)
 		return !errors.Is(err, envelope.ErrSanityCheck) // a chance match may not repeat
 	}
-	digest := sha256.Sum256(blob)
-	rec := shareRecord{
-		Vault:       vault,
-		File:        path,
-		Kind:        string(info.Kind),
-		Algorithm:   string(info.Algorithm),
-		PlainSHA256: hex.EncodeToString(plain[:]),
-		Digest:      hex.EncodeToString(digest[:]),
-		Size:        int64(len(blob)),
-		SealedAt:    time.Now().UTC(),
-		Holders:     map[string]receiptRecord{},
+	cm, err := custody.NewCommitment(copies)
+	if err != nil {
+		n.m.files.WithLabelValues("seal_failed").Inc()
+		log.Error("committing to the sealed copies", "err", err)
+		return true
 	}
-	// A new version of a share goes to the holders of the old one first:
-	// they replace the old blob and release its attestation, so no obsolete
-	// share keeps counting as a backup.
-	for pub := range old.Holders {
-		rec.Previous = append(rec.Previous, pub)
+	ver := version{Root: hex.EncodeToString(cm.Root[:]), Size: cm.Size, Copies: r}
+	for _, cr := range cm.CopyRoots {
+		ver.CopyRoots = append(ver.CopyRoots, hex.EncodeToString(cr[:]))
 	}
-	sort.Strings(rec.Previous)
-	// The blob first: a record never points at a blob that is not there.
-	if err := n.st.PutMeta(ownBlobPrefix+vault, blob); err != nil {
-		n.ownMu.Unlock()
-		log.Error("storing sealed blob", "err", err)
+	// The copies first: a record never names copies that are not there.
+	writes := make([]store.MetaWrite, len(copies))
+	for i, c := range copies {
+		writes[i] = store.MetaWrite{Key: ownCopyKey(vault, ver.Root, i), Value: c}
+	}
+	if err := n.st.WriteMeta(writes); err != nil {
+		log.Error("storing sealed copies", "err", err)
 		return false
 	}
+	rec := shareRecord{
+		Vault: vault, File: path, Kind: string(info.Kind), Algorithm: string(info.Algorithm),
+		PlainSHA256: hex.EncodeToString(plain[:]), SealedAt: time.Now().UTC(), Version: ver,
+	}
+	// Until the new version is committed, the previous committed one is
+	// the live one: its copies stay (the chain may name this node as a
+	// repair's source). A previous version never committed is replaced.
+	switch {
+	case found && old.Version.Commitment != 0:
+		rec.Previous = &old.Version
+		if old.Previous != nil {
+			n.deleteCopies(vault, old.Previous)
+		}
+	case found:
+		rec.Previous = old.Previous
+		n.deleteCopies(vault, &old.Version)
+	}
 	if err := putJSON(n.st, ownPrefix+vault, rec); err != nil {
-		n.ownMu.Unlock()
 		log.Error("storing share record", "err", err)
 		return false
 	}
-	n.ownMu.Unlock()
 	n.m.files.WithLabelValues("sealed").Inc()
-	log.Info("share sealed", "kind", info.Kind, "algorithm", info.Algorithm, "size", len(blob),
-		"digest", rec.Digest, "seal_ms", time.Since(start).Milliseconds())
-	n.ensureHolders(ctx, vault, nil)
+	log.Info("share sealed", "kind", info.Kind, "algorithm", info.Algorithm, "copies", r, "size", cm.Size,
+		"root", ver.Root, "seal_ms", time.Since(start).Milliseconds())
 	return true
+}
+
+// deleteCopies deletes the sealed copies of version v of vault's share.
+func (n *Node) deleteCopies(vault string, v *version) {
+	writes := make([]store.MetaWrite, v.Copies)
+	for i := range writes {
+		writes[i] = store.MetaWrite{Key: ownCopyKey(vault, v.Root, i), Delete: true}
+	}
+	if err := n.st.WriteMeta(writes); err != nil {
+		n.log.Warn("deleting sealed copies of an old version", "vault", vault, "err", err)
+	}
 }
 
 func mtime(path string) time.Time {
@@ -167,248 +219,344 @@ func mtime(path string) time.Time {
 	return fi.ModTime()
 }
 
-// reconcileAll runs ensureHolders for every share this node owns, with the
-// chain's attestations of this node's blobs (when the chain answers).
-func (n *Node) reconcileAll(ctx context.Context) {
+// commitPending commits, in one transaction, every share version sealed
+// but not committed yet whose vault the chain holds live with this node as
+// a member. A version the chain already has (committed before a crash lost
+// the answer) is adopted instead of committed again. It returns the pushes
+// to the holders the chain assigned in the Commit's block.
+func (n *Node) commitPending(ctx context.Context) []pushJob {
+	n.ownMu.Lock()
+	defer n.ownMu.Unlock()
 	recs, keys, err := scanJSON[shareRecord](n.st, ownPrefix)
 	if err != nil {
+		n.log.Error("listing share records", "err", err)
+		return nil
+	}
+	view := n.member.current()
+	if _, active := view.nodes[n.id.PubKeyHex()]; !active {
+		return nil // the chain refuses every transaction of a node that is not active
+	}
+	var pending []string
+	for _, k := range keys {
+		r := recs[k]
+		if r.Version.Commitment != 0 {
+			continue
+		}
+		v, ok := view.vaults[r.Vault]
+		if !ok || v.Retired || !view.member(r.Vault, n.addr) {
+			// The chain refuses a commitment to a vault it does not know
+			// (yet: the churn that creates it may come after keygen), a
+			// retired one, or by a node that is not a member. Sealed, it is
+			// committed once the vault is on chain.
+			n.log.Debug("vault not live on chain with this node as a member; not committing yet", "vault", r.Vault, "known", ok)
+			continue
+		}
+		pending = append(pending, k)
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	// A Commit whose answer a crash (or a timeout) lost is on chain: adopt
+	// it rather than commit the same version again.
+	onChain, err := n.chain.CommitmentsByOwner(cctx, n.addr)
+	if err != nil {
+		n.m.chainErrors.Inc()
+		n.log.Warn("reading this node's commitments; will retry", "err", err)
+		return nil
+	}
+	var shares []attest.ShareCommit
+	var toCommit []string
+	limit := maxSharesPerCommit(n.params.Load())
+	for _, k := range pending {
+		r := recs[k]
+		vi := view.vaults[r.Vault].Index
+		if c, ok := findCommitment(onChain, vi, r.Version.Root); ok {
+			r.Version.Commitment, r.Version.CommitHeight = c.ID, c.CommitHeight
+			n.committed(k, &r)
+			n.m.commits.WithLabelValues("adopted").Inc()
+			n.log.Info("share version found committed on chain", "vault", r.Vault, "commitment", c.ID)
+			continue
+		}
+		root, err := parseHash(r.Version.Root)
+		if err != nil {
+			n.log.Error("share record with a bad root; sealing again", "vault", r.Vault, "err", err)
+			n.st.DeleteMeta(k)
+			continue
+		}
+		if len(shares) == limit {
+			break // the rest at the next tick
+		}
+		shares = append(shares, attest.ShareCommit{Vault: vi, Size: r.Version.Size, Root: root})
+		toCommit = append(toCommit, k)
+	}
+	if len(shares) == 0 {
+		return nil
+	}
+	res, err := n.sender.Commit(cctx, shares...)
+	if err != nil {
+		n.m.chainErrors.Inc()
+		reason := "error"
+		var te *attest.TxError
+		if errors.As(err, &te) {
+			reason = "refused"
+		}
+		n.m.commits.WithLabelValues(reason).Add(float64(len(shares)))
+		n.log.Warn("committing share versions; will retry", "count", len(shares), "err", err)
+		return nil
+	}
+	ids := res.Commitments()
+	if len(ids) != len(toCommit) {
+		n.log.Error("the Commit's result names another number of commitments; reading them at the next tick", "want", len(toCommit), "got", len(ids))
+		return nil
+	}
+	byCommitment := map[uint64][]attest.Custody{}
+	for _, a := range res.Assignments() {
+		byCommitment[a.Custody.Commitment] = append(byCommitment[a.Custody.Commitment], attest.Custody{
+			Commitment: a.Custody.Commitment, Slot: a.Custody.Slot, CopyIndex: a.CopyIndex, Holder: a.Holder,
+			Status: custody.StatusPending.String(), Source: a.Source,
+		})
+	}
+	for i, k := range toCommit {
+		r := recs[k]
+		r.Version.Commitment, r.Version.CommitHeight = ids[i], res.Height
+		n.committed(k, &r)
+		n.m.commits.WithLabelValues("committed").Inc()
+		if got := len(byCommitment[ids[i]]); got < r.Version.Copies {
+			n.m.underReplicated.Inc()
+			n.log.Warn("the chain assigned fewer holders than r (too few candidates); coverage shows the share not covered",
+				"vault", r.Vault, "commitment", ids[i], "holders", got, "copies", r.Version.Copies)
+		}
+		n.log.Info("share version committed", "vault", r.Vault, "commitment", ids[i], "height", res.Height, "holders", len(byCommitment[ids[i]]))
+	}
+	// Push at once, from the Commit's own assignments: the holders check
+	// them against the chain, which has them since this block.
+	var jobs []pushJob
+	for i, k := range toCommit {
+		r := recs[k]
+		r.Version.Commitment, r.Version.CommitHeight = ids[i], res.Height
+		for _, c := range byCommitment[ids[i]] {
+			jobs = append(jobs, pushJob{key: k, vault: r.Vault, ver: r.Version, custody: c})
+		}
+	}
+	return jobs
+}
+
+// maxSharesPerCommit is how many share versions one Commit carries: at most
+// attest.MaxShares, and few enough that the Commit's state writes (the
+// chain counts 6 + 3r per share against attest.MaxBlockWrites, 4,096 per
+// block, and never proposes a transaction over it) stay within half a
+// block. At r = 3 that is all 64; at r = 64, 10.
+func maxSharesPerCommit(p *attest.Params) int {
+	r := 3
+	if p != nil {
+		r = int(p.Replication)
+	}
+	return max(1, min(attest.MaxShares, attest.MaxBlockWrites/2/(6+3*r)))
+}
+
+// committed records that rec's version is committed (key is its record
+// key): the previous version no longer counts on chain, so its copies go.
+// ownMu is held.
+func (n *Node) committed(key string, rec *shareRecord) {
+	if rec.Previous != nil {
+		n.deleteCopies(rec.Vault, rec.Previous)
+		rec.Previous = nil
+	}
+	if err := putJSON(n.st, key, rec); err != nil {
+		n.log.Error("storing share record", "vault", rec.Vault, "err", err)
+	}
+}
+
+// findCommitment returns the commitment of cs for vault index vi with root
+// (hex), if any.
+func findCommitment(cs []attest.Commitment, vi uint64, root string) (attest.Commitment, bool) {
+	for _, c := range cs {
+		if c.VaultIndex == vi && c.Root == root {
+			return c, true
+		}
+	}
+	return attest.Commitment{}, false
+}
+
+// pushJob is one copy to push: custody's copy of record key's version.
+type pushJob struct {
+	key     string
+	vault   string
+	ver     version
+	custody attest.Custody
+}
+
+// reconcileAll reads this node's commitments from the chain and pushes every
+// custody of a live commitment that needs its copy: not attested, not
+// failed, and not pushed within repushAfter. A commitment the chain no
+// longer has while its vault is live is committed again; the copies of a
+// commitment that no longer counts (its vault retired) are deleted.
+func (n *Node) reconcileAll(ctx context.Context) {
+	n.ownMu.Lock()
+	recs, keys, err := scanJSON[shareRecord](n.st, ownPrefix)
+	if err != nil {
+		n.ownMu.Unlock()
 		n.log.Error("listing share records", "err", err)
 		return
 	}
 	if len(keys) == 0 {
+		n.ownMu.Unlock()
 		return
 	}
-	var attested map[string]bool
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
-	as, err := n.chain.AttestationsByOwner(cctx, n.addr)
+	onChain, err := n.chain.CommitmentsByOwner(cctx, n.addr)
 	cancel()
-	if err == nil {
-		attested = map[string]bool{}
-		for _, a := range as {
-			attested[a.Holder+"/"+a.Vault+"/"+a.Digest] = true
-		}
-	}
-	for _, k := range keys {
-		if ctx.Err() != nil {
-			return
-		}
-		n.ensureHolders(ctx, recs[k].Vault, attested)
-	}
-}
-
-// ensureHolders pushes the sealed blob of vault until it has Replication live
-// holders. A holder is live while it is an active node and, once
-// attestGrace has passed since its receipt, the chain shows its attestation
-// of this digest (attested, keyed holder/vault/digest; nil when the chain
-// could not be read, then receipts are trusted). A holder that is active but
-// not live is pushed the blob again first: if it still has it, the duplicate
-// push re-queues its attestation; if it lost it, it stores it again. Then the
-// holders of the share's previous version are tried, then new holders are
-// drawn; a holder that fails is replaced by another draw, at most
-// maxPushAttempts pushes per call; what is still missing is tried at the next
-// reconcile.
-func (n *Node) ensureHolders(ctx context.Context, vault string, attested map[string]bool) {
-	n.ownMu.Lock()
-	defer n.ownMu.Unlock()
-	log := n.log.With("vault", vault)
-	var rec shareRecord
-	if found, err := getJSON(n.st, ownPrefix+vault, &rec); err != nil || !found {
-		if err != nil {
-			log.Error("reading share record", "err", err)
-		}
+	if err != nil {
+		n.ownMu.Unlock()
+		n.m.chainErrors.Inc()
+		n.log.Warn("reading this node's commitments; will retry", "err", err)
 		return
+	}
+	byID := make(map[uint64]attest.Commitment, len(onChain))
+	for _, c := range onChain {
+		byID[c.ID] = c
 	}
 	view := n.member.current()
-	if _, active := view.nodes[n.id.PubKeyHex()]; !active {
-		log.Debug("this node is not active; no holder will accept its shares")
-		return
-	}
-	if v, ok := view.vaults[vault]; !ok || v.Retired {
-		// The chain refuses attestations of a vault it does not know (yet:
-		// the churn that creates it may come after keygen), and a retired
-		// vault's share needs no more holders. The share is sealed; it is
-		// pushed once the vault is on chain.
-		log.Debug("vault not live on chain; not pushing", "known", ok)
-		return
-	}
-	exclude := map[string]bool{n.id.PubKeyHex(): true}
-	var stale []string
-	live := 0
-	for pub, rc := range rec.Holders {
-		exclude[pub] = true
-		node, active := view.nodes[pub]
-		if !active {
+	var jobs []pushJob
+	now := time.Now()
+	for _, k := range keys {
+		r := recs[k]
+		if r.Version.Commitment == 0 {
 			continue
 		}
-		switch {
-		case attested == nil || time.Since(rc.PushedAt) < attestGrace || attested[node.Address+"/"+vault+"/"+rec.Digest]:
-			live++
-		case time.Since(rc.Time) < holderGiveUp:
-			// Acknowledged but not attested: push again, which re-queues
-			// its attestation (or restores a lost blob).
-			stale = append(stale, pub)
-		default:
-			// Acknowledged long ago and still not attested: it does not
-			// count, and another holder is drawn in its place.
-			log.Warn("holder never attested this share; replacing it", "holder", node.Address)
-			delete(rec.Holders, pub)
-		}
-	}
-	need := n.cfg.Backup.Replication - live
-	if need <= 0 {
-		return
-	}
-	blob, err := n.st.GetMeta(ownBlobPrefix + vault)
-	if err != nil {
-		log.Error("reading sealed blob", "err", err)
-		return
-	}
-	sort.Strings(stale)
-	var previous []string
-	for _, pub := range rec.Previous {
-		if _, active := view.nodes[pub]; active && !exclude[pub] {
-			previous = append(previous, pub)
-		}
-	}
-	attempts, deferred := 0, 0
-	for need > 0 && attempts < maxPushAttempts && deferred < maxDeferredHolders && ctx.Err() == nil {
-		var cands []string
-		switch {
-		case len(stale) > 0:
-			cands, stale = stale[:1], stale[1:]
-		case len(previous) > 0:
-			cands, previous = previous[:1], previous[1:]
-		default:
-			cands = n.selectHolders(view, vault, exclude, need)
-		}
-		if len(cands) == 0 {
-			n.m.underReplicated.Inc()
-			log.Warn("not enough holders available; will retry", "live", live, "replication", n.cfg.Backup.Replication)
-			return
-		}
-		for _, pub := range cands {
-			exclude[pub] = true
-			switch n.pushTo(ctx, view, &rec, pub, blob) {
-			case pushed:
-				attempts++
-				need--
-				live++
-			case pushFailed:
-				attempts++
-			case pushDeferred:
-				// Busy, or its view of the chain is behind ours: not the
-				// holder's fault, so it costs no attempt; it is tried
-				// again at the next reconcile.
-				deferred++
+		c, ok := byID[r.Version.Commitment]
+		if !ok {
+			if v, live := view.vaults[r.Vault]; live && !v.Retired {
+				// Not in state although the vault is live: the chain does not
+				// know it (another chain, a reset). Commit it again.
+				n.log.Warn("commitment not on chain; committing the share again", "vault", r.Vault, "commitment", r.Version.Commitment)
+				r.Version.Commitment, r.Version.CommitHeight, r.Version.Pushes = 0, 0, nil
+				n.committed(k, &r)
+				n.kickCommit()
 			}
-			if need == 0 || attempts == maxPushAttempts || deferred == maxDeferredHolders {
-				break
-			}
+			continue
 		}
+		if !c.Live {
+			continue // superseded (by a newer version) or retired: nothing to push
+		}
+		for _, cu := range c.Custodies {
+			if cu.Holder == n.addr || cu.Attested || cu.Status == custody.StatusFailed.String() {
+				continue
+			}
+			if p, ok := r.Version.Pushes[cu.Slot]; ok && now.Sub(p.PushedAt) < repushAfter {
+				continue
+			}
+			jobs = append(jobs, pushJob{key: k, vault: r.Vault, ver: r.Version, custody: cu})
+		}
+	}
+	n.ownMu.Unlock()
+	n.pushAll(ctx, jobs)
+}
+
+func (n *Node) kickCommit() {
+	select {
+	case n.commitKick <- struct{}{}:
+	default:
 	}
 }
 
-// maxDeferredHolders bounds the holders of one share per reconcile that are
-// passed over as busy or behind the chain (pushDeferred): each may take
-// Service.Push's few seconds of backoff, and the owner's lock is held
-// meanwhile.
-const maxDeferredHolders = 3
+// pushAll runs jobs, maxConcurrentPushes at a time, and records each
+// receipt in its share record.
+func (n *Node) pushAll(ctx context.Context, jobs []pushJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	sort.Slice(jobs, func(i, j int) bool {
+		a, b := jobs[i].custody, jobs[j].custody
+		return a.Commitment < b.Commitment || a.Commitment == b.Commitment && a.Slot < b.Slot
+	})
+	sem := make(chan struct{}, maxConcurrentPushes)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n.pushOne(ctx, j)
+		}()
+	}
+	wg.Wait()
+}
 
-// pushOutcome is how a push to one holder ended.
-type pushOutcome int
-
-const (
-	// pushed: the holder acknowledged the blob and its receipt is recorded.
-	pushed pushOutcome = iota
-	// pushFailed: the holder failed or refused; another is drawn.
-	pushFailed
-	// pushDeferred: the holder stayed busy through Service.Push's retries
-	// with backoff (p2p.ErrBusy: over its allowance, or its resource
-	// manager's limits), or does not know the vault yet (its chain view
-	// lags ours by up to a poll). Neither is the holder's fault: it is not
-	// counted as a failed attempt, and the share is pushed again at the next
-	// reconcile.
-	pushDeferred
-)
-
-// pushTo pushes blob to the holder with pubkey pub and records its receipt.
-// Service.Push keeps this node within the holder's per-peer push allowance
-// (p2p.MaxPushStreamsPerPeer) and retries a busy holder with backoff.
-func (n *Node) pushTo(ctx context.Context, view *chainView, rec *shareRecord, pub string, blob []byte) pushOutcome {
-	log := n.log.With("vault", rec.Vault, "holder", view.nodes[pub].Address)
-	ai, ok := view.addrInfo(pub)
+// pushOne pushes one copy to the holder the chain assigned its custody to,
+// and records the receipt.
+func (n *Node) pushOne(ctx context.Context, j pushJob) {
+	id := custody.CustodyID{Commitment: j.custody.Commitment, Slot: j.custody.Slot}
+	log := n.log.With("vault", j.vault, "custody", idString(id), "holder", j.custody.Holder)
+	view := n.member.current()
+	ai, ok := view.addrInfoOf(j.custody.Holder)
 	if !ok {
-		return pushFailed
+		// The chain fails the custody of a holder that left the active set
+		// and assigns a replacement; nothing to push to meanwhile.
+		log.Debug("holder is not an active node; not pushing")
+		return
+	}
+	i := int(j.custody.CopyIndex)
+	if i >= j.ver.Copies {
+		log.Error("the chain names a copy index this version does not have", "copy", i, "copies", j.ver.Copies)
+		return
+	}
+	blob, err := n.st.GetMeta(ownCopyKey(j.vault, j.ver.Root, i))
+	if err != nil {
+		log.Error("reading a sealed copy", "copy", i, "err", err)
+		return
+	}
+	roots, err := j.ver.copyRoots()
+	if err != nil {
+		log.Error("share record", "err", err)
+		return
+	}
+	path, err := custody.CommitPath(roots, i)
+	if err != nil {
+		log.Error("commit path", "err", err)
+		return
 	}
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-	rcpt, err := n.svc.Push(ctx, ai.ID, rec.Vault, blob)
+	rcpt, err := n.svc.Push(ctx, ai.ID, p2p.Copy{Custody: id, CopyIndex: i, CommitPath: path, Owner: n.id.PubKey(), Blob: blob})
+	pushed := time.Now().UTC()
+	rec := pushRecord{Holder: j.custody.Holder, CopyIndex: i, PushedAt: pushed}
 	if err != nil {
 		n.m.pushes.WithLabelValues(reasonOf(err)).Inc()
-		if errors.Is(err, p2p.ErrBusy) || errors.Is(err, p2p.ErrUnknownVault) {
-			log.Info("holder busy or behind the chain; will push again at the next reconcile", "err", err)
-			return pushDeferred
+		if errors.Is(err, p2p.ErrBusy) || errors.Is(err, p2p.ErrUnknownCustody) {
+			log.Info("holder busy or a block behind; will push again", "err", err)
+		} else {
+			log.Warn("push failed; will push again", "err", err)
 		}
-		log.Warn("push failed; drawing another holder", "err", err)
-		return pushFailed
+	} else {
+		n.m.pushes.WithLabelValues("ok").Inc()
+		rec.ReceiptTime = rcpt.Time.UTC()
+		rec.Raw, _ = rcpt.MarshalBinary()
+		log.Info("copy pushed", "copy", i)
 	}
-	raw, err := rcpt.MarshalBinary()
-	if err != nil {
-		log.Error("encoding receipt", "err", err)
-		return pushFailed
+	n.ownMu.Lock()
+	defer n.ownMu.Unlock()
+	var cur shareRecord
+	if found, err := getJSON(n.st, j.key, &cur); err != nil || !found || cur.Version.Root != j.ver.Root {
+		return // a newer version replaced it meanwhile
 	}
-	rec.Holders[pub] = receiptRecord{
-		PeerID:    ai.ID.String(),
-		Time:      rcpt.Time.UTC(),
-		Signature: hex.EncodeToString(rcpt.Signature),
-		Raw:       raw,
-		PushedAt:  time.Now().UTC(),
+	if cur.Version.Pushes == nil {
+		cur.Version.Pushes = map[uint64]pushRecord{}
 	}
-	if err := putJSON(n.st, ownPrefix+rec.Vault, *rec); err != nil {
-		log.Error("storing receipt", "err", err)
-		return pushFailed
+	if err != nil && cur.Version.Pushes[j.custody.Slot].Raw != nil {
+		// Keep the receipt of an earlier push; note the attempt.
+		old := cur.Version.Pushes[j.custody.Slot]
+		old.PushedAt = pushed
+		rec = old
 	}
-	n.m.pushes.WithLabelValues("ok").Inc()
-	log.Info("share pushed", "digest", rec.Digest)
-	return pushed
-}
-
-// selectHolders draws up to k candidate holders (pubkey hex) per the
-// configured strategy, excluding those in exclude.
-func (n *Node) selectHolders(view *chainView, vault string, exclude map[string]bool, k int) []string {
-	pool := p2p.Pool{
-		Self:   n.h.ID(),
-		Recent: n.gossip.HeardWithin(recentHeartbeats * n.cfg.P2P.HeartbeatInterval.Duration),
+	cur.Version.Pushes[j.custody.Slot] = rec
+	if err := putJSON(n.st, j.key, cur); err != nil {
+		log.Error("storing the receipt", "err", err)
 	}
-	for pid := range view.byPeer {
-		pool.Active = append(pool.Active, pid)
-	}
-	if v, ok := view.vaults[vault]; ok {
-		for _, addr := range v.Members {
-			if pub, ok := view.byAddr[addr]; ok {
-				if ai, ok := view.addrInfo(pub); ok {
-					pool.VaultMembers = append(pool.VaultMembers, ai.ID)
-				}
-			}
-		}
-	}
-	var ex []peer.ID
-	for pid, pub := range view.byPeer {
-		if exclude[pub] {
-			ex = append(ex, pid)
-		}
-	}
-	picked, err := p2p.SelectHolders(p2p.Strategy(n.cfg.Backup.Strategy), k, pool, ex...)
-	if err != nil {
-		if !errors.Is(err, p2p.ErrNoCandidates) {
-			n.log.Error("drawing holders", "err", err)
-		}
-		return nil
-	}
-	out := make([]string, 0, len(picked))
-	for _, pid := range picked {
-		out = append(out, view.byPeer[pid])
-	}
-	return out
 }
 
 // reasonOf names a push failure for metrics.

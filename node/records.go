@@ -1,99 +1,125 @@
 package node
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
-	"github.com/ksb-project/ksb/attest"
-	"github.com/ksb-project/ksb/identity"
-	"github.com/ksb-project/ksb/internal/field"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/store"
 )
 
 // Meta key prefixes of the daemon's own records in the store (see
 // store.PutMeta). Every record is JSON.
 const (
-	// ownPrefix + <vault>: the owner-side state of this node's share of a vault.
+	// ownPrefix + <vault>: the owner-side state of this node's share of a
+	// vault.
 	ownPrefix = "own/"
-	// ownBlobPrefix + <vault>: the sealed blob of that share, kept so a holder
-	// that churns out can be replaced without sealing again.
-	ownBlobPrefix = "ownblob/"
-	// attestPrefix + <owner hex>/<vault>/<digest hex>: an accepted blob whose
-	// attestation is not yet committed.
+	// ownCopyPrefix + <vault>/<commitment root hex>/<copy index>: one sealed
+	// copy of a share version, kept while its commitment is live (the chain
+	// may name the owner as a repair's source) and pushed to the holder the
+	// chain assigns it to.
+	ownCopyPrefix = "owncopy/"
+	// attestPrefix + <custody>: a held copy whose attestation is not yet
+	// committed.
 	attestPrefix = "pending/attest/"
-	// releasePrefix + <owner hex>/<vault>/<digest hex>: a dropped blob whose
+	// releasePrefix + <custody>: a copy this holder lost or dropped whose
 	// release is not yet committed.
 	releasePrefix = "pending/release/"
-	// retiredPrefix + <vault>: when this node first saw the vault retired.
-	retiredPrefix = "retired/"
+	// chainParamsKey: the chain's parameters, as last read (they are fixed
+	// at genesis).
+	chainParamsKey = "chainparams"
 )
 
 // shareRecord is what an owner remembers of one of its shares, so that a
-// restart neither re-seals nor re-pushes what is already held.
+// restart neither re-seals nor re-commits nor re-pushes what is already
+// held.
 type shareRecord struct {
 	Vault     string `json:"vault"`
 	File      string `json:"file"`
 	Kind      string `json:"kind"`
 	Algorithm string `json:"algorithm"`
-	// PlainSHA256 is the digest of the share file's bytes: a file rewritten with
-	// the same bytes is not sealed again.
+	// PlainSHA256 is the digest of the share file's bytes: a file rewritten
+	// with the same bytes is not sealed again.
 	PlainSHA256 string    `json:"plain_sha256"`
-	Digest      string    `json:"digest"` // sha256 of the sealed blob, hex
-	Size        int64     `json:"size"`
 	SealedAt    time.Time `json:"sealed_at"`
-	// Holders maps a holder's pubkey (hex) to its receipt.
-	Holders map[string]receiptRecord `json:"holders"`
-	// Previous are the holders of the share's previous version, tried first
-	// so that they replace (and release) the obsolete blob.
-	Previous []string `json:"previous,omitempty"`
+	// Version is the share version being backed up; Previous the one it
+	// replaces, kept (with its copies) until Version's commitment is on
+	// chain, since until then Previous is the live one.
+	Version  version  `json:"version"`
+	Previous *version `json:"previous,omitempty"`
 }
 
-// receiptRecord is a holder's signed receipt as the owner keeps it.
-type receiptRecord struct {
-	PeerID    string    `json:"peer_id"`
-	Time      time.Time `json:"time"`
-	Signature string    `json:"signature"` // hex
-	Raw       []byte    `json:"raw"`       // the receipt as received, for re-verification
-	// PushedAt is when this node last pushed the blob to the holder (the
-	// receipt's Time is when the holder first stored it).
+// version is one sealed share version: its commitment and what was pushed.
+type version struct {
+	// Root is the commitment root (hex), Size every copy's size, Copies r.
+	Root   string `json:"root"`
+	Size   uint64 `json:"size"`
+	Copies int    `json:"copies"`
+	// CopyRoots are the copies' roots (hex), in copy index order: the
+	// commit path of copy i is computed from them.
+	CopyRoots []string `json:"copy_roots"`
+	// Commitment is the chain's id of the commitment, 0 until the Commit
+	// is committed; CommitHeight its block.
+	Commitment   uint64 `json:"commitment,omitempty"`
+	CommitHeight int64  `json:"commit_height,omitempty"`
+	// Pushes are the receipts by slot.
+	Pushes map[uint64]pushRecord `json:"pushes,omitempty"`
+}
+
+// copyRoots decodes v.CopyRoots.
+func (v *version) copyRoots() ([][custody.HashSize]byte, error) {
+	out := make([][custody.HashSize]byte, len(v.CopyRoots))
+	for i, h := range v.CopyRoots {
+		b, err := parseHash(h)
+		if err != nil {
+			return nil, fmt.Errorf("copy root %d: %w", i, err)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// pushRecord is a holder's receipt for one copy, as the owner keeps it.
+type pushRecord struct {
+	Holder    string `json:"holder"` // the holder's address
+	CopyIndex int    `json:"copy"`
+	// ReceiptTime is when the holder stored the copy (its clock); Raw the
+	// receipt as received, for re-verification.
+	ReceiptTime time.Time `json:"receipt_time"`
+	Raw         []byte    `json:"raw"`
+	// PushedAt is when this node last pushed the copy.
 	PushedAt time.Time `json:"pushed_at"`
 }
 
-// pendingEntry is a holder-side attestation or release waiting for the chain.
-type pendingEntry struct {
-	Owner  string `json:"owner"` // the owner's node address
-	Vault  string `json:"vault"`
-	Digest string `json:"digest"` // hex
-	Size   int64  `json:"size"`
+// custodyKey is the queue key part of a custody: fixed-width hex, so that
+// key order is custody order.
+func custodyKey(id custody.CustodyID) string {
+	return fmt.Sprintf("%016x/%02x", id.Commitment, id.Slot)
 }
 
-// key is the entry's queue key: one per (owner, vault, digest), so queueing
-// the same entry twice is harmless.
-func (p pendingEntry) key(prefix string) string {
-	return prefix + p.Owner + "/" + p.Vault + "/" + p.Digest
-}
-
-// chainEntry is the entry as a chain message carries it. Whether the chain
-// accepts its owner, vault and size is for attest.Entry.Validate to say.
-func (p pendingEntry) chainEntry() (attest.Entry, error) {
-	d, err := field.ParseDigestHex(p.Digest)
-	if err != nil {
-		return attest.Entry{}, err
+// parseCustodyKey reads a custodyKey.
+func parseCustodyKey(s string) (custody.CustodyID, error) {
+	c, sl, ok := strings.Cut(s, "/")
+	if !ok || len(c) != 16 || len(sl) != 2 {
+		return custody.CustodyID{}, fmt.Errorf("custody key %q", s)
 	}
-	if p.Size < 0 {
-		return attest.Entry{}, fmt.Errorf("%w: %d", field.ErrSize, p.Size)
+	cn, err1 := strconv.ParseUint(c, 16, 64)
+	sn, err2 := strconv.ParseUint(sl, 16, 8)
+	if err1 != nil || err2 != nil {
+		return custody.CustodyID{}, fmt.Errorf("custody key %q", s)
 	}
-	return attest.Entry{Owner: p.Owner, Vault: p.Vault, Digest: d, Size: uint64(p.Size)}, nil
+	return custody.CustodyID{Commitment: cn, Slot: sn}, nil
 }
 
-// pendingOf is the queue entry of a held blob.
-func (n *Node) pendingOf(e store.Entry) pendingEntry {
-	owner, _ := identity.AddressFromPubKey(e.Owner, n.cfg.HRP) // the store only keeps valid keys
-	return pendingEntry{Owner: owner, Vault: e.Vault, Digest: hex.EncodeToString(e.Digest[:]), Size: e.Size}
+func idString(id custody.CustodyID) string { return fmt.Sprintf("%d/%d", id.Commitment, id.Slot) }
+
+func ownCopyKey(vault, root string, i int) string {
+	return fmt.Sprintf("%s%s/%s/%d", ownCopyPrefix, vault, root, i)
 }
 
 func putJSON(st *store.Store, key string, v any) error {

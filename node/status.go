@@ -6,16 +6,17 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 )
 
 // Status is what `ksb status` and the admin endpoint's /status report: this
-// node's own shares and their holders, and the blobs it holds for others.
+// node's own shares with their commitments and custodies, and the copies it
+// holds for others with their custodies' state.
 type Status struct {
 	Address string      `json:"address"`
 	PeerID  string      `json:"peer_id"`
@@ -28,11 +29,16 @@ type Status struct {
 	Keyshares KeysharesStatus `json:"keyshares"`
 	// Shares are this node's own keyshares, by vault.
 	Shares []ShareStatus `json:"shares"`
-	// Held are the blobs this node holds for other owners.
+	// Held are the copies this node holds for other owners.
 	Held []HeldStatus `json:"held"`
 	// PendingAttestations and PendingReleases are waiting for the chain.
 	PendingAttestations int `json:"pending_attestations"`
 	PendingReleases     int `json:"pending_releases"`
+	// Epoch is the chain's current custody epoch and OpenChallenges this
+	// holder's challenges in it not answered yet (when the chain answers).
+	Epoch          uint64 `json:"epoch"`
+	ProofDeadline  int64  `json:"proof_deadline,omitempty"`
+	OpenChallenges int    `json:"open_challenges"`
 }
 
 // ChainStatus says whether the chain could be read for this report.
@@ -74,41 +80,71 @@ func (n *Node) keysharesStatus() KeysharesStatus {
 	return ks
 }
 
-// ShareStatus is one of this node's shares.
+// ShareStatus is one of this node's shares: its current version's
+// commitment and, from the chain, the custodies of its copies.
 type ShareStatus struct {
-	Vault       string         `json:"vault"`
-	File        string         `json:"file"`
-	Kind        string         `json:"kind"`
-	Algorithm   string         `json:"algorithm"`
-	Digest      string         `json:"digest"`
-	Size        int64          `json:"size"`
-	SealedAt    time.Time      `json:"sealed_at"`
-	Replication int            `json:"replication"`
-	Holders     []HolderStatus `json:"holders"`
-	// Attested counts holders whose attestation of this digest is committed.
-	Attested int `json:"attested"`
+	Vault     string    `json:"vault"`
+	File      string    `json:"file"`
+	Kind      string    `json:"kind"`
+	Algorithm string    `json:"algorithm"`
+	SealedAt  time.Time `json:"sealed_at"`
+	// Root is the commitment root (hex), Size every copy's size and
+	// Copies r.
+	Root   string `json:"root"`
+	Size   uint64 `json:"size"`
+	Copies int    `json:"copies"`
+	// Commitment is the chain's id (0: not committed yet), CommitHeight
+	// its block, Live whether it counts (not superseded, vault not
+	// retired).
+	Commitment   uint64 `json:"commitment"`
+	CommitHeight int64  `json:"commit_height,omitempty"`
+	Live         bool   `json:"live"`
+	// Custodies are the commitment's custodies, by slot.
+	Custodies []CustodyStatus `json:"custodies"`
+	// Counted is how many holders coverage counts for this share: attested,
+	// not failed.
+	Counted int `json:"counted"`
+	// LastDrillHeight and LastDrillOK are the last restore drill's.
+	LastDrillHeight int64 `json:"last_drill_height,omitempty"`
+	LastDrillOK     bool  `json:"last_drill_ok,omitempty"`
 }
 
-// HolderStatus is one holder of one of this node's shares.
-type HolderStatus struct {
-	Address     string    `json:"address"`
-	PeerID      string    `json:"peer_id"`
-	ReceiptTime time.Time `json:"receipt_time"`
-	Attested    bool      `json:"attested"`
+// CustodyStatus is one custody of one of this node's shares.
+type CustodyStatus struct {
+	Slot      uint64 `json:"slot"`
+	CopyIndex uint32 `json:"copy"`
+	Holder    string `json:"holder"`
+	// Status is "pending", "fresh", "stale" or "failed"; FailReason why it
+	// failed.
+	Status          string `json:"status"`
+	FailReason      string `json:"fail_reason,omitempty"`
+	Attested        bool   `json:"attested"`
+	LastProofHeight int64  `json:"last_proof_height"`
+	// ReceiptTime is when the holder stored the copy, by its receipt (zero:
+	// no receipt); PushedAt when this node last pushed it.
+	ReceiptTime time.Time `json:"receipt_time,omitempty"`
+	PushedAt    time.Time `json:"pushed_at,omitempty"`
 }
 
-// HeldStatus is a blob this node holds for another owner.
+// HeldStatus is a copy this node holds for another owner.
 type HeldStatus struct {
-	Owner    string    `json:"owner"`
-	Vault    string    `json:"vault"`
-	Digest   string    `json:"digest"`
-	Size     int64     `json:"size"`
-	Received time.Time `json:"received"`
-	Attested bool      `json:"attested"`
+	// Custody is "commitment/slot".
+	Custody    string    `json:"custody"`
+	Owner      string    `json:"owner"`
+	Vault      string    `json:"vault"`
+	CopyIndex  int       `json:"copy"`
+	Size       int64     `json:"size"`
+	Received   time.Time `json:"received"`
+	Digest     string    `json:"digest"`
+	Status     string    `json:"status,omitempty"`
+	Attested   bool      `json:"attested"`
+	Live       bool      `json:"live"`
+	LastProof  int64     `json:"last_proof_height"`
+	FailReason string    `json:"fail_reason,omitempty"`
 }
 
-// Status reports this node's shares and the blobs it holds, with what the
-// chain says of their attestations. The chain part is best effort: when the
+// Status reports this node's shares and the copies it holds, with what the
+// chain says of their custodies. The chain part is best effort: when the
 // chain is unreachable the report says so and still lists local state.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	st := &Status{
@@ -124,25 +160,26 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()
-	// attested[owner/vault/digest] = holders whose attestation is committed.
-	attested := map[string]map[string]bool{}
-	addAtt := func(as []attest.Attestation) {
-		for _, a := range as {
-			k := a.Owner + "/" + a.Vault + "/" + a.Digest
-			if attested[k] == nil {
-				attested[k] = map[string]bool{}
-			}
-			attested[k][a.Holder] = true
-		}
-	}
-	mine, err1 := n.chain.AttestationsByOwner(cctx, n.addr)
-	held, err2 := n.chain.AttestationsByHolder(cctx, n.addr)
+	mine, err1 := n.chain.CommitmentsByOwner(cctx, n.addr)
+	held, err2 := n.chain.CustodiesByHolder(cctx, n.addr)
 	if err := errors.Join(err1, err2); err != nil {
 		st.Chain.Error = err.Error()
 	} else {
 		st.Chain.Reachable = true
-		addAtt(mine)
-		addAtt(held)
+		if ep, err := n.chain.Epoch(cctx); err == nil {
+			st.Epoch, st.ProofDeadline = ep.Epoch, ep.ProofDeadline
+			if chs, err := n.chain.Challenges(cctx, n.addr); err == nil {
+				st.OpenChallenges = len(chs)
+			}
+		}
+	}
+	commitments := make(map[uint64]attest.Commitment, len(mine))
+	for _, c := range mine {
+		commitments[c.ID] = c
+	}
+	heldByID := make(map[custody.CustodyID]attest.HeldCustody, len(held))
+	for _, hc := range held {
+		heldByID[custody.CustodyID{Commitment: hc.Commitment, Slot: hc.Slot}] = hc
 	}
 
 	recs, keys, err := scanJSON[shareRecord](n.st, ownPrefix)
@@ -151,24 +188,28 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	}
 	for _, k := range keys {
 		r := recs[k]
+		v := r.Version
 		ss := ShareStatus{
-			Vault: r.Vault, File: r.File, Kind: r.Kind, Algorithm: r.Algorithm,
-			Digest: r.Digest, Size: r.Size, SealedAt: r.SealedAt,
-			Replication: n.cfg.Backup.Replication, Holders: []HolderStatus{},
+			Vault: r.Vault, File: r.File, Kind: r.Kind, Algorithm: r.Algorithm, SealedAt: r.SealedAt,
+			Root: v.Root, Size: v.Size, Copies: v.Copies,
+			Commitment: v.Commitment, CommitHeight: v.CommitHeight, Custodies: []CustodyStatus{},
 		}
-		for pub, rc := range r.Holders {
-			addr := ""
-			if b, err := hex.DecodeString(pub); err == nil {
-				addr, _ = identity.AddressFromPubKey(b, n.cfg.HRP)
+		if c, ok := commitments[v.Commitment]; ok {
+			ss.Live, ss.LastDrillHeight, ss.LastDrillOK = c.Live, c.LastDrillHeight, c.LastDrillOK
+			for _, cu := range c.Custodies {
+				cs := CustodyStatus{
+					Slot: cu.Slot, CopyIndex: cu.CopyIndex, Holder: cu.Holder, Status: cu.Status,
+					FailReason: cu.FailReason, Attested: cu.Attested, LastProofHeight: cu.LastProofHeight,
+				}
+				if p, ok := v.Pushes[cu.Slot]; ok {
+					cs.ReceiptTime, cs.PushedAt = p.ReceiptTime, p.PushedAt
+				}
+				if cu.Attested && cu.Status != custody.StatusFailed.String() && c.Live {
+					ss.Counted++
+				}
+				ss.Custodies = append(ss.Custodies, cs)
 			}
-			hs := HolderStatus{Address: addr, PeerID: rc.PeerID, ReceiptTime: rc.Time}
-			hs.Attested = attested[n.addr+"/"+r.Vault+"/"+r.Digest][addr]
-			if hs.Attested {
-				ss.Attested++
-			}
-			ss.Holders = append(ss.Holders, hs)
 		}
-		sort.Slice(ss.Holders, func(i, j int) bool { return ss.Holders[i].Address < ss.Holders[j].Address })
 		st.Shares = append(st.Shares, ss)
 	}
 
@@ -178,11 +219,14 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	}
 	for _, e := range entries {
 		owner, _ := identity.AddressFromPubKey(e.Owner, n.cfg.HRP)
-		d := hex.EncodeToString(e.Digest[:])
-		st.Held = append(st.Held, HeldStatus{
-			Owner: owner, Vault: e.Vault, Digest: d, Size: e.Size, Received: e.Received,
-			Attested: attested[owner+"/"+e.Vault+"/"+d][n.addr],
-		})
+		hs := HeldStatus{
+			Custody: idString(e.Custody), Owner: owner, Vault: e.Vault, CopyIndex: e.CopyIndex,
+			Size: e.Size, Received: e.Received, Digest: hex.EncodeToString(e.Digest[:]),
+		}
+		if hc, ok := heldByID[e.Custody]; ok {
+			hs.Status, hs.Attested, hs.Live, hs.LastProof, hs.FailReason = hc.Status, hc.Attested, hc.Live, hc.LastProofHeight, hc.FailReason
+		}
+		st.Held = append(st.Held, hs)
 	}
 	n.pendingMu.Lock()
 	n.st.ScanMeta(attestPrefix, func(string, []byte) error { st.PendingAttestations++; return nil })

@@ -10,9 +10,7 @@ package p2p_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -25,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
 	"github.com/ksb-project/ksb/store"
@@ -124,13 +123,15 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// pushLatencies pushes n blobs from o to hd and returns each push's time.
-func pushLatencies(t *testing.T, o *owner, hd *holder, n int, tag string) []time.Duration {
+// pushLatencies pushes n copies from o to hd (each of a new commitment in
+// m) and returns each push's time.
+func pushLatencies(t *testing.T, m *members, o *owner, hd *holder, n int, tag string) []time.Duration {
 	t.Helper()
 	var out []time.Duration
 	for i := range n {
+		c := m.place(t, o.id, hd, vaultA, 60<<10, byte(i))
 		start := time.Now()
-		if _, err := o.push(t, hd, fmt.Sprintf("%s-%d", tag, i), blob(60<<10, byte(i))); err != nil {
+		if _, err := o.push(t, hd, c); err != nil {
 			t.Fatalf("honest push %d (%s): %v", i, tag, err)
 		}
 		out = append(out, time.Since(start))
@@ -153,10 +154,11 @@ func median(ds []time.Duration) time.Duration {
 // through. It logs the honest push latency without and with the attack.
 func TestAttackStrangersHoldPushStreams(t *testing.T) {
 	o := newOwner(t)
-	hd := newHolder(t, newMembers(o.id))
+	m := newMembers(o.id)
+	hd := newHolder(t, m)
 	introduce(o.h, hd.h)
 	const rounds = 8
-	quiet := pushLatencies(t, o, hd, rounds, "quiet")
+	quiet := pushLatencies(t, m, o, hd, rounds, "quiet")
 
 	const attackers, perAttacker = 10, 4
 	var as []*owner
@@ -172,7 +174,7 @@ func TestAttackStrangersHoldPushStreams(t *testing.T) {
 		return int(f.settled.Load())+serviceInbound(hd.h, p2p.PushServiceName) >= attackers*perAttacker
 	})
 
-	loud := pushLatencies(t, o, hd, rounds, "attacked")
+	loud := pushLatencies(t, m, o, hd, rounds, "attacked")
 	t.Logf("honest push of 60 KiB, median of %d: %v quiet, %v with %d stranger streams held open (%d refused stranger streams during the attack)",
 		rounds, median(quiet), median(loud), attackers*perAttacker, f.rounds.Load())
 	f.halt()
@@ -201,7 +203,8 @@ func TestAttackStrangersHoldPushStreams(t *testing.T) {
 // active node's push goes through meanwhile.
 func TestAttackActiveNodeStallsHeader(t *testing.T) {
 	o, bad := newOwner(t), newOwner(t)
-	hd := newHolder(t, newMembers(o.id, bad.id), p2p.WithHeaderTimeout(time.Second))
+	m := newMembers(o.id, bad.id)
+	hd := newHolder(t, m, p2p.WithHeaderTimeout(time.Second))
 	connect(t, bad.h, hd.h)
 
 	const streams = p2p.MaxPushStreamsPerPeer + 2
@@ -220,7 +223,7 @@ func TestAttackActiveNodeStallsHeader(t *testing.T) {
 			ended <- err
 		}()
 	}
-	if _, err := o.push(t, hd, vaultA, blob(5000, 1)); err != nil {
+	if _, err := o.push(t, hd, m.place(t, o.id, hd, vaultA, 5000, 1)); err != nil {
 		t.Fatalf("honest push while an active node stalls: %v", err)
 	}
 	// Every stalled stream is ended by the holder: two at once (over the
@@ -235,7 +238,7 @@ func TestAttackActiveNodeStallsHeader(t *testing.T) {
 		}
 	}
 	// The bad node's slots are free again: its own honest push works.
-	if _, err := bad.push(t, hd, vaultB, blob(5000, 2)); err != nil {
+	if _, err := bad.push(t, hd, m.place(t, bad.id, hd, vaultB, 5000, 2)); err != nil {
 		t.Fatalf("push after the stall: %v", err)
 	}
 	if n := counter(t, hd.reg, "ksb_p2p_refusals_total", map[string]string{"protocol": "push", "reason": "busy"}); n < 2 {
@@ -252,8 +255,9 @@ func TestAttackStrangersHoldFetchStreams(t *testing.T) {
 	rec := newOwner(t)
 	m := newMembers(rec.id)
 	hd := newHolder(t, m)
-	share := blob(60<<10, 3)
-	if _, err := rec.push(t, hd, vaultA, share); err != nil {
+	c := m.place(t, rec.id, hd, vaultA, 60<<10, 3)
+	share := c.Blob
+	if _, err := rec.push(t, hd, c); err != nil {
 		t.Fatal(err)
 	}
 	m.remove(rec.id) // it left at a churn, then lost its disk
@@ -270,7 +274,7 @@ func TestAttackStrangersHoldFetchStreams(t *testing.T) {
 		return int(f.settled.Load())+serviceInbound(hd.h, p2p.FetchServiceName) >= attackers*perAttacker
 	})
 
-	got, err := fetch(t, rec, hd, vaultA, nil)
+	got, err := fetch(t, rec, hd, vaultA, 0)
 	if err != nil {
 		t.Fatalf("recovering owner's fetch while strangers hold fetch streams: %v", err)
 	}
@@ -296,14 +300,14 @@ func TestAttackStrangerFetchBudgetIsGlobal(t *testing.T) {
 	member := newOwner(t)
 	m := newMembers(member.id)
 	hd := newHolder(t, m, p2p.WithStrangerFetchRate(3, time.Hour))
-	if _, err := member.push(t, hd, vaultA, blob(1000, 4)); err != nil {
+	if _, err := member.push(t, hd, m.place(t, member.id, hd, vaultA, 1000, 4)); err != nil {
 		t.Fatal(err)
 	}
 	var former []*owner
 	for i := range 5 {
 		o := newClient(t)
 		m.add(o.id)
-		if _, err := o.push(t, hd, vaultA, blob(1000, byte(10+i))); err != nil {
+		if _, err := o.push(t, hd, m.place(t, o.id, hd, vaultA, 1000, byte(10+i))); err != nil {
 			t.Fatal(err)
 		}
 		m.remove(o.id)
@@ -313,14 +317,14 @@ func TestAttackStrangerFetchBudgetIsGlobal(t *testing.T) {
 	for i := range 12 {
 		a := newClient(t)
 		for range 3 {
-			if _, err := fetch(t, a, hd, vaultA, nil); !errors.Is(err, p2p.ErrNotFound) {
+			if _, err := fetch(t, a, hd, vaultA, 0); !errors.Is(err, p2p.ErrNotFound) {
 				t.Fatalf("fresh identity %d: err = %v, want ErrNotFound", i, err)
 			}
 		}
 	}
 	served, limited := 0, 0
 	for i, o := range former {
-		_, err := fetch(t, o, hd, vaultA, nil)
+		_, err := fetch(t, o, hd, vaultA, 0)
 		switch {
 		case err == nil:
 			served++
@@ -333,7 +337,7 @@ func TestAttackStrangerFetchBudgetIsGlobal(t *testing.T) {
 	if served != 3 || limited != 2 {
 		t.Fatalf("%d fetches of non-active owners served, %d rate-limited; want 3 and 2 (one shared budget of 3)", served, limited)
 	}
-	if _, err := fetch(t, member, hd, vaultA, nil); err != nil {
+	if _, err := fetch(t, member, hd, vaultA, 0); err != nil {
 		t.Fatalf("active node's fetch: %v", err)
 	}
 }
@@ -347,7 +351,8 @@ func TestAttackConnectionFloodKeepsActiveNodes(t *testing.T) {
 	id := newIdentity(t)
 	// High watermark 4: the resource manager allows 8 connections.
 	h := newHostConfig(t, p2p.HostConfig{Identity: id, Listen: testListen, ConnLow: 2, ConnHigh: 4})
-	hd := startHolderOn(t, h, id, t.TempDir(), newMembers(member.id))
+	m := newMembers(member.id)
+	hd := startHolderOn(t, h, id, t.TempDir(), m)
 	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
 	defer cancel()
 	// The holder learns the active set (as the daemon does each chain poll),
@@ -373,7 +378,7 @@ func TestAttackConnectionFloodKeepsActiveNodes(t *testing.T) {
 	})
 	strangers := len(hd.h.Network().Peers())
 
-	if _, err := member.push(t, hd, vaultA, blob(5000, 5)); err != nil {
+	if _, err := member.push(t, hd, m.place(t, member.id, hd, vaultA, 5000, 5)); err != nil {
 		t.Fatalf("active node's push while %d strangers hold every connection: %v", strangers, err)
 	}
 }
@@ -390,56 +395,81 @@ func systemConns(h host.Host) int {
 	return n
 }
 
-// TestAttackPushForVaultsNotOnChain (issue 8.4): an active node gone bad
-// pushes blobs for vaults the chain does not hold live, concurrently with an
-// honest owner's push. Every one is refused UNKNOWN_VAULT and nothing of it is
-// stored or recorded; with the "vault" strategy, a push by an owner that is
-// not a member of the vault is refused NOT_MEMBER.
-func TestAttackPushForVaultsNotOnChain(t *testing.T) {
+// TestAttackActiveNodePushesWhatTheChainDidNotAssign (issue 10): an active
+// node gone bad pushes, concurrently with an honest owner, copies the chain
+// never gave it to place here: another owner's custody assigned to this
+// holder (it is not the owner), its own commitment's custody assigned to
+// another holder, custodies nobody committed, and its own custody here with
+// a copy that is not the committed one. Each is refused with its code
+// before (or, for the bad copy, right after) the copy is read, nothing of
+// it is stored or recorded, and the made-up custodies cost at most the
+// lookup allowance in chain queries.
+func TestAttackActiveNodePushesWhatTheChainDidNotAssign(t *testing.T) {
 	o, bad := newOwner(t), newOwner(t)
+	elsewhere := newIdentity(t)
 	m := newMembers(o.id, bad.id)
-	m.liveVault(vaultA, o.id) // vaultB was never created, or is retired
 	var accepted atomic.Int32
-	onAccepted := p2p.OnAccepted(func(store.Entry) error { accepted.Add(1); return nil })
-	hd := newHolder(t, m, onAccepted)
+	hd := newHolder(t, m, p2p.OnAccepted(func(store.Entry) error { accepted.Add(1); return nil }),
+		p2p.WithLookupRate(4, time.Hour))
 	introduce(bad.h, hd.h)
 
-	const junk = 20
-	errs := make(chan error, junk)
+	honest := m.place(t, o.id, hd, vaultA, 2000, 99)
+	others := m.place(t, o.id, hd, vaultB, 2000, 98) // o's, assigned here: bad pushes it
+	notHere := m.commit(t, bad.id, vaultA, 2000, 97, elsewhere).copy(t, 0)
+	own := m.commit(t, bad.id, vaultB, 2000, 96, hd.id, elsewhere)
+	wrongBytes := own.copy(t, 0)
+	wrongBytes.Blob = own.copies[1]
+
+	type attempt struct {
+		name string
+		c    p2p.Copy
+		want error
+	}
+	var attempts []attempt
+	for i := range 5 {
+		attempts = append(attempts,
+			attempt{"another owner's custody", others, p2p.ErrNotOwner},
+			attempt{"custody of another holder", notHere, p2p.ErrNotAssigned},
+			attempt{"another copy's bytes", wrongBytes, p2p.ErrBadCopy})
+		made := notHere
+		made.Custody.Commitment = 1000 + uint64(i)
+		attempts = append(attempts, attempt{"made-up custody", made, nil})
+	}
+	errs := make(chan error, len(attempts))
 	go func() {
-		for i := range junk {
-			v := vaultB
-			if i%2 == 1 {
-				v = fmt.Sprintf("thorpub1addwnpepqnosuchvault%d", i)
-			}
-			_, err := p2p.Push(context.Background(), bad.h, hd.h.ID(), bad.id, v, blob(2000, byte(i)))
+		for _, a := range attempts {
+			_, err := p2p.Push(context.Background(), bad.h, hd.h.ID(), bad.id, a.c)
 			errs <- err
 		}
 	}()
-	if _, err := o.push(t, hd, vaultA, blob(2000, 99)); err != nil {
+	if _, err := o.push(t, hd, honest); err != nil {
 		t.Fatalf("honest push during the attack: %v", err)
 	}
-	for range junk {
-		if err := <-errs; !errors.Is(err, p2p.ErrUnknownVault) {
-			t.Fatalf("push for a vault not live on chain: err = %v, want ErrUnknownVault", err)
+	unknown, limited := 0, 0
+	for _, a := range attempts {
+		err := <-errs
+		switch {
+		case a.want != nil && !errors.Is(err, a.want):
+			t.Fatalf("%s: err = %v, want %v", a.name, err, a.want)
+		case a.want == nil && errors.Is(err, p2p.ErrUnknownCustody):
+			unknown++
+		case a.want == nil && errors.Is(err, p2p.ErrRateLimited):
+			limited++
+		case a.want == nil:
+			t.Fatalf("%s: err = %v", a.name, err)
 		}
 	}
+	if unknown != 4 || limited != 1 || m.lookupCount() != 4 {
+		t.Fatalf("made-up custodies: %d unknown, %d rate-limited, %d chain lookups; want 4, 1, 4", unknown, limited, m.lookupCount())
+	}
 	entries, _ := hd.st.Entries(nil)
-	if len(entries) != 1 || entries[0].Vault != vaultA || accepted.Load() != 1 {
+	if len(entries) != 1 || entries[0].Custody != honest.Custody || accepted.Load() != 1 {
 		t.Fatalf("store holds %d entries, %d accepted; want only the honest one", len(entries), accepted.Load())
 	}
-
-	// Strategy "vault": holders are fellow members; bad is active but not a
-	// member of vaultA.
-	hv := newHolder(t, m, p2p.WithStrategy(p2p.StrategyVault))
-	if _, err := bad.push(t, hv, vaultA, blob(2000, 7)); !errors.Is(err, p2p.ErrNotMember) {
-		t.Fatalf("push by a non-member with strategy vault: err = %v, want ErrNotMember", err)
-	}
-	if _, err := o.push(t, hv, vaultA, blob(2000, 8)); err != nil {
-		t.Fatalf("member's push with strategy vault: %v", err)
-	}
-	if entries, _ := hv.st.Entries(nil); len(entries) != 1 || !bytes.Equal(entries[0].Owner, o.id.PubKey()) {
-		t.Fatalf("strategy-vault holder stored %d entries", len(entries))
+	// The bad node's own custody, with its own copy, is accepted: the
+	// checks are about what the chain assigned, not about who asks.
+	if _, err := bad.push(t, hd, own.copy(t, 0)); err != nil {
+		t.Fatalf("bad node's push of its own assigned copy: %v", err)
 	}
 }
 
@@ -450,18 +480,23 @@ func TestAttackPushForVaultsNotOnChain(t *testing.T) {
 // sends the receipt.
 func TestOwnerStaysWithinHolderAllowance(t *testing.T) {
 	own := newHolder(t, newMembers()) // the owner's node runs a Service too
-	hd := newHolder(t, newMembers(own.id))
+	m := newMembers(own.id)
+	hd := newHolder(t, m)
 	introduce(own.h, hd.h)
 	const n = 4 * p2p.MaxPushStreamsPerPeer
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
+	var copies []p2p.Copy
 	for i := range n {
+		copies = append(copies, m.place(t, own.id, hd, vaultA, 60<<10, byte(i)))
+	}
+	for _, c := range copies {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
 			defer cancel()
-			_, err := own.svc.Push(ctx, hd.h.ID(), fmt.Sprintf("vault-%d", i), blob(60<<10, byte(i)))
+			_, err := own.svc.Push(ctx, hd.h.ID(), c)
 			errs <- err
 		}()
 	}
@@ -490,7 +525,8 @@ func TestPushRetriesBusyHolder(t *testing.T) {
 	hid := newIdentity(t)
 	h := newHost(t, hid)
 	introduce(own.h, h)
-	b := blob(3000, 6)
+	c := newMembers().commit(t, own.id, vaultA, 3000, 6, hid).copy(t, 0)
+	root, _ := custody.CopyRoot(c.Blob)
 	var tries atomic.Int32
 	var alwaysBusy atomic.Bool
 	h.SetStreamHandler(p2p.PushProtocol, func(s network.Stream) {
@@ -506,14 +542,14 @@ func TestPushRetriesBusyHolder(t *testing.T) {
 		}
 		defer s.Close()
 		io.Copy(io.Discard, s)
-		r := &p2p.Receipt{Holder: hid.PubKey(), Owner: own.id.PubKey(), Vault: vaultA, Digest: sha256.Sum256(b), Size: int64(len(b)), Time: time.Now()}
+		r := &p2p.Receipt{Holder: hid.PubKey(), Pusher: own.id.PubKey(), Custody: c.Custody, Size: int64(len(c.Blob)), CopyRoot: root, Time: time.Now()}
 		r.Signature = hid.Sign(r.SignedMessage())
 		enc, _ := r.MarshalBinary()
 		s.Write(frame(appendMsg(1, enc)))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), attackTimeout)
 	defer cancel()
-	if _, err := own.svc.Push(ctx, h.ID(), vaultA, b); err != nil {
+	if _, err := own.svc.Push(ctx, h.ID(), c); err != nil {
 		t.Fatalf("push to a holder busy twice: %v", err)
 	}
 	if n := tries.Load(); n != 3 {
@@ -522,7 +558,7 @@ func TestPushRetriesBusyHolder(t *testing.T) {
 
 	alwaysBusy.Store(true)
 	tries.Store(0)
-	_, err := own.svc.Push(ctx, h.ID(), vaultA, b)
+	_, err := own.svc.Push(ctx, h.ID(), c)
 	if !errors.Is(err, p2p.ErrBusy) {
 		t.Fatalf("push to a holder always busy: err = %v, want ErrBusy", err)
 	}

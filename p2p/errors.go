@@ -23,7 +23,8 @@ const (
 	CodeNotActive Code = 4
 	// CodeTooLarge: the announced size is over the holder's blob cap.
 	CodeTooLarge Code = 5
-	// CodeDigestMismatch: the blob's sha256 differs from the header's.
+	// CodeDigestMismatch: the blob's sha256 differs from the header's (push
+	// v1; push v2 checks a copy against its committed root: CodeBadCopy).
 	CodeDigestMismatch Code = 6
 	// CodeTruncated: the stream ended before the announced size was read.
 	CodeTruncated Code = 7
@@ -37,15 +38,29 @@ const (
 	CodeBusy Code = 10
 	// CodeNotFound: the holder holds nothing matching the request.
 	CodeNotFound Code = 11
-	// CodeUnknownVault: the pushed blob's vault is not a live vault on
-	// chain (unknown, or retired), as far as the holder's view of the chain
-	// goes; the chain would refuse its attestation. The holder's view may lag
-	// the owner's by a poll interval: retry later.
+	// CodeUnknownVault: push v1 only (a blob's vault was not live on
+	// chain); push v2 checks custodies (CodeUnknownCustody, CodeNotLive).
+	// Never reused.
 	CodeUnknownVault Code = 12
-	// CodeNotMember: the holder runs the "vault" strategy (holders are
-	// fellow vault members) and the owner is not a member of the pushed
-	// blob's vault.
+	// CodeNotMember: push v1 only (the owner was not a member of the vault
+	// under the "vault" strategy); the chain now picks holders. Never
+	// reused.
 	CodeNotMember Code = 13
+	// CodeUnknownCustody: the custody the header names is not in chain
+	// state as far as the holder can tell: no such custody, or the holder's
+	// chain node is a block behind the pusher's. Retry after a block.
+	CodeUnknownCustody Code = 14
+	// CodeNotAssigned: the chain assigned the custody to another holder.
+	CodeNotAssigned Code = 15
+	// CodeNotLive: the custody has failed, or its commitment no longer
+	// counts (superseded by a newer version, or its vault retired).
+	CodeNotLive Code = 16
+	// CodeWrongCopy: the header's size or copy index is not the custody's,
+	// or its owner key is not the commitment's owner.
+	CodeWrongCopy Code = 17
+	// CodeBadCopy: the copy and its commit path do not hash to the
+	// committed root (custody.VerifyCopy refused it).
+	CodeBadCopy Code = 18
 )
 
 var (
@@ -83,6 +98,17 @@ var (
 	ErrUnknownVault = errors.New("vault is not live on chain")
 	// ErrNotMember is the sentinel of CodeNotMember refusals.
 	ErrNotMember = errors.New("owner is not a member of the vault")
+	// ErrUnknownCustody is the sentinel of CodeUnknownCustody refusals, and
+	// what a Custodies lookup wraps for a custody not in chain state.
+	ErrUnknownCustody = errors.New("custody not in chain state")
+	// ErrNotAssigned is the sentinel of CodeNotAssigned refusals.
+	ErrNotAssigned = errors.New("custody assigned to another holder")
+	// ErrNotLive is the sentinel of CodeNotLive refusals.
+	ErrNotLive = errors.New("custody failed or its commitment no longer counts")
+	// ErrWrongCopy is the sentinel of CodeWrongCopy refusals.
+	ErrWrongCopy = errors.New("not the custody's copy index, size or owner")
+	// ErrBadCopy is the sentinel of CodeBadCopy refusals.
+	ErrBadCopy = errors.New("copy does not match the committed root")
 
 	// ErrBadReceipt is returned by Push and Receipt.Verify when a receipt is
 	// not signed by the holder or does not describe the blob that was pushed.
@@ -93,9 +119,6 @@ var (
 	ErrProtocol = errors.New("protocol violation")
 	// ErrBadConfig is returned by constructors given an unusable setting.
 	ErrBadConfig = errors.New("bad p2p configuration")
-	// ErrNoCandidates is returned by SelectHolders when no node but this one
-	// could hold a share.
-	ErrNoCandidates = errors.New("no candidate holders")
 	// ErrRecovering is returned by Gossip.Recover when another Recover is
 	// running on the same Gossip.
 	ErrRecovering = errors.New("a recovery is already running")
@@ -115,6 +138,11 @@ var codeErrors = map[Code]error{
 	CodeNotFound:       ErrNotFound,
 	CodeUnknownVault:   ErrUnknownVault,
 	CodeNotMember:      ErrNotMember,
+	CodeUnknownCustody: ErrUnknownCustody,
+	CodeNotAssigned:    ErrNotAssigned,
+	CodeNotLive:        ErrNotLive,
+	CodeWrongCopy:      ErrWrongCopy,
+	CodeBadCopy:        ErrBadCopy,
 }
 
 // String returns the code's short name, as used in metrics labels.
@@ -146,6 +174,16 @@ func (c Code) String() string {
 		return "unknown_vault"
 	case CodeNotMember:
 		return "not_member"
+	case CodeUnknownCustody:
+		return "unknown_custody"
+	case CodeNotAssigned:
+		return "not_assigned"
+	case CodeNotLive:
+		return "not_live"
+	case CodeWrongCopy:
+		return "wrong_copy"
+	case CodeBadCopy:
+		return "bad_copy"
 	}
 	return fmt.Sprintf("code(%d)", uint32(c))
 }

@@ -8,13 +8,15 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/store"
 )
 
-// Example pushes a blob from an owner to a holder, checks the receipt, and
-// fetches the blob back.
+// Example commits a share version of one copy, pushes the copy from its
+// owner to the holder the chain assigned it to, checks the receipt, and
+// fetches the copy back.
 func Example() {
 	newNode := func() (*identity.Identity, error) {
 		m, err := identity.Generate()
@@ -53,7 +55,21 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	svc, err := p2p.NewService(holderHost, holderID, st, newMembers(ownerID), p2p.WithLogger(quietLogger()))
+	// The chain's view: the owner committed one copy (r = 1) and the chain
+	// assigned custody 1/0 to the holder. (A daemon's view comes from the
+	// chain; members is this package's test stand-in.)
+	sealed := []byte("age-encrypted keyshare bytes")
+	cm, err := custody.NewCommitment([][]byte{sealed})
+	if err != nil {
+		log.Fatal(err)
+	}
+	id := custody.CustodyID{Commitment: 1, Slot: 0}
+	chain := newMembers(ownerID)
+	chain.custodies[id] = p2p.Custody{
+		ID: id, Holder: holderID.Address(identity.DefaultHRP), Owner: ownerID.Address(identity.DefaultHRP),
+		Vault: "thorpub1addwnpepqexample", Size: cm.Size, Root: cm.Root, Copies: 1, Live: true,
+	}
+	svc, err := p2p.NewService(holderHost, holderID, st, chain, p2p.WithLogger(quietLogger()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -63,19 +79,26 @@ func Example() {
 	if err := p2p.ConnectPeers(ctx, ownerHost, []peer.AddrInfo{{ID: holderHost.ID(), Addrs: holderHost.Addrs()}}); err != nil {
 		log.Fatal(err)
 	}
-	sealed := []byte("age-encrypted keyshare bytes")
-	r, err := p2p.Push(ctx, ownerHost, holderHost.ID(), ownerID, "thorpub1addwnpepqexample", sealed)
+	path, err := custody.CommitPath(cm.CopyRoots, 0) // empty for r = 1
+	if err != nil {
+		log.Fatal(err)
+	}
+	c := p2p.Copy{Custody: id, CopyIndex: 0, CommitPath: path, Owner: ownerID.PubKey(), Blob: sealed}
+	r, err := p2p.Push(ctx, ownerHost, holderHost.ID(), ownerID, c)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("receipt verifies:", identity.Verify(holderID.PubKey(), r.SignedMessage(), r.Signature) == nil)
 
-	got, err := p2p.Fetch(ctx, ownerHost, holderHost.ID(), "", nil)
+	got, err := p2p.Fetch(ctx, ownerHost, holderHost.ID(), "", 0)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("fetched %d blob: %s\n", len(got), got[0].Blob)
+	f := got[0]
+	fmt.Printf("fetched %d copy of custody %d/%d: %s\n", len(got), f.Custody.Commitment, f.Custody.Slot, f.Blob)
+	fmt.Println("matches the commitment:", custody.VerifyCopy(cm.Root, cm.Size, f.Copies, f.CopyIndex, f.CommitPath, f.Blob) == nil)
 	// Output:
 	// receipt verifies: true
-	// fetched 1 blob: age-encrypted keyshare bytes
+	// fetched 1 copy of custody 1/0: age-encrypted keyshare bytes
+	// matches the commitment: true
 }

@@ -13,43 +13,42 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
 	"github.com/ksb-project/ksb/store"
 )
 
-// Fetched is one blob received from a holder, checked against its entry
-// header (size and sha256). Whether it opens with the mnemonic is for the
-// caller to find out.
+// Fetched is one copy received from a holder, checked against its entry
+// header (size and sha256). Whether it is a copy of a commitment (its
+// custody, copy index and commit path, custody.VerifyCopy) and whether it
+// opens with the mnemonic are for the caller to find out.
 type Fetched struct {
-	// Holder is the peer that sent the blob.
+	// Holder is the peer that sent the copy.
 	Holder peer.ID
-	// Entry is the holder's header for the blob; Entry.Owner is always the
+	// Entry is the holder's header for the copy; Entry.Owner is always the
 	// fetching node.
 	store.Entry
-	// Blob is the blob.
+	// Blob is the copy.
 	Blob []byte
 }
 
-// Fetch asks holder for this node's blobs over FetchProtocol: those of vault,
-// or all when vault is empty, and only the one with this sha256 when digest
-// is not empty. The holder answers only the owner, which Noise authenticates
-// as the host's own peer ID. Fetch enforces MaxFetchEntries, MaxFetchBytes
-// and MaxBlobSize on what it reads, and checks each blob's size and sha256
-// against its header and the request; any violation fails the whole fetch
-// (the holder is not to be trusted further). A refusal is returned as a
-// *RefusedError (CodeNotFound when the holder has nothing for this node). A
-// busy holder (CodeBusy, or a stream refused or reset by a resource manager)
-// is asked again with backoff, as Service.Push does, within ctx; if it stays
-// busy the error wraps ErrBusy.
-func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, digest []byte) ([]Fetched, error) {
+// Fetch asks holder for this node's copies over FetchProtocol: those of
+// vault, or of every vault when vault is empty, and only those of
+// commitment when it is not 0. The holder answers only the owner, which
+// Noise authenticates as the host's own peer ID. Fetch enforces
+// MaxFetchEntries, MaxFetchBytes and MaxBlobSize on what it reads, and
+// checks each copy's size and sha256 against its header and the request;
+// any violation fails the whole fetch (the holder is not to be trusted
+// further). A refusal is returned as a *RefusedError (CodeNotFound when the
+// holder has nothing for this node). A busy holder (CodeBusy, or a stream
+// refused or reset by a resource manager) is asked again with backoff, as
+// Service.Push does, within ctx; if it stays busy the error wraps ErrBusy.
+func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, commitment uint64) ([]Fetched, error) {
 	if vault != "" {
 		if err := validVault(vault); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-	}
-	if len(digest) != 0 && len(digest) != digestSize {
-		return nil, fmt.Errorf("%w: digest of %d bytes", ErrMalformed, len(digest))
 	}
 	self, err := identity.PubKeyFromPeerID(h.ID())
 	if err != nil {
@@ -57,7 +56,7 @@ func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, diges
 	}
 	backoff := pushBusyBackoff
 	for try := 0; ; try++ {
-		got, err := fetchOnce(ctx, h, holder, self, vault, digest)
+		got, err := fetchOnce(ctx, h, holder, self, vault, commitment)
 		if err == nil || !errors.Is(err, ErrBusy) || try == pushBusyRetries {
 			return got, err
 		}
@@ -72,7 +71,7 @@ func Fetch(ctx context.Context, h host.Host, holder peer.ID, vault string, diges
 	}
 }
 
-func fetchOnce(ctx context.Context, h host.Host, holder peer.ID, self []byte, vault string, digest []byte) ([]Fetched, error) {
+func fetchOnce(ctx context.Context, h host.Host, holder peer.ID, self []byte, vault string, commitment uint64) ([]Fetched, error) {
 	s, err := h.NewStream(ctx, holder, FetchProtocol)
 	if err != nil {
 		return nil, busy(fmt.Errorf("opening fetch stream to %s: %w", holder, err))
@@ -81,7 +80,7 @@ func fetchOnce(ctx context.Context, h host.Host, holder peer.ID, self []byte, va
 	// that is merely slow).
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
-	got, err := fetchOnStream(ctx, s, self, vault, digest)
+	got, err := fetchOnStream(ctx, s, self, vault, commitment)
 	if err != nil {
 		s.Reset()
 		return nil, busy(fmt.Errorf("fetching from %s: %w", holder, err))
@@ -90,14 +89,14 @@ func fetchOnce(ctx context.Context, h host.Host, holder peer.ID, self []byte, va
 	return got, nil
 }
 
-func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault string, digest []byte) ([]Fetched, error) {
+func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault string, commitment uint64) ([]Fetched, error) {
 	if err := s.Scope().SetService(FetchServiceName); err != nil {
 		return nil, fmt.Errorf("attaching fetch stream to its service: %w", err)
 	}
 	if err := s.SetDeadline(deadline(ctx, FetchTimeout)); err != nil {
 		return nil, fmt.Errorf("setting deadline: %w", err)
 	}
-	req := pb.FetchRequest{Vault: vault, Digest: digest}
+	req := pb.FetchRequest{Vault: vault, Commitment: commitment}
 	// A holder may answer before reading the request (it refuses a peer it
 	// holds nothing for at once) and stop reading, so writing the request or
 	// closing the write side can fail while the answer is on its way: the
@@ -108,8 +107,8 @@ func fetchOnStream(ctx context.Context, s network.Stream, self []byte, vault str
 		if vault != "" && e.Vault != vault {
 			return fmt.Errorf("%w: asked for vault %q, got %q", ErrProtocol, vault, e.Vault)
 		}
-		if len(digest) != 0 && !bytes.Equal(e.Digest, digest) {
-			return fmt.Errorf("%w: asked for digest %x, got %x", ErrProtocol, digest, e.Digest)
+		if commitment != 0 && e.Commitment != commitment {
+			return fmt.Errorf("%w: asked for commitment %d, got %d", ErrProtocol, commitment, e.Commitment)
 		}
 		return nil
 	})
@@ -161,6 +160,8 @@ func receiveEntries(s network.Stream, self []byte, check func(*pb.EntryHeader) e
 			return nil, fmt.Errorf("%w: entry digest of %d bytes", ErrMalformed, len(e.Digest))
 		case e.Size == 0 || e.Size > MaxBlobSize:
 			return nil, fmt.Errorf("%w: entry of %d bytes, want 1 to %d", ErrTooLarge, e.Size, MaxBlobSize)
+		case checkCopyFields(e.Slot, e.CopyIndex, e.CommitPath) != nil || e.Copies == 0 || e.Copies > custody.MaxCopies || e.CopyIndex >= e.Copies:
+			return nil, fmt.Errorf("%w: entry of custody %d/%d, copy %d of %d", ErrMalformed, e.Commitment, e.Slot, e.CopyIndex, e.Copies)
 		case len(out) >= MaxFetchEntries:
 			return nil, fmt.Errorf("%w: more than %d entries", ErrTooLarge, MaxFetchEntries)
 		case total+int(e.Size) > MaxFetchBytes:
@@ -181,7 +182,9 @@ func receiveEntries(s network.Stream, self []byte, check func(*pb.EntryHeader) e
 		}
 		total += int(e.Size)
 		got := Fetched{Holder: remote, Blob: blob, Entry: store.Entry{
-			Owner: e.Owner, Vault: e.Vault, Size: int64(e.Size), Received: time.Unix(0, e.ReceivedUnixNano),
+			Custody: custody.CustodyID{Commitment: e.Commitment, Slot: e.Slot},
+			Owner:   e.Owner, Vault: e.Vault, CopyIndex: int(e.CopyIndex), Copies: int(e.Copies), CommitPath: e.CommitPath,
+			Size: int64(e.Size), Received: time.Unix(0, e.ReceivedUnixNano),
 		}}
 		copy(got.Digest[:], e.Digest)
 		out = append(out, got)
@@ -193,13 +196,14 @@ func sumOf(b []byte) []byte {
 	return d[:]
 }
 
-// sendEntries writes each entry's header and blob, read from st one at a
-// time with its memory reserved, then an end frame. An entry replaced or
-// deleted since it was listed is skipped.
+// sendEntries writes each entry's header and copy, read from st one at a
+// time with its memory reserved, then an end frame. An entry deleted or
+// changed since it was listed, or whose copy no longer reads back intact,
+// is skipped.
 func sendEntries(s network.Stream, st Store, entries []store.Entry) (count, n int, err error) {
 	for _, want := range entries {
-		e, blob, err := st.Get(want.Owner, want.Vault)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && e.Digest != want.Digest) {
+		e, blob, err := st.Get(want.Custody)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) || (err == nil && (e.Digest != want.Digest || !bytes.Equal(e.Owner, want.Owner))) {
 			continue
 		}
 		if err != nil {
@@ -211,6 +215,8 @@ func sendEntries(s network.Stream, st Store, entries []store.Entry) (count, n in
 		hdr := pb.Frame{Entry: &pb.EntryHeader{
 			Owner: e.Owner, Vault: e.Vault, Digest: e.Digest[:], Size: uint64(len(blob)),
 			ReceivedUnixNano: e.Received.UnixNano(),
+			Commitment:       e.Custody.Commitment, Slot: e.Custody.Slot,
+			CopyIndex: uint32(e.CopyIndex), Copies: uint32(e.Copies), CommitPath: e.CommitPath,
 		}}
 		err = writeFrame(s, hdr.Marshal())
 		if err == nil {
@@ -355,15 +361,12 @@ func (s *Service) serveFetch(st network.Stream) (int, peerClass, error) {
 			return 0, class, refuse(CodeMalformed, "%v", err)
 		}
 	}
-	if len(req.Digest) != 0 && len(req.Digest) != digestSize {
-		return 0, class, refuse(CodeMalformed, "digest of %d bytes", len(req.Digest))
-	}
 	// The answer has its own deadline, from here.
 	if err := st.SetDeadline(time.Now().Add(s.fetchTimeout)); err != nil {
 		return 0, class, fmt.Errorf("setting deadline: %w", err)
 	}
 	match := func(e store.Entry) bool {
-		return (req.Vault == "" || e.Vault == req.Vault) && (len(req.Digest) == 0 || bytes.Equal(e.Digest[:], req.Digest))
+		return (req.Vault == "" || e.Vault == req.Vault) && (req.Commitment == 0 || e.Custody.Commitment == req.Commitment)
 	}
 
 	if held == nil {
@@ -378,11 +381,11 @@ func (s *Service) serveFetch(st network.Stream) (int, peerClass, error) {
 		}
 	}
 	if len(mine) == 0 {
-		// An active node naming a vault or blob that is held, for someone
-		// else, is told so; that it is held is public (attested on chain).
-		// Only active nodes (a bounded set, each rate-limited) make the
-		// holder scan every entry for that.
-		if class == classActive && (req.Vault != "" || len(req.Digest) != 0) {
+		// An active node naming a vault or commitment that is held, for
+		// someone else, is told so; that it is held is public (custodies
+		// are on chain). Only active nodes (a bounded set, each
+		// rate-limited) make the holder scan every entry for that.
+		if class == classActive && (req.Vault != "" || req.Commitment != 0) {
 			all, err := s.st.Entries(nil)
 			if err != nil {
 				return 0, class, refuse(CodeInternal, "reading entries")

@@ -10,86 +10,98 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
 )
 
-func fetch(t *testing.T, from *owner, hd *holder, vault string, digest []byte) ([]p2p.Fetched, error) {
+func fetch(t *testing.T, from *owner, hd *holder, vault string, commitment uint64) ([]p2p.Fetched, error) {
 	t.Helper()
 	introduce(from.h, hd.h)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return p2p.Fetch(ctx, from.h, hd.h.ID(), vault, digest)
+	return p2p.Fetch(ctx, from.h, hd.h.ID(), vault, commitment)
 }
 
 func TestFetch(t *testing.T) {
 	o := newOwner(t)
 	other := newOwner(t)
-	hd := newHolder(t, newMembers(o.id, other.id))
-	a, b, c := blob(60<<10, 10), blob(5<<10, 11), blob(7000, 12)
+	m := newMembers(o.id, other.id)
+	hd := newHolder(t, m)
+	a := m.commit(t, o.id, vaultA, 60<<10, 10, newIdentity(t), hd.id) // copy 1 here
+	b := m.place(t, o.id, hd, vaultB, 5<<10, 11)
+	c := m.place(t, other.id, hd, vaultA, 7000, 12)
 	for _, p := range []struct {
-		who   *owner
-		vault string
-		blob  []byte
-	}{{o, vaultA, a}, {o, vaultB, b}, {other, vaultA, c}} {
-		if _, err := p.who.push(t, hd, p.vault, p.blob); err != nil {
+		who *owner
+		c   p2p.Copy
+	}{{o, a.copy(t, 1)}, {o, b}, {other, c}} {
+		if _, err := p.who.push(t, hd, p.c); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	all, err := fetch(t, o, hd, "", nil)
+	all, err := fetch(t, o, hd, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 2 {
-		t.Fatalf("fetched %d blobs, want the owner's 2", len(all))
+		t.Fatalf("fetched %d copies, want the owner's 2", len(all))
 	}
 	for _, f := range all {
-		want := map[string][]byte{vaultA: a, vaultB: b}[f.Vault]
-		if !bytes.Equal(f.Blob, want) || f.Digest != sha256.Sum256(want) || f.Holder != hd.h.ID() || !bytes.Equal(f.Owner, o.id.PubKey()) {
-			t.Fatalf("fetched %s: wrong blob or header", f.Vault)
+		want := map[string]p2p.Copy{vaultA: a.copy(t, 1), vaultB: b}[f.Vault]
+		if !bytes.Equal(f.Blob, want.Blob) || f.Digest != sha256.Sum256(want.Blob) || f.Holder != hd.h.ID() || !bytes.Equal(f.Owner, o.id.PubKey()) ||
+			f.Custody != want.Custody || f.CopyIndex != want.CopyIndex {
+			t.Fatalf("fetched %s: wrong copy or header", f.Vault)
+		}
+	}
+	// What a fetch returns is enough to check the copy against the
+	// commitment (what recovery does with the chain's root).
+	for _, f := range all {
+		if f.Vault != vaultA {
+			continue
+		}
+		if err := custody.VerifyCopy(a.cm.Root, a.cm.Size, f.Copies, f.CopyIndex, f.CommitPath, f.Blob); err != nil {
+			t.Fatalf("fetched copy does not verify: %v", err)
 		}
 	}
 
-	one, err := fetch(t, o, hd, vaultB, nil)
-	if err != nil || len(one) != 1 || !bytes.Equal(one[0].Blob, b) {
-		t.Fatalf("fetch by vault: %d blobs, %v", len(one), err)
+	one, err := fetch(t, o, hd, vaultB, 0)
+	if err != nil || len(one) != 1 || !bytes.Equal(one[0].Blob, b.Blob) {
+		t.Fatalf("fetch by vault: %d copies, %v", len(one), err)
 	}
-	d := sha256.Sum256(a)
-	byDigest, err := fetch(t, o, hd, "", d[:])
-	if err != nil || len(byDigest) != 1 || !bytes.Equal(byDigest[0].Blob, a) {
-		t.Fatalf("fetch by digest: %d blobs, %v", len(byDigest), err)
+	byCommitment, err := fetch(t, o, hd, "", a.id)
+	if err != nil || len(byCommitment) != 1 || !bytes.Equal(byCommitment[0].Blob, a.copies[1]) {
+		t.Fatalf("fetch by commitment: %d copies, %v", len(byCommitment), err)
 	}
-	old := sha256.Sum256([]byte("a blob the holder never had"))
-	if _, err := fetch(t, o, hd, vaultA, old[:]); !errors.Is(err, p2p.ErrNotFound) {
-		t.Fatalf("fetch of an unknown digest: err = %v, want ErrNotFound", err)
+	if _, err := fetch(t, o, hd, vaultA, 999); !errors.Is(err, p2p.ErrNotFound) {
+		t.Fatalf("fetch of an unknown commitment: err = %v, want ErrNotFound", err)
 	}
 }
 
-// TestFetchNotOwner checks that a peer gets no byte of blobs it does not
+// TestFetchNotOwner checks that a peer gets no byte of copies it does not
 // own, whatever it asks for.
 func TestFetchNotOwner(t *testing.T) {
 	o := newOwner(t)
 	thief := newOwner(t)
-	hd := newHolder(t, newMembers(o.id, thief.id))
-	a := blob(4000, 13)
-	if _, err := o.push(t, hd, vaultA, a); err != nil {
+	m := newMembers(o.id, thief.id)
+	hd := newHolder(t, m)
+	a := m.place(t, o.id, hd, vaultA, 4000, 13)
+	if _, err := o.push(t, hd, a); err != nil {
 		t.Fatal(err)
 	}
-	d := sha256.Sum256(a)
 	for _, c := range []struct {
-		vault  string
-		digest []byte
-		want   error
+		vault      string
+		commitment uint64
+		want       error
 	}{
-		{vaultA, nil, p2p.ErrNotOwner},
-		{"", d[:], p2p.ErrNotOwner},
-		{"", nil, p2p.ErrNotFound},
+		{vaultA, 0, p2p.ErrNotOwner},
+		{"", a.Custody.Commitment, p2p.ErrNotOwner},
+		{"", 0, p2p.ErrNotFound},
 	} {
-		got, err := fetch(t, thief, hd, c.vault, c.digest)
+		got, err := fetch(t, thief, hd, c.vault, c.commitment)
 		var ref *p2p.RefusedError
 		if !errors.As(err, &ref) || !errors.Is(err, c.want) || got != nil {
-			t.Fatalf("thief fetching (%q, %x): %d blobs, err = %v, want %v", c.vault, c.digest, len(got), err, c.want)
+			t.Fatalf("thief fetching (%q, %d): %d copies, err = %v, want %v", c.vault, c.commitment, len(got), err, c.want)
 		}
 	}
 	if n := counter(t, hd.reg, "ksb_p2p_blob_bytes_total", map[string]string{"protocol": "fetch", "direction": "in"}); n != 0 {
@@ -99,16 +111,17 @@ func TestFetchNotOwner(t *testing.T) {
 
 func TestFetchRateLimited(t *testing.T) {
 	o := newOwner(t)
-	hd := newHolder(t, newMembers(o.id), p2p.WithFetchRate(2, time.Hour))
-	if _, err := o.push(t, hd, vaultA, blob(100, 14)); err != nil {
+	m := newMembers(o.id)
+	hd := newHolder(t, m, p2p.WithFetchRate(2, time.Hour))
+	if _, err := o.push(t, hd, m.place(t, o.id, hd, vaultA, 100, 14)); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if _, err := fetch(t, o, hd, "", nil); err != nil {
+		if _, err := fetch(t, o, hd, "", 0); err != nil {
 			t.Fatalf("fetch %d: %v", i, err)
 		}
 	}
-	if _, err := fetch(t, o, hd, "", nil); !errors.Is(err, p2p.ErrRateLimited) {
+	if _, err := fetch(t, o, hd, "", 0); !errors.Is(err, p2p.ErrRateLimited) {
 		t.Fatalf("third fetch: err = %v, want ErrRateLimited", err)
 	}
 }
@@ -121,18 +134,18 @@ func TestHolderRestart(t *testing.T) {
 	id := newIdentity(t)
 	dir := t.TempDir()
 	hd := startHolder(t, id, dir, m)
-	a := blob(60<<10, 15)
-	if _, err := o.push(t, hd, vaultA, a); err != nil {
+	c := m.place(t, o.id, hd, vaultA, 60<<10, 15)
+	if _, err := o.push(t, hd, c); err != nil {
 		t.Fatal(err)
 	}
 	hd.stop()
 
 	hd2 := startHolder(t, id, dir, m)
-	got, err := fetch(t, o, hd2, vaultA, nil)
+	got, err := fetch(t, o, hd2, vaultA, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || !bytes.Equal(got[0].Blob, a) {
+	if len(got) != 1 || !bytes.Equal(got[0].Blob, c.Blob) || got[0].Custody != c.Custody {
 		t.Fatalf("after restart fetched %d blobs", len(got))
 	}
 }
@@ -145,8 +158,11 @@ func TestFetchByzantineHolder(t *testing.T) {
 	good := blob(3000, 16)
 	d := sha256.Sum256(good)
 	entry := func(owner []byte, size uint64) []byte {
-		return frame((&pb.Frame{Entry: &pb.EntryHeader{Owner: owner, Vault: vaultA, Digest: d[:], Size: size}}).Marshal())
+		return frame((&pb.Frame{Entry: &pb.EntryHeader{Owner: owner, Vault: vaultA, Digest: d[:], Size: size,
+			Commitment: 1, Copies: 1}}).Marshal())
 	}
+	badCopy := frame((&pb.Frame{Entry: &pb.EntryHeader{Owner: o.id.PubKey(), Vault: vaultA, Digest: d[:], Size: 3000,
+		Commitment: 1, CopyIndex: 3, Copies: 3}}).Marshal())
 	end := func(n uint32) []byte { return frame((&pb.Frame{End: &pb.End{Count: n}}).Marshal()) }
 	tampered := append([]byte(nil), good...)
 	tampered[100] ^= 1
@@ -162,6 +178,7 @@ func TestFetchByzantineHolder(t *testing.T) {
 		{"silent", nil, p2p.ErrTruncated},
 		{"wrong end count", append(append(entry(o.id.PubKey(), 3000), good...), end(2)...), p2p.ErrProtocol},
 		{"garbage frame", frame([]byte{0xff, 0x01}), p2p.ErrMalformed},
+		{"copy index out of range", append(badCopy, good...), p2p.ErrMalformed},
 		{"oversized frame", frame(make([]byte, 5000)), p2p.ErrTooLarge},
 	}
 	for _, c := range cases {
@@ -172,7 +189,7 @@ func TestFetchByzantineHolder(t *testing.T) {
 				s.Write(c.reply)
 			})
 			introduce(o.h, bad.h)
-			got, err := p2p.Fetch(context.Background(), o.h, bad.h.ID(), "", nil)
+			got, err := p2p.Fetch(context.Background(), o.h, bad.h.ID(), "", 0)
 			if !errors.Is(err, c.want) || got != nil {
 				t.Fatalf("%d blobs, err = %v, want %v", len(got), err, c.want)
 			}
@@ -207,7 +224,7 @@ func TestFetchCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := p2p.Fetch(ctx, o.h, silent.h.ID(), "", nil)
+		_, err := p2p.Fetch(ctx, o.h, silent.h.ID(), "", 0)
 		done <- err
 	}()
 	<-opened // the request is on the wire; now give up
@@ -235,7 +252,7 @@ func TestFetchRefusedBeforeRequest(t *testing.T) {
 		connectOver(t, c.h, hd.h, transport)
 		for i := range 20 {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			_, err := p2p.Fetch(ctx, c.h, hd.h.ID(), vaultA, nil)
+			_, err := p2p.Fetch(ctx, c.h, hd.h.ID(), vaultA, 0)
 			cancel()
 			var ref *p2p.RefusedError
 			if !errors.As(err, &ref) || ref.Code != p2p.CodeNotFound {

@@ -2,6 +2,8 @@ package p2p_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/store"
@@ -22,17 +25,22 @@ import (
 
 var testListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 
-// members is an active set and, optionally, the live vaults.
+// members is an active set and a fake chain of custodies: what a holder's
+// Service asks of the chain.
 type members struct {
-	mu  sync.Mutex
-	set map[string]bool
-	// vaults maps each live vault to its members' keys; nil means every
-	// vault is live and every active node is a member of each.
-	vaults map[string]map[string]bool
+	mu        sync.Mutex
+	set       map[string]bool
+	custodies map[custody.CustodyID]p2p.Custody
+	next      uint64 // last commitment id
+	// lazy: Cached knows nothing, every custody comes from Lookup.
+	lazy bool
+	// down: Lookup fails as if the chain were unreachable.
+	down    bool
+	lookups int
 }
 
 func newMembers(ids ...*identity.Identity) *members {
-	m := &members{set: map[string]bool{}}
+	m := &members{set: map[string]bool{}, custodies: map[custody.CustodyID]p2p.Custody{}}
 	for _, id := range ids {
 		m.add(id)
 	}
@@ -52,35 +60,114 @@ func (m *members) remove(id *identity.Identity) {
 	delete(m.set, string(id.PubKey()))
 }
 
-// liveVault makes v a live vault with these members; from the first call
-// on, only vaults made live so are.
-func (m *members) liveVault(v string, ids ...*identity.Identity) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.vaults == nil {
-		m.vaults = map[string]map[string]bool{}
-	}
-	ms := map[string]bool{}
-	for _, id := range ids {
-		ms[string(id.PubKey())] = true
-	}
-	m.vaults[v] = ms
-}
-
 func (m *members) IsActive(pub []byte) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.set[string(pub)]
 }
 
-func (m *members) LiveVault(v string, pub []byte) (live, member bool) {
+func (m *members) Cached(id custody.CustodyID) (p2p.Custody, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.vaults == nil {
-		return true, m.set[string(pub)]
+	if m.lazy {
+		return p2p.Custody{}, false
 	}
-	ms, ok := m.vaults[v]
-	return ok, ms[string(pub)]
+	c, ok := m.custodies[id]
+	return c, ok
+}
+
+func (m *members) Lookup(_ context.Context, id custody.CustodyID) (p2p.Custody, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lookups++
+	if m.down {
+		return p2p.Custody{}, errors.New("chain unreachable")
+	}
+	c, ok := m.custodies[id]
+	if !ok {
+		return p2p.Custody{}, fmt.Errorf("custody %d/%d: %w", id.Commitment, id.Slot, p2p.ErrUnknownCustody)
+	}
+	return c, nil
+}
+
+// with runs f under the lock (to set lazy or down).
+func (m *members) with(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f()
+}
+
+// update changes custody id in the fake chain.
+func (m *members) update(id custody.CustodyID, f func(*p2p.Custody)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.custodies[id]
+	f(&c)
+	m.custodies[id] = c
+}
+
+func (m *members) lookupCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lookups
+}
+
+// share is one committed share version: its r copies (random bytes of one
+// size, as sealed copies are) and the chain's custodies of them.
+type share struct {
+	owner  *identity.Identity
+	id     uint64
+	vault  string
+	copies [][]byte
+	cm     custody.Commitment
+}
+
+// commit commits a share version of owner for vault with one copy of size
+// bytes per holder, and assigns copy i to holders[i] (slot i), as the chain
+// does.
+func (m *members) commit(t testing.TB, owner *identity.Identity, vault string, size int, seed byte, holders ...*identity.Identity) *share {
+	t.Helper()
+	sh := &share{owner: owner, vault: vault}
+	for i := range holders {
+		sh.copies = append(sh.copies, blob(size, seed+byte(i)*31))
+	}
+	cm, err := custody.NewCommitment(sh.copies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.cm = cm
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next++
+	sh.id = m.next
+	for i, h := range holders {
+		id := custody.CustodyID{Commitment: sh.id, Slot: uint64(i)}
+		m.custodies[id] = p2p.Custody{
+			ID: id, Holder: h.Address(identity.DefaultHRP), Owner: owner.Address(identity.DefaultHRP),
+			Vault: vault, Size: cm.Size, Root: cm.Root, Copies: len(holders), CopyIndex: i, Live: true,
+		}
+	}
+	return sh
+}
+
+// copy is copy i of the share, for the holder of slot i.
+func (sh *share) copy(t testing.TB, i int) p2p.Copy {
+	t.Helper()
+	path, err := custody.CommitPath(sh.cm.CopyRoots, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p2p.Copy{
+		Custody:   custody.CustodyID{Commitment: sh.id, Slot: uint64(i)},
+		CopyIndex: i, CommitPath: path, Owner: sh.owner.PubKey(), Blob: sh.copies[i],
+	}
+}
+
+// place commits a one-copy share version of o for vault held by hd, and
+// returns its copy.
+func (m *members) place(t testing.TB, o *identity.Identity, hd *holder, vault string, size int, seed byte) p2p.Copy {
+	t.Helper()
+	return m.commit(t, o, vault, size, seed, hd.id).copy(t, 0)
 }
 
 func newIdentity(t testing.TB) *identity.Identity {

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-msgio"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/internal/field"
 	"github.com/ksb-project/ksb/store"
 )
@@ -18,13 +19,17 @@ import (
 // Protocol IDs, resource-manager service names, caps and timeouts of the
 // stream protocols (docs/protocol.md gives the frames).
 const (
-	// PushProtocol carries one sealed blob from its owner to a holder.
-	PushProtocol protocol.ID = "/ksb/push/1.0.0"
-	// FetchProtocol returns an owner's blobs to that owner, on its request.
-	FetchProtocol protocol.ID = "/ksb/fetch/1.0.0"
-	// ReturnProtocol carries an owner's blobs from a holder to the owner
+	// PushProtocol carries one sealed copy from its owner to the holder the
+	// chain assigned it to (a custody): version 2, whose header names the
+	// custody and carries the copy's commit path.
+	PushProtocol protocol.ID = "/ksb/push/2.0.0"
+	// FetchProtocol returns an owner's copies to that owner, on its
+	// request, each with its custody, copy index and commit path.
+	FetchProtocol protocol.ID = "/ksb/fetch/2.0.0"
+	// ReturnProtocol carries an owner's copies from a holder to the owner
 	// after a recovery request on gossip; the holder opens the stream, offers
-	// the blobs and sends them if the owner accepts (2.0.0: the offer).
+	// the copies (a ReturnOffer) and sends them, as fetch v2's entries, only
+	// if the owner accepts.
 	ReturnProtocol protocol.ID = "/ksb/return/2.0.0"
 
 	// PushServiceName, FetchServiceName and ReturnServiceName are the
@@ -45,16 +50,27 @@ const (
 	// a bech32 "thorpub1…" key is about 80 characters.
 	MaxVaultLen = store.MaxVaultLen
 
-	// maxHeaderSize caps a push header or fetch entry header: a 33-byte key,
-	// a vault of at most MaxVaultLen, a 32-byte digest and two varints take
-	// under 260 bytes with their tags.
+	// maxHeaderSize caps a push header: four varints (at most 40 bytes with
+	// their tags), a commit path of at most maxCommitPath 32-byte hashes
+	// (204 bytes framed) and a 33-byte key take under 290 bytes.
 	maxHeaderSize = 512
-	// maxRequestSize caps a fetch request: a vault and a digest.
+	// maxRequestSize caps a fetch request: a vault of at most MaxVaultLen
+	// and a commitment id.
 	maxRequestSize = 256
 	// maxResponseSize caps a push response or fetch/return frame: a receipt
-	// (two keys, vault, digest, size, time, 64-byte signature) is under 350
-	// bytes, an error frame under maxErrorMessage+8.
+	// (two keys, four varints, a copy root, time, 64-byte signature) is under
+	// 250 bytes; an entry header (a key, a vault of at most MaxVaultLen, a
+	// digest, six varints, a 6-hash commit path) under 560; an error frame
+	// under maxErrorMessage+8.
 	maxResponseSize = 1024
+
+	// maxCommitPath caps a commit path: a commitment has at most
+	// custody.MaxCopies = 2^6 copies, so a copy root is at most 6 levels
+	// below the commitment root.
+	maxCommitPath = 6
+	// maxSlot is the largest slot of a custody: the chain packs it into 8
+	// bits of a custody id.
+	maxSlot = 255
 	// maxErrorMessage truncates the text of an error frame; the code is what
 	// programs act on, the text is for logs.
 	maxErrorMessage = 256
@@ -75,8 +91,28 @@ const (
 	MaxFetchBytes   = 64 << 20
 )
 
-// digestSize is the length of a sha256 digest.
+// digestSize is the length of a sha256 digest, and of a commit path hash.
 const digestSize = 32
+
+// checkCopyFields checks what a push header or fetch entry says of a copy
+// before anything is read or allocated for it: slot, copy index and commit
+// path within their caps.
+func checkCopyFields(slot uint64, copyIndex uint32, path [][]byte) error {
+	switch {
+	case slot > maxSlot:
+		return fmt.Errorf("slot %d, at most %d", slot, maxSlot)
+	case copyIndex >= custody.MaxCopies:
+		return fmt.Errorf("copy index %d, at most %d", copyIndex, custody.MaxCopies-1)
+	case len(path) > maxCommitPath:
+		return fmt.Errorf("commit path of %d hashes, at most %d", len(path), maxCommitPath)
+	}
+	for i, h := range path {
+		if len(h) != digestSize {
+			return fmt.Errorf("commit path hash %d is %d bytes", i, len(h))
+		}
+	}
+	return nil
+}
 
 // readFrame reads one varint-delimited frame of at most max bytes.
 func readFrame(r io.Reader, max int) ([]byte, error) {

@@ -15,43 +15,69 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
 	"github.com/ksb-project/ksb/store"
 )
 
-// Push sends blob, sealed by owner for vault, to the holder over
-// PushProtocol and returns the holder's receipt once it has verified it: signed
-// by the holder's key (the one its peer ID embeds) and naming exactly this
-// owner, vault, digest and size. A refusal is returned as a *RefusedError; a
-// stream refused or reset by a resource manager (this host's or the
-// holder's) as an error wrapping ErrBusy. The host must run owner's identity,
-// and know an address of the holder or be connected to it. The stream's
-// deadline is ctx's, or PushTimeout if that is sooner. Push does not bound
-// how many pushes the caller runs at once: keep to MaxPushStreamsPerPeer per
-// holder (Service.Push does).
-func Push(ctx context.Context, h host.Host, holder peer.ID, owner *identity.Identity, vault string, blob []byte) (*Receipt, error) {
-	if h.ID() != owner.PeerID() {
-		return nil, fmt.Errorf("%w: host %s does not run the owner's identity", ErrBadConfig, h.ID())
+// Copy is one sealed copy of a share version and what its holder checks it
+// against: the custody the chain assigned it to, the copy index (which of
+// the commitment's r copies it is), its commit path (custody.CommitPath)
+// and the commitment owner's key.
+type Copy struct {
+	Custody    custody.CustodyID
+	CopyIndex  int
+	CommitPath [][]byte
+	Owner      []byte
+	Blob       []byte
+}
+
+// Push sends copy c over PushProtocol to holder, the node the chain
+// assigned c.Custody to, and returns the holder's receipt once it has
+// verified it: signed by the holder's key (the one its peer ID embeds) and
+// naming exactly this pusher, custody, copy index, size and copy root. A
+// refusal is returned as a *RefusedError; a stream refused or reset by a
+// resource manager (this host's or the holder's) as an error wrapping
+// ErrBusy. The host must run pusher's identity, and know an address of the
+// holder or be connected to it. The stream's deadline is ctx's, or
+// PushTimeout if that is sooner. Push does not bound how many pushes the
+// caller runs at once: keep to MaxPushStreamsPerPeer per holder
+// (Service.Push does).
+func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Identity, c Copy) (*Receipt, error) {
+	if h.ID() != pusher.PeerID() {
+		return nil, fmt.Errorf("%w: host %s does not run the pusher's identity", ErrBadConfig, h.ID())
 	}
-	if err := validVault(vault); err != nil {
+	if len(c.Blob) == 0 || len(c.Blob) > MaxBlobSize {
+		return nil, fmt.Errorf("%w: copy of %d bytes, want 1 to %d", ErrTooLarge, len(c.Blob), MaxBlobSize)
+	}
+	if c.CopyIndex < 0 {
+		return nil, fmt.Errorf("%w: copy index %d", ErrMalformed, c.CopyIndex)
+	}
+	if err := checkCopyFields(c.Custody.Slot, uint32(c.CopyIndex), c.CommitPath); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if len(blob) == 0 || len(blob) > MaxBlobSize {
-		return nil, fmt.Errorf("%w: blob of %d bytes, want 1 to %d", ErrTooLarge, len(blob), MaxBlobSize)
+	if _, err := identity.ParsePubKey(c.Owner); err != nil {
+		return nil, fmt.Errorf("%w: owner: %v", ErrMalformed, err)
 	}
 	holderKey, err := identity.PubKeyFromPeerID(holder)
 	if err != nil {
 		return nil, fmt.Errorf("holder: %w", err)
 	}
-	digest := sha256.Sum256(blob)
-	hdr := pb.PushHeader{Owner: owner.PubKey(), Vault: vault, Digest: digest[:], Size: uint64(len(blob))}
+	root, err := custody.CopyRoot(c.Blob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	hdr := &pb.PushHeader{
+		Commitment: c.Custody.Commitment, Slot: c.Custody.Slot, CopyIndex: uint32(c.CopyIndex),
+		Size: uint64(len(c.Blob)), CommitPath: c.CommitPath, Owner: c.Owner,
+	}
 
 	s, err := h.NewStream(ctx, holder, PushProtocol)
 	if err != nil {
 		return nil, busy(fmt.Errorf("opening push stream to %s: %w", holder, err))
 	}
-	resp, err := pushOnStream(ctx, s, &hdr, blob)
+	resp, err := pushOnStream(ctx, s, hdr, c.Blob)
 	if err != nil {
 		s.Reset()
 		return nil, busy(err)
@@ -67,8 +93,9 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, owner *identity.Iden
 	switch {
 	case !bytes.Equal(r.Holder, holderKey):
 		return nil, fmt.Errorf("%w: signed by %x, not by holder %s", ErrBadReceipt, r.Holder, holder)
-	case !bytes.Equal(r.Owner, hdr.Owner) || r.Vault != vault || r.Digest != digest || r.Size != int64(len(blob)):
-		return nil, fmt.Errorf("%w: does not describe the pushed blob", ErrBadReceipt)
+	case !bytes.Equal(r.Pusher, pusher.PubKey()) || r.Custody != c.Custody || r.CopyIndex != c.CopyIndex ||
+		r.Size != int64(len(c.Blob)) || r.CopyRoot != root:
+		return nil, fmt.Errorf("%w: does not describe the pushed copy", ErrBadReceipt)
 	}
 	if err := r.Verify(); err != nil {
 		return nil, err
@@ -152,14 +179,14 @@ const (
 // a stream refused by a resource manager) it tries again up to
 // pushBusyRetries times with exponential backoff before returning ErrBusy.
 // A busy holder is not a faulty one.
-func (s *Service) Push(ctx context.Context, holder peer.ID, vault string, blob []byte) (*Receipt, error) {
+func (s *Service) Push(ctx context.Context, holder peer.ID, c Copy) (*Receipt, error) {
 	backoff := pushBusyBackoff
 	for try := 0; ; try++ {
-		r, err := s.pushOnce(ctx, holder, vault, blob)
+		r, err := s.pushOnce(ctx, holder, c)
 		if err == nil || !errors.Is(err, ErrBusy) || try == pushBusyRetries {
 			return r, err
 		}
-		s.log.Debug("holder busy; retrying", "holder", holder, "vault", vault, "try", try+1, "err", err)
+		s.log.Debug("holder busy; retrying", "holder", holder, "custody", idString(c.Custody), "try", try+1, "err", err)
 		t := time.NewTimer(backoff + jitter(backoff/2))
 		select {
 		case <-ctx.Done():
@@ -171,16 +198,18 @@ func (s *Service) Push(ctx context.Context, holder peer.ID, vault string, blob [
 	}
 }
 
-func (s *Service) pushOnce(ctx context.Context, holder peer.ID, vault string, blob []byte) (*Receipt, error) {
+func (s *Service) pushOnce(ctx context.Context, holder peer.ID, c Copy) (*Receipt, error) {
 	release, ok := s.pushOut.acquire(ctx.Done(), holder)
 	if !ok {
 		return nil, fmt.Errorf("waiting for a push slot to %s: %w", holder, ctx.Err())
 	}
 	defer release()
-	r, err := Push(ctx, s.h, holder, s.id, vault, blob)
-	s.m.observe("push", "out", err, "accepted", len(blob))
+	r, err := Push(ctx, s.h, holder, s.id, c)
+	s.m.observe("push", "out", err, "accepted", len(c.Blob))
 	return r, err
 }
+
+func idString(id custody.CustodyID) string { return fmt.Sprintf("%d/%d", id.Commitment, id.Slot) }
 
 // jitter returns a random duration in [0, d).
 func jitter(d time.Duration) time.Duration {
@@ -252,9 +281,12 @@ func (s *Service) handlePush(st network.Stream) {
 // servePush classifies the remote peer, then reads, checks and stores one
 // push and writes the receipt. It returns a *RefusedError for every refusal
 // (the caller sends it), another error when the stream itself failed, or the
-// result label on success. Only an active node gets past the first check, and
+// result label on success. Only an active node gets past the first check;
 // only within its allowance does it get a service slot, memory, or a byte
-// read.
+// read; and only for a custody the chain assigned to this holder, of a
+// commitment the pusher owns (or a repair it is the source of), with the
+// committed size and copy index, is the copy read. It is stored only if it
+// hashes to the committed root.
 func (s *Service) servePush(st network.Stream) (result string, n int, class peerClass, err error) {
 	remote := st.Conn().RemotePeer()
 	remoteKey, kerr := identity.PubKeyFromPeerID(remote)
@@ -288,38 +320,43 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 	if err := hdr.Unmarshal(b); err != nil {
 		return "", 0, class, refuse(CodeMalformed, "header: %v", err)
 	}
+	if err := checkCopyFields(hdr.Slot, hdr.CopyIndex, hdr.CommitPath); err != nil {
+		return "", 0, class, refuse(CodeMalformed, "%v", err)
+	}
 	if _, err := identity.ParsePubKey(hdr.Owner); err != nil {
 		return "", 0, class, refuse(CodeMalformed, "owner: %v", err)
 	}
-	if err := validVault(hdr.Vault); err != nil {
-		return "", 0, class, refuse(CodeMalformed, "%v", err)
-	}
-	if len(hdr.Digest) != digestSize {
-		return "", 0, class, refuse(CodeMalformed, "digest of %d bytes, want %d", len(hdr.Digest), digestSize)
-	}
 	if hdr.Size == 0 {
-		return "", 0, class, refuse(CodeMalformed, "empty blob")
-	}
-	if !bytes.Equal(remoteKey, hdr.Owner) {
-		return "", 0, class, refuse(CodeNotOwner, "peer %s pushes for owner %x", remote, hdr.Owner)
-	}
-	// The chain refuses an attestation for a vault it does not hold live, so
-	// such a blob would cost a failing transaction and a block, and then sit
-	// in the store unattested: it is refused before its body is read.
-	live, member := s.members.LiveVault(hdr.Vault, hdr.Owner)
-	if !live {
-		return "", 0, class, refuse(CodeUnknownVault, "vault %s is not live on chain", hdr.Vault)
-	}
-	if s.strategy == StrategyVault && !member {
-		return "", 0, class, refuse(CodeNotMember, "owner %x is not a member of vault %s", hdr.Owner, hdr.Vault)
+		return "", 0, class, refuse(CodeMalformed, "empty copy")
 	}
 	if hdr.Size > uint64(s.maxBlob) {
-		return "", 0, class, refuse(CodeTooLarge, "blob of %d bytes, cap %d", hdr.Size, s.maxBlob)
+		return "", 0, class, refuse(CodeTooLarge, "copy of %d bytes, cap %d", hdr.Size, s.maxBlob)
+	}
+	id := custody.CustodyID{Commitment: hdr.Commitment, Slot: hdr.Slot}
+	pusher, err := identity.AddressFromPubKey(remoteKey, s.hrp)
+	if err != nil {
+		return "", 0, class, refuse(CodeInternal, "address of %s: %v", remote, err)
+	}
+	c, err := s.custody(remote, id, pusher)
+	if err != nil {
+		return "", 0, class, err
+	}
+	owner, err := identity.AddressFromPubKey(hdr.Owner, s.hrp)
+	switch {
+	case c.Holder != s.self:
+		return "", 0, class, refuse(CodeNotAssigned, "custody %s is assigned to %s", idString(id), c.Holder)
+	case pusher != c.Owner && (c.Source == "" || pusher != c.Source):
+		return "", 0, class, refuse(CodeNotOwner, "peer %s (%s) is neither the owner of custody %s nor its repair source", remote, pusher, idString(id))
+	case c.Failed || !c.Live:
+		return "", 0, class, refuse(CodeNotLive, "custody %s has failed or its commitment no longer counts", idString(id))
+	case err != nil || owner != c.Owner:
+		return "", 0, class, refuse(CodeWrongCopy, "owner key %x is not the commitment owner %s's", hdr.Owner, c.Owner)
+	case hdr.Size != c.Size || int(hdr.CopyIndex) != c.CopyIndex:
+		return "", 0, class, refuse(CodeWrongCopy, "copy %d of %d bytes, custody %s holds copy %d of %d bytes",
+			hdr.CopyIndex, hdr.Size, idString(id), c.CopyIndex, c.Size)
 	}
 	size := int(hdr.Size)
-	var digest [32]byte
-	copy(digest[:], hdr.Digest)
-	if _, err := s.admit(hdr.Owner, hdr.Vault, digest, int64(size)); err != nil {
+	if err := s.admit(hdr.Owner, id, int64(size)); err != nil {
 		return "", 0, class, err
 	}
 
@@ -330,25 +367,30 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 	blob, err := readBlob(st, size)
 	switch {
 	case errors.Is(err, ErrBusy):
-		return "", 0, class, refuse(CodeBusy, "no memory for a %d-byte blob", size)
+		return "", 0, class, refuse(CodeBusy, "no memory for a %d-byte copy", size)
 	case errors.Is(err, ErrTruncated):
-		return "", 0, class, refuse(CodeTruncated, "stream ended before %d blob bytes", size)
+		return "", 0, class, refuse(CodeTruncated, "stream ended before %d copy bytes", size)
 	case err != nil:
 		return "", 0, class, err
 	}
 	defer st.Scope().ReleaseMemory(size)
-	if sha256.Sum256(blob) != digest {
-		return "", 0, class, refuse(CodeDigestMismatch, "blob does not hash to %x", digest)
+	if err := custody.VerifyCopy(c.Root, c.Size, c.Copies, c.CopyIndex, hdr.CommitPath, blob); err != nil {
+		return "", 0, class, refuse(CodeBadCopy, "custody %s: %v", idString(id), err)
 	}
 
-	entry, result, err := s.commit(hdr.Owner, hdr.Vault, digest, blob)
+	e := store.Entry{
+		Custody: id, Owner: hdr.Owner, Vault: c.Vault, CopyIndex: c.CopyIndex, Copies: c.Copies,
+		CommitPath: hdr.CommitPath, Digest: sha256.Sum256(blob), Size: int64(size), Received: time.Now(),
+	}
+	entry, result, err := s.commit(e, blob)
 	if err != nil {
 		return "", 0, class, err
 	}
 	r := &Receipt{
-		Holder: s.id.PubKey(), Owner: entry.Owner, Vault: entry.Vault,
-		Digest: entry.Digest, Size: entry.Size, Time: entry.Received,
+		Holder: s.id.PubKey(), Pusher: remoteKey, Custody: id, CopyIndex: entry.CopyIndex,
+		Size: entry.Size, Time: entry.Received,
 	}
+	r.CopyRoot, _ = custody.CopyRoot(blob)
 	signReceipt(s.id, r)
 	// The slot is given back before the receipt goes out: an owner that has
 	// read it may open its next push at once, and must find the slot free.
@@ -359,58 +401,73 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 	return result, size, class, nil
 }
 
-// admit checks the owner's quota for storing a blob of size under (owner,
-// vault). It returns the entry already stored with this digest, if any (a
-// duplicate needs no quota).
-func (s *Service) admit(owner []byte, vault string, digest [32]byte, size int64) (*store.Entry, error) {
-	entries, err := s.st.Entries(owner)
-	if err != nil {
-		return nil, refuse(CodeInternal, "reading entries")
+// custody returns what the chain says of custody id for a push by remote
+// (address pusher): from the holder's view if it has it, else from a chain
+// lookup within remote's lookup allowance. A view that names another source
+// than the pusher for a repair's custody is looked up again: the chain
+// redraws a source that did not deliver in time.
+func (s *Service) custody(remote peer.ID, id custody.CustodyID, pusher string) (Custody, error) {
+	c, ok := s.members.Cached(id)
+	if ok && (c.Source == "" || c.Source == pusher || c.Owner == pusher || c.Holder != s.self) {
+		return c, nil
 	}
-	blobs, bytes := len(entries), int64(0)
-	for i, e := range entries {
-		bytes += e.Size
-		if e.Vault != vault {
-			continue
-		}
-		if e.Digest == digest {
-			return &entries[i], nil
-		}
-		blobs-- // the new blob replaces this one
-		bytes -= e.Size
+	if !s.lookupLimit.allow(remote) {
+		return Custody{}, refuse(CodeRateLimited, "too many pushes naming custodies this holder must look up")
 	}
-	if blobs+1 > s.quotaBlobs || bytes+size > s.quotaBytes {
-		return nil, refuse(CodeOverQuota, "owner keeps %d blobs, %d bytes here; quota %d blobs, %d bytes", blobs, bytes, s.quotaBlobs, s.quotaBytes)
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	c, err := s.members.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, ErrUnknownCustody):
+		return Custody{}, refuse(CodeUnknownCustody, "custody %s is not in chain state", idString(id))
+	case err != nil:
+		s.log.Warn("reading a custody from the chain", "custody", idString(id), "err", err)
+		return Custody{}, refuse(CodeBusy, "cannot read custody %s from the chain now", idString(id))
+	case c.ID != id:
+		return Custody{}, refuse(CodeInternal, "the chain view answered custody %s for %s", idString(c.ID), idString(id))
 	}
-	return nil, nil
+	return c, nil
 }
 
-// commit stores a verified blob durably, under the owner's lock so that the
-// quota check and the write are one step, and runs the callbacks.
-func (s *Service) commit(owner []byte, vault string, digest [32]byte, blob []byte) (store.Entry, string, error) {
-	unlock := s.owners.lock(string(owner))
-	defer unlock()
-	dup, err := s.admit(owner, vault, digest, int64(len(blob)))
+// admit checks the owner's quota for storing a copy of size bytes for
+// custody id (a copy already stored for id needs no more quota).
+func (s *Service) admit(owner []byte, id custody.CustodyID, size int64) error {
+	entries, err := s.st.Entries(owner)
 	if err != nil {
+		return refuse(CodeInternal, "reading entries")
+	}
+	blobs, bytes := len(entries), int64(0)
+	for _, e := range entries {
+		if e.Custody == id {
+			return nil
+		}
+		bytes += e.Size
+	}
+	if blobs+1 > s.quotaBlobs || bytes+size > s.quotaBytes {
+		return refuse(CodeOverQuota, "owner keeps %d copies, %d bytes here; quota %d copies, %d bytes", blobs, bytes, s.quotaBlobs, s.quotaBytes)
+	}
+	return nil
+}
+
+// commit stores a verified copy durably, under the owner's lock so that the
+// quota check and the write are one step, and runs the callback.
+func (s *Service) commit(e store.Entry, blob []byte) (store.Entry, string, error) {
+	unlock := s.owners.lock(string(e.Owner))
+	defer unlock()
+	if err := s.admit(e.Owner, e.Custody, e.Size); err != nil {
 		return store.Entry{}, "", err
 	}
-	if dup != nil {
-		if err := s.accepted(*dup); err != nil {
-			return store.Entry{}, "", err
-		}
-		return *dup, "duplicate", nil
-	}
-	e := store.Entry{Owner: owner, Vault: vault, Digest: digest, Size: int64(len(blob)), Received: time.Now()}
-	replaced, err := s.st.Put(e, blob)
+	added, err := s.st.Put(e, blob)
 	if err != nil {
-		s.log.Error("storing blob", "owner", fmt.Sprintf("%x", owner), "vault", vault, "err", err)
-		return store.Entry{}, "", refuse(CodeInternal, "storing the blob failed")
+		s.log.Error("storing copy", "custody", idString(e.Custody), "err", err)
+		return store.Entry{}, "", refuse(CodeInternal, "storing the copy failed")
 	}
 	result := "accepted"
-	if replaced != nil {
-		result = "replaced"
-		if s.onReplaced != nil {
-			s.onReplaced(*replaced)
+	if !added {
+		result = "duplicate"
+		// The stored entry's time is the one the receipt states.
+		if old, _, err := s.st.Get(e.Custody); err == nil {
+			e = old
 		}
 	}
 	if err := s.accepted(e); err != nil {
@@ -425,8 +482,8 @@ func (s *Service) accepted(e store.Entry) error {
 		return nil
 	}
 	if err := s.onAccepted(e); err != nil {
-		s.log.Error("recording an accepted blob", "owner", fmt.Sprintf("%x", e.Owner), "vault", e.Vault, "err", err)
-		return refuse(CodeInternal, "recording the blob failed")
+		s.log.Error("recording an accepted copy", "custody", idString(e.Custody), "err", err)
+		return refuse(CodeInternal, "recording the copy failed")
 	}
 	return nil
 }

@@ -163,11 +163,13 @@ func TestRecoveryOverGossip(t *testing.T) {
 	h2 := newHolder(t, m)
 	m.add(h1.id)
 	m.add(h2.id)
-	share := blob(60<<10, 20)
-	for _, hd := range []*holder{h1, h2} {
-		if _, err := o.push(t, hd, vaultA, share); err != nil {
+	sh := m.commit(t, o.id, vaultA, 60<<10, 20, h1.id, h2.id)
+	want := map[string][]byte{}
+	for i, hd := range []*holder{h1, h2} {
+		if _, err := o.push(t, hd, sh.copy(t, i)); err != nil {
 			t.Fatal(err)
 		}
+		want[string(hd.h.ID())] = sh.copies[i]
 	}
 	o.h.Close()
 
@@ -182,8 +184,8 @@ func TestRecoveryOverGossip(t *testing.T) {
 	rc.wait(t)
 	for _, hd := range []*holder{h1, h2} {
 		got := rc.r.blobsOf(hd.h.ID())
-		if len(got) != 1 || !bytes.Equal(got[0], share) {
-			t.Fatalf("holder %s sent %d blobs, want its copy once", hd.h.ID(), len(got))
+		if len(got) != 1 || !bytes.Equal(got[0], want[string(hd.h.ID())]) {
+			t.Fatalf("holder %s sent %d copies, want its own copy once", hd.h.ID(), len(got))
 		}
 	}
 	// A holder counts its send once the owner has closed the stream.
@@ -243,7 +245,7 @@ func TestRecoveryOverGossip(t *testing.T) {
 	rc2.wait(t)
 	waitUntil(t, 20*time.Second, "holders count their sends", func() bool { return returnCount(t, h1, "ok") > 1 && returnCount(t, h2, "ok") > 1 })
 	for _, hd := range []*holder{h1, h2} {
-		if got := rc2.r.blobsOf(hd.h.ID()); len(got) != 1 || !bytes.Equal(got[0], share) {
+		if got := rc2.r.blobsOf(hd.h.ID()); len(got) != 1 || !bytes.Equal(got[0], want[string(hd.h.ID())]) {
 			t.Fatalf("second recovery: holder %s sent %d blobs, want its copy once", hd.h.ID(), len(got))
 		}
 		if n := returnCount(t, hd, "ok"); n != 2 {
@@ -265,7 +267,7 @@ func writeFrameTo(t *testing.T, w io.Writer, msg []byte) {
 }
 
 // readReply reads the owner's one-frame reply to an offer.
-func readReply(t *testing.T, r io.Reader) pb.ReturnReply {
+func readReply(t *testing.T, r io.Reader) *pb.ReturnReply {
 	t.Helper()
 	var lenb [1]byte
 	if _, err := io.ReadFull(r, lenb[:]); err != nil {
@@ -275,7 +277,7 @@ func readReply(t *testing.T, r io.Reader) pb.ReturnReply {
 	if _, err := io.ReadFull(r, b); err != nil {
 		t.Fatal(err)
 	}
-	var rep pb.ReturnReply
+	rep := new(pb.ReturnReply)
 	if err := rep.Unmarshal(b); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +305,7 @@ func TestReturnOfferNonce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	offer := func(nonce []byte) (io.ReadWriteCloser, pb.ReturnReply) {
+	offer := func(nonce []byte) (io.ReadWriteCloser, *pb.ReturnReply) {
 		s, err := fake.h.NewStream(ctx, rc.n.h.ID(), p2p.ReturnProtocol)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/store"
 )
@@ -36,6 +38,20 @@ const (
 	// maxRateLimitedPeers bounds the rate limiter's memory: peers idle for
 	// longer than a full refill are dropped once this many are tracked.
 	maxRateLimitedPeers = 4096
+
+	// DefaultLookupBurst and DefaultLookupInterval rate-limit, per active
+	// peer, the chain lookups its push headers cause (a custody the
+	// holder's view does not have yet): an owner pushes r copies per share
+	// version, each to a different holder, so a holder sees at most a
+	// handful of new custodies from one owner per churn; a burst of 8 then
+	// one a second serves that with room, while a peer naming made-up
+	// custodies makes this holder ask the chain once a second at most.
+	DefaultLookupBurst    = 8
+	DefaultLookupInterval = time.Second
+
+	// lookupTimeout bounds one chain lookup while a push waits: the header
+	// deadline's order (an ABCI query answers in milliseconds).
+	lookupTimeout = HeaderTimeout
 )
 
 // ActiveSet tells whether a node is active: all Gossip needs of the chain.
@@ -46,23 +62,58 @@ type ActiveSet interface {
 	IsActive(pubKey []byte) bool
 }
 
-// Membership is what a holder needs of the chain: who is active, and which
-// vaults are live. The daemon implements it from its latest view of chain
-// state; it must be safe for concurrent use.
-type Membership interface {
-	ActiveSet
-	// LiveVault reports whether vault (a vault public key string) is a live
-	// vault on chain (created and not retired), and whether the node with
-	// this 33-byte compressed public key is one of its members.
-	LiveVault(vault string, pubKey []byte) (live, member bool)
+// Custody is what the chain says of one custody: what a holder checks a
+// pushed copy against before it reads it (docs/protocol.md, "Push").
+type Custody struct {
+	ID custody.CustodyID
+	// Holder is the address of the node the chain assigned the custody to;
+	// Owner the address of the commitment's owner; Source, for a repair's
+	// custody, the address of the node the chain named to send the copy
+	// ("" otherwise).
+	Holder, Owner, Source string
+	// Vault is the commitment's vault key.
+	Vault string
+	// Size, Root and Copies are the commitment's: every copy's size, the
+	// commitment root, and r.
+	Size   uint64
+	Root   [custody.HashSize]byte
+	Copies int
+	// CopyIndex is the copy the custody holds.
+	CopyIndex int
+	// Failed: the custody's status is failed. Live: its commitment is
+	// neither superseded nor retired.
+	Failed, Live bool
 }
 
-// Store is what a Service needs of the holder's blob store; *store.Store
+// Custodies is a holder's view of the chain's custodies. The daemon keeps
+// the custodies assigned to it from its chain polls and asks the chain for
+// others; it must be safe for concurrent use.
+type Custodies interface {
+	// Cached returns custody id if the view has it, without asking the
+	// chain.
+	Cached(id custody.CustodyID) (Custody, bool)
+	// Lookup asks the chain for custody id. A custody not in chain state
+	// is an error wrapping ErrUnknownCustody; any other error means the
+	// chain could not be read. The Service bounds how often each peer makes
+	// it ask (lookup rate, see WithLookupRate).
+	Lookup(ctx context.Context, id custody.CustodyID) (Custody, error)
+}
+
+// Membership is what a holder needs of the chain: who is active, and the
+// custodies. The daemon implements it from its latest view of chain state;
+// it must be safe for concurrent use.
+type Membership interface {
+	ActiveSet
+	Custodies
+}
+
+// Store is what a Service needs of the holder's copy store; *store.Store
 // implements it.
 type Store interface {
-	Put(e store.Entry, blob []byte) (replaced *store.Entry, err error)
-	Get(owner []byte, vault string) (store.Entry, []byte, error)
+	Put(e store.Entry, blob []byte) (added bool, err error)
+	Get(id custody.CustodyID) (store.Entry, []byte, error)
 	Entries(owner []byte) ([]store.Entry, error)
+	Usage(owner []byte) (blobs int, bytes int64, err error)
 	Stats() (blobs int, bytes int64, err error)
 }
 
@@ -154,16 +205,29 @@ func WithStrangerFetchRate(burst int, interval time.Duration) Option {
 	}
 }
 
-// WithStrategy tells the holder the network's holder-selection strategy
-// (config backup.strategy; default StrategyRandom). With StrategyVault an
-// owner pushes only to fellow members of the share's vault, so a push from an
-// owner that is not a member of the vault is refused with CodeNotMember.
-func WithStrategy(st Strategy) Option {
+// WithLookupRate sets the per-peer rate limit of chain lookups caused by
+// push headers naming custodies the holder's view does not have: burst at
+// once, then one per interval (default DefaultLookupBurst,
+// DefaultLookupInterval). A header over it is refused with CodeRateLimited.
+func WithLookupRate(burst int, interval time.Duration) Option {
 	return func(s *Service) error {
-		if _, err := ParseStrategy(string(st)); err != nil {
-			return err
+		if burst < 1 || interval <= 0 {
+			return fmt.Errorf("%w: lookup rate burst %d, interval %v", ErrBadConfig, burst, interval)
 		}
-		s.strategy = st
+		s.lookupLimit = newRateLimiter(burst, interval, maxRateLimitedPeers)
+		return nil
+	}
+}
+
+// WithHRP sets the bech32 prefix of node addresses (default
+// identity.DefaultHRP): the chain names holders and owners by address, and
+// the holder compares them with the addresses of peers' keys.
+func WithHRP(hrp string) Option {
+	return func(s *Service) error {
+		if err := identity.ValidateHRP(hrp); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadConfig, err)
+		}
+		s.hrp = hrp
 		return nil
 	}
 }
@@ -183,21 +247,13 @@ func WithRegisterer(r prometheus.Registerer) Option {
 // OnAccepted sets a function called with each entry the holder acknowledges,
 // after it is durable and before the receipt is sent: the daemon queues its
 // attestation there. It is called for a duplicate push too, so that an
-// attestation lost between storing the blob and queueing it (a crash) is
+// attestation lost between storing the copy and queueing it (a crash) is
 // queued again when the owner retries; it must therefore be idempotent. If it
 // returns an error, the push is refused with CodeInternal and no receipt is
-// sent (the blob stays stored; the owner's retry calls it again). It must not
+// sent (the copy stays stored; the owner's retry calls it again). It must not
 // block for long; it is called on the stream's goroutine.
 func OnAccepted(f func(store.Entry) error) Option {
 	return func(s *Service) error { s.onAccepted = f; return nil }
-}
-
-// OnReplaced sets a function called when a newer blob for the same (owner,
-// vault) replaced an older one, with the old entry, after the new one is
-// durable: the daemon releases the old attestation there. It is called
-// before OnAccepted for the new entry, under the same rules.
-func OnReplaced(f func(old store.Entry)) Option {
-	return func(s *Service) error { s.onReplaced = f; return nil }
 }
 
 // Service runs the ksb stream protocols on a host: the holder side of push
@@ -213,14 +269,15 @@ type Service struct {
 	quotaBlobs                int
 	quotaBytes                int64
 	maxBlob                   int
-	strategy                  Strategy
+	hrp                       string
+	self                      string // this holder's address
 	headerTimeout             time.Duration
 	pushTimeout, fetchTimeout time.Duration
 	fetchLimit                *rateLimiter // per peer
 	strangerFetchLimit        *rateLimiter // one bucket for all non-active owners
+	lookupLimit               *rateLimiter // chain lookups per peer
 	reg                       prometheus.Registerer
 	onAccepted                func(store.Entry) error
-	onReplaced                func(store.Entry)
 	m                         *metrics
 	owners                    keyedMutex
 
@@ -237,8 +294,8 @@ type Service struct {
 }
 
 // NewService registers the push and fetch handlers on h for the node id,
-// storing accepted blobs in st and accepting them only from owners m says are
-// active, for vaults m says are live.
+// storing accepted copies in st and accepting them only from peers m says
+// are active, for custodies m says the chain assigned to this node.
 func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts ...Option) (*Service, error) {
 	if h == nil || id == nil || st == nil || m == nil {
 		return nil, fmt.Errorf("%w: host, identity, store and membership are required", ErrBadConfig)
@@ -252,12 +309,13 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 		quotaBlobs:         DefaultQuotaBlobs,
 		quotaBytes:         DefaultQuotaBytes,
 		maxBlob:            MaxBlobSize,
-		strategy:           StrategyRandom,
+		hrp:                identity.DefaultHRP,
 		headerTimeout:      HeaderTimeout,
 		pushTimeout:        PushTimeout,
 		fetchTimeout:       FetchTimeout,
 		fetchLimit:         newRateLimiter(DefaultFetchBurst, DefaultFetchInterval, maxRateLimitedPeers),
 		strangerFetchLimit: newRateLimiter(DefaultStrangerFetchBurst, DefaultStrangerFetchInterval, 1),
+		lookupLimit:        newRateLimiter(DefaultLookupBurst, DefaultLookupInterval, maxRateLimitedPeers),
 		pushActive:         newStreamBudget(activePushStreams, MaxPushStreamsPerPeer),
 		fetchActive:        newStreamBudget(activeFetchStreams, MaxFetchStreamsPerPeer),
 		fetchStrangers:     newStreamBudget(strangerFetchStreams, MaxFetchStreamsPerPeer),
@@ -268,6 +326,7 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 			return nil, err
 		}
 	}
+	s.self = id.Address(s.hrp)
 	s.m = newMetrics()
 	if s.reg != nil {
 		if err := s.m.register(s.reg); err != nil {
@@ -320,9 +379,9 @@ func (s *Service) track(handle func(network.Stream)) network.StreamHandler {
 
 // HeartbeatStats are the figures a node announces in its heartbeat.
 type HeartbeatStats struct {
-	Blobs      int   // blobs held for others
+	Blobs      int   // copies held for others
 	Bytes      int64 // their total size
-	QuotaBlobs int   // blobs one owner may keep here
+	QuotaBlobs int   // copies one owner may keep here
 	QuotaBytes int64 // bytes one owner may keep here
 }
 

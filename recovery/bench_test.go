@@ -61,9 +61,11 @@ func BenchmarkRecover(b *testing.B) {
 			// fetch rate limit so that -benchtime can go above its burst.
 			ServiceOptions: []p2p.Option{p2p.WithFetchRate(1<<20, time.Millisecond)},
 		})
-		for _, hd := range net.Holders {
-			hd.Hold(b, owner, s.vault, blob)
+		copies, err := envelope.SealCopies(s.file, ownerMnemonic, 3, nil)
+		if err != nil {
+			b.Fatal(err)
 		}
+		net.Place(b, net.CommitCopies(b, owner, s.vault, copies))
 		out := b.TempDir()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()

@@ -18,28 +18,39 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
 )
 
-// holderRef is one holder of one blob, as the chain describes it.
+// holderRef is one holder of one copy, as the chain describes it.
 type holderRef struct {
-	addr   string
-	peer   peer.ID
-	addrs  []ma.Multiaddr
-	height int64 // block of its latest attestation of the blob
+	addr    string
+	peer    peer.ID
+	addrs   []ma.Multiaddr
+	custody custody.CustodyID
+	// copyIndex is the copy the chain says this custody holds: the fetched
+	// copy must verify as that copy of the commitment.
+	copyIndex int
+	status    string
+	lastProof int64
 }
 
-// candidate is one attested blob of a vault, with its holders.
+// candidate is one commitment of a vault (a share version), with the
+// holders of its copies.
 type candidate struct {
-	digest  [32]byte
-	hex     string
-	height  int64 // newest attestation of this digest
+	id      uint64
+	root    [custody.HashSize]byte
+	hex     string // the root, hex
+	size    uint64
+	copies  int
+	live    bool
+	height  int64 // block of the Commit
 	holders []holderRef
 }
 
 // vaultPlan is what the chain says about one vault of this node: its
-// attested blobs, newest first.
+// committed versions, newest live first.
 type vaultPlan struct {
 	vault string
 	cands []*candidate
@@ -83,20 +94,20 @@ func runChain(ctx context.Context, c *config, rep *Report) error {
 	}
 	rep.Owner = owner
 	var (
-		atts  []attest.Attestation
-		nodes []attest.Node
+		commits []attest.Commitment
+		nodes   []attest.Node
 	)
-	if err := query(func(ctx context.Context) (err error) { atts, err = client.AttestationsByOwner(ctx, owner); return }); err != nil {
+	if err := query(func(ctx context.Context) (err error) { commits, err = client.CommitmentsByOwner(ctx, owner); return }); err != nil {
 		return err
 	}
 	if err := query(func(ctx context.Context) (err error) { nodes, err = client.Nodes(ctx); return }); err != nil {
 		return err
 	}
-	if len(atts) == 0 {
-		return fmt.Errorf("%w: the chain at %s has no attestation for %s (is the mnemonic, or the prefix %q, right?)", ErrNoBackups, c.RPC, owner, hrp)
+	plans := plan(commits, nodes, owner, c.log)
+	if len(plans) == 0 {
+		return fmt.Errorf("%w: the chain at %s has no commitment of %s (is the mnemonic, or the prefix %q, right?)", ErrNoBackups, c.RPC, owner, hrp)
 	}
-	plans := plan(atts, nodes, c.log)
-	c.progress.printf("chain %s: %d vault(s) attested for %s", c.RPC, len(plans), owner)
+	c.progress.printf("chain %s: %d vault(s) committed by %s", c.RPC, len(plans), owner)
 
 	h, err := p2p.NewHost(p2p.HostConfig{Identity: c.id})
 	if err != nil {
@@ -138,64 +149,87 @@ func runChain(ctx context.Context, c *config, rep *Report) error {
 	return finish(rep)
 }
 
-// plan groups attestations by vault and digest, with each holder's peer ID
-// and addresses from the active nodes. Digests are ordered newest first (by
-// the height of their latest attestation), then by more holders, then by
-// digest; holders of a digest by their latest attestation, newest first.
-func plan(atts []attest.Attestation, nodes []attest.Node, log *slog.Logger) []vaultPlan {
+// holderRank orders a commitment's holders: those the chain counts
+// (attested, proven most recently first), then those not attested yet
+// (they may hold a copy whose attestation is pending), then stale ones.
+func holderRank(h holderRef) int {
+	switch h.status {
+	case "fresh":
+		return 0
+	case "pending":
+		return 1
+	}
+	return 2
+}
+
+// plan groups commitments by vault, with each holder's peer ID and
+// addresses from the active nodes. A vault's versions are ordered live
+// first, then newest first (commitment ids grow); failed custodies and the
+// owner itself are left out.
+func plan(commits []attest.Commitment, nodes []attest.Node, owner string, log *slog.Logger) []vaultPlan {
 	byAddr := make(map[string]attest.Node, len(nodes))
 	for _, n := range nodes {
 		byAddr[n.Address] = n
 	}
-	vaults := map[string]map[[32]byte]*candidate{}
-	for _, a := range atts {
-		raw, err := hex.DecodeString(a.Digest)
-		if err != nil || len(raw) != 32 {
-			log.Warn("attestation with a malformed digest ignored", "vault", a.Vault, "holder", a.Holder)
+	vaults := map[string][]*candidate{}
+	for _, cm := range commits {
+		if cm.Vault == "" {
+			continue // the vault is deleted: nothing to write it as
+		}
+		root, err := hex.DecodeString(cm.Root)
+		if err != nil || len(root) != custody.HashSize || cm.Copies == 0 || cm.Copies > custody.MaxCopies {
+			log.Warn("commitment with a malformed root or copy count ignored", "vault", cm.Vault, "commitment", cm.ID)
 			continue
 		}
-		d := [32]byte(raw)
-		if vaults[a.Vault] == nil {
-			vaults[a.Vault] = map[[32]byte]*candidate{}
-		}
-		cd := vaults[a.Vault][d]
-		if cd == nil {
-			cd = &candidate{digest: d, hex: hex.EncodeToString(raw)}
-			vaults[a.Vault][d] = cd
-		}
-		cd.height = max(cd.height, a.Height)
-		hr := holderRef{addr: a.Holder, height: a.Height}
-		if n, ok := byAddr[a.Holder]; ok {
-			hr.peer, _ = peer.Decode(n.PeerID)
-			for _, s := range n.Multiaddrs {
-				if m, err := ma.NewMultiaddr(s); err == nil {
-					hr.addrs = append(hr.addrs, m)
+		cd := &candidate{id: cm.ID, hex: cm.Root, size: cm.Size, copies: int(cm.Copies), live: cm.Live, height: cm.CommitHeight}
+		copy(cd.root[:], root)
+		for _, cu := range cm.Custodies {
+			if cu.Status == "failed" || cu.Holder == owner || int(cu.CopyIndex) >= cd.copies {
+				continue
+			}
+			hr := holderRef{
+				addr: cu.Holder, custody: custody.CustodyID{Commitment: cu.Commitment, Slot: cu.Slot},
+				copyIndex: int(cu.CopyIndex), status: cu.Status, lastProof: cu.LastProofHeight,
+			}
+			if !cu.Attested {
+				hr.status = "pending"
+			}
+			if n, ok := byAddr[cu.Holder]; ok {
+				hr.peer, _ = peer.Decode(n.PeerID)
+				for _, s := range n.Multiaddrs {
+					if m, err := ma.NewMultiaddr(s); err == nil {
+						hr.addrs = append(hr.addrs, m)
+					}
 				}
 			}
+			cd.holders = append(cd.holders, hr)
 		}
-		cd.holders = append(cd.holders, hr)
+		slices.SortFunc(cd.holders, func(a, b holderRef) int {
+			return cmp.Or(cmp.Compare(holderRank(a), holderRank(b)), cmp.Compare(b.lastProof, a.lastProof), strings.Compare(a.addr, b.addr))
+		})
+		vaults[cm.Vault] = append(vaults[cm.Vault], cd)
 	}
 	out := make([]vaultPlan, 0, len(vaults))
 	for v, cds := range vaults {
-		vp := vaultPlan{vault: v}
-		for _, cd := range cds {
-			slices.SortFunc(cd.holders, func(a, b holderRef) int {
-				return cmp.Or(cmp.Compare(b.height, a.height), strings.Compare(a.addr, b.addr))
-			})
-			vp.cands = append(vp.cands, cd)
-		}
-		slices.SortFunc(vp.cands, func(a, b *candidate) int {
-			return cmp.Or(cmp.Compare(b.height, a.height), cmp.Compare(len(b.holders), len(a.holders)), strings.Compare(a.hex, b.hex))
+		slices.SortFunc(cds, func(a, b *candidate) int {
+			if a.live != b.live {
+				if a.live {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Compare(b.id, a.id)
 		})
-		out = append(out, vp)
+		out = append(out, vaultPlan{vault: v, cands: cds})
 	}
 	slices.SortFunc(out, func(a, b vaultPlan) int { return strings.Compare(a.vault, b.vault) })
 	return out
 }
 
-// recoverVault tries the attested blobs of one vault, newest first, until
-// one verifies, and writes it. An older blob is used only when no holder of
-// every newer one delivered a valid blob.
+// recoverVault tries the committed versions of one vault, the live one
+// first, until a holder delivers a copy that verifies, and writes it. An
+// older version is used only when no holder of every newer one delivered a
+// valid copy.
 func (c *config) recoverVault(ctx context.Context, h host.Host, vp vaultPlan, start time.Time, skip func(Skip)) VaultResult {
 	res := VaultResult{Vault: vp.vault}
 	// No holder is asked for a vault that cannot be written.
@@ -205,7 +239,7 @@ func (c *config) recoverVault(ctx context.Context, h host.Host, vp vaultPlan, st
 	}
 	tried := 0
 	for i, cd := range vp.cands {
-		c.progress.printf("vault %s: asking %d holder(s) for blob %.16s… (block %d)", vp.vault, len(cd.holders), cd.hex, cd.height)
+		c.progress.printf("vault %s: asking %d holder(s) for a copy of commitment %d (root %.16s…, block %d)", vp.vault, len(cd.holders), cd.id, cd.hex, cd.height)
 		tried += len(cd.holders)
 		pt, hr, err := c.race(ctx, h, vp.vault, cd, skip)
 		if err != nil {
@@ -216,26 +250,29 @@ func (c *config) recoverVault(ctx context.Context, h host.Host, vp vaultPlan, st
 			continue
 		}
 		if i > 0 {
-			c.log.Warn("newest attested blob unavailable; using an older one", "vault", vp.vault, "digest", cd.hex, "height", cd.height)
-			c.progress.printf("vault %s: no valid copy of the newest attested blob; using the one attested at block %d", vp.vault, cd.height)
+			c.log.Warn("newest committed version unavailable; using an older one", "vault", vp.vault, "commitment", cd.id, "height", cd.height)
+			c.progress.printf("vault %s: no valid copy of the newest version; using commitment %d of block %d", vp.vault, cd.id, cd.height)
 		}
 		res.Holder, res.Peer, res.Digest, res.Height, res.Bytes = hr.addr, hr.peer, cd.hex, cd.height, len(pt)
+		res.Commitment = cd.id
 		res.File, res.Unchanged, res.Err = c.write(vp.vault, pt)
 		clear(pt)
 		res.Duration = time.Since(start)
 		c.reportWrite(&res)
 		return res
 	}
-	res.Err = fmt.Errorf("%w (%d blob(s), %d holder attestation(s) tried)", ErrNoValidBlob, len(vp.cands), tried)
+	res.Err = fmt.Errorf("%w (%d version(s), %d holder(s) tried)", ErrNoValidBlob, len(vp.cands), tried)
 	c.progress.printf("vault %s: NOT recovered: %v", vp.vault, res.Err)
 	return res
 }
 
-// race fetches the blob cd from its holders, fetchFanout at a time, and
-// returns the plaintext of the first copy that hashes to cd's digest and
-// opens as a keyshare of vault; the other fetches are then cancelled. Every
-// copy with that digest is the same bytes, so one that fails to open ends
-// the race: the digest itself is bad. Failures are reported to skip.
+// race fetches copies of commitment cd from its holders, fetchFanout at a
+// time, and returns the plaintext of the first copy that verifies against
+// cd's root (custody.VerifyCopy, as the copy index the chain names for that
+// holder's custody) and opens as a keyshare of vault; the other fetches are
+// then cancelled. Every copy of a commitment is the owner's encryption of
+// one plaintext, so a verified copy that fails to open ends the race: the
+// commitment itself is bad. Failures are reported to skip.
 func (c *config) race(ctx context.Context, h host.Host, vault string, cd *candidate, skip func(Skip)) ([]byte, *holderRef, error) {
 	rctx, cancel := context.WithCancel(ctx)
 	type result struct {
@@ -261,13 +298,13 @@ func (c *config) race(ctx context.Context, h host.Host, vault string, cd *candid
 				return
 			}
 			defer func() { <-sem }()
-			blob, err := c.fetchOne(rctx, h, hr, vault, cd.digest)
+			blob, err := c.fetchOne(rctx, h, hr, vault, cd)
 			results <- result{hr: hr, blob: blob, err: err}
 		}()
 	}
 	for range cd.holders {
 		r := <-results
-		s := Skip{Vault: vault, Holder: r.hr.addr, Peer: r.hr.peer, Digest: cd.hex, Err: r.err}
+		s := Skip{Vault: vault, Holder: r.hr.addr, Peer: r.hr.peer, Digest: cd.hex, Commitment: cd.id, Err: r.err}
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
@@ -289,9 +326,12 @@ func (c *config) race(ctx context.Context, h host.Host, vault string, cd *candid
 	return nil, nil, ErrNoValidBlob
 }
 
-// fetchOne fetches blob digest of vault from one holder, within
-// HolderTimeout, and checks its sha256.
-func (c *config) fetchOne(ctx context.Context, h host.Host, hr *holderRef, vault string, digest [32]byte) ([]byte, error) {
+// fetchOne fetches the copy of commitment cd that holder hr keeps, within
+// HolderTimeout, and checks it against the commitment: custody.VerifyCopy
+// with the root, size and r the chain records and the copy index the chain
+// names for hr's custody (not the one the holder claims), and the commit
+// path the holder sends.
+func (c *config) fetchOne(ctx context.Context, h host.Host, hr *holderRef, vault string, cd *candidate) ([]byte, error) {
 	if hr.peer == "" || len(hr.addrs) == 0 {
 		return nil, fmt.Errorf("%w: %s is not an active node with a multiaddr on the chain", ErrNoAddress, hr.addr)
 	}
@@ -299,20 +339,23 @@ func (c *config) fetchOne(ctx context.Context, h host.Host, hr *holderRef, vault
 	deadline := time.Now().Add(c.HolderTimeout)
 	fctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	got, err := p2p.Fetch(fctx, h, hr.peer, vault, digest[:])
+	got, err := p2p.Fetch(fctx, h, hr.peer, vault, cd.id)
 	if err != nil {
 		if ctx.Err() == nil && !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("%w (%v): %w", ErrHolderTimeout, c.HolderTimeout, err)
 		}
 		return nil, err
 	}
+	var last error = fmt.Errorf("%w: the holder sent %d copies, none of custody %d/%d", ErrBadCopy, len(got), hr.custody.Commitment, hr.custody.Slot)
 	for _, f := range got {
-		if f.Vault == vault && f.Digest == digest {
-			if err := checkDigest(f.Blob, digest); err != nil {
-				return nil, err
-			}
-			return f.Blob, nil
+		if f.Custody != hr.custody {
+			continue
 		}
+		if err := custody.VerifyCopy(cd.root, cd.size, cd.copies, hr.copyIndex, f.CommitPath, f.Blob); err != nil {
+			last = fmt.Errorf("%w: %w", ErrBadCopy, err)
+			continue
+		}
+		return f.Blob, nil
 	}
-	return nil, fmt.Errorf("%w: the holder sent %d other blob(s)", ErrDigestMismatch, len(got))
+	return nil, last
 }

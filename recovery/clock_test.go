@@ -12,7 +12,8 @@ import (
 
 // TestRecoverWithSkewedClock (issue 15): a machine that recovers a node is
 // often new and its clock minutes off until NTP catches up. Over gossip, with
-// real hosts and the holders' clocks right, recovery with the recoverer's
+// real hosts, versions committed on the chain and their copies with the
+// holders it assigned, and the holders' clocks right, recovery with the recoverer's
 // clock 10 minutes slow and 10 minutes fast brings both shares back byte for
 // byte, and reports the offset it measured against the holders' clocks.
 // (Two owners, one per case: a holder sends one owner's blobs at most every
@@ -25,16 +26,15 @@ func TestRecoverWithSkewedClock(t *testing.T) {
 	for _, hd := range net.Holders {
 		bootstrap = append(bootstrap, hd.Bootstrap())
 	}
+	// Each owner's versions are committed on the chain and their copies
+	// placed with the holders the chain assigned (what pushes leave); the
+	// recovery below does not ask the chain.
 	for _, o := range []struct {
 		id       *identity.Identity
 		mnemonic string
 	}{{owner, ownerMnemonic}, {other, otherMnemonic}} {
-		blobA := recoverytest.Seal(t, a.file, o.mnemonic)
-		blobB := recoverytest.Seal(t, b.file, o.mnemonic)
-		for _, hd := range net.Holders {
-			hd.Put(t, o.id, a.vault, blobA, time.Time{})
-			hd.Put(t, o.id, b.vault, blobB, time.Time{})
-		}
+		net.Place(t, net.Commit(t, o.id, o.mnemonic, a.vault, a.file))
+		net.Place(t, net.Commit(t, o.id, o.mnemonic, b.vault, b.file))
 	}
 	for _, c := range []struct {
 		name     string
@@ -74,7 +74,7 @@ func TestRecoverViaChainReportsClock(t *testing.T) {
 	owner := mustIdentity(t, ownerMnemonic)
 	a := ecdsaShare(t)
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 1, Vaults: []string{a.vault}})
-	net.Holders[0].Hold(t, owner, a.vault, recoverytest.Seal(t, a.file, ownerMnemonic))
+	net.Place(t, net.Commit(t, owner, ownerMnemonic, a.vault, a.file))
 	for _, skew := range []time.Duration{-10 * time.Minute, 0, 10 * time.Minute} {
 		var progress bytes.Buffer
 		rep, err := run(t, recovery.Options{

@@ -27,7 +27,7 @@ var (
 	ErrNoPeers = errors.New("recovery: no bootstrap peer reachable")
 
 	// ErrNoBackups is returned when nothing is known to be held for this
-	// node: the chain has no attestation of its address, or, without the
+	// node: the chain has no commitment of its address, or, without the
 	// chain, no holder returned a blob that opens with the mnemonic before
 	// the gossip timeout. A wrong mnemonic, or a wrong address prefix (HRP),
 	// gives this error. Nothing is written.
@@ -44,8 +44,14 @@ var (
 	ErrExists = errors.New("exists and differs from the recovered share (use --force to replace it)")
 
 	// ErrDigestMismatch is the error of a blob whose sha256 is not the
-	// digest the chain attests for it.
-	ErrDigestMismatch = errors.New("blob sha256 differs from the attested digest")
+	// digest its holder's entry header announced (gossip path).
+	ErrDigestMismatch = errors.New("blob sha256 differs from its header's digest")
+
+	// ErrBadCopy is the error of a copy that does not verify against the
+	// chain's commitment (custody.VerifyCopy: its root and commit path do
+	// not reach the committed root, as the copy index the chain names), or
+	// of a holder that sent no copy of its custody.
+	ErrBadCopy = errors.New("copy does not match the committed root")
 
 	// ErrWrongVault matches a *WrongVaultError: a blob that opens with the
 	// mnemonic and is a keyshare, but of another vault than the one it was
@@ -61,8 +67,8 @@ var (
 	// an active node with a usable multiaddr, so it cannot be dialled.
 	ErrNoAddress = errors.New("holder has no known address")
 
-	// ErrNoValidBlob is the error of an attested vault for which no holder
-	// delivered a blob that verifies; the reasons are in Report.Skipped.
+	// ErrNoValidBlob is the error of a committed vault for which no holder
+	// delivered a copy that verifies; the reasons are in Report.Skipped.
 	ErrNoValidBlob = errors.New("no holder delivered a valid blob")
 
 	// ErrBadVaultName is the error of a vault key that cannot be part of a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/keyshare"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/recovery"
@@ -145,6 +146,17 @@ func skipOf(rep *recovery.Report, vault, holder string) (recovery.Skip, bool) {
 	return recovery.Skip{}, false
 }
 
+// skipOfVersion returns the report's skip of holder for commitment id of
+// vault.
+func skipOfVersion(rep *recovery.Report, vault, holder string, id uint64) (recovery.Skip, bool) {
+	for _, s := range rep.Skipped {
+		if s.Vault == vault && s.Holder == holder && s.Commitment == id {
+			return s, true
+		}
+	}
+	return recovery.Skip{}, false
+}
+
 // logRecorder is a slog.Handler that keeps every record's message and
 // attributes and lets a test wait for one.
 type logRecorder struct {
@@ -245,15 +257,16 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 	return sum
 }
 
-// lyingStore serves entries and blobs from fixed lists instead of the
+// lyingStore serves entries and copies from fixed lists instead of the
 // holder's store, so that a holder can send what it wants under the header
-// it wants. gate, if set, is waited for before a blob of gateVault is read.
+// it wants. entries replace the store's entries when set; blobs replace
+// the copy of a custody (the entry's digest follows the lie, so the fetch
+// itself succeeds and the check against the chain's commitment is what
+// catches it).
 type lyingStore struct {
 	p2p.Store
-	entries   []store.Entry
-	blobs     map[string][]byte // by vault
-	gate      <-chan struct{}
-	gateVault string
+	entries []store.Entry
+	blobs   map[custody.CustodyID][]byte
 }
 
 func (s *lyingStore) Entries(owner []byte) ([]store.Entry, error) {
@@ -269,21 +282,25 @@ func (s *lyingStore) Entries(owner []byte) ([]store.Entry, error) {
 	return out, nil
 }
 
-func (s *lyingStore) Get(owner []byte, vault string) (store.Entry, []byte, error) {
-	if s.gate != nil && vault == s.gateVault {
-		<-s.gate
-	}
-	if s.entries == nil {
-		e, b, err := s.Store.Get(owner, vault)
-		if err == nil && s.blobs[vault] != nil {
-			b = s.blobs[vault]
+func (s *lyingStore) Get(id custody.CustodyID) (store.Entry, []byte, error) {
+	var e store.Entry
+	var err error
+	found := false
+	for _, le := range s.entries {
+		if le.Custody == id {
+			e, found = le, true
 		}
+	}
+	if !found {
+		if e, _, err = s.Store.Get(id); err != nil {
+			return store.Entry{}, nil, err
+		}
+	}
+	b, ok := s.blobs[id]
+	if !ok {
+		_, b, err = s.Store.Get(id)
 		return e, b, err
 	}
-	for _, e := range s.entries {
-		if bytes.Equal(owner, e.Owner) && e.Vault == vault {
-			return e, s.blobs[vault], nil
-		}
-	}
-	return store.Entry{}, nil, store.ErrNotFound
+	e.Digest, e.Size = sha256.Sum256(b), int64(len(b))
+	return e, b, nil
 }

@@ -203,10 +203,10 @@ type Path string
 
 // The two recovery paths.
 const (
-	// PathChain: attestations read from the chain, blobs fetched from the
-	// attesting holders over /ksb/fetch/1.0.0.
+	// PathChain: commitments read from the chain, copies fetched from the
+	// holders of their custodies over /ksb/fetch/2.0.0.
 	PathChain Path = "chain"
-	// PathGossip: a recovery request published on gossip, blobs returned by
+	// PathGossip: a recovery request published on gossip, copies returned by
 	// holders over /ksb/return/2.0.0.
 	PathGossip Path = "gossip"
 )
@@ -256,10 +256,13 @@ type VaultResult struct {
 	// its peer ID on the gossip path), and Peer its peer ID; empty if none.
 	Holder string
 	Peer   peer.ID
-	// Digest is the sha256 of the blob used, lower-case hex.
+	// Digest is, on the chain path, the root of the commitment whose copy
+	// was used (hex); on the gossip path, the sha256 of the blob used.
 	Digest string
-	// Height is the block of the newest attestation of Digest (chain path).
-	Height int64
+	// Commitment is the chain's id of that commitment, and Height the block
+	// that committed it (chain path).
+	Commitment uint64
+	Height     int64
 	// Received is when the holder says it received the blob (gossip path).
 	Received time.Time
 	// Bytes is the size of the keyshare file written.
@@ -284,11 +287,13 @@ type Skip struct {
 	// ID.
 	Holder string
 	Peer   peer.ID
-	// Digest is the digest asked for (chain path) or announced (gossip
-	// path), hex.
-	Digest string
-	// Err is why: ErrDigestMismatch, a *WrongVaultError, an envelope or
-	// keyshare error, ErrHolderTimeout, ErrNoAddress, a p2p refusal.
+	// Digest is the commitment root asked for (chain path, with
+	// Commitment its id) or the digest announced (gossip path), hex.
+	Digest     string
+	Commitment uint64
+	// Err is why: ErrBadCopy, ErrDigestMismatch, a *WrongVaultError, an
+	// envelope or keyshare error, ErrHolderTimeout, ErrNoAddress, a p2p
+	// refusal.
 	Err error
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/envelope"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
@@ -32,20 +35,18 @@ func mustIdentity(t testing.TB, m string) *identity.Identity {
 	return id
 }
 
-// TestRecoverViaChain: three holders keep an ECDSA and an EdDSA share of the
-// owner and attest them; recovery from the mnemonic alone brings both back
-// byte for byte through the chain.
+// TestRecoverViaChain: the owner commits an ECDSA and an EdDSA share, the
+// chain assigns each copy to one of three holders, which store and attest
+// them; recovery from the mnemonic alone brings both back byte for byte
+// through the chain, from a copy that verifies against the commitment.
 func TestRecoverViaChain(t *testing.T) {
 	owner := mustIdentity(t, ownerMnemonic)
 	a, b := ecdsaShare(t), eddsaShare(t)
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 3, Vaults: []string{a.vault, b.vault}})
-	blobA := recoverytest.Seal(t, a.file, ownerMnemonic)
-	blobB := recoverytest.Seal(t, b.file, ownerMnemonic)
-	for _, hd := range net.Holders {
-		hd.Put(t, owner, a.vault, blobA, time.Time{})
-		hd.Put(t, owner, b.vault, blobB, time.Time{})
-		hd.Attest(t, recoverytest.Entry(owner, a.vault, blobA), recoverytest.Entry(owner, b.vault, blobB))
-	}
+	va := net.Commit(t, owner, ownerMnemonic, a.vault, a.file)
+	vb := net.Commit(t, owner, ownerMnemonic, b.vault, b.file)
+	net.Place(t, va)
+	net.Place(t, vb)
 
 	out := filepath.Join(t.TempDir(), "out")
 	var progress bytes.Buffer
@@ -72,10 +73,11 @@ func TestRecoverViaChain(t *testing.T) {
 	}
 	for _, s := range []struct {
 		share
-		blob []byte
-	}{{a, blobA}, {b, blobB}} {
+		v *recoverytest.Version
+	}{{a, va}, {b, vb}} {
 		v := vaultResult(t, rep, s.vault)
-		if v.Err != nil || !holders[v.Holder] || v.Digest != digestHex(s.blob) || v.Bytes != len(s.file) || v.Height == 0 || v.File != filepath.Join(out, "localstate-"+s.vault+".json") {
+		if v.Err != nil || !holders[v.Holder] || v.Commitment != s.v.ID || v.Digest != hex.EncodeToString(s.v.Commitment.Root[:]) ||
+			v.Bytes != len(s.file) || v.Height == 0 || v.File != filepath.Join(out, "localstate-"+s.vault+".json") {
 			t.Fatalf("vault result %+v", v)
 		}
 	}
@@ -131,97 +133,105 @@ func TestRecoverViaGossipChainStopped(t *testing.T) {
 	}
 }
 
-// TestByzantineHoldersChain: among the holders one sends a tampered blob
-// under the attested digest, one attests (newest) and sends the owner's
-// share of another vault, one attests and sends another owner's blob, and
-// one accepts the stream and stays silent. Recovery uses the honest holder
-// (made to answer only after the tampered copy was rejected), and logs and
-// reports every bad one.
+// TestByzantineHoldersChain: the owner's live version of vault A is held by
+// liars only — one sends its copy tampered, one sends another holder's copy
+// of the same version as its own, one sends another owner's sealed share,
+// one sends its copy of the owner's vault B version, one accepts the stream
+// and stays silent — while an older version is held honestly. Every liar's
+// copy is refused by the check against the chain's commitment (nothing of
+// it is decrypted), each is logged and reported, and recovery uses the
+// older version's honest copy and says so.
 func TestByzantineHoldersChain(t *testing.T) {
 	owner := mustIdentity(t, ownerMnemonic)
 	other := mustIdentity(t, otherMnemonic)
 	a, b := ecdsaShare(t), eddsaShare(t)
-	blobA := recoverytest.Seal(t, a.file, ownerMnemonic)
-	blobB := recoverytest.Seal(t, b.file, ownerMnemonic)
 	othersA := recoverytest.Seal(t, a.file, otherMnemonic)
-	tampered := bytes.Clone(blobA)
-	tampered[len(tampered)/2] ^= 0x40
 
 	const (
-		honest, tamperer, silent, wrongVault, wrongOwner = 0, 1, 2, 3, 4
+		honest, tamperer, silent, wrongVault, wrongOwner, swapper = 0, 1, 2, 3, 4, 5
 	)
-	logs := &logRecorder{}
-	var net *recoverytest.Network
-	entry := func(vault string, blob []byte) store.Entry {
-		return store.Entry{Owner: owner.PubKey(), Vault: vault, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: time.Now()}
-	}
+	// The liars' stores are set once the versions exist (the chain assigns
+	// the custodies); until then they serve their real store.
+	lies := make([]*lyingStore, 6)
 	wrap := func(i int, st p2p.Store) p2p.Store {
-		switch i {
-		case honest:
-			// Answers for vault A once the tampered copy was rejected.
-			return &lyingStore{Store: st, gate: logs.when(func(r logRecord) bool {
-				return skipLogged(a.vault, net.Holders[tamperer].Address())(r)
-			}), gateVault: a.vault}
-		case tamperer:
-			return &lyingStore{Store: st, blobs: map[string][]byte{a.vault: tampered}}
-		case wrongVault:
-			return &lyingStore{Store: st, entries: []store.Entry{entry(a.vault, blobB)}, blobs: map[string][]byte{a.vault: blobB}}
-		case wrongOwner:
-			return &lyingStore{Store: st, entries: []store.Entry{entry(a.vault, othersA)}, blobs: map[string][]byte{a.vault: othersA}}
-		}
-		return st
+		lies[i] = &lyingStore{Store: st}
+		return lies[i]
 	}
-	net = recoverytest.Start(t, recoverytest.Config{
-		Owners: []*identity.Identity{owner, other}, Holders: 5, Vaults: []string{a.vault, b.vault},
+	logs := &logRecorder{}
+	net := recoverytest.Start(t, recoverytest.Config{
+		Owners: []*identity.Identity{owner, other}, Holders: 6, Vaults: []string{a.vault, b.vault},
 		WrapStore: wrap, Silent: []int{silent},
 	})
 	hs := net.Holders
-	hs[honest].Put(t, owner, a.vault, blobA, time.Time{})
-	hs[honest].Put(t, owner, b.vault, blobB, time.Time{})
-	hs[tamperer].Put(t, owner, a.vault, blobA, time.Time{})
-	hs[honest].Attest(t, recoverytest.Entry(owner, a.vault, blobA), recoverytest.Entry(owner, b.vault, blobB))
-	hs[tamperer].Attest(t, recoverytest.Entry(owner, a.vault, blobA))
-	hs[silent].Attest(t, recoverytest.Entry(owner, a.vault, blobA), recoverytest.Entry(owner, b.vault, blobB))
-	// The liars attest last, so their digests are the newest for vault A.
-	hs[wrongOwner].Attest(t, recoverytest.Entry(owner, a.vault, othersA))
-	hs[wrongVault].Attest(t, recoverytest.Entry(owner, a.vault, blobB))
+	old := net.Commit(t, owner, ownerMnemonic, a.vault, a.file)
+	vb := net.Commit(t, owner, ownerMnemonic, b.vault, b.file)
+	live := net.Commit(t, owner, ownerMnemonic, a.vault, a.file) // supersedes old
+	slot := func(v *recoverytest.Version, i int) int {
+		s := v.Slot(hs[i])
+		if s < 0 {
+			t.Fatalf("holder %d has no custody of commitment %d", i, v.ID)
+		}
+		return s
+	}
+	// The honest holder keeps the old version and B.
+	hs[honest].PutCopy(t, old, slot(old, honest), time.Time{})
+	hs[honest].PutCopy(t, vb, slot(vb, honest), time.Time{})
+	hs[honest].Attest(t, old.Assignments[slot(old, honest)].Custody, vb.Assignments[slot(vb, honest)].Custody)
+	// wrongVault holds its copy of B.
+	hs[wrongVault].PutCopy(t, vb, slot(vb, wrongVault), time.Time{})
+	// Every liar stores and attests its copy of the live version, then
+	// serves something else under that custody.
+	for _, i := range []int{tamperer, silent, wrongVault, wrongOwner, swapper} {
+		s := slot(live, i)
+		hs[i].PutCopy(t, live, s, time.Time{})
+		hs[i].Attest(t, live.Assignments[s].Custody)
+	}
+	cust := func(i int) custody.CustodyID { return live.Assignments[slot(live, i)].Custody }
+	_, mine := live.Entry(t, slot(live, tamperer), time.Time{})
+	tampered := bytes.Clone(mine)
+	tampered[len(tampered)/2] ^= 0x40
+	lies[tamperer].blobs = map[custody.CustodyID][]byte{cust(tamperer): tampered}
+	_, theirs := live.Entry(t, slot(live, tamperer), time.Time{})
+	lies[swapper].blobs = map[custody.CustodyID][]byte{cust(swapper): theirs}
+	_, bCopy := vb.Entry(t, slot(vb, wrongVault), time.Time{})
+	lies[wrongVault].blobs = map[custody.CustodyID][]byte{cust(wrongVault): bCopy}
+	lies[wrongOwner].blobs = map[custody.CustodyID][]byte{cust(wrongOwner): othersA}
 
 	out := t.TempDir()
 	var progress bytes.Buffer
-	rep, err := run(t, recovery.Options{Mnemonic: ownerMnemonic, OutDir: out, RPC: net.Chain.RPCURL(), Logger: logs.logger(), Progress: &progress})
+	rep, err := run(t, recovery.Options{Mnemonic: ownerMnemonic, OutDir: out, RPC: net.Chain.RPCURL(), Logger: logs.logger(),
+		Progress: &progress, HolderTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
 	checkFile(t, out, a)
 	checkFile(t, out, b)
 	onlyFiles(t, out, a, b)
-	if v := vaultResult(t, rep, a.vault); v.Holder != hs[honest].Address() || v.Digest != digestHex(blobA) {
-		t.Fatalf("vault A from %s (%s), want the honest holder's attested blob", v.Holder, v.Digest)
+	if v := vaultResult(t, rep, a.vault); v.Holder != hs[honest].Address() || v.Commitment != old.ID {
+		t.Fatalf("vault A from %s (commitment %d), want the honest holder's copy of commitment %d", v.Holder, v.Commitment, old.ID)
 	}
-
-	var wv *recovery.WrongVaultError
 	for _, c := range []struct {
 		name   string
 		holder int
 		check  func(error) bool
 	}{
-		{"tampered blob", tamperer, func(err error) bool { return errors.Is(err, p2p.ErrDigestMismatch) }},
-		{"another vault's blob", wrongVault, func(err error) bool {
-			return errors.As(err, &wv) && wv.Want == a.vault && wv.Got == b.vault && errors.Is(err, recovery.ErrWrongVault)
-		}},
-		{"another owner's blob", wrongOwner, func(err error) bool { return errors.Is(err, envelope.ErrWrongMnemonic) }},
+		{"tampered copy", tamperer, func(err error) bool { return errors.Is(err, recovery.ErrBadCopy) }},
+		{"another holder's copy", swapper, func(err error) bool { return errors.Is(err, recovery.ErrBadCopy) }},
+		{"another vault's copy", wrongVault, func(err error) bool { return errors.Is(err, recovery.ErrBadCopy) }},
+		{"another owner's share", wrongOwner, func(err error) bool { return errors.Is(err, recovery.ErrBadCopy) }},
+		{"silent", silent, func(err error) bool { return errors.Is(err, recovery.ErrHolderTimeout) }},
 	} {
 		addr := hs[c.holder].Address()
-		s, ok := skipOf(rep, a.vault, addr)
+		s, ok := skipOfVersion(rep, a.vault, addr, live.ID)
 		if !ok || !c.check(s.Err) {
-			t.Errorf("%s: holder %s skipped = %v, %v", c.name, addr, ok, s.Err)
+			t.Errorf("%s: holder %s skipped = %v, %v (commitment %d)", c.name, addr, ok, s.Err, s.Commitment)
 		}
 		if !logs.has(skipLogged(a.vault, addr)) {
 			t.Errorf("%s: holder %s not logged", c.name, addr)
 		}
 	}
-	if !strings.Contains(progress.String(), "using the one attested at block") {
-		t.Errorf("progress does not say an older attested blob was used:\n%s", progress.String())
+	if !strings.Contains(progress.String(), fmt.Sprintf("using commitment %d", old.ID)) {
+		t.Errorf("progress does not say an older version was used:\n%s", progress.String())
 	}
 }
 
@@ -232,10 +242,14 @@ func TestSilentHolderTimesOut(t *testing.T) {
 	owner := mustIdentity(t, ownerMnemonic)
 	a, b := ecdsaShare(t), eddsaShare(t)
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 2, Vaults: []string{a.vault, b.vault}, Silent: []int{1}})
-	blobA := recoverytest.Seal(t, a.file, ownerMnemonic)
-	blobB := recoverytest.Seal(t, b.file, ownerMnemonic)
-	net.Holders[0].Hold(t, owner, b.vault, blobB)
-	net.Holders[1].Attest(t, recoverytest.Entry(owner, a.vault, blobA))
+	hs := net.Holders
+	va := net.Commit(t, owner, ownerMnemonic, a.vault, a.file)
+	vb := net.Commit(t, owner, ownerMnemonic, b.vault, b.file)
+	// B: with holder 0. A: only the silent holder attests; holder 0 was
+	// assigned a copy it never got.
+	hs[0].PutCopy(t, vb, vb.Slot(hs[0]), time.Time{})
+	hs[0].Attest(t, vb.Assignments[vb.Slot(hs[0])].Custody)
+	hs[1].Attest(t, va.Assignments[va.Slot(hs[1])].Custody)
 
 	out := t.TempDir()
 	rep, err := run(t, recovery.Options{Mnemonic: ownerMnemonic, OutDir: out, RPC: net.Chain.RPCURL(), HolderTimeout: 500 * time.Millisecond})
@@ -246,24 +260,28 @@ func TestSilentHolderTimesOut(t *testing.T) {
 	if !strings.Contains(err.Error(), a.vault) || !errors.Is(inc.Missing[0].Err, recovery.ErrNoValidBlob) {
 		t.Fatalf("error %q does not name the vault and why", err)
 	}
-	s, ok := skipOf(rep, a.vault, net.Holders[1].Address())
+	s, ok := skipOf(rep, a.vault, hs[1].Address())
 	if !ok || !errors.Is(s.Err, recovery.ErrHolderTimeout) {
 		t.Fatalf("silent holder skip: %v, %v", ok, s.Err)
+	}
+	if s, ok := skipOf(rep, a.vault, hs[0].Address()); !ok || !errors.Is(s.Err, p2p.ErrNotFound) {
+		t.Fatalf("holder without the copy: %v, %v", ok, s.Err)
 	}
 	checkFile(t, out, b)
 	onlyFiles(t, out, b)
 }
 
-// TestMissingVault: a holder that attested a blob but no longer has it
+// TestMissingVault: a holder that attested a copy but no longer has it
 // refuses; the vault is reported missing, the other one written.
 func TestMissingVault(t *testing.T) {
 	owner := mustIdentity(t, ownerMnemonic)
 	a, b := ecdsaShare(t), eddsaShare(t)
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 1, Vaults: []string{a.vault, b.vault}})
 	hd := net.Holders[0]
-	hd.Hold(t, owner, a.vault, recoverytest.Seal(t, a.file, ownerMnemonic))
-	hd.Hold(t, owner, b.vault, recoverytest.Seal(t, b.file, ownerMnemonic))
-	if err := hd.Store.Delete(owner.PubKey(), a.vault); err != nil {
+	va := net.Commit(t, owner, ownerMnemonic, a.vault, a.file)
+	net.Place(t, va)
+	net.Place(t, net.Commit(t, owner, ownerMnemonic, b.vault, b.file))
+	if err := hd.Store.Delete(va.Assignments[0].Custody); err != nil {
 		t.Fatal(err)
 	}
 
@@ -292,10 +310,8 @@ func TestOtherMnemonicRecoversNothing(t *testing.T) {
 	thief := mustIdentity(t, otherMnemonic)
 	a := ecdsaShare(t)
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 2, Vaults: []string{a.vault}})
-	blobA := recoverytest.Seal(t, a.file, ownerMnemonic)
-	for _, hd := range net.Holders {
-		hd.Hold(t, owner, a.vault, blobA)
-	}
+	va := net.Commit(t, owner, ownerMnemonic, a.vault, a.file)
+	net.Place(t, va)
 
 	out := filepath.Join(t.TempDir(), "out")
 	_, err := run(t, recovery.Options{Mnemonic: otherMnemonic, OutDir: out, RPC: net.Chain.RPCURL()})
@@ -320,19 +336,18 @@ func TestOtherMnemonicRecoversNothing(t *testing.T) {
 	// The thief knows what the chain says and asks the holders directly.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	atts, err := net.Client.AttestationsByOwner(ctx, owner.Address(recoverytest.HRP))
-	if err != nil || len(atts) != 2 {
-		t.Fatalf("attestations: %d, %v", len(atts), err)
+	cms, err := net.Client.CommitmentsByOwner(ctx, owner.Address(recoverytest.HRP))
+	if err != nil || len(cms) != 1 || len(cms[0].Custodies) != 2 {
+		t.Fatalf("commitments: %+v, %v", cms, err)
 	}
 	h, err := p2p.NewHost(p2p.HostConfig{Identity: thief})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	digest := sha256.Sum256(blobA)
 	for _, hd := range net.Holders {
 		h.Peerstore().AddAddrs(hd.Host.ID(), hd.Host.Addrs(), time.Minute)
-		got, err := p2p.Fetch(ctx, h, hd.Host.ID(), a.vault, digest[:])
+		got, err := p2p.Fetch(ctx, h, hd.Host.ID(), a.vault, va.ID)
 		// A peer that is not active and owns nothing here is refused before
 		// its request is read (NOT_FOUND); an active one is told NOT_OWNER.
 		if !(errors.Is(err, p2p.ErrNotOwner) || errors.Is(err, p2p.ErrNotFound)) || got != nil {
@@ -352,9 +367,8 @@ func TestRefuseOverwrite(t *testing.T) {
 	owner := mustIdentity(t, ownerMnemonic)
 	a, b := ecdsaShare(t), eddsaShare(t)
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 1, Vaults: []string{a.vault, b.vault}})
-	hd := net.Holders[0]
-	hd.Hold(t, owner, a.vault, recoverytest.Seal(t, a.file, ownerMnemonic))
-	hd.Hold(t, owner, b.vault, recoverytest.Seal(t, b.file, ownerMnemonic))
+	net.Place(t, net.Commit(t, owner, ownerMnemonic, a.vault, a.file))
+	net.Place(t, net.Commit(t, owner, ownerMnemonic, b.vault, b.file))
 
 	out := t.TempDir()
 	existing := filepath.Join(out, "localstate-"+a.vault+".json")
@@ -396,15 +410,16 @@ func TestGossipByzantine(t *testing.T) {
 	blobB := recoverytest.Seal(t, b.file, ownerMnemonic)
 	garbage := bytes.Repeat([]byte("not an age file "), 100)
 	later := time.Now().Add(time.Hour)
-	e := func(vault string, blob []byte, at time.Time) store.Entry {
-		return store.Entry{Owner: owner.PubKey(), Vault: vault, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: at}
+	e := func(n uint64, vault string, blob []byte, at time.Time) store.Entry {
+		return store.Entry{Custody: custody.CustodyID{Commitment: n}, Owner: owner.PubKey(), Vault: vault, Copies: 1,
+			Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: at}
 	}
 	wrap := func(i int, st p2p.Store) p2p.Store {
 		switch i {
 		case 1:
-			return &lyingStore{Store: st, entries: []store.Entry{e(a.vault, blobB, later)}, blobs: map[string][]byte{a.vault: blobB}}
+			return &lyingStore{Store: st, entries: []store.Entry{e(1, a.vault, blobB, later)}, blobs: map[custody.CustodyID][]byte{{Commitment: 1}: blobB}}
 		case 2:
-			return &lyingStore{Store: st, entries: []store.Entry{e(a.vault, garbage, later.Add(time.Hour))}, blobs: map[string][]byte{a.vault: garbage}}
+			return &lyingStore{Store: st, entries: []store.Entry{e(2, a.vault, garbage, later.Add(time.Hour))}, blobs: map[custody.CustodyID][]byte{{Commitment: 2}: garbage}}
 		}
 		return st
 	}

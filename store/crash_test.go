@@ -53,7 +53,7 @@ func crashPuts() []crashPut {
 	var puts []crashPut
 	for i := range 12 {
 		blob := blobOf(uint64(i), 1024+i*7919)
-		puts = append(puts, crashPut{entryFor(ownerKey(byte(1+i%3)), fmt.Sprintf("vault-%d", i), blob), blob})
+		puts = append(puts, crashPut{entryFor(ownerKey(byte(1+i%3)), cid(uint64(i+1), uint64(i%3)), fmt.Sprintf("vault-%d", i), blob), blob})
 	}
 	return puts
 }
@@ -141,7 +141,7 @@ func TestOpenAfterCrashLeftEmptyLogs(t *testing.T) {
 			}
 			defer r.Close()
 			for _, p := range puts {
-				e, blob, err := r.Get(p.e.Owner, p.e.Vault)
+				e, blob, err := r.Get(p.e.Custody)
 				if err != nil {
 					t.Fatalf("%s after reopen: %v", p.e.Vault, err)
 				}
@@ -157,7 +157,7 @@ func TestOpenAfterCrashLeftEmptyLogs(t *testing.T) {
 			// The reopened store keeps working and keeps it over another
 			// restart.
 			blob := blobOf(1000, 4096)
-			mustPut(t, r, entryFor(ownerKey(9), "after", blob), blob)
+			mustPut(t, r, entryFor(ownerKey(9), cid(99, 0), "after", blob), blob)
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}

@@ -1,37 +1,44 @@
-// Package store keeps the sealed keyshare backups a holder node has accepted
-// from other nodes, in one Badger database, together with a small key/value
-// area for the daemon's own records.
+// Package store keeps the sealed copies a holder node has accepted from
+// other nodes, in one Badger database, together with a small key/value area
+// for the daemon's own records.
 //
-// A blob is stored under its owner (the 33-byte compressed secp256k1 public
-// key of the node that sealed it) and the vault it backs up (the vault public
-// key string, as keyshare.Info.VaultPubKey and `ksb inspect` report it). An owner has at most one blob per
-// vault: a new digest for the same (owner, vault) replaces the old blob
-// atomically, and [Store.Put] returns the replaced [Entry] so that the caller
-// can release it on chain. The store never interprets a blob; it checks its
-// length and SHA-256 against the [Entry] before storing it and again when
-// reading it back.
+// A copy is stored under the custody it is held for: the chain's
+// (commitment id, slot) pair, which names exactly one copy of one share
+// version (the chain checks every copy against its committed root, so one
+// custody has one possible content). With it the entry keeps the owner (the
+// 33-byte compressed secp256k1 key of the node whose share it is), the
+// vault, the copy index, the commitment's number of copies r, and the
+// commit path from the copy's root to the commitment root: everything the
+// holder needs to answer a challenge (custody.ProveHeld) and an owner needs
+// to check a fetched copy (custody.VerifyCopy). An index by owner serves
+// fetches and recovery requests, which ask for one owner's copies. The store
+// never interprets a blob; it checks its length and SHA-256 against the
+// [Entry] before storing it and again when reading it back.
 //
 // Every write is synced to disk before it returns (Badger's SyncWrites), so a
 // write that was acknowledged survives a crash of the process or the machine.
 //
 // # Key layout
 //
-// All keys are ASCII. <owner> is the lower-case hex of the 33-byte owner key
-// (66 characters, so every owner prefix has the same length and key order is
-// byte order of the owner, then of the vault):
+// All keys are ASCII. <custody> is the commitment id as 16 lower-case hex
+// digits followed by the slot as 2 (so key order is custody order); <owner>
+// is the lower-case hex of the 33-byte owner key:
 //
-//	e/<owner>/<vault>  entry header: version (1 byte, 1), SHA-256 digest (32),
-//	                   size (8, big-endian), received time (8, big-endian Unix
-//	                   nanoseconds); 49 bytes
-//	d/<owner>/<vault>  the blob itself
-//	m/<key>            daemon records written with [Store.PutMeta]
+//	h/<custody>          entry header: version (1 byte, 2), owner key (33),
+//	                     SHA-256 digest (32), size (8, big-endian), received
+//	                     time (8, big-endian Unix nanoseconds), copy index (1),
+//	                     copies (1), commit path length n (1), n 32-byte
+//	                     hashes, then the vault key
+//	b/<custody>          the copy itself
+//	o/<owner>/<custody>  the owner index (empty value)
+//	m/<key>              daemon records written with [Store.PutMeta]
 //
-// Headers and blobs live under separate keys, written in one transaction, so
-// that listing entries and computing usage reads only the small headers. Vault
-// strings are 1 to [MaxVaultLen] characters of [A-Za-z0-9._:-] — the
-// attestation chain's rule, so that every blob kept can be attested — which
-// covers both bech32 ("thorpub1…") and hex vault keys and, without '/', keeps
-// the layout unambiguous.
+// A header, its copy and its index entry are written and deleted in one
+// transaction; listing entries and computing usage read only the small
+// headers. Vault strings are 1 to [MaxVaultLen] characters of [A-Za-z0-9._:-]
+// (the attestation chain's rule). Keys of the layout before custodies (e/
+// and d/, one blob per owner and vault) are deleted by [Open]: no custody
+// chain counts them.
 //
 // # Space
 //

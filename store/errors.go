@@ -3,7 +3,7 @@ package store
 import "errors"
 
 var (
-	// ErrNotFound is returned when no blob is stored for an (owner, vault), or no
+	// ErrNotFound is returned when no copy is stored for a custody, or no
 	// record for a meta key.
 	ErrNotFound = errors.New("store: not found")
 
@@ -19,6 +19,14 @@ var (
 	// [MaxVaultLen], or has a character outside [A-Za-z0-9._:-] (the
 	// attestation chain's rule for vault keys).
 	ErrBadVault = errors.New("store: bad vault public key string")
+
+	// ErrBadCustody is returned when an entry's slot is over 255 or its copy
+	// index is not below its number of copies (1 to custody.MaxCopies).
+	ErrBadCustody = errors.New("store: bad custody")
+
+	// ErrBadPath is returned when an entry's commit path has more than 6
+	// hashes or a hash that is not 32 bytes.
+	ErrBadPath = errors.New("store: bad commit path")
 
 	// ErrBadMetaKey is returned when a meta key is empty or longer than
 	// [MaxMetaKeyLen], or a scan prefix is longer than [MaxMetaKeyLen].

@@ -7,6 +7,7 @@ import (
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/store"
 )
 
@@ -18,28 +19,32 @@ func Example() {
 	defer s.Close()
 
 	owner := secp256k1.PrivKeyFromBytes([]byte{42}).PubKey().SerializeCompressed()
-	vault := "thorpub1addwnpepqexamplevault"
-
-	first := []byte("sealed keyshare, first churn")
-	if _, err := s.Put(store.Entry{Owner: owner, Vault: vault, Digest: sha256.Sum256(first), Size: int64(len(first))}, first); err != nil {
+	copy0 := []byte("copy 0 of a sealed keyshare")
+	// r = 1: the copy root is the commitment root, and the path is empty.
+	e := store.Entry{
+		Custody: custody.CustodyID{Commitment: 17, Slot: 0},
+		Owner:   owner, Vault: "thorpub1addwnpepqexamplevault",
+		CopyIndex: 0, Copies: 1,
+		Digest: sha256.Sum256(copy0), Size: int64(len(copy0)),
+	}
+	if _, err := s.Put(e, copy0); err != nil {
 		log.Fatal(err)
 	}
-	second := []byte("sealed keyshare, after a re-seal")
-	old, err := s.Put(store.Entry{Owner: owner, Vault: vault, Digest: sha256.Sum256(second), Size: int64(len(second))}, second)
+	added, err := s.Put(e, copy0) // the owner's retry
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("replaced a %d-byte blob\n", old.Size)
+	fmt.Println("added again:", added)
 
-	_, blob, err := s.Get(owner, vault)
+	got, blob, err := s.Get(custody.CustodyID{Commitment: 17, Slot: 0})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s\n", blob)
+	fmt.Printf("%s (copy %d of %d)\n", blob, got.CopyIndex, got.Copies)
 	n, size, _ := s.Usage(owner)
-	fmt.Println(n, "blob,", size, "bytes")
+	fmt.Println(n, "copy,", size, "bytes")
 	// Output:
-	// replaced a 28-byte blob
-	// sealed keyshare, after a re-seal
-	// 1 blob, 32 bytes
+	// added again: false
+	// copy 0 of a sealed keyshare (copy 0 of 1)
+	// 1 copy, 27 bytes
 }

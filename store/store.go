@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/internal/badgeropen"
 	"github.com/ksb-project/ksb/internal/field"
 )
@@ -53,11 +55,25 @@ const (
 	ownerLen = 33
 
 	// headerVersion is the first byte of every entry header; a reader refuses any
-	// other so that a future layout change cannot be misread.
-	headerVersion = 1
+	// other so that a future layout change cannot be misread. Version 2:
+	// copies held per custody.
+	headerVersion = 2
 
-	// headerLen is version + digest + size + received.
-	headerLen = 1 + sha256.Size + 8 + 8
+	// headerFixedLen is version + owner + digest + size + received + copy
+	// index + copies + path length; the path hashes and the vault follow.
+	headerFixedLen = 1 + ownerLen + sha256.Size + 8 + 8 + 3
+
+	// pathHashSize is the size of a commit path hash (SHA-256).
+	pathHashSize = custody.HashSize
+
+	// maxCommitPath caps a commit path: a commitment has at most
+	// custody.MaxCopies = 2^6 copies, so a copy root is at most 6 levels
+	// below the commitment root.
+	maxCommitPath = 6
+
+	// maxSlot is the largest slot of a custody: the chain packs a slot into
+	// 8 bits of a custody id (attest.MaxSlots = 256).
+	maxSlot = 255
 
 	// maxTxnRetries bounds how often a write is retried after Badger reports a
 	// conflict with a concurrent write to the same key. A conflict means the
@@ -87,16 +103,34 @@ const (
 	numCompactors = 2
 )
 
-// Entry describes one stored blob.
+// Entry describes one stored copy: the custody it is held for, whose copy
+// it is, and how the holder proves it (copy index, r and commit path).
 type Entry struct {
-	Owner    []byte    // 33-byte compressed secp256k1 public key of the blob's owner
-	Vault    string    // vault public key string (as keyshare.Info.VaultPubKey / `ksb inspect` prints it)
-	Digest   [32]byte  // sha256 of the blob
-	Size     int64     // blob length in bytes
-	Received time.Time // when this node stored it
+	// Custody is the chain's custody (commitment id, slot) the copy is
+	// held for: the key of the entry.
+	Custody custody.CustodyID
+	// Owner is the 33-byte compressed secp256k1 public key of the node
+	// whose share this is (the commitment's owner).
+	Owner []byte
+	// Vault is the vault public key string (as keyshare.Info.VaultPubKey
+	// and `ksb inspect` print it).
+	Vault string
+	// CopyIndex is which of the commitment's Copies copies this is, and
+	// CommitPath the path from its copy root to the commitment root
+	// (custody.CommitPath): with the blob, all a holder needs to prove
+	// possession (custody.ProveHeld).
+	CopyIndex  int
+	Copies     int
+	CommitPath [][]byte
+	// Digest is the sha256 of the blob, Size its length in bytes.
+	Digest [32]byte
+	Size   int64
+	// Received is when this node stored it.
+	Received time.Time
 }
 
-// Store is a Badger-backed blob store. Its methods are safe for concurrent use.
+// Store is a Badger-backed copy store. Its methods are safe for concurrent
+// use.
 type Store struct {
 	db *badger.DB
 
@@ -105,7 +139,10 @@ type Store struct {
 	active sync.WaitGroup // calls in progress; Close waits for them
 }
 
-// Open opens (creating if needed) the store described by opts.
+// Open opens (creating if needed) the store described by opts. Blobs of the
+// layout before custodies (keys e/ and d/, held per owner and vault) are
+// deleted: no custody chain can count them, and a holder must not keep
+// what it cannot prove. Opts.Logger hears how many.
 func Open(opts Options) (*Store, error) {
 	bo := badger.DefaultOptions(opts.Dir)
 	switch {
@@ -133,7 +170,50 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening badger in %q: %w", opts.Dir, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	n, err := s.dropLegacy()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if n > 0 && opts.Logger != nil {
+		opts.Logger.Warn("store: deleted blobs of the layout before custodies (no custody chain counts them)", "count", n)
+	}
+	return s, nil
+}
+
+// dropLegacy deletes the keys of the pre-custody layout and returns how
+// many blobs they held.
+func (s *Store) dropLegacy() (int, error) {
+	blobs := 0
+	for _, prefix := range []string{legacyEntryPrefix, legacyDataPrefix} {
+		var keys [][]byte
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("store: listing legacy keys: %w", err)
+		}
+		if prefix == legacyEntryPrefix {
+			blobs = len(keys)
+		}
+		wb := s.db.NewWriteBatch()
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				wb.Cancel()
+				return 0, fmt.Errorf("store: deleting legacy keys: %w", err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return 0, fmt.Errorf("store: deleting legacy keys: %w", err)
+		}
+	}
+	return blobs, nil
 }
 
 // Close waits for calls in progress and closes the database. Later calls,
@@ -167,36 +247,37 @@ func (s *Store) enter() error {
 
 func (s *Store) leave() { s.active.Done() }
 
-// Put stores blob for (e.Owner, e.Vault) durably (synced to disk before it
-// returns). It verifies len(blob)==e.Size and sha256(blob)==e.Digest
-// ([ErrSizeMismatch] / [ErrDigestMismatch], nothing stored). Putting the same
-// digest again is a no-op (returns replaced=nil, err=nil). A different digest
-// for the same (owner, vault) atomically replaces the old one (the old Entry is
-// returned so the caller can release it on chain). A zero e.Received is set to
-// the current time.
-func (s *Store) Put(e Entry, blob []byte) (replaced *Entry, err error) {
-	if err := checkOwner(e.Owner); err != nil {
-		return nil, err
-	}
-	if err := checkVault(e.Vault); err != nil {
-		return nil, err
+// Put stores blob as the copy of e.Custody durably (synced to disk before
+// it returns), with its owner index. It checks e's fields (ErrBadOwner,
+// ErrBadVault, ErrBadCustody, ErrBadPath) and that len(blob) == e.Size and
+// sha256(blob) == e.Digest ([ErrSizeMismatch] / [ErrDigestMismatch]);
+// nothing is stored on any refusal. It does not check the blob against a
+// commitment: the caller has (custody.VerifyCopy).
+//
+// Putting the same digest for the same custody again is a no-op (added is
+// false) unless the stored blob no longer matches it. A different digest
+// replaces the stored copy: only one copy verifies against a custody's
+// committed root, so either heals a copy corrupted on disk. A zero e.Received is set to the current time.
+func (s *Store) Put(e Entry, blob []byte) (added bool, err error) {
+	if err := checkEntry(e); err != nil {
+		return false, err
 	}
 	switch {
 	case e.Size > MaxBlobSize || len(blob) > MaxBlobSize:
-		return nil, fmt.Errorf("%w: blob of %d bytes (entry says %d), limit %d", ErrTooLarge, len(blob), e.Size, MaxBlobSize)
+		return false, fmt.Errorf("%w: blob of %d bytes (entry says %d), limit %d", ErrTooLarge, len(blob), e.Size, MaxBlobSize)
 	case len(blob) == 0:
-		return nil, ErrEmptyBlob
+		return false, ErrEmptyBlob
 	case int64(len(blob)) != e.Size:
-		return nil, fmt.Errorf("%w: blob is %d bytes, entry says %d", ErrSizeMismatch, len(blob), e.Size)
+		return false, fmt.Errorf("%w: blob is %d bytes, entry says %d", ErrSizeMismatch, len(blob), e.Size)
 	}
 	if sha256.Sum256(blob) != e.Digest {
-		return nil, ErrDigestMismatch
+		return false, ErrDigestMismatch
 	}
 	if e.Received.IsZero() {
 		e.Received = time.Now()
 	}
 	if err := s.enter(); err != nil {
-		return nil, err
+		return false, err
 	}
 	defer s.leave()
 	if unsafeAck {
@@ -206,26 +287,31 @@ func (s *Store) Put(e Entry, blob []byte) (replaced *Entry, err error) {
 }
 
 // write is Put's transaction, once e and blob are checked.
-func (s *Store) write(e Entry, blob []byte) (replaced *Entry, err error) {
-	ek, dk := entryKey(e.Owner, e.Vault), dataKey(e.Owner, e.Vault)
+func (s *Store) write(e Entry, blob []byte) (added bool, err error) {
+	hk, bk, ok := headerKey(e.Custody), blobKey(e.Custody), ownerKey(e.Owner, e.Custody)
 	hdr := encodeHeader(e)
 	for attempt := 0; ; attempt++ {
-		replaced = nil
 		err = s.db.Update(func(txn *badger.Txn) error {
-			old, err := getEntry(txn, ek)
+			old, err := getEntry(txn, e.Custody)
 			switch {
 			case errors.Is(err, ErrNotFound):
-			case err != nil:
+			case err != nil && !errors.Is(err, ErrCorrupt):
 				return err
-			case old.Digest == e.Digest:
+			case err == nil && old.Digest == e.Digest && blobIntact(txn, e):
 				return errDuplicate
-			default:
-				replaced = &old
+			case err == nil && !bytes.Equal(old.Owner, e.Owner):
+				// The index of the old owner goes with the old copy.
+				if err := txn.Delete(ownerKey(old.Owner, e.Custody)); err != nil {
+					return err
+				}
 			}
-			if err := txn.Set(ek, hdr); err != nil {
+			if err := txn.Set(hk, hdr); err != nil {
 				return err
 			}
-			return txn.Set(dk, blob)
+			if err := txn.Set(bk, blob); err != nil {
+				return err
+			}
+			return txn.Set(ok, nil)
 		})
 		if errors.Is(err, badger.ErrConflict) && attempt < maxTxnRetries {
 			continue
@@ -234,25 +320,34 @@ func (s *Store) write(e Entry, blob []byte) (replaced *Entry, err error) {
 	}
 	switch {
 	case errors.Is(err, errDuplicate):
-		return nil, nil
+		return false, nil
 	case err != nil:
-		return nil, fmt.Errorf("store: putting blob: %w", err)
+		return false, fmt.Errorf("store: putting copy %s: %w", idString(e.Custody), err)
 	}
-	return replaced, nil
+	return true, nil
 }
 
-// errDuplicate aborts Put's transaction when the blob is already stored.
+// blobIntact reports whether the stored blob of e's custody still hashes to
+// e's digest (a duplicate Put rewrites a copy corrupted on disk).
+func blobIntact(txn *badger.Txn, e Entry) bool {
+	item, err := txn.Get(blobKey(e.Custody))
+	if err != nil {
+		return false
+	}
+	ok := false
+	_ = item.Value(func(v []byte) error {
+		ok = int64(len(v)) == e.Size && sha256.Sum256(v) == e.Digest
+		return nil
+	})
+	return ok
+}
+
+// errDuplicate aborts Put's transaction when the copy is already stored.
 var errDuplicate = errors.New("duplicate")
 
-// Get returns the entry and blob stored for (owner, vault), or [ErrNotFound].
+// Get returns the entry and blob stored for custody id, or [ErrNotFound].
 // A blob that no longer matches its recorded digest gives [ErrCorrupt].
-func (s *Store) Get(owner []byte, vault string) (Entry, []byte, error) {
-	if err := checkOwner(owner); err != nil {
-		return Entry{}, nil, err
-	}
-	if err := checkVault(vault); err != nil {
-		return Entry{}, nil, err
-	}
+func (s *Store) Get(id custody.CustodyID) (Entry, []byte, error) {
 	if err := s.enter(); err != nil {
 		return Entry{}, nil, err
 	}
@@ -263,10 +358,10 @@ func (s *Store) Get(owner []byte, vault string) (Entry, []byte, error) {
 	)
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		if e, err = getEntry(txn, entryKey(owner, vault)); err != nil {
+		if e, err = getEntry(txn, id); err != nil {
 			return err
 		}
-		item, err := txn.Get(dataKey(owner, vault))
+		item, err := txn.Get(blobKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("%w: header without blob", ErrCorrupt)
 		}
@@ -277,16 +372,35 @@ func (s *Store) Get(owner []byte, vault string) (Entry, []byte, error) {
 		return err
 	})
 	if err != nil {
-		return Entry{}, nil, fmt.Errorf("store: getting blob: %w", err)
+		return Entry{}, nil, fmt.Errorf("store: getting copy %s: %w", idString(id), err)
 	}
 	if int64(len(blob)) != e.Size || sha256.Sum256(blob) != e.Digest {
-		return Entry{}, nil, fmt.Errorf("store: getting blob: %w: blob does not match its digest", ErrCorrupt)
+		return Entry{}, nil, fmt.Errorf("store: getting copy %s: %w: blob does not match its digest", idString(id), ErrCorrupt)
 	}
 	return e, blob, nil
 }
 
-// Entries lists the entries of owner, or of every owner when owner is nil or
-// empty, sorted by owner and then vault.
+// Stat returns the entry of custody id without its blob, or [ErrNotFound].
+func (s *Store) Stat(id custody.CustodyID) (Entry, error) {
+	if err := s.enter(); err != nil {
+		return Entry{}, err
+	}
+	defer s.leave()
+	var e Entry
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		e, err = getEntry(txn, id)
+		return err
+	})
+	if err != nil {
+		return Entry{}, fmt.Errorf("store: reading copy %s: %w", idString(id), err)
+	}
+	return e, nil
+}
+
+// Entries lists the entries of owner, or of every owner when owner is nil
+// or empty, in custody order (commitment id, then slot). Listing one
+// owner's entries reads the owner index, then their headers.
 func (s *Store) Entries(owner []byte) ([]Entry, error) {
 	var out []Entry
 	err := s.scanEntries(owner, func(e Entry) { out = append(out, e) })
@@ -296,32 +410,28 @@ func (s *Store) Entries(owner []byte) ([]Entry, error) {
 	return out, nil
 }
 
-// Delete removes the blob of (owner, vault), or returns [ErrNotFound].
-func (s *Store) Delete(owner []byte, vault string) error {
-	if err := checkOwner(owner); err != nil {
-		return err
-	}
-	if err := checkVault(vault); err != nil {
-		return err
-	}
+// Delete removes the copy of custody id, or returns [ErrNotFound].
+func (s *Store) Delete(id custody.CustodyID) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
-	ek, dk := entryKey(owner, vault), dataKey(owner, vault)
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = s.db.Update(func(txn *badger.Txn) error {
-			if _, err := txn.Get(ek); err != nil {
-				if errors.Is(err, badger.ErrKeyNotFound) {
-					return ErrNotFound
+			e, err := getEntry(txn, id)
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				return err
+			}
+			if err == nil {
+				if err := txn.Delete(ownerKey(e.Owner, id)); err != nil {
+					return err
 				}
+			}
+			if err := txn.Delete(headerKey(id)); err != nil {
 				return err
 			}
-			if err := txn.Delete(ek); err != nil {
-				return err
-			}
-			return txn.Delete(dk)
+			return txn.Delete(blobKey(id))
 		})
 		if errors.Is(err, badger.ErrConflict) && attempt < maxTxnRetries {
 			continue
@@ -329,12 +439,12 @@ func (s *Store) Delete(owner []byte, vault string) error {
 		break
 	}
 	if err != nil {
-		return fmt.Errorf("store: deleting blob: %w", err)
+		return fmt.Errorf("store: deleting copy %s: %w", idString(id), err)
 	}
 	return nil
 }
 
-// Usage returns how many blobs owner has stored and their total size, for
+// Usage returns how many copies owner has stored and their total size, for
 // quotas.
 func (s *Store) Usage(owner []byte) (blobs int, bytes int64, err error) {
 	if len(owner) == 0 {
@@ -347,8 +457,8 @@ func (s *Store) Usage(owner []byte) (blobs int, bytes int64, err error) {
 	return blobs, bytes, nil
 }
 
-// Stats returns how many blobs the whole store holds and their total size,
-// for metrics.
+// Stats returns how many copies the whole store holds and their total
+// size, for metrics.
 func (s *Store) Stats() (blobs int, bytes int64, err error) {
 	err = s.scanEntries(nil, func(e Entry) { blobs++; bytes += e.Size })
 	if err != nil {
@@ -357,37 +467,57 @@ func (s *Store) Stats() (blobs int, bytes int64, err error) {
 	return blobs, bytes, nil
 }
 
-// scanEntries calls fn for each entry of owner (all owners if owner is empty)
-// in key order. It reads only headers.
+// scanEntries calls fn for each entry of owner (all owners if owner is
+// empty) in custody order. It reads only headers.
 func (s *Store) scanEntries(owner []byte, fn func(Entry)) error {
-	prefix := []byte(entryPrefix)
 	if len(owner) != 0 {
 		if err := checkOwner(owner); err != nil {
 			return err
 		}
-		prefix = entryKey(owner, "")
 	}
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		if len(owner) == 0 {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(headerPrefix)})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				id, err := parseCustodyKey(it.Item().Key(), headerPrefix)
+				if err != nil {
+					return err
+				}
+				var e Entry
+				if err := it.Item().Value(func(v []byte) error {
+					e, err = decodeHeader(id, v)
+					return err
+				}); err != nil {
+					return err
+				}
+				fn(e)
+			}
+			return nil
+		}
+		prefix := ownerPrefix(owner)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
+		var ids []custody.CustodyID
 		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			owner, vault, err := parseEntryKey(item.Key())
+			id, err := parseCustodyKey(it.Item().Key(), string(prefix))
 			if err != nil {
 				return err
 			}
-			var e Entry
-			if err := item.Value(func(v []byte) error {
-				e, err = decodeHeader(v)
-				return err
-			}); err != nil {
+			ids = append(ids, id)
+		}
+		for _, id := range ids {
+			e, err := getEntry(txn, id)
+			if errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("%w: owner index names copy %s, which is absent", ErrCorrupt, idString(id))
+			}
+			if err != nil {
 				return err
 			}
-			e.Owner, e.Vault = owner, vault
 			fn(e)
 		}
 		return nil
@@ -503,81 +633,121 @@ func (s *Store) ScanMeta(prefix string, fn func(key string, value []byte) error)
 }
 
 const (
-	entryPrefix = "e/"
-	dataPrefix  = "d/"
-	metaPrefix  = "m/"
+	headerPrefix = "h/"
+	blobPrefix   = "b/"
+	ownerIdx     = "o/"
+	metaPrefix   = "m/"
+
+	// legacyEntryPrefix and legacyDataPrefix are the keys of the layout
+	// before custodies (per owner and vault), deleted by Open.
+	legacyEntryPrefix = "e/"
+	legacyDataPrefix  = "d/"
+
+	// custodyKeyLen is the length of a custody's key part: 16 hex digits of
+	// commitment id, 2 of slot.
+	custodyKeyLen = 18
 )
 
-func blobKey(prefix string, owner []byte, vault string) []byte {
-	k := make([]byte, 0, len(prefix)+2*ownerLen+1+len(vault))
-	k = append(k, prefix...)
-	k = hex.AppendEncode(k, owner)
-	k = append(k, '/')
-	return append(k, vault...)
+// custodyPart is the custody's key part: fixed-width hex, so that key
+// order is custody order.
+func custodyPart(id custody.CustodyID) string {
+	return fmt.Sprintf("%016x%02x", id.Commitment, id.Slot)
 }
 
-func entryKey(owner []byte, vault string) []byte { return blobKey(entryPrefix, owner, vault) }
+func headerKey(id custody.CustodyID) []byte { return []byte(headerPrefix + custodyPart(id)) }
 
-func dataKey(owner []byte, vault string) []byte { return blobKey(dataPrefix, owner, vault) }
+func blobKey(id custody.CustodyID) []byte { return []byte(blobPrefix + custodyPart(id)) }
+
+func ownerPrefix(owner []byte) []byte {
+	k := make([]byte, 0, len(ownerIdx)+2*ownerLen+1+custodyKeyLen)
+	k = append(k, ownerIdx...)
+	k = hex.AppendEncode(k, owner)
+	return append(k, '/')
+}
+
+func ownerKey(owner []byte, id custody.CustodyID) []byte {
+	return append(ownerPrefix(owner), custodyPart(id)...)
+}
 
 func metaKey(key string) []byte { return []byte(metaPrefix + key) }
 
-// parseEntryKey splits e/<owner hex>/<vault>.
-func parseEntryKey(k []byte) (owner []byte, vault string, err error) {
-	rest, ok := bytes.CutPrefix(k, []byte(entryPrefix))
-	if !ok || len(rest) < 2*ownerLen+2 || rest[2*ownerLen] != '/' {
-		return nil, "", fmt.Errorf("%w: malformed key %q", ErrCorrupt, k)
+// parseCustodyKey reads the custody of a key prefix + custodyPart.
+func parseCustodyKey(k []byte, prefix string) (custody.CustodyID, error) {
+	rest, ok := bytes.CutPrefix(k, []byte(prefix))
+	if !ok || len(rest) != custodyKeyLen {
+		return custody.CustodyID{}, fmt.Errorf("%w: malformed key %q", ErrCorrupt, k)
 	}
-	owner, err = hex.DecodeString(string(rest[:2*ownerLen]))
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: malformed key %q", ErrCorrupt, k)
+	c, err1 := strconv.ParseUint(string(rest[:16]), 16, 64)
+	sl, err2 := strconv.ParseUint(string(rest[16:]), 16, 8)
+	if err1 != nil || err2 != nil {
+		return custody.CustodyID{}, fmt.Errorf("%w: malformed key %q", ErrCorrupt, k)
 	}
-	return owner, string(rest[2*ownerLen+1:]), nil
+	return custody.CustodyID{Commitment: c, Slot: sl}, nil
 }
 
-// getEntry reads and decodes the header at ek; ErrNotFound if absent.
-func getEntry(txn *badger.Txn, ek []byte) (Entry, error) {
-	item, err := txn.Get(ek)
+func idString(id custody.CustodyID) string { return fmt.Sprintf("%d/%d", id.Commitment, id.Slot) }
+
+// getEntry reads and decodes the header of custody id; ErrNotFound if
+// absent.
+func getEntry(txn *badger.Txn, id custody.CustodyID) (Entry, error) {
+	item, err := txn.Get(headerKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return Entry{}, ErrNotFound
 	}
 	if err != nil {
 		return Entry{}, err
 	}
-	owner, vault, err := parseEntryKey(ek)
-	if err != nil {
-		return Entry{}, err
-	}
 	var e Entry
 	if err := item.Value(func(v []byte) error {
-		e, err = decodeHeader(v)
+		e, err = decodeHeader(id, v)
 		return err
 	}); err != nil {
 		return Entry{}, err
 	}
-	e.Owner, e.Vault = owner, vault
 	return e, nil
 }
 
+// encodeHeader is the entry header (see the key layout in doc.go).
 func encodeHeader(e Entry) []byte {
-	h := make([]byte, 0, headerLen)
+	h := make([]byte, 0, headerFixedLen+len(e.CommitPath)*pathHashSize+len(e.Vault))
 	h = append(h, headerVersion)
+	h = append(h, e.Owner...)
 	h = append(h, e.Digest[:]...)
 	h = binary.BigEndian.AppendUint64(h, uint64(e.Size))
-	return binary.BigEndian.AppendUint64(h, uint64(e.Received.UnixNano()))
+	h = binary.BigEndian.AppendUint64(h, uint64(e.Received.UnixNano()))
+	h = append(h, byte(e.CopyIndex), byte(e.Copies), byte(len(e.CommitPath)))
+	for _, p := range e.CommitPath {
+		h = append(h, p...)
+	}
+	return append(h, e.Vault...)
 }
 
-func decodeHeader(h []byte) (Entry, error) {
-	if len(h) != headerLen || h[0] != headerVersion {
+func decodeHeader(id custody.CustodyID, h []byte) (Entry, error) {
+	if len(h) < headerFixedLen || h[0] != headerVersion {
 		return Entry{}, fmt.Errorf("%w: entry header of %d bytes, version %d", ErrCorrupt, len(h), firstByte(h))
 	}
-	var e Entry
-	copy(e.Digest[:], h[1:33])
-	e.Size = int64(binary.BigEndian.Uint64(h[33:41]))
+	e := Entry{Custody: id}
+	e.Owner = bytes.Clone(h[1 : 1+ownerLen])
+	h = h[1+ownerLen:]
+	copy(e.Digest[:], h[:32])
+	e.Size = int64(binary.BigEndian.Uint64(h[32:40]))
+	e.Received = time.Unix(0, int64(binary.BigEndian.Uint64(h[40:48]))).UTC()
+	e.CopyIndex, e.Copies = int(h[48]), int(h[49])
+	n := int(h[50])
+	h = h[51:]
+	if n > maxCommitPath || len(h) < n*pathHashSize {
+		return Entry{}, fmt.Errorf("%w: commit path of %d hashes in a header", ErrCorrupt, n)
+	}
+	for i := range n {
+		e.CommitPath = append(e.CommitPath, bytes.Clone(h[i*pathHashSize:(i+1)*pathHashSize]))
+	}
+	e.Vault = string(h[n*pathHashSize:])
+	if err := checkEntry(e); err != nil {
+		return Entry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
 	if e.Size <= 0 || e.Size > MaxBlobSize {
 		return Entry{}, fmt.Errorf("%w: entry size %d", ErrCorrupt, e.Size)
 	}
-	e.Received = time.Unix(0, int64(binary.BigEndian.Uint64(h[41:49]))).UTC()
 	return e, nil
 }
 
@@ -586,6 +756,32 @@ func firstByte(b []byte) int {
 		return -1
 	}
 	return int(b[0])
+}
+
+// checkEntry checks what Put keeps besides the blob: owner, vault,
+// custody, copy index and commit path.
+func checkEntry(e Entry) error {
+	if err := checkOwner(e.Owner); err != nil {
+		return err
+	}
+	if err := checkVault(e.Vault); err != nil {
+		return err
+	}
+	if e.Custody.Slot > maxSlot {
+		return fmt.Errorf("%w: slot %d, at most %d", ErrBadCustody, e.Custody.Slot, maxSlot)
+	}
+	if e.Copies < 1 || e.Copies > custody.MaxCopies || e.CopyIndex < 0 || e.CopyIndex >= e.Copies {
+		return fmt.Errorf("%w: copy %d of %d", ErrBadCustody, e.CopyIndex, e.Copies)
+	}
+	if len(e.CommitPath) > maxCommitPath {
+		return fmt.Errorf("%w: %d hashes, at most %d", ErrBadPath, len(e.CommitPath), maxCommitPath)
+	}
+	for i, p := range e.CommitPath {
+		if len(p) != pathHashSize {
+			return fmt.Errorf("%w: hash %d is %d bytes, want %d", ErrBadPath, i, len(p), pathHashSize)
+		}
+	}
+	return nil
 }
 
 // checkOwner checks an owner key as every layer does (field.OwnerKey).

@@ -18,6 +18,7 @@ import (
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/store"
 )
 
@@ -34,14 +35,26 @@ func blobOf(seed uint64, n int) []byte {
 	return b
 }
 
-// entryFor describes blob for (owner, vault) with a fixed received time.
-func entryFor(owner []byte, vault string, blob []byte) store.Entry {
+func cid(c, s uint64) custody.CustodyID { return custody.CustodyID{Commitment: c, Slot: s} }
+
+// pathOf is a two-hash commit path (copy 1 of 3), distinct per seed.
+func pathOf(seed byte) [][]byte {
+	return [][]byte{bytes.Repeat([]byte{seed}, 32), bytes.Repeat([]byte{seed + 1}, 32)}
+}
+
+// entryFor describes blob held for custody id of owner's commitment for
+// vault, copy 1 of 3, with a fixed received time.
+func entryFor(owner []byte, id custody.CustodyID, vault string, blob []byte) store.Entry {
 	return store.Entry{
-		Owner:    owner,
-		Vault:    vault,
-		Digest:   sha256.Sum256(blob),
-		Size:     int64(len(blob)),
-		Received: time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC),
+		Custody:    id,
+		Owner:      owner,
+		Vault:      vault,
+		CopyIndex:  1,
+		Copies:     3,
+		CommitPath: pathOf(byte(id.Commitment)),
+		Digest:     sha256.Sum256(blob),
+		Size:       int64(len(blob)),
+		Received:   time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC),
 	}
 }
 
@@ -61,18 +74,19 @@ func openTemp(t testing.TB) *store.Store {
 	return s
 }
 
-func mustPut(t testing.TB, s *store.Store, e store.Entry, blob []byte) *store.Entry {
+func mustPut(t testing.TB, s *store.Store, e store.Entry, blob []byte) bool {
 	t.Helper()
-	old, err := s.Put(e, blob)
+	added, err := s.Put(e, blob)
 	if err != nil {
-		t.Fatalf("Put(%x, %q): %v", e.Owner[:4], e.Vault, err)
+		t.Fatalf("Put(%v): %v", e.Custody, err)
 	}
-	return old
+	return added
 }
 
 func sameEntry(a, b store.Entry) bool {
-	return bytes.Equal(a.Owner, b.Owner) && a.Vault == b.Vault && a.Digest == b.Digest &&
-		a.Size == b.Size && a.Received.Equal(b.Received)
+	return a.Custody == b.Custody && bytes.Equal(a.Owner, b.Owner) && a.Vault == b.Vault && a.Digest == b.Digest &&
+		a.Size == b.Size && a.Received.Equal(b.Received) && a.CopyIndex == b.CopyIndex && a.Copies == b.Copies &&
+		slices.EqualFunc(a.CommitPath, b.CommitPath, bytes.Equal)
 }
 
 func assertStats(t *testing.T, s *store.Store, blobs int, size int64) {
@@ -89,11 +103,11 @@ func assertStats(t *testing.T, s *store.Store, blobs int, size int64) {
 func TestPutGetRoundTrip(t *testing.T) {
 	s := openTemp(t)
 	owner, blob := ownerKey(1), blobOf(1, 60_000)
-	e := entryFor(owner, "thorpub1addwnpepqexample", blob)
-	if old := mustPut(t, s, e, blob); old != nil {
-		t.Fatalf("first Put replaced %+v", old)
+	e := entryFor(owner, cid(7, 2), "thorpub1addwnpepqexample", blob)
+	if !mustPut(t, s, e, blob) {
+		t.Fatal("first Put reported a duplicate")
 	}
-	got, gotBlob, err := s.Get(owner, e.Vault)
+	got, gotBlob, err := s.Get(e.Custody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,27 +117,44 @@ func TestPutGetRoundTrip(t *testing.T) {
 	if !bytes.Equal(gotBlob, blob) {
 		t.Error("Get returned different blob bytes")
 	}
+	if st, err := s.Stat(e.Custody); err != nil || !sameEntry(st, e) {
+		t.Errorf("Stat = %+v, %v", st, err)
+	}
 	// The returned blob is the caller's: changing it must not change the store.
 	gotBlob[0] ^= 0xff
-	if _, again, err := s.Get(owner, e.Vault); err != nil || !bytes.Equal(again, blob) {
+	if _, again, err := s.Get(e.Custody); err != nil || !bytes.Equal(again, blob) {
 		t.Errorf("second Get: err %v, equal %v", err, bytes.Equal(again, blob))
 	}
-	// So is the blob passed to Put.
+	// So is the blob passed to Put, and the path.
 	blob[1] ^= 0xff
-	if _, _, err := s.Get(owner, e.Vault); err != nil {
-		t.Errorf("Get after caller mutated its Put buffer: %v", err)
+	e.CommitPath[0][0] ^= 0xff
+	if got, _, err := s.Get(e.Custody); err != nil || got.CommitPath[0][0] == e.CommitPath[0][0] {
+		t.Errorf("Get after caller mutated its Put buffers: %v", err)
+	}
+}
+
+func TestPutEmptyPath(t *testing.T) {
+	// r = 1: the copy root is the commitment root, the path is empty.
+	s := openTemp(t)
+	blob := blobOf(3, 100)
+	e := entryFor(ownerKey(1), cid(1, 0), "v", blob)
+	e.CopyIndex, e.Copies, e.CommitPath = 0, 1, nil
+	mustPut(t, s, e, blob)
+	got, _, err := s.Get(e.Custody)
+	if err != nil || !sameEntry(got, e) {
+		t.Fatalf("Get = %+v, %v", got, err)
 	}
 }
 
 func TestPutZeroReceivedUsesNow(t *testing.T) {
 	s := openTemp(t)
 	blob := blobOf(2, 100)
-	e := entryFor(ownerKey(1), "v", blob)
+	e := entryFor(ownerKey(1), cid(1, 1), "v", blob)
 	e.Received = time.Time{}
 	before := time.Now()
 	mustPut(t, s, e, blob)
 	after := time.Now()
-	got, _, err := s.Get(e.Owner, e.Vault)
+	got, _, err := s.Get(e.Custody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,36 +163,48 @@ func TestPutZeroReceivedUsesNow(t *testing.T) {
 	}
 }
 
-func TestPutReplaceReturnsOld(t *testing.T) {
+// TestPutOtherDigestReplaces: only one copy verifies against a custody's
+// root, so a Put of other bytes for the same custody (the caller verified
+// them) replaces what is stored — a copy corrupted on disk is healed by the
+// owner's next push.
+func TestPutOtherDigestReplaces(t *testing.T) {
 	s := openTemp(t)
 	owner := ownerKey(1)
 	b1, b2 := blobOf(1, 500), blobOf(2, 700)
-	e1 := entryFor(owner, "vault", b1)
-	e2 := entryFor(owner, "vault", b2)
+	e1 := entryFor(owner, cid(4, 0), "vault", b1)
+	e2 := entryFor(owner, cid(4, 0), "vault", b2)
 	e2.Received = e1.Received.Add(time.Hour)
 	mustPut(t, s, e1, b1)
-	old := mustPut(t, s, e2, b2)
-	if old == nil || !sameEntry(*old, e1) {
-		t.Fatalf("replaced = %+v, want %+v", old, e1)
+	if !mustPut(t, s, e2, b2) {
+		t.Fatal("Put of other bytes reported a duplicate")
 	}
-	got, blob, err := s.Get(owner, "vault")
+	got, blob, err := s.Get(e1.Custody)
 	if err != nil || !sameEntry(got, e2) || !bytes.Equal(blob, b2) {
 		t.Fatalf("after replace Get = %+v, %v; want the new entry", got, err)
 	}
 	assertStats(t, s, 1, 700)
+	// Another owner's bytes for the custody move the owner index too.
+	e3 := entryFor(ownerKey(2), cid(4, 0), "vault", b1)
+	mustPut(t, s, e3, b1)
+	if es, err := s.Entries(owner); err != nil || len(es) != 0 {
+		t.Fatalf("old owner still indexed: %v, %v", es, err)
+	}
+	if es, err := s.Entries(ownerKey(2)); err != nil || len(es) != 1 {
+		t.Fatalf("new owner not indexed: %v, %v", es, err)
+	}
 }
 
 func TestPutSameDigestIsNoOp(t *testing.T) {
 	s := openTemp(t)
 	blob := blobOf(1, 500)
-	e := entryFor(ownerKey(1), "vault", blob)
+	e := entryFor(ownerKey(1), cid(2, 1), "vault", blob)
 	mustPut(t, s, e, blob)
 	again := e
 	again.Received = e.Received.Add(24 * time.Hour)
-	if old := mustPut(t, s, again, blob); old != nil {
-		t.Fatalf("duplicate Put replaced %+v", old)
+	if mustPut(t, s, again, blob) {
+		t.Fatal("duplicate Put reported added")
 	}
-	got, _, err := s.Get(e.Owner, e.Vault)
+	got, _, err := s.Get(e.Custody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +230,7 @@ func notOnCurve(t *testing.T) []byte {
 func TestPutRefusals(t *testing.T) {
 	owner := ownerKey(1)
 	blob := blobOf(1, 1000)
-	good := entryFor(owner, "vault", blob)
+	good := entryFor(owner, cid(3, 1), "vault", blob)
 	uncompressed := secp256k1.PrivKeyFromBytes([]byte{1}).PubKey().SerializeUncompressed()
 	big := make([]byte, store.MaxBlobSize+1)
 
@@ -206,13 +249,20 @@ func TestPutRefusals(t *testing.T) {
 		{"empty vault", with(func(e *store.Entry) { e.Vault = "" }), blob, store.ErrBadVault},
 		{"slash in vault", with(func(e *store.Entry) { e.Vault = "a/b" }), blob, store.ErrBadVault},
 		{"space in vault", with(func(e *store.Entry) { e.Vault = "a b" }), blob, store.ErrBadVault},
-		{"newline in vault", with(func(e *store.Entry) { e.Vault = "a\n" }), blob, store.ErrBadVault},
 		{"non-ASCII vault", with(func(e *store.Entry) { e.Vault = "vé" }), blob, store.ErrBadVault},
 		{"long vault", with(func(e *store.Entry) { e.Vault = strings.Repeat("v", store.MaxVaultLen+1) }), blob, store.ErrBadVault},
-		// Printable, but refused by the attestation chain: the store must
-		// not keep what its holder could never attest (issue 8).
 		{"vault the chain refuses", with(func(e *store.Entry) { e.Vault = "bad!vault#chars" }), blob, store.ErrBadVault},
-		{"quote in vault", with(func(e *store.Entry) { e.Vault = `a"b` }), blob, store.ErrBadVault},
+		{"slot over 255", with(func(e *store.Entry) { e.Custody.Slot = 256 }), blob, store.ErrBadCustody},
+		{"no copies", with(func(e *store.Entry) { e.Copies, e.CopyIndex = 0, 0 }), blob, store.ErrBadCustody},
+		{"65 copies", with(func(e *store.Entry) { e.Copies = 65 }), blob, store.ErrBadCustody},
+		{"copy index = copies", with(func(e *store.Entry) { e.CopyIndex = 3 }), blob, store.ErrBadCustody},
+		{"negative copy index", with(func(e *store.Entry) { e.CopyIndex = -1 }), blob, store.ErrBadCustody},
+		{"7-hash path", with(func(e *store.Entry) {
+			e.CommitPath = append(pathOf(1), pathOf(3)...)
+			e.CommitPath = append(e.CommitPath, pathOf(5)...)
+			e.CommitPath = e.CommitPath[:7]
+		}), blob, store.ErrBadPath},
+		{"short path hash", with(func(e *store.Entry) { e.CommitPath = [][]byte{make([]byte, 31)} }), blob, store.ErrBadPath},
 		{"empty blob", with(func(e *store.Entry) { e.Size = 0; e.Digest = sha256.Sum256(nil) }), nil, store.ErrEmptyBlob},
 		{"declared too large", with(func(e *store.Entry) { e.Size = store.MaxBlobSize + 1 }), blob, store.ErrTooLarge},
 		{"blob too large", with(func(e *store.Entry) { e.Size = int64(len(big)) }), big, store.ErrTooLarge},
@@ -223,12 +273,12 @@ func TestPutRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openTemp(t)
-			old, err := s.Put(tc.e, tc.blob)
+			added, err := s.Put(tc.e, tc.blob)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Put error = %v, want %v", err, tc.want)
 			}
-			if old != nil {
-				t.Errorf("refused Put reported a replaced entry %+v", old)
+			if added {
+				t.Error("refused Put reported added")
 			}
 			assertStats(t, s, 0, 0)
 		})
@@ -238,14 +288,14 @@ func TestPutRefusals(t *testing.T) {
 func TestRefusedReplaceKeepsOld(t *testing.T) {
 	s := openTemp(t)
 	b1, b2 := blobOf(1, 500), blobOf(2, 500)
-	e1 := entryFor(ownerKey(1), "vault", b1)
+	e1 := entryFor(ownerKey(1), cid(5, 0), "vault", b1)
 	mustPut(t, s, e1, b1)
-	bad := entryFor(ownerKey(1), "vault", b2)
+	bad := entryFor(ownerKey(1), cid(5, 0), "vault", b2)
 	bad.Digest[31] ^= 1
 	if _, err := s.Put(bad, b2); !errors.Is(err, store.ErrDigestMismatch) {
 		t.Fatalf("Put error = %v, want ErrDigestMismatch", err)
 	}
-	got, blob, err := s.Get(e1.Owner, "vault")
+	got, blob, err := s.Get(e1.Custody)
 	if err != nil || !sameEntry(got, e1) || !bytes.Equal(blob, b1) {
 		t.Fatalf("old entry damaged: %+v, %v", got, err)
 	}
@@ -253,17 +303,14 @@ func TestRefusedReplaceKeepsOld(t *testing.T) {
 
 func TestGetDeleteNotFound(t *testing.T) {
 	s := openTemp(t)
-	if _, _, err := s.Get(ownerKey(1), "vault"); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Get(cid(1, 0)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get on empty store: %v, want ErrNotFound", err)
 	}
-	if err := s.Delete(ownerKey(1), "vault"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Stat(cid(1, 0)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Stat on empty store: %v, want ErrNotFound", err)
+	}
+	if err := s.Delete(cid(1, 0)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Delete on empty store: %v, want ErrNotFound", err)
-	}
-	if _, _, err := s.Get([]byte{1, 2}, "vault"); !errors.Is(err, store.ErrBadOwner) {
-		t.Errorf("Get with bad owner: %v, want ErrBadOwner", err)
-	}
-	if err := s.Delete(ownerKey(1), "a/b"); !errors.Is(err, store.ErrBadVault) {
-		t.Errorf("Delete with bad vault: %v, want ErrBadVault", err)
 	}
 	if _, err := s.Entries([]byte{2}); !errors.Is(err, store.ErrBadOwner) {
 		t.Errorf("Entries with bad owner: %v, want ErrBadOwner", err)
@@ -276,19 +323,23 @@ func TestGetDeleteNotFound(t *testing.T) {
 func TestDelete(t *testing.T) {
 	s := openTemp(t)
 	b1, b2 := blobOf(1, 300), blobOf(2, 400)
-	mustPut(t, s, entryFor(ownerKey(1), "v1", b1), b1)
-	mustPut(t, s, entryFor(ownerKey(1), "v2", b2), b2)
-	if err := s.Delete(ownerKey(1), "v1"); err != nil {
+	mustPut(t, s, entryFor(ownerKey(1), cid(1, 0), "v1", b1), b1)
+	mustPut(t, s, entryFor(ownerKey(1), cid(2, 0), "v2", b2), b2)
+	if err := s.Delete(cid(1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Get(ownerKey(1), "v1"); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Get(cid(1, 0)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get after Delete: %v, want ErrNotFound", err)
 	}
-	if err := s.Delete(ownerKey(1), "v1"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.Delete(cid(1, 0)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second Delete: %v, want ErrNotFound", err)
 	}
-	if _, blob, err := s.Get(ownerKey(1), "v2"); err != nil || !bytes.Equal(blob, b2) {
-		t.Errorf("other vault damaged by Delete: %v", err)
+	if _, blob, err := s.Get(cid(2, 0)); err != nil || !bytes.Equal(blob, b2) {
+		t.Errorf("other copy damaged by Delete: %v", err)
+	}
+	// The owner index went with it.
+	if es, err := s.Entries(ownerKey(1)); err != nil || len(es) != 1 || es[0].Custody != cid(2, 0) {
+		t.Errorf("Entries(owner) after Delete = %v, %v", es, err)
 	}
 	assertStats(t, s, 1, 400)
 }
@@ -297,16 +348,16 @@ func TestEntriesUsageStats(t *testing.T) {
 	s := openTemp(t)
 	type put struct {
 		owner byte
-		vault string
+		id    custody.CustodyID
 		size  int
 	}
 	puts := []put{
-		{3, "vb", 30}, {1, "vb", 10}, {2, "va", 200}, {1, "va", 20}, {3, "va", 300}, {1, "vc", 5},
+		{3, cid(2, 1), 30}, {1, cid(2, 0), 10}, {2, cid(1, 2), 200}, {1, cid(300, 1), 20}, {3, cid(1, 0), 300}, {1, cid(9, 255), 5},
 	}
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(puts), func(i, j int) { puts[i], puts[j] = puts[j], puts[i] })
 	for i, p := range puts {
 		b := blobOf(uint64(i+10), p.size)
-		mustPut(t, s, entryFor(ownerKey(p.owner), p.vault, b), b)
+		mustPut(t, s, entryFor(ownerKey(p.owner), p.id, "vault", b), b)
 	}
 
 	all, err := s.Entries(nil)
@@ -316,41 +367,35 @@ func TestEntriesUsageStats(t *testing.T) {
 	if len(all) != len(puts) {
 		t.Fatalf("Entries(nil) has %d entries, want %d", len(all), len(puts))
 	}
-	sorted := slices.IsSortedFunc(all, func(a, b store.Entry) int {
-		if c := bytes.Compare(a.Owner, b.Owner); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Vault, b.Vault)
-	})
-	if !sorted {
-		t.Errorf("Entries(nil) not sorted by owner, vault: %v", all)
+	if !slices.IsSortedFunc(all, func(a, b store.Entry) int { return a.Custody.Compare(b.Custody) }) {
+		t.Errorf("Entries(nil) not in custody order: %v", all)
 	}
 
 	want := map[byte]struct {
-		vaults []string
-		bytes  int64
-	}{1: {[]string{"va", "vb", "vc"}, 35}, 2: {[]string{"va"}, 200}, 3: {[]string{"va", "vb"}, 330}}
+		ids   []custody.CustodyID
+		bytes int64
+	}{1: {[]custody.CustodyID{cid(2, 0), cid(9, 255), cid(300, 1)}, 35}, 2: {[]custody.CustodyID{cid(1, 2)}, 200}, 3: {[]custody.CustodyID{cid(1, 0), cid(2, 1)}, 330}}
 	for o, w := range want {
 		es, err := s.Entries(ownerKey(o))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var vaults []string
+		var ids []custody.CustodyID
 		for _, e := range es {
 			if !bytes.Equal(e.Owner, ownerKey(o)) {
 				t.Errorf("Entries(owner %d) returned owner %x", o, e.Owner)
 			}
-			vaults = append(vaults, e.Vault)
+			ids = append(ids, e.Custody)
 		}
-		if !slices.Equal(vaults, w.vaults) {
-			t.Errorf("Entries(owner %d) vaults = %v, want %v", o, vaults, w.vaults)
+		if !slices.Equal(ids, w.ids) {
+			t.Errorf("Entries(owner %d) = %v, want %v", o, ids, w.ids)
 		}
 		n, b, err := s.Usage(ownerKey(o))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != len(w.vaults) || b != w.bytes {
-			t.Errorf("Usage(owner %d) = %d, %d; want %d, %d", o, n, b, len(w.vaults), w.bytes)
+		if n != len(w.ids) || b != w.bytes {
+			t.Errorf("Usage(owner %d) = %d, %d; want %d, %d", o, n, b, len(w.ids), w.bytes)
 		}
 	}
 	if n, b, err := s.Usage(ownerKey(9)); err != nil || n != 0 || b != 0 {
@@ -368,11 +413,11 @@ func TestReopenKeepsEverything(t *testing.T) {
 	var want []store.Entry
 	for i := range 5 {
 		b := blobOf(uint64(i), 1000+i)
-		e := entryFor(ownerKey(byte(i%2+1)), fmt.Sprintf("vault%d", i), b)
+		e := entryFor(ownerKey(byte(i%2+1)), cid(uint64(i+1), uint64(i)), fmt.Sprintf("vault%d", i), b)
 		mustPut(t, s, e, b)
 		want = append(want, e)
 	}
-	if err := s.Delete(want[4].Owner, want[4].Vault); err != nil {
+	if err := s.Delete(want[4].Custody); err != nil {
 		t.Fatal(err)
 	}
 	want = want[:4]
@@ -386,7 +431,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	s = openDisk(t, dir)
 	defer s.Close()
 	for i, e := range want {
-		got, blob, err := s.Get(e.Owner, e.Vault)
+		got, blob, err := s.Get(e.Custody)
 		if err != nil {
 			t.Fatalf("entry %d after reopen: %v", i, err)
 		}
@@ -394,7 +439,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 			t.Errorf("entry %d after reopen = %+v", i, got)
 		}
 	}
-	if _, _, err := s.Get(ownerKey(1), "vault4"); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Get(cid(5, 4)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("deleted entry back after reopen: %v", err)
 	}
 	if v, err := s.GetMeta("share/abc"); err != nil || string(v) != "state" {
@@ -403,39 +448,106 @@ func TestReopenKeepsEverything(t *testing.T) {
 	assertStats(t, s, 4, 1000+1001+1002+1003)
 }
 
-// TestCorruptBlobDetected edits the database behind the store's back, through
-// the key layout doc.go documents, and expects Get to notice.
-func TestCorruptBlobDetected(t *testing.T) {
-	dir := t.TempDir()
-	s := openDisk(t, dir)
-	owner, blob := ownerKey(1), blobOf(1, 100)
-	mustPut(t, s, entryFor(owner, "vault", blob), blob)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
+// editDB opens the store's Badger directory behind its back and runs f.
+func editDB(t *testing.T, dir string, f func(txn *badger.Txn) error) {
+	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dk := []byte(fmt.Sprintf("d/%x/vault", owner))
-	if err := db.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get(dk); err != nil {
-			return fmt.Errorf("documented data key %q: %w", dk, err)
-		}
-		return txn.Set(dk, append([]byte{blob[0] ^ 1}, blob[1:]...))
-	}); err != nil {
+	if err := db.Update(f); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
 
+// TestCorruptBlobDetected edits the database behind the store's back, through
+// the key layout doc.go documents, and expects Get to notice.
+func TestCorruptBlobDetected(t *testing.T) {
+	dir := t.TempDir()
+	s := openDisk(t, dir)
+	blob := blobOf(1, 100)
+	mustPut(t, s, entryFor(ownerKey(1), cid(0x1234, 3), "vault", blob), blob)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bk := []byte("b/000000000000123403")
+	editDB(t, dir, func(txn *badger.Txn) error {
+		if _, err := txn.Get(bk); err != nil {
+			return fmt.Errorf("documented blob key %q: %w", bk, err)
+		}
+		return txn.Set(bk, append([]byte{blob[0] ^ 1}, blob[1:]...))
+	})
 	s = openDisk(t, dir)
 	defer s.Close()
-	if _, _, err := s.Get(owner, "vault"); !errors.Is(err, store.ErrCorrupt) {
+	if _, _, err := s.Get(cid(0x1234, 3)); !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("Get of altered blob: %v, want ErrCorrupt", err)
 	}
+	// The owner's next push of the right bytes heals it.
+	mustPut(t, s, entryFor(ownerKey(1), cid(0x1234, 3), "vault", blob), blob)
+	if _, got, err := s.Get(cid(0x1234, 3)); err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("after a new Put: %v", err)
+	}
+}
+
+// TestLegacyLayoutDropped: a store written before custodies (blobs under
+// e/<owner>/<vault> and d/<owner>/<vault>) opens with those blobs deleted —
+// no custody chain counts them — and its records kept.
+func TestLegacyLayoutDropped(t *testing.T) {
+	dir := t.TempDir()
+	s := openDisk(t, dir)
+	if err := s.PutMeta("own/v", []byte("record")); err != nil {
+		t.Fatal(err)
+	}
+	blob := blobOf(2, 50)
+	mustPut(t, s, entryFor(ownerKey(1), cid(1, 0), "v", blob), blob)
+	s.Close()
+	editDB(t, dir, func(txn *badger.Txn) error {
+		for i := range 3 {
+			k := fmt.Sprintf("%x/vault%d", ownerKey(1), i)
+			if err := txn.Set([]byte("e/"+k), make([]byte, 49)); err != nil {
+				return err
+			}
+			if err := txn.Set([]byte("d/"+k), []byte("old blob")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	s, err := store.Open(store.DefaultOptions(dir).WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	assertStats(t, s, 1, 50)
+	if v, err := s.GetMeta("own/v"); err != nil || string(v) != "record" {
+		t.Fatalf("record lost: %q, %v", v, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "count=3") {
+		t.Fatalf("the deletion is not logged:\n%s", logs.String())
+	}
+	s.Close()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(txn *badger.Txn) error {
+		for _, p := range []string{"e/", "d/"} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(p)})
+			for it.Rewind(); it.Valid(); it.Next() {
+				t.Errorf("legacy key %q left", it.Item().Key())
+			}
+			it.Close()
+		}
+		return nil
+	})
 }
 
 func TestMeta(t *testing.T) {
@@ -545,16 +657,17 @@ func TestClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob := blobOf(1, 10)
-	e := entryFor(ownerKey(1), "v", blob)
+	e := entryFor(ownerKey(1), cid(1, 0), "v", blob)
 	checks := map[string]error{
 		"Close":      s.Close(),
-		"Delete":     s.Delete(e.Owner, e.Vault),
+		"Delete":     s.Delete(e.Custody),
 		"PutMeta":    s.PutMeta("k", nil),
 		"DeleteMeta": s.DeleteMeta("k"),
 		"ScanMeta":   s.ScanMeta("", func(string, []byte) error { return nil }),
 	}
 	_, checks["Put"] = s.Put(e, blob)
-	_, _, checks["Get"] = s.Get(e.Owner, e.Vault)
+	_, _, checks["Get"] = s.Get(e.Custody)
+	_, checks["Stat"] = s.Stat(e.Custody)
 	_, checks["Entries"] = s.Entries(nil)
 	_, _, checks["Usage"] = s.Usage(e.Owner)
 	_, _, checks["Stats"] = s.Stats()
@@ -566,62 +679,38 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-// TestConcurrentReplace puts different blobs for one (owner, vault) from many
-// goroutines: every Put succeeds, exactly one finds the slot empty, and the
-// replaced entries plus the survivor are exactly the blobs put.
-func TestConcurrentReplace(t *testing.T) {
+// TestConcurrentPuts puts the same copy of one custody from many goroutines
+// (an owner's retries racing): every Put succeeds, exactly one adds it.
+func TestConcurrentPuts(t *testing.T) {
 	s := openTemp(t)
 	const n = 8
-	owner := ownerKey(1)
-	results := make(chan *store.Entry, n)
-	errs := make(chan error, n)
+	blob := blobOf(9, 256)
+	e := entryFor(ownerKey(1), cid(3, 0), "vault", blob)
+	var added, errs atomicCount
 	var wg sync.WaitGroup
-	for i := range n {
+	for range n {
 		wg.Go(func() {
-			b := blobOf(uint64(i), 256)
-			old, err := s.Put(entryFor(owner, "vault", b), b)
+			a, err := s.Put(e, blob)
 			if err != nil {
-				errs <- err
-				return
+				errs.add()
+			} else if a {
+				added.add()
 			}
-			results <- old
 		})
 	}
 	wg.Wait()
-	close(results)
-	close(errs)
-	for err := range errs {
-		t.Fatalf("concurrent Put: %v", err)
+	if errs.n != 0 || added.n != 1 {
+		t.Fatalf("%d errors, %d Puts added the copy; want 0 and 1", errs.n, added.n)
 	}
-	seen := map[[32]byte]bool{}
-	empty := 0
-	for old := range results {
-		if old == nil {
-			empty++
-			continue
-		}
-		if seen[old.Digest] {
-			t.Errorf("digest %x replaced twice", old.Digest[:4])
-		}
-		seen[old.Digest] = true
-	}
-	final, _, err := s.Get(owner, "vault")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seen[final.Digest] {
-		t.Error("the surviving blob was also reported replaced")
-	}
-	seen[final.Digest] = true
-	if empty != 1 || len(seen) != n {
-		t.Errorf("%d Puts found the slot empty (want 1); %d distinct blobs accounted for (want %d)", empty, len(seen), n)
-	}
-	for i := range n {
-		if !seen[sha256.Sum256(blobOf(uint64(i), 256))] {
-			t.Errorf("blob %d lost", i)
-		}
-	}
+	assertStats(t, s, 1, 256)
 }
+
+type atomicCount struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCount) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
 
 func TestMaxBlobSize(t *testing.T) {
 	blob := blobOf(7, store.MaxBlobSize)
@@ -635,9 +724,9 @@ func TestMaxBlobSize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := entryFor(ownerKey(1), "vault", blob)
+			e := entryFor(ownerKey(1), cid(1, 0), "vault", blob)
 			mustPut(t, s, e, blob)
-			if _, got, err := s.Get(e.Owner, e.Vault); err != nil || !bytes.Equal(got, blob) {
+			if _, got, err := s.Get(e.Custody); err != nil || !bytes.Equal(got, blob) {
 				t.Fatalf("Get of MaxBlobSize blob: %v", err)
 			}
 			if err := s.Close(); err != nil {

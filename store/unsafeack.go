@@ -8,7 +8,7 @@ import "time"
 // cache. A holder built this way sends receipts for blobs that a SIGKILL
 // loses, which `make chaos CHAOS_TAGS=ksb_unsafe_ack` must catch. Normal
 // builds never call it (unsafeAck is the constant false).
-func (s *Store) ackBeforeWrite(e Entry, blob []byte) (*Entry, error) {
+func (s *Store) ackBeforeWrite(e Entry, blob []byte) (bool, error) {
 	blob = append([]byte(nil), blob...)
 	go func() {
 		time.Sleep(unsafeAckDelay)
@@ -18,5 +18,5 @@ func (s *Store) ackBeforeWrite(e Entry, blob []byte) (*Entry, error) {
 		defer s.leave()
 		s.write(e, blob)
 	}()
-	return nil, nil
+	return true, nil
 }

@@ -55,6 +55,10 @@ type Options struct {
 	// BlockInterval is the validators' timeout_commit
 	// (attest.DefaultBlockInterval if 0).
 	BlockInterval time.Duration
+	// Custody are the genesis custody parameters; zero fields take their
+	// defaults (attest.CustodyParams). `ksb testnet init --epoch-blocks N`
+	// sets Custody.EpochBlocks.
+	Custody attest.CustodyParams
 }
 
 // Layout is what Init wrote.
@@ -186,7 +190,7 @@ func write(o Options, files []string, infos []keyshare.Info) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := attest.Genesis{Authority: auth.PubKeyHex(), Replication: o.Replication, HRP: o.HRP}
+	g := attest.Genesis{Authority: auth.PubKeyHex(), Replication: o.Replication, HRP: o.HRP, CustodyParams: o.Custody}
 	for j := range o.Nodes {
 		dir := filepath.Join(o.Dir, fmt.Sprintf("node%d", j))
 		id, err := newMnemonic(dir)

@@ -44,6 +44,39 @@ func ksbBinary(t testing.TB) string {
 	return binPath
 }
 
+var (
+	hooksOnce sync.Once
+	hooksPath string
+	hooksErr  error
+	hooksOut  []byte
+)
+
+// ksbHooksBinary builds, once per test process, the ksb binary with the
+// ksb_testhooks tag: its admin endpoint serves the test hooks (POST
+// /debug/drop-copy makes a running holder lose a copy). KSB_TEST_HOOKS_BINARY
+// names one to use instead.
+func ksbHooksBinary(t testing.TB) string {
+	t.Helper()
+	hooksOnce.Do(func() {
+		if p := os.Getenv("KSB_TEST_HOOKS_BINARY"); p != "" {
+			hooksPath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "ksb-hooks-bin-")
+		if err != nil {
+			hooksErr = err
+			return
+		}
+		hooksPath = filepath.Join(dir, "ksb")
+		cmd := exec.Command("go", "build", "-tags", "ksb_testhooks", "-o", hooksPath, ".")
+		hooksOut, hooksErr = cmd.CombinedOutput()
+	})
+	if hooksErr != nil {
+		t.Fatalf("building ksb with ksb_testhooks: %v\n%s", hooksErr, hooksOut)
+	}
+	return hooksPath
+}
+
 // gitCommit is the checked-out commit, or "" outside a git checkout.
 func gitCommit() string {
 	out, err := exec.Command("git", "rev-parse", "HEAD").Output()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -84,26 +84,35 @@ func chainStartCmd() *cobra.Command {
 }
 
 func chainQueryCmd() *cobra.Command {
+	what := []string{"nodes", "vaults", "coverage", "commitments", "custodies", "custody", "challenges", "epoch", "params"}
 	cmd := &cobra.Command{
-		Use:       "query nodes|vaults|coverage|attestations|params",
-		Short:     "Query the attestation chain (nodes, vaults, coverage [--vault V], attestations --owner A|--holder A, params)",
+		Use: "query " + strings.Join(what, "|"),
+		Short: "Query the attestation chain (nodes, vaults, coverage [--vault V], commitments --owner A, " +
+			"custodies --holder A, custody --custody C/S, challenges --holder A, epoch, params)",
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"nodes", "vaults", "coverage", "attestations", "params"},
+		ValidArgs: what,
 	}
 	rpc := cmd.Flags().String("rpc", defaultChainRPC, "CometBFT RPC address of a node running the ksb chain")
 	vault := cmd.Flags().String("vault", "", "coverage: only this vault")
-	owner := cmd.Flags().String("owner", "", "attestations: of blobs owned by this address")
-	holder := cmd.Flags().String("holder", "", "attestations: made by this holder address")
+	owner := cmd.Flags().String("owner", "", "commitments: of this owner address")
+	holder := cmd.Flags().String("holder", "", "custodies, challenges: of this holder address")
+	cust := cmd.Flags().String("custody", "", "custody: this custody, as COMMITMENT/SLOT")
 	asJSON := cmd.Flags().Bool("json", false, "print JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		what := args[0]
-		if *vault != "" && what != "coverage" {
+		q := args[0]
+		if *vault != "" && q != "coverage" {
 			return errors.New("--vault goes with `coverage`")
 		}
-		if (*owner != "" || *holder != "") && what != "attestations" {
-			return errors.New("--owner and --holder go with `attestations`")
+		if *owner != "" && q != "commitments" {
+			return errors.New("--owner goes with `commitments`")
 		}
-		if what == "coverage" {
+		if *holder != "" && q != "custodies" && q != "challenges" {
+			return errors.New("--holder goes with `custodies` and `challenges`")
+		}
+		if *cust != "" && q != "custody" {
+			return errors.New("--custody goes with `custody`")
+		}
+		if q == "coverage" {
 			_, err := runCoverage(cmd.Context(), cmd.OutOrStdout(), *rpc, *vault, *asJSON)
 			return err
 		}
@@ -114,7 +123,7 @@ func chainQueryCmd() *cobra.Command {
 		ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
 		defer cancel()
 		w := cmd.OutOrStdout()
-		switch what {
+		switch q {
 		case "nodes":
 			nodes, err := c.Nodes(ctx)
 			if err != nil {
@@ -123,9 +132,9 @@ func chainQueryCmd() *cobra.Command {
 			if *asJSON {
 				return writeJSON(w, map[string]any{"nodes": nodes})
 			}
-			return writeTable(w, "ADDRESS\tPEER ID\tMULTIADDRS", len(nodes), func(i int) string {
+			return writeTable(w, "ADDRESS\tACCOUNT\tPEER ID\tMULTIADDRS", len(nodes), func(i int) string {
 				n := nodes[i]
-				return fmt.Sprintf("%s\t%s\t%s", n.Address, n.PeerID, strings.Join(n.Multiaddrs, " "))
+				return fmt.Sprintf("%s\t%d\t%s\t%s", n.Address, n.Account, n.PeerID, strings.Join(n.Multiaddrs, " "))
 			})
 		case "vaults":
 			vaults, err := c.Vaults(ctx)
@@ -135,34 +144,82 @@ func chainQueryCmd() *cobra.Command {
 			if *asJSON {
 				return writeJSON(w, map[string]any{"vaults": vaults})
 			}
-			return writeTable(w, "VAULT\tTHRESHOLD\tMEMBERS\tSTATUS", len(vaults), func(i int) string {
+			return writeTable(w, "VAULT\tINDEX\tTHRESHOLD\tMEMBERS\tSTATUS", len(vaults), func(i int) string {
 				v := vaults[i]
 				status := "live"
 				if v.Retired {
 					status = fmt.Sprintf("retired at %d", v.RetiredHeight)
 				}
-				return fmt.Sprintf("%s\t%d\t%d\t%s", v.PubKey, v.Threshold, len(v.Members), status)
+				return fmt.Sprintf("%s\t%d\t%d\t%d\t%s", v.PubKey, v.Index, v.Threshold, len(v.Members), status)
 			})
-		case "attestations":
-			if (*owner == "") == (*holder == "") {
-				return errors.New("attestations needs exactly one of --owner and --holder")
+		case "commitments":
+			if *owner == "" {
+				return errors.New("commitments needs --owner")
 			}
-			var atts []attest.Attestation
-			if *owner != "" {
-				atts, err = c.AttestationsByOwner(ctx, *owner)
-			} else {
-				atts, err = c.AttestationsByHolder(ctx, *holder)
-			}
+			cs, err := c.CommitmentsByOwner(ctx, *owner)
 			if err != nil {
 				return err
 			}
 			if *asJSON {
-				return writeJSON(w, map[string]any{"attestations": atts})
+				return writeJSON(w, map[string]any{"commitments": cs})
 			}
-			return writeTable(w, "OWNER\tVAULT\tHOLDER\tDIGEST\tSIZE\tHEIGHT", len(atts), func(i int) string {
-				a := atts[i]
-				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d", a.Owner, a.Vault, a.Holder, a.Digest, a.Size, a.Height)
+			var rows []string
+			for _, cm := range cs {
+				live := "live"
+				if !cm.Live {
+					live = "superseded or retired"
+				}
+				for _, cu := range cm.Custodies {
+					rows = append(rows, fmt.Sprintf("%d\t%s\t%d/%d\t%s\t%d\t%s\t%s\t%d", cm.ID, cm.Vault, cu.Slot, cu.CopyIndex, cu.Holder, cm.CommitHeight, live, cu.Status, cu.LastProofHeight))
+				}
+			}
+			return writeTable(w, "COMMITMENT\tVAULT\tSLOT/COPY\tHOLDER\tHEIGHT\tCOMMITMENT STATE\tSTATUS\tLAST PROOF", len(rows), func(i int) string { return rows[i] })
+		case "custodies":
+			if *holder == "" {
+				return errors.New("custodies needs --holder")
+			}
+			hs, err := c.CustodiesByHolder(ctx, *holder)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(w, map[string]any{"custodies": hs})
+			}
+			return writeTable(w, "CUSTODY\tCOPY\tOWNER\tVAULT\tSTATUS\tATTESTED\tLAST PROOF", len(hs), func(i int) string {
+				h := hs[i]
+				return fmt.Sprintf("%d/%d\t%d\t%s\t%s\t%s\t%v\t%d", h.Commitment, h.Slot, h.CopyIndex, h.Owner, h.Vault, h.Status, h.Attested, h.LastProofHeight)
 			})
+		case "custody":
+			id, err := parseCustody(*cust)
+			if err != nil {
+				return err
+			}
+			hc, err := c.Custody(ctx, id)
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, hc)
+		case "challenges":
+			if *holder == "" {
+				return errors.New("challenges needs --holder")
+			}
+			chs, err := c.Challenges(ctx, *holder)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(w, map[string]any{"challenges": chs})
+			}
+			return writeTable(w, "EPOCH\tCUSTODY\tSEGMENT\tDEADLINE", len(chs), func(i int) string {
+				ch := chs[i]
+				return fmt.Sprintf("%d\t%d/%d\t%d\t%d", ch.Epoch, ch.Commitment, ch.Slot, ch.Segment, ch.Deadline)
+			})
+		case "epoch":
+			ep, err := c.Epoch(ctx)
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, ep)
 		case "params":
 			p, err := c.Params(ctx)
 			if err != nil {
@@ -171,13 +228,28 @@ func chainQueryCmd() *cobra.Command {
 			if *asJSON {
 				return writeJSON(w, p)
 			}
-			_, err = fmt.Fprintf(w, "chain_id:    %s\nauthority:   %s (%s)\nreplication: %d\nhrp:         %s\n",
-				p.ChainID, p.AuthorityAddress, p.Authority, p.Replication, p.HRP)
+			_, err = fmt.Fprintf(w, "chain_id:    %s\nauthority:   %s (%s)\nreplication: %d\nhrp:         %s\n"+
+				"strategy:    %s\nepoch:       %d blocks (proof window %d, round of %d epochs)\n"+
+				"windows:     attest %d, repair %d, retention %d, drill interval %d blocks\n",
+				p.ChainID, p.AuthorityAddress, p.Authority, p.Replication, p.HRP,
+				p.Strategy, p.EpochBlocks, p.ProofWindow, p.RoundEpochs,
+				p.AttestWindow, p.RepairWindow, p.RetentionBlocks, p.DrillInterval)
 			return err
 		}
-		return fmt.Errorf("unknown query %q: want nodes, vaults, coverage, attestations or params", what)
+		return fmt.Errorf("unknown query %q: want %s", q, strings.Join(what, ", "))
 	}
 	return cmd
+}
+
+// parseCustody reads a custody id written COMMITMENT/SLOT.
+func parseCustody(s string) (attest.CustodyID, error) {
+	c, sl, ok := strings.Cut(s, "/")
+	cn, err1 := strconv.ParseUint(c, 10, 64)
+	sn, err2 := strconv.ParseUint(sl, 10, 64)
+	if !ok || err1 != nil || err2 != nil || cn == 0 || sn >= attest.MaxSlots {
+		return attest.CustodyID{}, fmt.Errorf("custody %q: want COMMITMENT/SLOT, as ksb chain query commitments shows it", s)
+	}
+	return attest.CustodyID{Commitment: cn, Slot: sn}, nil
 }
 
 func writeTable(w io.Writer, header string, n int, row func(int) string) error {
@@ -198,33 +270,32 @@ func chainTxCmd() *cobra.Command {
 // chainTxEntryCmd is `ksb chain tx attest` and `ksb chain tx release`.
 func chainTxEntryCmd(kind string) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   kind,
-		Short: "Sign, as the node of --home, that it " + map[string]string{"attest": "holds", "release": "no longer holds"}[kind] + " one blob",
-		Args:  cobra.NoArgs,
+		Use: kind + " --home H --custody C/S [--custody C/S ...]",
+		Short: "Sign, as the node of --home, that it " + map[string]string{"attest": "holds its copy of", "release": "no longer holds its copy of"}[kind] +
+			" custodies the chain assigned it",
+		Long: "An operator tool: the daemon attests and releases by itself. The chain refuses (code 16) a custody\n" +
+			"not assigned to the signer; a release fails the custody, and the chain assigns a replacement.",
+		Args: cobra.NoArgs,
 	}
 	home := cmd.Flags().String("home", "", "node home (config.toml and mnemonic)")
 	rpc := cmd.Flags().String("rpc", "", "chain RPC address (default: chain.rpc of the node's config.toml)")
-	owner := cmd.Flags().String("owner", "", "owner node address")
-	vault := cmd.Flags().String("vault", "", "vault public key")
-	digest := cmd.Flags().String("digest", "", "sha256 of the sealed blob, 64 hex characters")
-	var size *uint64
-	if kind == "attest" {
-		size = cmd.Flags().Uint64("size", 0, "size of the sealed blob in bytes")
-	}
+	ids := cmd.Flags().StringSlice("custody", nil, "custody as COMMITMENT/SLOT; repeat or separate with commas")
 	asJSON := cmd.Flags().Bool("json", false, "print JSON")
-	for _, f := range []string{"home", "owner", "vault", "digest"} {
+	for _, f := range []string{"home", "custody"} {
 		cmd.MarkFlagRequired(f)
 	}
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		d, err := hex.DecodeString(*digest)
-		if err != nil || len(d) != attest.DigestSize {
-			return fmt.Errorf("--digest %q: want %d hex characters", *digest, 2*attest.DigestSize)
+		var cs []attest.CustodyID
+		for _, s := range *ids {
+			id, err := parseCustody(strings.TrimSpace(s))
+			if err != nil {
+				return err
+			}
+			cs = append(cs, id)
 		}
-		key := attest.EntryKey{Owner: *owner, Vault: *vault}
-		copy(key.Digest[:], d)
-		var msg attest.Msg = &attest.Release{Entries: []attest.EntryKey{key}}
+		var msg attest.Msg = &attest.Release{Custodies: cs}
 		if kind == "attest" {
-			msg = &attest.Attest{Entries: []attest.Entry{{Owner: key.Owner, Vault: key.Vault, Digest: key.Digest, Size: *size}}}
+			msg = &attest.Attest{Custodies: cs}
 		}
 		return sendTx(cmd, *home, *rpc, msg, *asJSON)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/devnet"
 	"github.com/ksb-project/ksb/envelope"
 )
@@ -33,6 +34,7 @@ timings. Exits 0 on success. With --keep the network keeps running until Ctrl-C.
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the network running after the demonstration, until Ctrl-C")
 	cmd.Flags().IntVar(&o.WorkFactor, "work-factor", envelope.DefaultWorkFactor, fmt.Sprintf("scrypt work factor the nodes seal with, log2 N (%d..%d)", envelope.MinWorkFactor, envelope.MaxWorkFactor))
 	cmd.Flags().BoolVar(&o.AllowLowWorkFactor, "insecure-work-factor", false, fmt.Sprintf("allow --work-factor below %d (a quicker demonstration; cheapens mnemonic guesses)", envelope.MinWorkFactor))
+	cmd.Flags().Int64Var(&o.EpochBlocks, "epoch-blocks", 0, fmt.Sprintf("blocks per custody epoch (0: %d); the proof window is half of it", attest.DefaultEpochBlocks))
 	verbose := cmd.Flags().Bool("verbose", false, "log the nodes' and chain's activity to stderr")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

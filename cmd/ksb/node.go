@@ -111,11 +111,13 @@ func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
 func statusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status --home H",
-		Short: "Show a running node's shares, their holders and attestations, and the blobs it holds",
+		Short: "Show a running node's shares with their commitments and custodies, and the copies it holds",
 		Long: `Asks the running node of home H, at the admin address of H/config.toml, for its status: the
-keyshare directory it watches (and how many *.json files are in it), each of its own shares with
-the holders that returned a signed receipt and whether each holder's attestation is committed on
-chain, the blobs it holds for other nodes, and what is queued for the chain.`,
+keyshare directory it watches (and how many *.json files are in it); each of its own shares with its
+commitment on chain and, per custody, the holder the chain assigned, its status (pending, fresh,
+stale, failed), whether it attested, its last proof height and the holder's receipt; each copy it
+holds for other nodes with its custody's status and last proof; the custody epoch and this node's
+open challenges; and what is queued for the chain.`,
 		Args: cobra.NoArgs,
 	}
 	home := cmd.Flags().String("home", "", "node home `DIR` (holds config.toml)")
@@ -190,27 +192,58 @@ func printStatus(w io.Writer, st *node.Status) {
 	}
 	fmt.Fprintf(w, "chain     %s (%s)\n", st.Chain.RPC, chain)
 	fmt.Fprintf(w, "clock     %s\n", clockLine(st.Clock))
+	if st.Chain.Reachable {
+		fmt.Fprintf(w, "epoch     %d, %d open challenge(s) of this node\n", st.Epoch, st.OpenChallenges)
+	}
 	keyshares := fmt.Sprintf("%d *.json file(s)", st.Keyshares.Files)
 	if st.Keyshares.Error != "" {
 		keyshares = "UNREADABLE: " + st.Keyshares.Error
 	}
 	fmt.Fprintf(w, "keyshares %s (%s)\n\n", st.Keyshares.Dir, keyshares)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "MY SHARES\tKIND\tSIZE\tHOLDERS\tATTESTED\n")
+	fmt.Fprintf(tw, "MY SHARES\tKIND\tCOPY SIZE\tCOMMITMENT\tCOUNTED\n")
 	for _, s := range st.Shares {
-		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%d/%d\t%d/%d\n", s.Vault, s.Kind, s.Algorithm, s.Size,
-			len(s.Holders), s.Replication, s.Attested, s.Replication)
-		for _, h := range s.Holders {
-			a := "pending"
-			if h.Attested {
-				a = "committed"
+		commit := "not committed yet"
+		if s.Commitment != 0 {
+			commit = fmt.Sprintf("%d at %d", s.Commitment, s.CommitHeight)
+			if !s.Live {
+				commit += " (superseded or retired)"
 			}
-			fmt.Fprintf(tw, "  holder %s\t\t\treceipt %s\t%s\n", h.Address, h.ReceiptTime.Format(time.RFC3339), a)
+		}
+		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%s\t%d/%d\n", s.Vault, s.Kind, s.Algorithm, s.Size, commit, s.Counted, s.Copies)
+		for _, c := range s.Custodies {
+			proof := "never proven"
+			if c.LastProofHeight != 0 {
+				proof = fmt.Sprintf("proven at %d", c.LastProofHeight)
+			}
+			att := "not attested"
+			if c.Attested {
+				att = "attested"
+			}
+			status := c.Status
+			if c.FailReason != "" {
+				status += " (" + c.FailReason + ")"
+			}
+			receipt := "no receipt"
+			if !c.ReceiptTime.IsZero() {
+				receipt = "receipt " + c.ReceiptTime.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "  slot %d copy %d  %s\t%s\t%s, %s\t%s\t\n", c.Slot, c.CopyIndex, c.Holder, status, att, proof, receipt)
 		}
 	}
-	fmt.Fprintf(tw, "\nHELD FOR\tVAULT\tSIZE\tRECEIVED\tATTESTED\n")
+	fmt.Fprintf(tw, "\nHELD FOR\tCUSTODY\tVAULT\tSIZE\tSTATUS\n")
 	for _, h := range st.Held {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\n", h.Owner, h.Vault, h.Size, h.Received.Format(time.RFC3339), h.Attested)
+		status := h.Status
+		switch {
+		case status == "":
+			status = "not on chain"
+		case h.LastProof != 0:
+			status += fmt.Sprintf(", proven at %d", h.LastProof)
+		}
+		if h.Status != "" && !h.Attested {
+			status += ", not attested"
+		}
+		fmt.Fprintf(tw, "%s\t%s copy %d\t%s\t%d\t%s\n", h.Owner, h.Custody, h.CopyIndex, h.Vault, h.Size, status)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\npending attestations %d, releases %d\n", st.PendingAttestations, st.PendingReleases)

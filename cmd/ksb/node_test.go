@@ -28,13 +28,19 @@ type proc struct {
 
 func startProc(t *testing.T, name, log string, args ...string) *proc {
 	t.Helper()
+	return startProcBin(t, ksbBinary(t), name, log, args...)
+}
+
+// startProcBin is startProc with the binary bin.
+func startProcBin(t *testing.T, bin, name, log string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: name, log: log}
 	logf, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	p.cmd = exec.Command(ksbBinary(t), args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = envWithout("KSB_MNEMONIC")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
@@ -245,11 +251,11 @@ func TestBackupAsProcesses(t *testing.T) {
 		t.Errorf("coverage %+v", cov.Vaults[0])
 	}
 
-	// ksb status shows the owner's share with three committed holders.
+	// ksb status shows the owner's share with three counted custodies.
 	var st struct {
 		Shares []struct {
-			Holders  []struct{ Attested bool } `json:"holders"`
-			Attested int                       `json:"attested"`
+			Custodies []struct{ Attested bool } `json:"custodies"`
+			Counted   int                       `json:"counted"`
 		} `json:"shares"`
 		Held []struct{ Owner string } `json:"held"`
 	}
@@ -261,7 +267,7 @@ func TestBackupAsProcesses(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Shares) == 1 && st.Shares[0].Attested == 3 && len(st.Held) == 3 {
+		if len(st.Shares) == 1 && st.Shares[0].Counted == 3 && len(st.Held) == 3 {
 			break
 		}
 		select {

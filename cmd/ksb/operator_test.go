@@ -370,10 +370,7 @@ func TestCoverageExitStatus(t *testing.T) {
 		t.Fatalf("--exit-zero: exit %d: %s", r.code, r.stderr)
 	}
 
-	blob := recoverytest.Seal(t, share, recoverMnemonic)
-	for _, hd := range net.Holders {
-		hd.Hold(t, owner, info.VaultPubKey, blob)
-	}
+	net.Place(t, net.Commit(t, owner, recoverMnemonic, info.VaultPubKey, share))
 	if r = runKSB(t, nil, "coverage", "--rpc", rpc); r.code != 0 || !hasLine(r.stdout, info.VaultPubKey, "yes") {
 		t.Fatalf("safe vault: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -51,6 +51,7 @@ type recoverVault struct {
 	Holder     string `json:"holder,omitempty"`
 	PeerID     string `json:"peer_id,omitempty"`
 	Digest     string `json:"digest,omitempty"`
+	Commitment uint64 `json:"commitment,omitempty"`
 	Height     int64  `json:"height,omitempty"`
 	Received   string `json:"received,omitempty"`
 	Bytes      int    `json:"bytes"`
@@ -61,11 +62,12 @@ type recoverVault struct {
 }
 
 type recoverSkip struct {
-	Vault  string `json:"vault"`
-	Holder string `json:"holder"`
-	PeerID string `json:"peer_id,omitempty"`
-	Digest string `json:"digest"`
-	Error  string `json:"error"`
+	Vault      string `json:"vault"`
+	Holder     string `json:"holder"`
+	PeerID     string `json:"peer_id,omitempty"`
+	Digest     string `json:"digest"`
+	Commitment uint64 `json:"commitment,omitempty"`
+	Error      string `json:"error"`
 }
 
 // recoverExit carries the exit status of an incomplete recovery.
@@ -79,10 +81,11 @@ func recoverCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "recover --out DIR",
 		Short: "Recover this node's keyshares from its mnemonic alone",
-		Long: "Recover this node's keyshares from its mnemonic alone: read its attestations from the chain and\n" +
-			"fetch the blobs from their holders, or, when the chain does not answer (or with --no-chain), ask\n" +
-			"the --bootstrap peers over gossip. Each blob is checked (sha256, opens with the mnemonic, is a\n" +
-			"keyshare of its vault) and written as DIR/localstate-<vault>.json (mode 0600; DIR is created, mode\n" +
+		Long: "Recover this node's keyshares from its mnemonic alone: read its commitments from the chain and\n" +
+			"fetch a copy of each from the holders the chain assigned, or, when the chain does not answer (or with\n" +
+			"--no-chain), ask the --bootstrap peers over gossip. Each copy is checked (over the chain: against the\n" +
+			"committed Merkle root; over gossip: its sha256), opened with the mnemonic, checked to be a keyshare\n" +
+			"of its vault, and written as DIR/localstate-<vault>.json (mode 0600; DIR is created, mode\n" +
 			"0700, when the first file is written). A file already there with exactly the recovered bytes is\n" +
 			"left as it is and counts as recovered, so running it again is safe; one that differs is refused\n" +
 			"unless --force. Progress goes to stderr, a summary to stdout. Over gossip it stops --gossip-grace\n" +
@@ -222,7 +225,7 @@ func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 	}
 	for _, v := range rep.Vaults {
 		rv := recoverVault{
-			Vault: v.Vault, Holder: v.Holder, Digest: v.Digest, Height: v.Height,
+			Vault: v.Vault, Holder: v.Holder, Digest: v.Digest, Commitment: v.Commitment, Height: v.Height,
 			Bytes: v.Bytes, DurationMS: v.Duration.Milliseconds(), File: v.File, Unchanged: v.Unchanged,
 		}
 		if v.Peer != "" {
@@ -238,7 +241,7 @@ func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 		o.Vaults = append(o.Vaults, rv)
 	}
 	for _, s := range rep.Skipped {
-		rs := recoverSkip{Vault: s.Vault, Holder: s.Holder, Digest: s.Digest, Error: s.Err.Error()}
+		rs := recoverSkip{Vault: s.Vault, Holder: s.Holder, Digest: s.Digest, Commitment: s.Commitment, Error: s.Err.Error()}
 		if s.Peer != "" {
 			rs.PeerID = s.Peer.String()
 		}

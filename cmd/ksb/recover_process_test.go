@@ -67,18 +67,18 @@ func TestRecoverAsProcesses(t *testing.T) {
 	// Find a holder of node0's shares, to kill along with node0.
 	var st struct {
 		Shares []struct {
-			Holders []struct {
-				Address string `json:"address"`
-			} `json:"holders"`
+			Custodies []struct {
+				Holder string `json:"holder"`
+			} `json:"custodies"`
 		} `json:"shares"`
 	}
 	if err := json.Unmarshal([]byte(mustRun(t, "status", "--home", homes[0].Dir, "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Shares) != 2 || len(st.Shares[0].Holders) != 3 {
+	if len(st.Shares) != 2 || len(st.Shares[0].Custodies) != 3 {
 		t.Fatalf("node0 status: %+v", st)
 	}
-	victimHolder := addrIndex[st.Shares[0].Holders[0].Address]
+	victimHolder := addrIndex[st.Shares[0].Custodies[0].Holder]
 	if victimHolder == 0 {
 		t.Fatal("node0 holds its own share")
 	}

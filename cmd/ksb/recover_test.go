@@ -108,10 +108,7 @@ func TestRecoverCLI(t *testing.T) {
 	}
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 3, Vaults: vaults})
 	for i, b := range shares {
-		blob := recoverytest.Seal(t, b, recoverMnemonic)
-		for _, hd := range net.Holders {
-			hd.Hold(t, owner, vaults[i], blob)
-		}
+		net.Place(t, net.Commit(t, owner, recoverMnemonic, vaults[i], b))
 	}
 	file := mnemonicFile(t)
 	out := filepath.Join(t.TempDir(), "restored")
@@ -138,7 +135,7 @@ func TestRecoverCLI(t *testing.T) {
 			t.Fatalf("summary lacks vault %s:\n%s", v, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stderr, "vault(s) attested for "+owner.Address("thor")) {
+	if !strings.Contains(r.stderr, "vault(s) committed by "+owner.Address("thor")) {
 		t.Fatalf("no progress on stderr:\n%s", r.stderr)
 	}
 	if strings.Contains(r.stdout+r.stderr, "hamster diagram") {

@@ -83,7 +83,7 @@ func TestRecoverWrongMnemonicGossip(t *testing.T) {
 	net := recoverytest.Start(t, recoverytest.Config{Owners: []*identity.Identity{owner}, Holders: 2, Vaults: []string{info.VaultPubKey}})
 	blob := recoverytest.Seal(t, b, recoverMnemonic)
 	for _, hd := range net.Holders {
-		hd.Hold(t, owner, info.VaultPubKey, blob)
+		hd.Put(t, owner, info.VaultPubKey, blob, time.Time{})
 	}
 	out := filepath.Join(t.TempDir(), "keyshares")
 	start := time.Now()

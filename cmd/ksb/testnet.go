@@ -36,6 +36,11 @@ func testnetCmd() *cobra.Command {
 	initCmd.Flags().StringVar(&o.ChainID, "chain-id", testnet.DefaultChainID, "chain ID")
 	initCmd.Flags().Uint32Var(&o.Replication, "replication", attest.DefaultReplication, "replication target r of the coverage query")
 	initCmd.Flags().DurationVar(&o.BlockInterval, "block-interval", 500*time.Millisecond, "validators' timeout_commit")
+	initCmd.Flags().Int64Var(&o.Custody.EpochBlocks, "epoch-blocks", 0,
+		fmt.Sprintf("blocks per custody epoch (0: %d; the proof window and drill interval default to half of it)", attest.DefaultEpochBlocks))
+	initCmd.Flags().Uint64Var(&o.Custody.RoundEpochs, "round-epochs", 0, fmt.Sprintf("epochs per challenge round (0: %d)", attest.DefaultRoundEpochs))
+	initCmd.Flags().Int64Var(&o.Custody.RepairWindow, "repair-window", 0, fmt.Sprintf("blocks a repair source has before another is drawn (0: %d)", attest.DefaultRepairWindow))
+	initCmd.Flags().StringVar(&o.Custody.Strategy, "strategy", "", "holder assignment: random (any active node) or vault (fellow vault members); empty: random")
 	initCmd.MarkFlagRequired("dir")
 	initCmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		l, err := testnet.Init(o)

@@ -10,14 +10,24 @@
 // process of the binary under test. The other nodes are the owners: active
 // nodes registered on the chain, run inside this process as libp2p hosts with
 // their own mnemonics, and members of Vaults vaults the authority creates by
-// a churn. Owners speak the wire protocol through the project's client API
-// (p2p.Push, p2p.Fetch), so the run follows protocol changes.
+// a churn. Owners speak the chain's and the wire protocol through the
+// project's client API (attest.Sender, p2p.Push, p2p.Fetch), so the run
+// follows protocol changes: each blob is a share version the owner commits
+// on chain first (r copies of one size; r is the number of owners, so the
+// chain assigns every candidate — the holder and the other owners — a copy),
+// and the owner pushes the holder the copy the chain assigned it. The holder
+// reads its custodies every block.
 //
 // # A cycle
 //
 // Every owner pushes blobs concurrently (Pushers streams at once each), one
 // slot (owner, vault) per stream at a time, half of them 60 KiB and half
-// 1 KiB–900 KiB of random bytes. After a random time (the holder must have
+// 1 KiB–900 KiB of random bytes. A slot commits its next version only once
+// the holder receipted the previous one (the chain keeps two superseded
+// versions, so a receipted version is never deleted under the check), and
+// pushes its last receipted copy again when it cannot commit (the chain is
+// down): a holder restarted without the chain takes only copies of
+// custodies its saved chain view knows. After a random time (the holder must have
 // acknowledged pushes by then: it came back from the last fault) one fault
 // hits the holder while the pushes go on:
 //
@@ -33,8 +43,9 @@
 //
 // Once the holder is back (healthy on its admin endpoint) the pushes stop
 // and every owner at once fetches its blobs and checks them, so every blob
-// checked was receipted before a fault. For each slot the holder must hold
-// the blob of the last receipt, or of a push since then whose outcome the
+// checked was receipted before a fault. For each slot the holder must hold,
+// as its newest version of the vault (the highest commitment id), the blob
+// of the last receipt, or of a push since then whose outcome the
 // owner never learnt (a push cut by the fault may have been stored without
 // its receipt arriving, or be stored a moment later). A missing blob, an
 // older one, any other digest, or a blob that does not hash to its digest

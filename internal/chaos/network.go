@@ -58,14 +58,34 @@ func layOut(dir string, owners int) (*network, error) {
 	if err != nil {
 		return nil, err
 	}
+	// r = owners: an owner's candidates are the holder and the other
+	// owners, so the chain assigns every one of them a copy of every
+	// version, the holder included.
 	l, err := testnet.Init(testnet.Options{
 		Dir: dir, Nodes: nodes, Validators: 1, BasePort: base, BlockInterval: blockInterval,
+		Replication: uint32(owners),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("laying out the testnet: %w", err)
 	}
-	hc, err := config.Load(filepath.Join(l.Nodes[0].Dir, config.FileName))
+	hcPath := filepath.Join(l.Nodes[0].Dir, config.FileName)
+	hc, err := config.Load(hcPath)
 	if err != nil {
+		return nil, err
+	}
+	// The holder keeps up to three versions per slot (the receipted one,
+	// one pushed since, and the superseded one the chain still counts
+	// until a later commit deletes it): more than the default per-owner
+	// quota at MaxVaults slots.
+	hc.Store.QuotaBlobs = 4 * MaxVaults
+	hc.Store.QuotaBytes = 4 * MaxVaults * maxBlobSize
+	// The holder reads its custodies every block: an owner pushes a copy
+	// right after its Commit's block, and a custody the holder's view has
+	// costs no lookup (the holder looks up at most one unknown custody per
+	// owner a second).
+	hc.Chain.PollInterval = config.Duration{Duration: blockInterval}
+	hc.Chain.BatchInterval = config.Duration{Duration: blockInterval}
+	if err := config.Write(hcPath, hc); err != nil {
 		return nil, err
 	}
 	return &network{layout: l, admin: hc.Admin.Listen, p2p: hc.P2P.Listen, chainID: l.ChainID}, nil
@@ -150,6 +170,27 @@ func (n *network) createVaults(ctx context.Context, owners []string, count int) 
 		return fmt.Errorf("creating the vaults: %w", err)
 	}
 	return nil
+}
+
+// vaultIndex returns the chain index of every vault of the run: a Commit
+// names vaults by index.
+func (n *network) vaultIndex(ctx context.Context, c *attest.Client) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	vs, err := c.Vaults(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the vaults: %w", err)
+	}
+	out := map[string]uint64{}
+	for _, v := range vs {
+		out[v.PubKey] = v.Index
+	}
+	for _, v := range n.vaults {
+		if out[v] == 0 {
+			return nil, fmt.Errorf("vault %s is not on chain", v)
+		}
+	}
+	return out, nil
 }
 
 // startHolder starts the holder and waits until it is healthy.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,9 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
 )
@@ -56,19 +59,41 @@ type slot struct {
 	// next receipt clears them: the holder must never go back to a blob older
 	// than a receipt.
 	pending [][32]byte
+	// next is the version committed on chain and not receipted yet: pushed
+	// again until a receipt comes, and only then is a new one committed. So
+	// the receipted version is at most one version old, and the chain (which
+	// keeps two superseded versions of an owner's vault) never deletes it
+	// under the holder while the check still expects it.
+	next *p2p.Copy
+	// last is the copy of the last receipt: pushed again (a duplicate the
+	// holder acknowledges again) when no new version can be committed —
+	// with the chain down, a holder takes pushes of the custodies its saved
+	// chain view knows, and only those.
+	last *p2p.Copy
+	// tryLast: the last push of next failed, so the next turn pushes last
+	// (a holder restarted without the chain does not know next's custody
+	// if it was committed after the holder's last chain poll).
+	tryLast bool
 }
 
-// owner is an active node pushing its blobs to the holder.
+// owner is an active node pushing its blobs to the holder. Each blob is a
+// share version it commits on chain first (r copies of random bytes of one
+// size; the chain assigns every candidate, so one of them to the holder),
+// as a real owner does; it pushes the holder's copy only.
 type owner struct {
-	idx    int
-	id     *identity.Identity
-	addr   string
-	h      host.Host
-	holder peer.ID
-	slots  []*slot
+	idx        int
+	id         *identity.Identity
+	addr       string
+	h          host.Host
+	holder     peer.ID
+	holderAddr string
+	slots      []*slot
+	sender     *attest.Sender
+	vaultIndex map[string]uint64
+	copies     int // r
 }
 
-func startOwner(idx int, home string, holder peer.ID, holderAddrs []string, vaults []string) (*owner, error) {
+func startOwner(idx int, home string, holder peer.ID, holderAddrs []string, vaults []string, c *attest.Client, index map[string]uint64, r int) (*owner, error) {
 	cfg, err := config.Load(filepath.Join(home, config.FileName))
 	if err != nil {
 		return nil, err
@@ -95,7 +120,18 @@ func startOwner(idx int, home string, holder peer.ID, holderAddrs []string, vaul
 		}
 		h.Peerstore().AddAddr(holder, ma, peerstore.PermanentAddrTTL)
 	}
-	o := &owner{idx: idx, id: id, addr: id.Address(cfg.HRP), h: h, holder: holder}
+	hk, err := identity.PubKeyFromPeerID(holder)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	ha, err := identity.AddressFromPubKey(hk, cfg.HRP)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	o := &owner{idx: idx, id: id, addr: id.Address(cfg.HRP), h: h, holder: holder, holderAddr: ha,
+		sender: attest.NewSender(c, id), vaultIndex: index, copies: r}
 	for _, v := range vaults {
 		o.slots = append(o.slots, &slot{vault: v})
 	}
@@ -179,34 +215,100 @@ type pusher struct {
 }
 
 // run pushes until ctx is done. Each push's slot, size and bytes come from
-// the pusher's seeded generator.
+// the pusher's seeded generator; a slot's new version is committed on chain
+// before its copy is pushed, and pushed again until a receipt comes.
 func (w *pusher) run(ctx context.Context, counts *pushCounts) {
 	for ctx.Err() == nil {
 		s := w.slots[w.next%len(w.slots)]
 		w.next++
-		blob := w.blob()
-		d := sha256.Sum256(blob)
-		s.pending = append(s.pending, d) // it may land even if no receipt comes back
+		if s.next == nil {
+			c, err := w.o.commit(ctx, s.vault, w.blob(), w.rng)
+			switch {
+			case err == nil:
+				s.next = c
+			case s.last == nil:
+				counts.fail(fmt.Errorf("committing: %w", err))
+				w.pause(ctx)
+				continue
+			}
+		}
+		c := s.last
+		if s.next != nil && (!s.tryLast || s.last == nil) {
+			c = s.next
+		}
+		s.tryLast = false
+		cp := *c
+		d := sha256.Sum256(cp.Blob)
+		if !slices.Contains(s.pending, d) {
+			s.pending = append(s.pending, d) // it may land even if no receipt comes back
+		}
 		pctx, cancel := context.WithTimeout(ctx, pushTimeout)
-		_, err := p2p.Push(pctx, w.o.h, w.o.holder, w.o.id, s.vault, blob)
+		_, err := p2p.Push(pctx, w.o.h, w.o.holder, w.o.id, cp)
 		cancel()
 		if err == nil {
 			// p2p.Push verified the receipt: signed by the holder, for
-			// exactly this owner, vault, digest and size.
-			s.current, s.receipted, s.receivedAt, s.pending = &d, true, time.Now(), nil
+			// exactly this pusher, custody, copy index, size and copy root.
+			s.current, s.receipted, s.receivedAt, s.pending, s.next, s.last = &d, true, time.Now(), nil, nil, &cp
 			counts.receipts.Add(1)
 			continue
 		}
 		counts.fail(err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(retryPause):
-		}
+		s.tryLast = c == s.next
+		w.pause(ctx)
 	}
 }
 
-// blob draws the next blob: 60 KiB half of the time, else 1 KiB to 900 KiB;
-// random bytes, as incompressible as a sealed share.
+func (w *pusher) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(retryPause):
+	}
+}
+
+// commit commits a new version of vault: r copies of blob's size (blob,
+// then random bytes), in one Commit, and returns the copy the chain
+// assigned to the holder, to push.
+func (o *owner) commit(ctx context.Context, vault string, blob []byte, rng *rand.Rand) (*p2p.Copy, error) {
+	copies := make([][]byte, o.copies)
+	copies[0] = blob
+	for i := 1; i < len(copies); i++ {
+		copies[i] = make([]byte, len(blob))
+		var seed [32]byte
+		for j := range 4 {
+			v := rng.Uint64()
+			for k := range 8 {
+				seed[8*j+k] = byte(v >> (8 * k))
+			}
+		}
+		rand.NewChaCha8(seed).Read(copies[i])
+	}
+	cm, err := custody.NewCommitment(copies)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
+	defer cancel()
+	res, err := o.sender.Commit(cctx, attest.ShareCommit{Vault: o.vaultIndex[vault], Size: cm.Size, Root: cm.Root})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range res.Assignments() {
+		if a.Holder != o.holderAddr {
+			continue
+		}
+		i := int(a.CopyIndex)
+		path, err := custody.CommitPath(cm.CopyRoots, i)
+		if err != nil {
+			return nil, err
+		}
+		return &p2p.Copy{Custody: a.Custody, CopyIndex: i, CommitPath: path, Owner: o.id.PubKey(), Blob: copies[i]}, nil
+	}
+	return nil, fmt.Errorf("the chain assigned no copy of the version to the holder %s", o.holderAddr)
+}
+
+// blob draws the size of the next version's copies (60 KiB half of the
+// time, else 1 KiB to 900 KiB) and one copy of it: random bytes, as
+// incompressible as a sealed share.
 func (w *pusher) blob() []byte {
 	n := smallBlobSize
 	if w.rng.IntN(2) == 1 {
@@ -256,12 +358,19 @@ func (o *owner) check(ctx context.Context, fault, back time.Time) (verified int,
 const confirmPause = 2 * time.Second
 
 // compare judges the fetched blobs; with commit it moves the slots to what
-// the holder holds (also when nothing is wrong).
+// the holder holds (also when nothing is wrong). Of a vault's copies the
+// holder keeps the newest version's (the highest commitment id) is the
+// slot's; older versions it may still hold, until the chain deletes them.
 func (o *owner) compare(got []p2p.Fetched, fault, back time.Time, commit bool) (verified int, problems []string) {
 	byVault := map[string]p2p.Fetched{}
 	for _, f := range got {
-		if _, dup := byVault[f.Vault]; dup {
-			problems = append(problems, fmt.Sprintf("owner %d: the holder returned two blobs for vault %s", o.idx, f.Vault))
+		if old, dup := byVault[f.Vault]; dup {
+			switch {
+			case old.Custody == f.Custody:
+				problems = append(problems, fmt.Sprintf("owner %d: the holder returned custody %d/%d twice", o.idx, f.Custody.Commitment, f.Custody.Slot))
+			case old.Custody.Commitment > f.Custody.Commitment:
+				continue
+			}
 		}
 		byVault[f.Vault] = f
 	}
@@ -379,7 +488,7 @@ func (o *owner) fetch(ctx context.Context) ([]p2p.Fetched, error) {
 		}
 		var got []p2p.Fetched
 		fctx, cancel := context.WithTimeout(ctx, p2p.FetchTimeout)
-		got, err = p2p.Fetch(fctx, o.h, o.holder, "", nil)
+		got, err = p2p.Fetch(fctx, o.h, o.holder, "", 0)
 		cancel()
 		if err == nil {
 			return got, nil

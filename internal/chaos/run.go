@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ksb-project/ksb/attest"
 )
 
 // Schedule bounds, drawn per cycle from the seed.
@@ -146,9 +148,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return err
 		}
+		c, err := attest.NewClient(n.layout.Chains[0].RPC)
+		if err != nil {
+			return err
+		}
+		index, err := n.vaultIndex(ctx, c)
+		if err != nil {
+			return err
+		}
 		sched := rand.New(rand.NewPCG(cfg.Seed, 1))
 		for i, nd := range n.layout.Nodes[1:] {
-			o, err := startOwner(i+1, nd.Dir, holder, n.p2p, n.vaults)
+			o, err := startOwner(i+1, nd.Dir, holder, n.p2p, n.vaults, c, index, cfg.Owners)
 			if err != nil {
 				return err
 			}

@@ -1,19 +1,24 @@
 // Package recoverytest runs, inside one test process, what a recovering node
 // talks to: an embedded attestation chain and holder nodes, each with a
 // libp2p host on 127.0.0.1, a Badger store, a p2p.Service (push and fetch)
-// and gossip that answers recovery requests. Holders attest what they keep
-// with attest.Sender, as the daemon does. It is for tests of package
-// recovery and of `ksb recover`; every helper fails the test on error.
+// and gossip that answers recovery requests. Owners commit share versions
+// on the chain, which assigns their copies to holders; holders store the
+// copies the chain gave them and attest them with attest.Sender, as the
+// daemon does. It is for tests of package recovery and of `ksb recover`;
+// every helper fails the test on error.
 package recoverytest
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ksb-project/ksb/attest"
+	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/envelope"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
@@ -55,6 +61,10 @@ type Config struct {
 	Owners []*identity.Identity
 	// Holders is the number of holders to start.
 	Holders int
+	// Replication is the chain's r; 0 means every candidate holder of an
+	// owner's commitment (the other owners and every holder), so that each
+	// holder is assigned a copy of each commitment.
+	Replication int
 	// Vaults are the vault keys created at genesis.
 	Vaults []string
 	// WrapStore, if set, gives holder i the store it returns instead of its
@@ -73,6 +83,8 @@ type Network struct {
 	Chain   *attest.Embedded
 	Client  *attest.Client
 	Holders []*Holder
+
+	senders map[string]*attest.Sender // owners', by address
 }
 
 // Holder is one holder node.
@@ -88,16 +100,43 @@ type Holder struct {
 	sender *attest.Sender
 	stop   chan struct{}
 	once   sync.Once
+	next   uint64 // Put's made-up commitment ids
 }
 
-// members is the static active set: owners and holders.
-type members map[string]bool
+// members is the static active set (owners and holders), and the chain's
+// custodies once the chain runs: what a holder's Service checks pushes
+// against (tests place copies directly, so pushes only come from tests of
+// the protocol itself).
+type members struct {
+	active map[string]bool
+	client atomic.Pointer[attest.Client]
+}
 
-func (m members) IsActive(pub []byte) bool { return m[string(pub)] }
+func (m *members) IsActive(pub []byte) bool { return m.active[string(pub)] }
 
-// LiveVault: the genesis vaults are live, and the owners are their members.
-func (m members) LiveVault(v string, pub []byte) (bool, bool) {
-	return m["vault/"+v], m["owner/"+string(pub)]
+func (m *members) Cached(custody.CustodyID) (p2p.Custody, bool) { return p2p.Custody{}, false }
+
+func (m *members) Lookup(ctx context.Context, id custody.CustodyID) (p2p.Custody, error) {
+	c := m.client.Load()
+	if c == nil {
+		return p2p.Custody{}, errors.New("chain not started")
+	}
+	hc, err := c.Custody(ctx, id)
+	if errors.Is(err, attest.ErrNotFound) {
+		return p2p.Custody{}, fmt.Errorf("%w: %v", p2p.ErrUnknownCustody, err)
+	}
+	if err != nil {
+		return p2p.Custody{}, err
+	}
+	root, err := hex.DecodeString(hc.Root)
+	if err != nil || len(root) != custody.HashSize {
+		return p2p.Custody{}, fmt.Errorf("custody %d/%d: root %q", id.Commitment, id.Slot, hc.Root)
+	}
+	return p2p.Custody{
+		ID: id, Holder: hc.Holder, Owner: hc.Owner, Source: hc.Source, Vault: hc.Vault,
+		Size: hc.Size, Root: [custody.HashSize]byte(root), Copies: int(hc.Copies), CopyIndex: int(hc.CopyIndex),
+		Failed: hc.Status == "failed", Live: hc.Live,
+	}, nil
 }
 
 // Quiet is a logger that discards everything.
@@ -123,26 +162,26 @@ func NewIdentity(t testing.TB) *identity.Identity {
 // ends.
 func Start(t testing.TB, cfg Config) *Network {
 	t.Helper()
-	n := &Network{}
-	mem := members{}
+	n := &Network{senders: map[string]*attest.Sender{}}
+	mem := &members{active: map[string]bool{}}
 	for _, o := range cfg.Owners {
-		mem[string(o.PubKey())] = true
-		mem["owner/"+string(o.PubKey())] = true
-	}
-	for _, v := range cfg.Vaults {
-		mem["vault/"+v] = true
+		mem.active[string(o.PubKey())] = true
 	}
 	ids := make([]*identity.Identity, cfg.Holders)
 	for i := range ids {
 		ids[i] = NewIdentity(t)
-		mem[string(ids[i].PubKey())] = true
+		mem.active[string(ids[i].PubKey())] = true
 	}
 	for i, id := range ids {
 		n.Holders = append(n.Holders, startHolder(t, i, id, mem, cfg))
 	}
 
 	authority := NewIdentity(t)
-	g := attest.Genesis{Authority: authority.PubKeyHex(), HRP: HRP}
+	r := cfg.Replication
+	if r == 0 {
+		r = max(1, len(cfg.Owners)-1+cfg.Holders)
+	}
+	g := attest.Genesis{Authority: authority.PubKeyHex(), HRP: HRP, Replication: uint32(r)}
 	var owners []string
 	for _, o := range cfg.Owners {
 		g.Nodes = append(g.Nodes, attest.NodeSpec{PubKey: o.PubKeyHex(), Multiaddrs: []string{"/ip4/127.0.0.1/tcp/1"}})
@@ -171,6 +210,10 @@ func Start(t testing.TB, cfg Config) *Network {
 	if n.Client, err = attest.NewClient(chain.RPCURL()); err != nil {
 		t.Fatal(err)
 	}
+	mem.client.Store(n.Client)
+	for _, o := range cfg.Owners {
+		n.senders[o.Address(HRP)] = attest.NewSender(n.Client, o)
+	}
 	for _, hd := range n.Holders {
 		hd.sender = attest.NewSender(n.Client, hd.ID)
 		var peers []peer.AddrInfo
@@ -184,7 +227,7 @@ func Start(t testing.TB, cfg Config) *Network {
 	return n
 }
 
-func startHolder(t testing.TB, i int, id *identity.Identity, mem members, cfg Config) *Holder {
+func startHolder(t testing.TB, i int, id *identity.Identity, mem *members, cfg Config) *Holder {
 	t.Helper()
 	h, err := p2p.NewHost(p2p.HostConfig{Identity: id, Listen: listen})
 	if err != nil {
@@ -251,37 +294,168 @@ func (hd *Holder) Bootstrap() string {
 // Address returns the holder's node address.
 func (hd *Holder) Address() string { return hd.ID.Address(HRP) }
 
-// Entry returns the attestation entry of blob, owned by owner, for vault.
-func Entry(owner *identity.Identity, vault string, blob []byte) attest.Entry {
-	return attest.Entry{Owner: owner.Address(HRP), Vault: vault, Digest: sha256.Sum256(blob), Size: uint64(len(blob))}
+// Version is one share version committed on the chain: its copies and the
+// holders the chain assigned them to.
+type Version struct {
+	Owner *identity.Identity
+	Vault string
+	// ID is the chain's commitment id; Copies the r copies in copy index
+	// order; Commitment their roots.
+	ID         uint64
+	Copies     [][]byte
+	Commitment custody.Commitment
+	// Assignments are the chain's holders of the copies, by slot.
+	Assignments []attest.Assignment
 }
 
-// Put stores blob in the holder's store as owner's blob of vault, received
-// at received (zero: now). It does not attest.
-func (hd *Holder) Put(t testing.TB, owner *identity.Identity, vault string, blob []byte, received time.Time) {
+// Commit seals plaintext with mnemonic into the chain's r copies (at
+// WorkFactor) and commits them as owner's version of vault.
+func (n *Network) Commit(t testing.TB, owner *identity.Identity, mnemonic, vault string, plaintext []byte) *Version {
 	t.Helper()
-	e := store.Entry{Owner: owner.PubKey(), Vault: vault, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: received}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	p, err := n.Client.Params(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies, err := envelope.SealCopies(plaintext, mnemonic, int(p.Replication), &envelope.SealOptions{WorkFactor: WorkFactor, AllowLowWorkFactor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.CommitCopies(t, owner, vault, copies)
+}
+
+// CommitCopies commits copies (any bytes, all of one size) as owner's
+// version of vault.
+func (n *Network) CommitCopies(t testing.TB, owner *identity.Identity, vault string, copies [][]byte) *Version {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cm, err := custody.NewCommitment(copies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vaults, err := n.Client.Vaults(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := uint64(0)
+	for _, v := range vaults {
+		if v.PubKey == vault {
+			idx = v.Index
+		}
+	}
+	if idx == 0 {
+		t.Fatalf("vault %s is not on chain", vault)
+	}
+	s := n.senders[owner.Address(HRP)]
+	if s == nil {
+		t.Fatalf("%s is not an owner of this network", owner.Address(HRP))
+	}
+	res, err := s.Commit(ctx, attest.ShareCommit{Vault: idx, Size: cm.Size, Root: cm.Root})
+	if err != nil {
+		t.Fatalf("committing %s's version of %s: %v", owner.Address(HRP), vault, err)
+	}
+	ids := res.Commitments()
+	if len(ids) != 1 {
+		t.Fatalf("commit created %d commitments", len(ids))
+	}
+	v := &Version{Owner: owner, Vault: vault, ID: ids[0], Copies: copies, Commitment: cm}
+	for _, a := range res.Assignments() {
+		if a.Custody.Commitment == ids[0] {
+			v.Assignments = append(v.Assignments, a)
+		}
+	}
+	slices.SortFunc(v.Assignments, func(a, b attest.Assignment) int { return a.Custody.Compare(b.Custody) })
+	return v
+}
+
+// Entry returns the store entry of the copy of slot (held for that
+// custody), received at received (zero: now), and the copy.
+func (v *Version) Entry(t testing.TB, slot int, received time.Time) (store.Entry, []byte) {
+	t.Helper()
+	a := v.Assignments[slot]
+	i := int(a.CopyIndex)
+	path, err := custody.CommitPath(v.Commitment.CopyRoots, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := v.Copies[i]
+	return store.Entry{
+		Custody: a.Custody, Owner: v.Owner.PubKey(), Vault: v.Vault, CopyIndex: i, Copies: len(v.Copies),
+		CommitPath: path, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: received,
+	}, blob
+}
+
+// Holder returns the holder of this network with address addr, or nil.
+func (n *Network) Holder(addr string) *Holder {
+	for _, hd := range n.Holders {
+		if hd.Address() == addr {
+			return hd
+		}
+	}
+	return nil
+}
+
+// Slot returns the slot v's copy was assigned to hd in, or -1.
+func (v *Version) Slot(hd *Holder) int {
+	for i, a := range v.Assignments {
+		if a.Holder == hd.Address() {
+			return i
+		}
+	}
+	return -1
+}
+
+// PutCopy stores v's copy of slot in the holder's store (received at
+// received, zero: now), as a push would. It does not attest.
+func (hd *Holder) PutCopy(t testing.TB, v *Version, slot int, received time.Time) {
+	t.Helper()
+	e, blob := v.Entry(t, slot, received)
 	if _, err := hd.Store.Put(e, blob); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// Attest posts an Attest of entries signed by the holder and waits for its
-// block.
-func (hd *Holder) Attest(t testing.TB, entries ...attest.Entry) {
+// Place stores each copy of v with the holder of this network the chain
+// assigned it to, and each such holder attests it.
+func (n *Network) Place(t testing.TB, v *Version) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	if _, err := hd.sender.Send(ctx, &attest.Attest{Entries: entries}); err != nil {
-		t.Fatalf("holder %s attesting: %v", hd.Address(), err)
+	for slot, a := range v.Assignments {
+		hd := n.Holder(a.Holder)
+		if hd == nil {
+			continue // an owner drawn as holder: nothing runs there
+		}
+		hd.PutCopy(t, v, slot, time.Time{})
+		hd.Attest(t, a.Custody)
 	}
 }
 
-// Hold puts blob in the holder's store and attests it.
-func (hd *Holder) Hold(t testing.TB, owner *identity.Identity, vault string, blob []byte) {
+// Put stores blob in the holder's store as owner's copy for vault under a
+// made-up custody (a commitment of one copy the chain never saw), received
+// at received (zero: now): what a holder returns over gossip, where the
+// chain is not asked.
+func (hd *Holder) Put(t testing.TB, owner *identity.Identity, vault string, blob []byte, received time.Time) {
 	t.Helper()
-	hd.Put(t, owner, vault, blob, time.Time{})
-	hd.Attest(t, Entry(owner, vault, blob))
+	hd.next++
+	e := store.Entry{
+		Custody: custody.CustodyID{Commitment: 1<<40 + hd.next}, Owner: owner.PubKey(), Vault: vault,
+		CopyIndex: 0, Copies: 1, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: received,
+	}
+	if _, err := hd.Store.Put(e, blob); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Attest posts an Attest of custodies signed by the holder and waits for
+// its block.
+func (hd *Holder) Attest(t testing.TB, ids ...custody.CustodyID) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if _, err := hd.sender.Attest(ctx, ids...); err != nil {
+		t.Fatalf("holder %s attesting: %v", hd.Address(), err)
+	}
 }
 
 // Seal seals plaintext with mnemonic at WorkFactor.

@@ -1,126 +1,184 @@
-// Package pb encodes and decodes the protobuf messages of the ksb libp2p
-// protocols (see docs/protocol.md for the schema). The messages are small and
-// fixed, so they are written by hand with protowire rather than generated.
+// Package pb holds the frames of the ksb libp2p protocols: the Go code
+// protoc-gen-go generates from proto/ksb/p2p/v2/p2p.proto (p2p.pb.go, `make
+// proto`), and, here, their one encoding and their strict decoding.
 //
-// Decoding is strict so that a signed message has exactly one encoding: fields
-// must appear at most once (repeated fields excepted), with the wire type the
-// schema gives; unknown fields are refused. Encoding writes fields in field
-// number order and omits zero values, as proto3 does.
+// Marshal encodes deterministically: fields in field-number order, default
+// values omitted, as every protobuf implementation writes plain fields.
+// Unmarshal accepts only that encoding: it refuses bytes that do not
+// decode, an unknown field at any level, and anything that does not
+// re-encode to the same bytes (a repeated singular field, fields out of
+// order, a default value written out, a long varint), so that a signed
+// message has exactly one encoding and a peer cannot smuggle data past a
+// signature. Messages with cases (PushResponse, Frame) must carry exactly
+// one. Callers read a frame with its protocol's cap before decoding it, so
+// decoding allocates at most that.
 package pb
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// ErrMalformed is returned when bytes are not a valid encoding of the message
-// being decoded.
+// ErrMalformed is returned when bytes are not the canonical encoding of the
+// message being decoded.
 var ErrMalformed = errors.New("malformed protobuf message")
 
-// field is one decoded field: its number, wire type, and either the varint
-// value or the bytes of a length-delimited value (aliasing the input).
-type field struct {
-	num   protowire.Number
-	typ   protowire.Type
-	u     uint64
-	bytes []byte
-}
-
-// walk calls fn for each field of b in order. It refuses group and fixed-width
-// wire types, which no ksb message uses.
-func walk(b []byte, fn func(f field) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("%w: tag: %v", ErrMalformed, protowire.ParseError(n))
-		}
-		b = b[n:]
-		f := field{num: num, typ: typ}
-		switch typ {
-		case protowire.VarintType:
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return fmt.Errorf("%w: field %d: %v", ErrMalformed, num, protowire.ParseError(m))
-			}
-			f.u, b = v, b[m:]
-		case protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return fmt.Errorf("%w: field %d: %v", ErrMalformed, num, protowire.ParseError(m))
-			}
-			f.bytes, b = v, b[m:]
-		default:
-			return fmt.Errorf("%w: field %d has unsupported wire type %d", ErrMalformed, num, typ)
-		}
-		if err := fn(f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// seen tracks which singular fields a decoder has met, to refuse duplicates.
-type seen uint64
-
-func (s *seen) once(f field, want protowire.Type) error {
-	if f.typ != want {
-		return fmt.Errorf("%w: field %d has wire type %d, want %d", ErrMalformed, f.num, f.typ, want)
-	}
-	if f.num >= 64 {
-		return fmt.Errorf("%w: unknown field %d", ErrMalformed, f.num)
-	}
-	bit := seen(1) << f.num
-	if *s&bit != 0 {
-		return fmt.Errorf("%w: field %d repeated", ErrMalformed, f.num)
-	}
-	*s |= bit
-	return nil
-}
-
-func unknown(f field) error {
-	return fmt.Errorf("%w: unknown field %d", ErrMalformed, f.num)
-}
-
-func clone(b []byte) []byte {
-	if len(b) == 0 {
+// marshal is the deterministic encoding of m; a message whose string field
+// is not UTF-8 (which Unmarshal never yields and senders never build)
+// encodes as nil, which no decoder accepts.
+func marshal(m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
 		return nil
 	}
-	return append([]byte(nil), b...)
-}
-
-func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
-	if len(v) == 0 {
-		return b
+	if b == nil {
+		b = []byte{}
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
+	return b
 }
 
-func appendString(b []byte, num protowire.Number, v string) []byte {
-	if v == "" {
-		return b
+// unmarshal decodes b into m strictly (see the package documentation).
+func unmarshal(b []byte, m proto.Message) error {
+	proto.Reset(m)
+	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, v)
-}
-
-func appendUint(b []byte, num protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
+	if err := noUnknown(m.ProtoReflect()); err != nil {
+		return err
 	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	if !bytes.Equal(marshal(m), b) {
+		return fmt.Errorf("%w: not the canonical encoding of %s (repeated or out-of-order fields, default values, long varints)",
+			ErrMalformed, m.ProtoReflect().Descriptor().Name())
+	}
+	return nil
 }
 
-func appendInt(b []byte, num protowire.Number, v int64) []byte {
-	return appendUint(b, num, uint64(v))
+// noUnknown refuses a message carrying unknown fields, at any level.
+func noUnknown(m protoreflect.Message) error {
+	if len(m.GetUnknown()) > 0 {
+		return fmt.Errorf("%w: unknown field in %s", ErrMalformed, m.Descriptor().Name())
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() {
+			err = noUnknown(v.Message())
+		}
+		return err == nil
+	})
+	return err
 }
 
-// appendMessage writes an embedded message. Unlike scalar fields it is
-// written even when empty, because its presence selects a oneof case.
-func appendMessage(b []byte, num protowire.Number, msg []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, msg)
+// Marshal encodes h.
+func (h *PushHeader) Marshal() []byte { return marshal(h) }
+
+// Unmarshal decodes b into h.
+func (h *PushHeader) Unmarshal(b []byte) error { return unmarshal(b, h) }
+
+// Marshal encodes r.
+func (r *Receipt) Marshal() []byte { return marshal(r) }
+
+// Unmarshal decodes b into r.
+func (r *Receipt) Unmarshal(b []byte) error { return unmarshal(b, r) }
+
+// Unsigned encodes every field but the signature: the bytes the signature
+// covers (after the domain tag).
+func (r *Receipt) Unsigned() []byte {
+	c := proto.Clone(r).(*Receipt)
+	c.Signature = nil
+	return marshal(c)
 }
+
+// Marshal encodes e.
+func (e *Error) Marshal() []byte { return marshal(e) }
+
+// Unmarshal decodes b into e.
+func (e *Error) Unmarshal(b []byte) error { return unmarshal(b, e) }
+
+// Marshal encodes p.
+func (p *PushResponse) Marshal() []byte { return marshal(p) }
+
+// Unmarshal decodes b into p; exactly one of Receipt and Error must be set.
+func (p *PushResponse) Unmarshal(b []byte) error {
+	if err := unmarshal(b, p); err != nil {
+		return err
+	}
+	if (p.Receipt == nil) == (p.Error == nil) {
+		return fmt.Errorf("%w: push response must hold exactly one of receipt and error", ErrMalformed)
+	}
+	return nil
+}
+
+// Marshal encodes r.
+func (r *FetchRequest) Marshal() []byte { return marshal(r) }
+
+// Unmarshal decodes b into r.
+func (r *FetchRequest) Unmarshal(b []byte) error { return unmarshal(b, r) }
+
+// Marshal encodes e.
+func (e *EntryHeader) Marshal() []byte { return marshal(e) }
+
+// Unmarshal decodes b into e.
+func (e *EntryHeader) Unmarshal(b []byte) error { return unmarshal(b, e) }
+
+// Marshal encodes f.
+func (f *Frame) Marshal() []byte { return marshal(f) }
+
+// Unmarshal decodes b into f; exactly one of Entry, End and Error must be
+// set.
+func (f *Frame) Unmarshal(b []byte) error {
+	if err := unmarshal(b, f); err != nil {
+		return err
+	}
+	n := 0
+	for _, set := range []bool{f.Entry != nil, f.End != nil, f.Error != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: frame holds %d cases, want exactly one", ErrMalformed, n)
+	}
+	return nil
+}
+
+// Marshal encodes h.
+func (h *Heartbeat) Marshal() []byte { return marshal(h) }
+
+// Unmarshal decodes b into h.
+func (h *Heartbeat) Unmarshal(b []byte) error { return unmarshal(b, h) }
+
+// Unsigned encodes fields 1-6: the bytes the signature covers.
+func (h *Heartbeat) Unsigned() []byte {
+	c := proto.Clone(h).(*Heartbeat)
+	c.Signature = nil
+	return marshal(c)
+}
+
+// Marshal encodes r.
+func (r *RecoveryRequest) Marshal() []byte { return marshal(r) }
+
+// Unmarshal decodes b into r.
+func (r *RecoveryRequest) Unmarshal(b []byte) error { return unmarshal(b, r) }
+
+// Unsigned encodes fields 1-4: the bytes the signature covers.
+func (r *RecoveryRequest) Unsigned() []byte {
+	c := proto.Clone(r).(*RecoveryRequest)
+	c.Signature = nil
+	return marshal(c)
+}
+
+// Marshal encodes o.
+func (o *ReturnOffer) Marshal() []byte { return marshal(o) }
+
+// Unmarshal decodes b into o.
+func (o *ReturnOffer) Unmarshal(b []byte) error { return unmarshal(b, o) }
+
+// Marshal encodes r.
+func (r *ReturnReply) Marshal() []byte { return marshal(r) }
+
+// Unmarshal decodes b into r.
+func (r *ReturnReply) Unmarshal(b []byte) error { return unmarshal(b, r) }

@@ -3,14 +3,16 @@ package pb_test
 import (
 	"bytes"
 	"errors"
-	"reflect"
 	"testing"
 
-	"github.com/ksb-project/ksb/p2p/internal/pb"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ksb-project/ksb/p2p/internal/pb"
 )
 
 type message interface {
+	proto.Message
 	Marshal() []byte
 	Unmarshal([]byte) error
 }
@@ -21,24 +23,33 @@ func roundTrip(t *testing.T, in, out message) {
 	if err := out.Unmarshal(b); err != nil {
 		t.Fatalf("%T: unmarshal: %v", in, err)
 	}
-	if !reflect.DeepEqual(in, out) {
-		t.Fatalf("%T: round trip:\n got %+v\nwant %+v", in, out, in)
+	if !proto.Equal(in, out) {
+		t.Fatalf("%T: round trip:\n got %v\nwant %v", in, out, in)
 	}
 	if again := out.Marshal(); !bytes.Equal(again, b) {
 		t.Fatalf("%T: re-encoding differs", in)
 	}
 }
 
+func path(n int) [][]byte {
+	var p [][]byte
+	for i := range n {
+		p = append(p, bytes.Repeat([]byte{byte(i + 1)}, 32))
+	}
+	return p
+}
+
 func TestRoundTrip(t *testing.T) {
 	d := bytes.Repeat([]byte{7}, 32)
 	o := bytes.Repeat([]byte{2}, 33)
-	r := &pb.Receipt{Holder: o, Owner: o, Vault: "v", Digest: d, Size: 60000, TimeUnixNano: 1700000000123456789, Signature: d}
-	roundTrip(t, &pb.PushHeader{Owner: o, Vault: "thorpub1x", Digest: d, Size: 1 << 20}, new(pb.PushHeader))
+	r := &pb.Receipt{Holder: o, Pusher: o, Commitment: 12, Slot: 2, CopyIndex: 2, Size: 60000, CopyRoot: d, TimeUnixNano: 1700000000123456789, Signature: d}
+	roundTrip(t, &pb.PushHeader{Commitment: 1 << 40, Slot: 255, CopyIndex: 63, Size: 1 << 20, CommitPath: path(6)}, new(pb.PushHeader))
 	roundTrip(t, r, new(pb.Receipt))
 	roundTrip(t, &pb.PushResponse{Receipt: r}, new(pb.PushResponse))
 	roundTrip(t, &pb.PushResponse{Error: &pb.Error{Code: 4, Message: "too large"}}, new(pb.PushResponse))
-	roundTrip(t, &pb.FetchRequest{Vault: "v", Digest: d}, new(pb.FetchRequest))
-	roundTrip(t, &pb.Frame{Entry: &pb.EntryHeader{Owner: o, Vault: "v", Digest: d, Size: 9, ReceivedUnixNano: 5}}, new(pb.Frame))
+	roundTrip(t, &pb.FetchRequest{Vault: "v", Commitment: 9}, new(pb.FetchRequest))
+	roundTrip(t, &pb.Frame{Entry: &pb.EntryHeader{Owner: o, Vault: "v", Digest: d, Size: 9, ReceivedUnixNano: 5,
+		Commitment: 3, Slot: 1, CopyIndex: 1, Copies: 3, CommitPath: path(2)}}, new(pb.Frame))
 	roundTrip(t, &pb.Frame{End: &pb.End{Count: 3}}, new(pb.Frame))
 	roundTrip(t, &pb.Frame{End: &pb.End{}}, new(pb.Frame))
 	roundTrip(t, &pb.Frame{Error: &pb.Error{Code: 2}}, new(pb.Frame))
@@ -50,31 +61,61 @@ func TestRoundTrip(t *testing.T) {
 	roundTrip(t, &pb.ReturnReply{}, new(pb.ReturnReply))
 }
 
+// TestUnsignedIsAPrefix: the signed bytes of each signed message are its
+// encoding without the signature, the last field, so a verifier computing
+// them from the decoded message gets exactly what the signer signed.
+func TestUnsignedIsAPrefix(t *testing.T) {
+	d := bytes.Repeat([]byte{7}, 32)
+	r := &pb.Receipt{Holder: d, Commitment: 1, Size: 2, CopyRoot: d, Signature: bytes.Repeat([]byte{9}, 64)}
+	if b := r.Marshal(); !bytes.HasPrefix(b, r.Unsigned()) || len(r.Unsigned()) >= len(b) {
+		t.Fatal("receipt: unsigned bytes are not the encoding without the signature")
+	}
+	if r.Signature == nil {
+		t.Fatal("Unsigned cleared the caller's signature")
+	}
+	h := &pb.Heartbeat{Node: d, Blobs: 1, Signature: d}
+	if !bytes.HasPrefix(h.Marshal(), h.Unsigned()) {
+		t.Fatal("heartbeat")
+	}
+	q := &pb.RecoveryRequest{Owner: d, Addrs: [][]byte{{1}}, Signature: d}
+	if !bytes.HasPrefix(q.Marshal(), q.Unsigned()) {
+		t.Fatal("recovery request")
+	}
+}
+
 func TestStrict(t *testing.T) {
 	tag := func(b []byte, n protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(b, n, typ) }
 	dupSize := protowire.AppendVarint(tag(protowire.AppendVarint(tag(nil, 4, protowire.VarintType), 1), 4, protowire.VarintType), 2)
-	wrongType := protowire.AppendVarint(tag(nil, 1, protowire.VarintType), 1)
+	outOfOrder := protowire.AppendVarint(tag(protowire.AppendVarint(tag(nil, 4, protowire.VarintType), 1), 1, protowire.VarintType), 2)
+	wrongType := protowire.AppendBytes(tag(nil, 1, protowire.BytesType), []byte{1})
 	unknownField := protowire.AppendVarint(tag(nil, 9, protowire.VarintType), 1)
-	fixed := protowire.AppendFixed32(tag(nil, 4, protowire.Fixed32Type), 1)
-	truncated := []byte{0x0a, 0x05, 1, 2}
+	zeroWritten := protowire.AppendVarint(tag(nil, 4, protowire.VarintType), 0)
+	longVarint := append(tag(nil, 4, protowire.VarintType), 0x81, 0x00)
+	truncated := []byte{0x2a, 0x05, 1, 2}
+	nestedUnknown := protowire.AppendBytes(tag(nil, 2, protowire.BytesType), unknownField)
 	bothCases := append((&pb.PushResponse{Receipt: &pb.Receipt{}}).Marshal(), (&pb.PushResponse{Error: &pb.Error{}}).Marshal()...)
 	twoFrames := append((&pb.Frame{End: &pb.End{}}).Marshal(), (&pb.Frame{Error: &pb.Error{}}).Marshal()...)
+	badUTF8 := protowire.AppendBytes(tag(nil, 1, protowire.BytesType), []byte{0xff})
 	cases := []struct {
 		name string
 		msg  message
 		in   []byte
 	}{
 		{"duplicate field", new(pb.PushHeader), dupSize},
+		{"fields out of order", new(pb.PushHeader), outOfOrder},
 		{"wrong wire type", new(pb.PushHeader), wrongType},
 		{"unknown field", new(pb.PushHeader), unknownField},
-		{"fixed32", new(pb.PushHeader), fixed},
+		{"default value written", new(pb.PushHeader), zeroWritten},
+		{"long varint", new(pb.PushHeader), longVarint},
 		{"truncated bytes", new(pb.PushHeader), truncated},
+		{"unknown field in a nested message", new(pb.Frame), nestedUnknown},
 		{"empty push response", new(pb.PushResponse), nil},
 		{"push response with both cases", new(pb.PushResponse), bothCases},
 		{"empty frame", new(pb.Frame), nil},
 		{"frame with two cases", new(pb.Frame), twoFrames},
 		{"reply not a bool", new(pb.ReturnReply), protowire.AppendVarint(tag(nil, 1, protowire.VarintType), 2)},
 		{"offer count out of range", new(pb.ReturnOffer), protowire.AppendVarint(tag(nil, 2, protowire.VarintType), 1<<33)},
+		{"string not UTF-8", new(pb.FetchRequest), badUTF8},
 		{"bad varint", new(pb.Heartbeat), []byte{0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 	}
 	for _, c := range cases {
@@ -85,9 +126,9 @@ func TestStrict(t *testing.T) {
 }
 
 // FuzzDecode checks that no input makes a decoder panic, and that whatever
-// decodes re-encodes to bytes that decode to the same message.
+// decodes re-encodes to the same bytes.
 func FuzzDecode(f *testing.F) {
-	f.Add((&pb.PushHeader{Owner: []byte{2, 3}, Vault: "v", Size: 3}).Marshal())
+	f.Add((&pb.PushHeader{Commitment: 2, Slot: 3, Size: 3, CommitPath: path(2)}).Marshal())
 	f.Add((&pb.Frame{End: &pb.End{Count: 1}}).Marshal())
 	f.Add((&pb.RecoveryRequest{Addrs: [][]byte{{1}}}).Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -106,11 +147,14 @@ func FuzzDecode(f *testing.F) {
 			if in.Unmarshal(b) != nil {
 				continue
 			}
+			if !bytes.Equal(in.Marshal(), b) {
+				t.Fatalf("%T: accepted bytes that are not its encoding", in)
+			}
 			out := m()
 			if err := out.Unmarshal(in.Marshal()); err != nil {
 				t.Fatalf("%T: re-encoding does not decode: %v", in, err)
 			}
-			if !reflect.DeepEqual(in, out) {
+			if !proto.Equal(in, out) {
 				t.Fatalf("%T: re-encoding changed the message", in)
 			}
 		}
