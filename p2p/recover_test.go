@@ -325,7 +325,7 @@ func TestReturnOfferNonce(t *testing.T) {
 	}
 	b := blob(1000, 3)
 	d := sha256.Sum256(b)
-	writeFrameTo(t, s, (&pb.Frame{Entry: &pb.EntryHeader{Owner: o.PubKey(), Vault: vaultA, Digest: d[:], Size: uint64(len(b)), ReceivedUnixNano: 1}}).Marshal())
+	writeFrameTo(t, s, (&pb.Frame{Entry: &pb.EntryHeader{Owner: o.PubKey(), Vault: vaultA, Digest: d[:], Size: uint64(len(b)), ReceivedUnixNano: 1, Commitment: 1, Copies: 1}}).Marshal())
 	s.Write(b)
 	writeFrameTo(t, s, (&pb.Frame{End: &pb.End{Count: 1}}).Marshal())
 	io.Copy(io.Discard, s) // until the owner closes

@@ -63,15 +63,18 @@
 // for it: sha256 against its header, opens with the mnemonic, parses as a
 // keyshare of that vault. Anything else is logged and skipped. Blobs of
 // different vaults are opened in parallel (two at a time); copies of a blob
-// that is being opened wait for its verdict. Of the valid blobs of one
-// vault the newest is kept: the one with the latest receive time its holder
-// reports; an exact tie goes to the smaller digest, so the choice does not
-// depend on arrival order. (A holder can only make an older valid blob of
-// the same vault win this way; a vault's share does not change once its
-// keygen is done.) A blob older than the one already kept for its vault is
-// not opened. When a second copy of the kept blob comes from a holder
-// reporting a later receive time, that holder is credited (so the choice
-// does not depend on arrival order), and Progress says so.
+// that is being opened wait for its verdict, and so do the other copies of
+// a version (the holders' entries name its commitment; the r copies of a
+// commitment are different ciphertexts of one share), which are opened one
+// at a time only while none has opened. Of the valid copies of one vault
+// the newest version is kept: the highest commitment id (the chain numbers
+// commitments in commit order, so no clock is compared). A holder can only
+// make an older valid copy of the same vault win by naming a higher id for
+// it; a vault's share does not change once its keygen is done. A copy of an
+// older version than the one kept, or of the kept version, is not opened.
+// When a copy of the kept version comes from a holder reporting a later
+// receive time, that holder is credited (so the choice does not depend on
+// arrival order).
 //
 // Run stops, and writes the kept blobs:
 //

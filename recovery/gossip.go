@@ -1,7 +1,6 @@
 package recovery
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -241,13 +240,14 @@ func waitTopic(ctx context.Context, c *config, g *p2p.Gossip, want []peer.ID) {
 
 // kept is the newest valid blob of one vault so far.
 type kept struct {
-	vault    string
-	holder   string
-	peer     peer.ID
-	digest   [32]byte
-	received time.Time
-	pt       []byte
-	after    time.Duration // since the search started
+	vault      string
+	holder     string
+	peer       peer.ID
+	commitment uint64 // the chain's id of the version, as the holder names it
+	digest     [32]byte
+	received   time.Time
+	pt         []byte
+	after      time.Duration // since the search started
 }
 
 // change is what the collector tells runGossip: kept new blobs (0 when only
@@ -264,30 +264,38 @@ type collector struct {
 	start   time.Time
 	changed chan change
 
-	mu        sync.Mutex
-	closed    bool
-	inflight  sync.WaitGroup
-	failed    map[[32]byte]error         // digests that do not open as a keyshare
-	vaultOf   map[[32]byte]string        // digests that do, and of which vault
-	opening   map[[32]byte][]p2p.Fetched // digests being opened, and copies waiting for the verdict
-	best      map[string]*kept
-	heard     map[string]bool // vaults some holder sent a copy of
-	sending   map[peer.ID]int // holders whose accepted stream has not ended
-	lastOffer time.Time
-	offers    []p2p.Offer
-	skips     []Skip
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+	failed   map[[32]byte]error         // digests that do not open as a keyshare
+	vaultOf  map[[32]byte]string        // digests that do, and of which vault
+	opening  map[[32]byte][]p2p.Fetched // digests being opened, and copies waiting for the verdict
+	// versions being opened (one copy at a time per version: the r copies
+	// of a commitment are different ciphertexts of one plaintext), and the
+	// other copies of each, waiting: they are opened, one at a time, only
+	// if the copy being opened fails.
+	versionOpening map[versionKey]bool
+	versionWait    map[versionKey][]p2p.Fetched
+	best           map[string]*kept
+	heard          map[string]bool // vaults some holder sent a copy of
+	sending        map[peer.ID]int // holders whose accepted stream has not ended
+	lastOffer      time.Time
+	offers         []p2p.Offer
+	skips          []Skip
 }
 
 func newCollector(c *config, ctx context.Context, hrp string, start time.Time) *collector {
 	return &collector{
 		c: c, ctx: ctx, hrp: hrp, start: start,
-		changed: make(chan change, 1),
-		failed:  make(map[[32]byte]error),
-		vaultOf: make(map[[32]byte]string),
-		opening: make(map[[32]byte][]p2p.Fetched),
-		best:    make(map[string]*kept),
-		heard:   make(map[string]bool),
-		sending: make(map[peer.ID]int),
+		changed:        make(chan change, 1),
+		failed:         make(map[[32]byte]error),
+		vaultOf:        make(map[[32]byte]string),
+		opening:        make(map[[32]byte][]p2p.Fetched),
+		versionOpening: make(map[versionKey]bool),
+		versionWait:    make(map[versionKey][]p2p.Fetched),
+		best:           make(map[string]*kept),
+		heard:          make(map[string]bool),
+		sending:        make(map[peer.ID]int),
 	}
 }
 
@@ -396,24 +404,46 @@ func (k *collector) onBlob(f p2p.Fetched) {
 		return
 	}
 	k.heard[f.Vault] = true
-	if waiting, ok := k.opening[f.Digest]; ok {
-		k.opening[f.Digest] = append(waiting, f)
-		k.mu.Unlock()
-		return
-	}
-	if done := k.judge(f, holder, s); done {
-		k.mu.Unlock()
-		return
-	}
-	k.opening[f.Digest] = nil
-	k.inflight.Add(1)
+	start := k.consider(f, holder, s)
 	k.mu.Unlock()
+	if !start {
+		return
+	}
 	if k.c.legacyGossip {
 		// As before the offers: one blob opened at a time, in order.
 		k.open(f, holder, s)
 		return
 	}
 	go k.open(f, holder, s)
+}
+
+// versionKey names a share version as a holder's entry does: the vault and
+// the chain's commitment id.
+type versionKey struct {
+	vault      string
+	commitment uint64
+}
+
+// consider decides f from what is known, or queues it behind the opening
+// of the same digest or of another copy of the same version, or marks it
+// as being opened and reports that the caller is to open it. k.mu is held.
+func (k *collector) consider(f p2p.Fetched, holder string, s Skip) bool {
+	if waiting, ok := k.opening[f.Digest]; ok {
+		k.opening[f.Digest] = append(waiting, f)
+		return false
+	}
+	if done := k.judge(f, holder, s); done {
+		return false
+	}
+	vk := versionKey{f.Vault, f.Custody.Commitment}
+	if k.versionOpening[vk] {
+		k.versionWait[vk] = append(k.versionWait[vk], f)
+		return false
+	}
+	k.versionOpening[vk] = true
+	k.opening[f.Digest] = nil
+	k.inflight.Add(1)
+	return true
 }
 
 // open opens f, and judges it and the copies of its digest that came
@@ -427,7 +457,25 @@ func (k *collector) open(f p2p.Fetched, holder string, s Skip) {
 	defer k.mu.Unlock()
 	waiting := k.opening[f.Digest]
 	delete(k.opening, f.Digest)
+	vk := versionKey{f.Vault, f.Custody.Commitment}
+	delete(k.versionOpening, vk)
+	others := k.versionWait[vk]
+	delete(k.versionWait, vk)
 	defer k.signal(0)
+	// The other copies of the version: judged once f is (skipped as copies
+	// of the kept version if f was kept), else opened one at a time.
+	defer func() {
+		for _, o := range others {
+			if k.closed || k.ctx.Err() != nil {
+				return
+			}
+			name := k.holderName(o.Holder)
+			ws := Skip{Vault: o.Vault, Holder: name, Peer: o.Holder, Digest: hex.EncodeToString(o.Digest[:])}
+			if k.consider(o, name, ws) {
+				go k.open(o, name, ws)
+			}
+		}
+	}()
 	if err != nil {
 		if k.ctx.Err() == nil {
 			k.failed[f.Digest] = err
@@ -456,11 +504,11 @@ func (k *collector) open(f p2p.Fetched, holder string, s Skip) {
 			clear(cur.pt)
 		}
 		k.best[c.Vault] = &kept{
-			vault: c.Vault, holder: cs.Holder, peer: c.Holder, digest: c.Digest, received: c.Received,
+			vault: c.Vault, holder: cs.Holder, peer: c.Holder, commitment: c.Custody.Commitment, digest: c.Digest, received: c.Received,
 			pt: pt, after: time.Since(k.start),
 		}
 		pt = nil
-		k.c.progress.printf("vault %s: valid blob from %s (received %s)", c.Vault, cs.Holder, c.Received.UTC().Format(time.RFC3339))
+		k.c.progress.printf("vault %s: valid copy of commitment %d from %s (received %s)", c.Vault, c.Custody.Commitment, cs.Holder, c.Received.UTC().Format(time.RFC3339))
 		k.signal(1)
 	}
 	clear(pt)
@@ -493,8 +541,15 @@ func (k *collector) judge(f p2p.Fetched, holder string, s Skip) bool {
 				f.Vault, holder, f.Received.UTC().Format(time.RFC3339))
 		}
 		return true
-	case !newer(f.Received, f.Digest, cur.received, cur.digest):
-		k.c.progress.printf("vault %s: older blob from %s (received %s) ignored", f.Vault, holder, f.Received.UTC().Format(time.RFC3339))
+	case f.Custody.Commitment == cur.commitment:
+		// Another copy of the kept version (a different ciphertext of the
+		// same plaintext): nothing to open. Credited as above.
+		if f.Received.After(cur.received) {
+			cur.holder, cur.peer, cur.received = holder, f.Holder, f.Received
+		}
+		return true
+	case !newer(f.Custody.Commitment, cur.commitment):
+		k.c.progress.printf("vault %s: older copy (commitment %d) from %s ignored", f.Vault, f.Custody.Commitment, holder)
 		return true
 	}
 	return false
@@ -524,13 +579,10 @@ func (k *collector) close() ([]*kept, []Skip, []p2p.Offer) {
 	return out, k.skips, k.offers
 }
 
-// newer reports whether a blob received at t with digest d replaces the one
-// kept (received at curT, digest curD): a later holder-reported receive
-// time wins; an exact tie goes to the smaller digest, so the choice does not
-// depend on the order blobs arrive in.
-func newer(t time.Time, d [32]byte, curT time.Time, curD [32]byte) bool {
-	if !t.Equal(curT) {
-		return t.After(curT)
-	}
-	return bytes.Compare(d[:], curD[:]) < 0
-}
+// newer reports whether a copy of commitment cm replaces the kept copy of
+// commitment curCm (copies of one commitment are one version, decided
+// before): the later version wins. The chain numbers commitments in the
+// order it commits them, so a higher id is a newer version whatever any
+// clock says — the holders' receive times, which an earlier rule compared,
+// are their clocks.
+func newer(cm, curCm uint64) bool { return cm > curCm }
