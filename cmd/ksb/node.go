@@ -77,7 +77,11 @@ Make a home with ksb init.`,
 			<-ctx.Done()
 			stop() // a second signal kills the process during a slow shutdown
 		}()
-		n, err := node.New(ctx, node.Options{Home: *home, Config: cfg, Mnemonic: m, Logger: log})
+		now, err := testClock()
+		if err != nil {
+			return err
+		}
+		n, err := node.New(ctx, node.Options{Home: *home, Config: cfg, Mnemonic: m, Logger: log, Clock: now})
 		if err != nil {
 			return err
 		}

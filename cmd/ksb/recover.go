@@ -117,11 +117,15 @@ func recoverCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		now, err := testClock()
+		if err != nil {
+			return err
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		rep, err := recovery.Run(ctx, recovery.Options{
 			Mnemonic: m, OutDir: *out, RPC: *rpc, Bootstrap: *bootstrap, NoChain: *noChain,
-			HRP: *hrp, Force: *force, Progress: cmd.ErrOrStderr(),
+			HRP: *hrp, Force: *force, Progress: cmd.ErrOrStderr(), Now: now,
 			GossipQuiet: *quiet, GossipFirstWait: *firstWait, GossipTimeout: *timeout, GossipGrace: *grace,
 		})
 		if rep != nil {
