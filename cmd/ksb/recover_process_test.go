@@ -152,7 +152,7 @@ func TestRecoverAsProcesses(t *testing.T) {
 		t.Fatalf("ksb recover (bootstrap): exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	check(out2)
-	t.Logf("recover via gossip:\n%s", r.stdout)
+	t.Logf("recover via gossip:\n%s\nprogress:\n%s", r.stdout, r.stderr)
 
 	// Recovering again into a directory that has the files finds them
 	// identical, says so and succeeds, writing nothing (issue 9 item 11).
