@@ -190,7 +190,7 @@ wait:
 	}
 	for _, k := range best {
 		res := VaultResult{
-			Vault: k.vault, Holder: k.holder, Peer: k.peer, Digest: hex.EncodeToString(k.digest[:]),
+			Vault: k.vault, Holder: k.holder, Peer: k.peer, Digest: hex.EncodeToString(k.digest[:]), Commitment: k.commitment,
 			Received: k.received, Bytes: len(k.pt), Duration: k.after,
 		}
 		res.File, res.Unchanged, res.Err = c.write(k.vault, k.pt)
@@ -490,6 +490,9 @@ func (k *collector) open(f p2p.Fetched, holder string, s Skip) {
 		return
 	}
 	for i, c := range append([]p2p.Fetched{f}, waiting...) {
+		if i == 0 && err != nil {
+			continue // skipped above, once
+		}
 		cs := s
 		if i > 0 {
 			name := k.holderName(c.Holder)
