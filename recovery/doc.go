@@ -72,9 +72,10 @@
 // make an older valid copy of the same vault win by naming a higher id for
 // it; a vault's share does not change once its keygen is done. A copy of an
 // older version than the one kept, or of the kept version, is not opened.
-// When a copy of the kept version comes from a holder reporting a later
-// receive time, that holder is credited (so the choice does not depend on
-// arrival order).
+// The holder reported is one whose copy was opened; when the same bytes
+// (same digest) come from a holder reporting a later receive time, that
+// holder is credited instead (so the choice among identical bytes does not
+// depend on arrival order).
 //
 // Run stops, and writes the kept blobs:
 //

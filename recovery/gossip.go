@@ -546,10 +546,8 @@ func (k *collector) judge(f p2p.Fetched, holder string, s Skip) bool {
 		return true
 	case f.Custody.Commitment == cur.commitment:
 		// Another copy of the kept version (a different ciphertext of the
-		// same plaintext): nothing to open. Credited as above.
-		if f.Received.After(cur.received) {
-			cur.holder, cur.peer, cur.received = holder, f.Holder, f.Received
-		}
+		// same plaintext): nothing to open. Not credited: its bytes were
+		// not verified.
 		return true
 	case !newer(f.Custody.Commitment, cur.commitment):
 		k.c.progress.printf("vault %s: older copy (commitment %d) from %s ignored", f.Vault, f.Custody.Commitment, holder)
