@@ -252,7 +252,10 @@ func TestSilentHolderTimesOut(t *testing.T) {
 	hs[1].Attest(t, va.Assignments[va.Slot(hs[1])].Custody)
 
 	out := t.TempDir()
-	rep, err := run(t, recovery.Options{Mnemonic: ownerMnemonic, OutDir: out, RPC: net.Chain.RPCURL(), HolderTimeout: 500 * time.Millisecond})
+	// HolderTimeout bounds every holder's fetch, the honest one's too: 3 s
+	// leaves it room under -race on a loaded machine (at 500 ms, its fetch
+	// of B timed out as well, once, with the load average at 35 on 2 cores).
+	rep, err := run(t, recovery.Options{Mnemonic: ownerMnemonic, OutDir: out, RPC: net.Chain.RPCURL(), HolderTimeout: 3 * time.Second})
 	var inc *recovery.IncompleteError
 	if !errors.As(err, &inc) || !errors.Is(err, recovery.ErrIncomplete) || !slices.Equal(inc.Vaults(), []string{a.vault}) {
 		t.Fatalf("err = %v, want an IncompleteError naming %s", err, a.vault)
