@@ -62,8 +62,13 @@ vet:
 test: deps proto-check vet
 	$(GO) test -race -count=1 -timeout 9m ./...
 
+# One package's benchmarks at a time (-p 1): with go test's default of one
+# package per core, BenchmarkStateStore ran beside the envelope, recovery and
+# ingest benchmarks and each measured the other's load. Every benchmark
+# runs once (BENCHTIME=1x): a run of them all, 16-20 minutes on 2 shared
+# cores; docs/performance.md gives the longer command behind each figure.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

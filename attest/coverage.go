@@ -2,9 +2,9 @@ package attest
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -206,9 +206,20 @@ func parseDecimal(k string, b []byte) (uint64, error) {
 }
 
 // coverage computes the coverage of one vault (or of every live vault when
-// vault is "") from the state s.
+// vault is "") from the state s: ComputeCoverage over s's reads.
 func coverage(s kv, p *Params, vault string) (*Coverage, error) {
-	get := StateGetter(s.get)
+	return ComputeCoverage(s.get, p, vault)
+}
+
+// ComputeCoverage computes the coverage of the vault with key vault, or of
+// every live vault when vault is "", reading only keys it can name, through
+// get, with chain parameters p (ReadParams). The vaults are listed from
+// KeyCounters (next_vault) and KeyVaultIndex(1 … next_vault−1) — an index
+// whose key is absent belongs to a deleted vault —, never by a scan, so a
+// client that verifies each read gets an answer no RPC could have left a
+// vault out of. Vaults are in public-key order; Height is left 0 for the
+// caller to set. The app's /coverage and `ksb coverage --verify` both run it.
+func ComputeCoverage(get StateGetter, p *Params, vault string) (*Coverage, error) {
 	c := &Coverage{Replication: p.Replication, Vaults: []VaultCoverage{}}
 	if vault != "" {
 		vc, err := ComputeVaultCoverage(get, p, vault)
@@ -218,20 +229,36 @@ func coverage(s kv, p *Params, vault string) (*Coverage, error) {
 		c.Vaults = append(c.Vaults, *vc)
 		return c, nil
 	}
-	var keys []string
-	err := s.scan(prefVault, func(key string, val []byte) error {
-		v := &attestpb.VaultRecord{}
-		if err := decodeRec(key, val, v); err != nil {
-			return err
-		}
-		if v.RetiredHeight == 0 {
-			keys = append(keys, strings.TrimPrefix(key, prefVault))
-		}
-		return nil
-	})
+	cnt := &attestpb.Counters{}
+	ok, err := getVia(get, keyCounters, cnt)
 	if err != nil {
 		return nil, err
 	}
+	if !ok {
+		return nil, fmt.Errorf("%s is absent: %w", keyCounters, ErrNotFound)
+	}
+	var keys []string
+	for i := uint64(1); i < cnt.NextVault; i++ {
+		pk, err := get(KeyVaultIndex(i))
+		if err != nil {
+			return nil, err
+		}
+		if pk == nil {
+			continue // deleted
+		}
+		v := &attestpb.VaultRecord{}
+		ok, err := getVia(get, KeyVault(string(pk)), v)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("vault index %d names %s, which is absent: %w", i, pk, ErrInternal)
+		}
+		if v.RetiredHeight == 0 {
+			keys = append(keys, string(pk))
+		}
+	}
+	sort.Strings(keys)
 	for _, k := range keys {
 		vc, err := ComputeVaultCoverage(get, p, k)
 		if err != nil {
@@ -240,6 +267,33 @@ func coverage(s kv, p *Params, vault string) (*Coverage, error) {
 		c.Vaults = append(c.Vaults, *vc)
 	}
 	return c, nil
+}
+
+// ReadParams reads the chain parameters (KeyParams, JSON) through get.
+func ReadParams(get StateGetter) (*Params, error) {
+	b, err := get(keyParams)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%s is absent: chain not initialised: %w", keyParams, ErrNotFound)
+	}
+	p := &Params{}
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w: %w", keyParams, ErrInternal, err)
+	}
+	return p, nil
+}
+
+// DecodeStateValue turns the bytes the state tree holds for a key (what
+// /state returns and its proof proves) into the value the application reads:
+// the stored form of an empty value, the single byte 0x00, is empty; every
+// other value is itself. A nil value (absent) stays nil.
+func DecodeStateValue(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	return decodeValue(v)
 }
 
 func hexRoot(b []byte) string { return hex.EncodeToString(b) }

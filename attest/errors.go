@@ -96,6 +96,12 @@ var (
 	// ErrNotCommitted is returned by Client.Broadcast when a transaction was
 	// accepted into the mempool but not seen in a block within the wait.
 	ErrNotCommitted = errors.New("transaction not committed")
+
+	// ErrNotNamed is returned by the readers over a StateGetter
+	// (ComputeCoverage, ReadOwnerCommitments, ReadNodes) when an answer would
+	// need a listing: a verifying client proves each key it names, but ICS23
+	// has no range proofs, so no proof could show a listing complete.
+	ErrNotNamed = errors.New("a listing cannot be read from verified state")
 )
 
 // TxError is a transaction the chain refused: in CheckTx (Height 0) or in its

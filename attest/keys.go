@@ -52,6 +52,10 @@ func parseHex(s string, width int) (uint64, bool) {
 // KeyParams is the key of the chain's parameters (JSON of Params).
 func KeyParams() string { return keyParams }
 
+// KeyCounters is the key of the chain's counters (attestpb.Counters): the
+// next account number, vault index and commitment id.
+func KeyCounters() string { return keyCounters }
+
 // KeyNode is the key of an active node's record (attestpb.NodeRecord); it
 // is absent for a node that is not active.
 func KeyNode(address string) string { return prefNode + address }

@@ -345,20 +345,24 @@ func activeNodes(s kv) ([]Node, error) {
 		if err := decodeRec(key, val, r); err != nil {
 			return err
 		}
-		n := Node{
-			Address: strings.TrimPrefix(key, prefNode), PubKey: hex.EncodeToString(r.Pubkey), Account: r.Account,
-			Multiaddrs: r.Multiaddrs, Height: r.Height, FailedHeight: r.FailedHeight,
-		}
-		if n.Multiaddrs == nil {
-			n.Multiaddrs = []string{}
-		}
-		if id, err := identity.PeerIDFromPubKey(r.Pubkey); err == nil {
-			n.PeerID = id.String()
-		}
-		nodes = append(nodes, n)
+		nodes = append(nodes, nodeAnswer(strings.TrimPrefix(key, prefNode), r))
 		return nil
 	})
 	return nodes, err
+}
+
+func nodeAnswer(addr string, r *attestpb.NodeRecord) Node {
+	n := Node{
+		Address: addr, PubKey: hex.EncodeToString(r.Pubkey), Account: r.Account,
+		Multiaddrs: r.Multiaddrs, Height: r.Height, FailedHeight: r.FailedHeight,
+	}
+	if n.Multiaddrs == nil {
+		n.Multiaddrs = []string{}
+	}
+	if id, err := identity.PeerIDFromPubKey(r.Pubkey); err == nil {
+		n.PeerID = id.String()
+	}
+	return n
 }
 
 func allVaults(s kv) ([]Vault, error) {

@@ -456,3 +456,91 @@ func newChainAt0(t *testing.T) *attest.App {
 	}
 	return app
 }
+
+// TestNamedReads: over a verified StateGetter, ComputeCoverage of every
+// live vault, ReadOwnerCommitments and ReadNodes give what the app's JSON
+// queries give, reading named keys only; a listing is ErrNotNamed. A
+// second vault, and a superseded version, are in state.
+func TestNamedReads(t *testing.T) {
+	g := testGenesis()
+	g.Vaults = append(g.Vaults, attest.VaultSpec{PubKey: otherVault, Members: []string{addr(1), addr(4), addr(5)}, Threshold: 2})
+	c := newChain(t, g)
+	for m := range 4 {
+		c.attestAll(c.commit(m, testVaultIdx, 1024))
+	}
+	c.attestAll(c.commit(1, testVaultIdx, 2048)) // supersedes member 1's first
+	c.attestAll(c.commit(1, 2, 512))
+	h, appHash := c.app.AppHash()
+	verified := func(key string) ([]byte, error) {
+		res := c.proven("/state/"+key, h, nil)
+		if res.Code != 0 || res.ProofOps == nil || len(res.ProofOps.Ops) != 1 {
+			return nil, fmt.Errorf("/state/%s: code %d %s", key, res.Code, res.Log)
+		}
+		if err := attest.VerifyStateProof(res.ProofOps.Ops[0], appHash, key, res.Value); err != nil {
+			return nil, err
+		}
+		return attest.DecodeStateValue(res.Value), nil
+	}
+	p, err := attest.ReadParams(verified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cov, err := attest.ComputeCoverage(verified, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c.coverage("")
+	want.Height = 0
+	if !equalJSON(t, cov, want) || len(cov.Vaults) != 2 {
+		t.Fatalf("coverage of every vault from named reads:\n%s\nthe app's:\n%s", mustJSON(t, cov), mustJSON(t, want))
+	}
+
+	got, err := attest.ReadOwnerCommitments(verified, addr(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owned struct{ Commitments []attest.Commitment }
+	c.query("/commitments/owner/"+addr(1), &owned)
+	var live []attest.Commitment
+	for _, cm := range owned.Commitments {
+		if cm.Live {
+			live = append(live, cm)
+		}
+	}
+	if len(owned.Commitments) != 3 || !equalJSON(t, got, live) {
+		t.Fatalf("owner's newest commitments from named reads:\n%s\nthe app's live ones:\n%s", mustJSON(t, got), mustJSON(t, live))
+	}
+	var holders []string
+	for _, cm := range got {
+		for _, cu := range cm.Custodies {
+			holders = append(holders, cu.Holder)
+		}
+	}
+	nodes, err := attest.ReadNodes(verified, append(holders, testAddrs[spare]))
+	if err != nil || len(nodes) != len(holders) {
+		t.Fatalf("ReadNodes: %v, %d nodes for %d holders (and one non-node)", err, len(nodes), len(holders))
+	}
+	var all struct{ Nodes []attest.Node }
+	c.query("/nodes", &all)
+	for _, n := range nodes {
+		found := false
+		for _, a := range all.Nodes {
+			found = found || equalJSON(t, n, a)
+		}
+		if !found {
+			t.Fatalf("node %+v is not as /nodes has it", n)
+		}
+	}
+
+	// A getter that refuses one key: the answer fails, it is not computed
+	// without it.
+	lying := func(key string) ([]byte, error) {
+		if key == attest.KeyVaultIndex(2) {
+			return nil, attest.ErrStateProof
+		}
+		return verified(key)
+	}
+	if _, err := attest.ComputeCoverage(lying, p, ""); !errors.Is(err, attest.ErrStateProof) {
+		t.Fatalf("coverage with a refused vault index: %v", err)
+	}
+}

@@ -84,19 +84,31 @@ func CommitPath(copyRoots [][HashSize]byte, i int) ([][]byte, error) {
 // refusal is a *ProofError. Arguments out of range (size, copies,
 // copyIndex) wrap ErrInvalidArgument.
 func VerifyCopy(commitRoot [HashSize]byte, size uint64, copies, copyIndex int, commitPath [][]byte, blob []byte) error {
+	_, err := VerifyCopyRoot(commitRoot, size, copies, copyIndex, commitPath, blob)
+	return err
+}
+
+// VerifyCopyRoot is VerifyCopy that also returns the copy's root
+// (CopyRoot of blob) once blob is verified, so that a caller that needs it
+// — a holder's receipt names it — hashes the copy once.
+func VerifyCopyRoot(commitRoot [HashSize]byte, size uint64, copies, copyIndex int, commitPath [][]byte, blob []byte) ([HashSize]byte, error) {
 	if err := checkSize(size); err != nil {
-		return err
+		return [HashSize]byte{}, err
 	}
 	if err := checkCopies(copies, copyIndex); err != nil {
-		return err
+		return [HashSize]byte{}, err
 	}
 	if uint64(len(blob)) != size {
-		return refuse(ErrWrongSize, "%d bytes, committed %d", len(blob), size)
+		return [HashSize]byte{}, refuse(ErrWrongSize, "%d bytes, committed %d", len(blob), size)
 	}
 	if err := checkPath("commit path", commitPath, uint64(copyIndex), uint64(copies)); err != nil {
-		return err
+		return [HashSize]byte{}, err
 	}
-	return verifyCommitPath(commitRoot, copyRoot(blob), copies, copyIndex, commitPath)
+	root := copyRoot(blob)
+	if err := verifyCommitPath(commitRoot, root, copies, copyIndex, commitPath); err != nil {
+		return [HashSize]byte{}, err
+	}
+	return root, nil
 }
 
 // verifyCommitPath checks, with crypto/merkle's Proof.Verify, that copy

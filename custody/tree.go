@@ -190,8 +190,26 @@ func rootFromPath(leaf [HashSize]byte, path [][]byte, index, total uint64) [Hash
 
 // copyRoot is the root of the segments' tree: crypto/merkle's RFC 6962
 // HashFromByteSlices.
+//
+// It is crypto/merkle.HashFromByteSlices over segments(blob) (a test checks
+// they agree), computed without allocating: a holder hashes every pushed
+// copy, and crypto/merkle's two slices per node made that hashing cost about
+// twice its SHA-256 work.
 func copyRoot(blob []byte) [HashSize]byte {
-	return [HashSize]byte(merkle.HashFromByteSlices(segments(blob)))
+	return subtreeRoot(blob)
+}
+
+// subtreeRoot is the RFC 6962 root of the segments of blob, which starts
+// at a segment boundary: split as crypto/merkle splits, recursing at most
+// 14 levels for MaxSize.
+func subtreeRoot(blob []byte) [HashSize]byte {
+	n := Leaves(uint64(len(blob)))
+	if n <= 1 {
+		return leafHash(blob)
+	}
+	k := split(n) * SegmentSize
+	l, r := subtreeRoot(blob[:k]), subtreeRoot(blob[k:])
+	return innerHash(l[:], r[:])
 }
 
 // copyPath returns the path of segment i of blob (i < Leaves): the roots

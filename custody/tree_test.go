@@ -61,7 +61,7 @@ func TestCopyRootIsRFC6962OverSegments(t *testing.T) {
 	if r, err := custody.CopyRoot(three); err != nil || !bytes.Equal(r[:], want) {
 		t.Fatalf("three segments: %x, %v", r, err)
 	}
-	for _, n := range []int{1, 63, 64, 65, 127, 128, 1000, 27142} {
+	for _, n := range []int{1, 63, 64, 65, 127, 128, 1000, 27142, 60 << 10, 65537, custody.MaxSize} {
 		b := randomBlob(n, uint64(n))
 		var segs [][]byte
 		for i := 0; i < n; i += custody.SegmentSize {

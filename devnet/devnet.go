@@ -52,12 +52,20 @@ const (
 
 	// stopTimeout bounds how long a member takes to stop.
 	stopTimeout = time.Minute
+
+	// maxSpares bounds Options.Spares: a devnet is one process on a
+	// shared machine.
+	maxSpares = 16
 )
 
 // Options configure a devnet. Zero values take the defaults shown.
 type Options struct {
 	// Nodes is the number of members, MinNodes..MaxNodes (5).
 	Nodes int
+	// Spares is the number of further active nodes that are members of no
+	// vault and have no shares (0): holders only, which give the chain
+	// replacement candidates beyond the vault members (Members[Nodes:]).
+	Spares int
 	// Dir holds the chain and member homes; "" means a new temporary
 	// directory, removed by Close.
 	Dir string
@@ -172,6 +180,9 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 	if opts.Nodes < MinNodes || opts.Nodes > MaxNodes {
 		return nil, fmt.Errorf("devnet: %d nodes; want %d..%d", opts.Nodes, MinNodes, MaxNodes)
 	}
+	if opts.Spares < 0 || opts.Spares > maxSpares {
+		return nil, fmt.Errorf("devnet: %d spare nodes; want 0..%d", opts.Spares, maxSpares)
+	}
 	if opts.Replication >= opts.Nodes {
 		return nil, fmt.Errorf("devnet: replication %d needs more than %d nodes", opts.Replication, opts.Nodes)
 	}
@@ -208,7 +219,7 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 		gen.EpochBlocks = opts.EpochBlocks
 	}
 	vaultMembers := map[string][]string{}
-	for i := 0; i < opts.Nodes; i++ {
+	for i := 0; i < opts.Nodes+opts.Spares; i++ {
 		m, err := n.newMember(i)
 		if err != nil {
 			return nil, err
@@ -309,6 +320,13 @@ func (n *Network) newMember(i int) (*Member, error) {
 	}
 	cfg.Admin.Listen = admin
 	cfg.Log.Format = "text"
+	if i >= n.opts.Nodes {
+		// A spare: a holder only.
+		return &Member{
+			Index: i, Home: home, Mnemonic: mn, ID: id, Address: id.Address(cfg.HRP),
+			Config: cfg, Shares: map[string][]byte{},
+		}, nil
+	}
 	ecdsa, err := fixtures.ECDSA(i)
 	if err != nil {
 		return nil, err

@@ -13,15 +13,16 @@ import (
 )
 
 // TestRun runs the whole devnet demonstration at a low work factor: backup to
-// full coverage, destruction of node0, recovery from its mnemonic, and the
-// byte-for-byte check Run itself makes.
+// full coverage, repair of node0's shares while it is stopped and one of its
+// holders is destroyed, destruction of node0, recovery from its mnemonic (a
+// share from a repaired copy), and the byte-for-byte check Run itself makes.
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
 	tm, err := devnet.Run(ctx, devnet.RunOptions{
 		Options: devnet.Options{
-			Nodes: 4, Dir: t.TempDir(), WorkFactor: 10, AllowLowWorkFactor: true,
+			Nodes: 5, Dir: t.TempDir(), WorkFactor: 10, AllowLowWorkFactor: true,
 			BlockInterval: 200 * time.Millisecond, PollInterval: 300 * time.Millisecond,
 			BatchInterval: 300 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond,
 		},
@@ -37,9 +38,13 @@ func TestRun(t *testing.T) {
 	if !strings.Contains(s, "recovered 2 of 2 shares") || strings.Contains(s, "DIFFERENT") {
 		t.Errorf("summary:\n%s", s)
 	}
-	if tm.Coverage <= 0 || tm.Recovery <= 0 {
+	if tm.Coverage <= 0 || tm.Recovery <= 0 || tm.Repair == nil || tm.Repair.Repairs == 0 {
 		t.Errorf("timings %+v", tm)
 	}
+	if !strings.Contains(s, "back to r = 3 counted holders without node0") || !strings.Contains(s, "(repaired copy)") {
+		t.Errorf("no repair phase, or no share recovered from a repaired copy:\n%s", s)
+	}
+	t.Logf("repair: %v", tm.Repair)
 }
 
 func TestStartRefusesUsedDir(t *testing.T) {

@@ -48,6 +48,10 @@ type Timings struct {
 	Coverage time.Duration // shares placed → every vault safe
 	Proofs   time.Duration // every vault safe → every custody proven (with EpochBlocks)
 	Recovery time.Duration // recovery of the destroyed member, mnemonic only
+	// Repair is the repair of node0's shares after one of their holders
+	// was destroyed while node0 was stopped (nil: not run, fewer than r+2
+	// nodes leave no replacement candidate).
+	Repair *RepairTiming
 }
 
 // Run is `ksb devnet`: start a devnet, place real shares as keygen would, wait
@@ -77,7 +81,15 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 	steps := 4
 	proving := opts.EpochBlocks > 0
 	if proving {
-		steps = 5
+		steps++
+	}
+	// A replacement must be a node that is neither the owner nor one of
+	// its r holders.
+	repairing := len(n.Members) >= opts.Replication+2
+	if repairing {
+		steps++
+	}
+	if proving {
 		p, err := n.Client.Params(ctx)
 		if err != nil {
 			return nil, err
@@ -139,8 +151,17 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 		}
 	}
 
-	// 4. Disaster: node0 loses everything but its mnemonic.
+	// 4. Repair without the owner: node0 stops, one of its holders dies.
 	victim := n.Members[0]
+	var repaired map[string]bool // vault → holders with a repaired copy
+	var originals []int          // vault A's other holders, stopped during the recovery
+	if repairing {
+		if tm.Repair, repaired, originals, err = n.repairPhase(ctx, out, next()); err != nil {
+			return nil, err
+		}
+	}
+
+	// 5. Disaster: node0 loses everything but its mnemonic.
 	if err := n.StopMember(0); err != nil {
 		return nil, err
 	}
@@ -148,6 +169,14 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 		return nil, err
 	}
 	fmt.Fprintf(out, "\n%s destroyed node0 (%s): stopped, keyshares/ and data/ deleted; only its mnemonic is left\n", next(), victim.Address)
+	for _, i := range originals {
+		if err := n.StopMember(i); err != nil {
+			return nil, err
+		}
+	}
+	if len(originals) > 0 {
+		fmt.Fprintf(out, "      vault %s's original holders stopped for the recovery: its share can only come from a repaired copy\n", short(n.Vaults[0]))
+	}
 
 	// 4. Recovery from the mnemonic alone.
 	mn, err := identity.Read(identity.Source{File: filepath.Join(victim.Home, "mnemonic")})
@@ -156,7 +185,9 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 	}
 	var boot []string
 	for _, m := range n.Members[1:] {
-		boot = append(boot, m.Node().Addrs()...)
+		if nd := m.Node(); nd != nil {
+			boot = append(boot, nd.Addrs()...)
+		}
 	}
 	fmt.Fprintf(out, "%s recovering node0 from its mnemonic: its commitments from the chain, copies from their holders,\n"+
 		"      each checked against the committed root before it is opened\n", next())
@@ -191,10 +222,18 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 		if !bytes.Equal(got, want) {
 			same = "DIFFERENT"
 		}
-		fmt.Fprintf(tw, "      %s\t%s\t%d\t%s\t%s\n", v.Vault, v.Holder, v.Bytes, v.Duration.Round(time.Millisecond), same)
+		holder := v.Holder
+		if repaired[v.Holder] {
+			holder += " (repaired copy)"
+		}
+		fmt.Fprintf(tw, "      %s\t%s\t%d\t%s\t%s\n", v.Vault, holder, v.Bytes, v.Duration.Round(time.Millisecond), same)
 		if same != "identical" {
 			tw.Flush()
 			return nil, fmt.Errorf("recovered %s differs from the original", v.File)
+		}
+		if len(originals) > 0 && v.Vault == n.Vaults[0] && !repaired[v.Holder] {
+			tw.Flush()
+			return nil, fmt.Errorf("vault %s's share came from %s, not from a repaired copy", v.Vault, v.Holder)
 		}
 	}
 	tw.Flush()
@@ -209,6 +248,15 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 		len(n.Members), tm.Start.Round(time.Millisecond), 2*len(n.Members), opts.Replication,
 		tm.Coverage.Round(time.Millisecond), len(rep.Recovered()), len(names), tm.Recovery.Round(time.Millisecond), rep.Path)
 
+	if tm.Repair != nil {
+		fmt.Fprintf(out, "         repair without the owner: %s\n", tm.Repair)
+	}
+
+	for _, i := range originals {
+		if err := n.StartMember(ctx, i); err != nil {
+			return nil, err
+		}
+	}
 	if !o.Keep {
 		return &tm, nil
 	}
@@ -218,7 +266,9 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 	fmt.Fprintf(out, "\nThe devnet keeps running (node0 restarted from its recovered files); Ctrl-C stops it.\n"+
 		"  ksb coverage --rpc %s\n", n.Chain.RPCURL())
 	for _, m := range n.Members {
-		fmt.Fprintf(out, "  ksb status --home %s      # admin http://%s/status\n", m.Home, m.Node().AdminAddr())
+		if nd := m.Node(); nd != nil {
+			fmt.Fprintf(out, "  ksb status --home %s      # admin http://%s/status\n", m.Home, nd.AdminAddr())
+		}
 	}
 	<-ctx.Done()
 	return &tm, nil

@@ -3,7 +3,9 @@
 // one process that
 //
 //   - as an owner, watches the keyshare directory, seals every new share once,
-//     pushes it to its holders and keeps the receipts;
+//     pushes it to its holders and keeps the receipts, and once per drill
+//     interval restores one copy from a random holder and posts the result
+//     (a restore drill, drill.go);
 //   - as a holder, accepts blobs pushed by active nodes, keeps them durably and
 //     attests them on chain in batches, retried across chain outages;
 //   - follows the chain for churn (active nodes, vaults, retirements).

@@ -56,3 +56,10 @@ func (n *Node) Queued(kind string) int {
 	n.st.ScanMeta(prefix, func(string, []byte) error { c++; return nil })
 	return c
 }
+
+// OwnCopies counts the sealed copies of its own shares the node keeps.
+func (n *Node) OwnCopies() int {
+	c := 0
+	n.st.ScanMeta(ownCopyPrefix, func(string, []byte) error { c++; return nil })
+	return c
+}

@@ -320,6 +320,9 @@ func (n *Node) flush(ctx context.Context, prefix string) error {
 	}}
 	defer f.report()
 	items = f.dropInvalid(items)
+	if prefix == releasePrefix && len(items) > 0 && n.otherInstance() != nil {
+		return nil // held back while another instance runs (instance.go)
+	}
 	if prefix == releasePrefix && len(items) > 0 {
 		if items, err = f.filterByChain(ctx, items, nil); err != nil {
 			return err
@@ -623,7 +626,8 @@ const (
 //   - queues the release of every custody it attested and is still counted
 //     for whose copy is not in the store (a lost or wiped store: at the first
 //     poll after a restart, so the chain repairs at once instead of waiting
-//     for missed proofs);
+//     for missed proofs), unless another live instance of this identity
+//     answers at the chain's address for it (instance.go);
 //   - deletes the copies whose custody failed or is gone from chain state
 //     (retention), asking the chain about each copy it does not list first,
 //     since a push may have stored it after the list was read.
@@ -670,6 +674,24 @@ func (n *Node) reconcileHeld(ctx context.Context, v *chainView) error {
 	for id, hc := range v.held {
 		if !stored[id] && hc.Attested && hc.Live && hc.Status != custody.StatusFailed.String() && !n.isSilent(id) {
 			lost = append(lost, id)
+		}
+	}
+	if len(lost) > 0 || n.otherInstance() != nil {
+		// Before releasing, and to clear a report of another instance: is
+		// another process this node? (Nothing missing, nothing to protect:
+		// no probe.)
+		o, inconclusive := n.probeInstance(ctx, v)
+		switch {
+		case o != nil && len(lost) > 0:
+			// Not this process's to release: the copies are probably in the
+			// other instance's store (instance.go).
+			n.log.Error("another live instance of this node's identity answers at the chain's address; not releasing the attested copies this store lacks — stop one of the two processes",
+				"other", o.Addr, "since", o.Since, "missing", len(lost))
+			lost = nil
+		case o != nil:
+			n.log.Error("another live instance of this node's identity answers at the chain's address; stop one of the two processes", "other", o.Addr, "since", o.Since)
+		case inconclusive:
+			lost = nil
 		}
 	}
 	slices.SortFunc(lost, func(a, b custody.CustodyID) int { return a.Compare(b) })

@@ -98,6 +98,9 @@ type holderRig struct {
 type rigOptions struct {
 	vaults []string // rigVaults if nil
 	epoch  int64    // custody epoch_blocks; 0: the default (no epoch in a test's time)
+	// holderListen is the holder's address on chain; "" is a port where
+	// nothing listens.
+	holderListen string
 }
 
 func newHolderRig(t *testing.T, ctx context.Context) *holderRig {
@@ -126,7 +129,11 @@ func newHolderRigWith(t *testing.T, ctx context.Context, o rigOptions) *holderRi
 	g := attest.Genesis{Authority: auth.PubKeyHex(), Replication: 2}
 	g.EpochBlocks = o.epoch
 	for _, id := range []*identity.Identity{r.holder, r.owner, r.stranger} {
-		g.Nodes = append(g.Nodes, attest.NodeSpec{PubKey: id.PubKeyHex(), Multiaddrs: []string{"/ip4/127.0.0.1/tcp/1"}})
+		addr := "/ip4/127.0.0.1/tcp/1"
+		if id == r.holder && o.holderListen != "" {
+			addr = o.holderListen
+		}
+		g.Nodes = append(g.Nodes, attest.NodeSpec{PubKey: id.PubKeyHex(), Multiaddrs: []string{addr}})
 	}
 	vaults := o.vaults
 	if vaults == nil {
@@ -176,21 +183,28 @@ func (r *holderRig) ownerAddr() string  { return r.owner.Address(identity.Defaul
 // metrics registry, and reads the chain once.
 func (r *holderRig) open(ctx context.Context) *node.Node {
 	r.t.Helper()
+	r.n = r.newHolder(ctx, r.home, "/ip4/127.0.0.1/tcp/0")
+	if err := r.n.Poll(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.n
+}
+
+// newHolder builds a node of the holder's identity on home, listening on
+// listen, with a fresh metrics registry; it neither runs nor polls it.
+func (r *holderRig) newHolder(ctx context.Context, home, listen string) *node.Node {
+	r.t.Helper()
 	cfg := config.Default()
 	cfg.Chain.RPC = r.chain.RPCURL()
 	cfg.Chain.ChainID = rigChainID
-	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.P2P.Listen = []string{listen}
 	cfg.Admin.Listen = ""
 	r.reg = prometheus.NewRegistry()
-	n, err := node.New(ctx, node.Options{Home: r.home, Config: cfg, Mnemonic: holderMnemonic, Logger: slog.New(r.logs), Registry: r.reg})
+	n, err := node.New(ctx, node.Options{Home: home, Config: cfg, Mnemonic: holderMnemonic, Logger: slog.New(r.logs), Registry: r.reg})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.n = n
 	r.t.Cleanup(n.Close)
-	if err := n.Poll(ctx); err != nil {
-		r.t.Fatal(err)
-	}
 	return n
 }
 

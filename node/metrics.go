@@ -8,7 +8,9 @@ type metrics struct {
 	files           *prometheus.CounterVec // result: sealed, unchanged, not_keyshare, unreadable, seal_failed
 	commits         *prometheus.CounterVec // result: committed, adopted, refused, error
 	pushes          *prometheus.CounterVec // result: ok, refused_<code>, timeout, error
+	repairs         *prometheus.CounterVec // result: ok, refused_<code>, own_copy_bad, superseded, busy, timeout, error
 	underReplicated prometheus.Counter
+	underShares     *prometheus.GaugeVec   // reason: see underReplicatedReasons
 	pending         *prometheus.GaugeVec   // kind: attest, release
 	committed       *prometheus.CounterVec // kind: attest, release
 	dropped         *prometheus.CounterVec // kind: attest, release
@@ -33,10 +35,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ksb", Name: "owner_pushes_total",
 			Help: "Pushes of this node's copies to the holders the chain assigned, by result.",
 		}, []string{"result"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ksb", Name: "source_repairs_total",
+			Help: "Copies this node sent as the chain's repair source to a replacement holder, by result (ok; refused_<code>: the replacement refused; own_copy_bad: this node's copy is lost or corrupt, its custody is released; superseded: the chain no longer names this node or that replacement; busy; timeout; error).",
+		}, []string{"result"}),
 		underReplicated: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ksb", Name: "owner_under_replicated_total",
 			Help: "Commitments the chain assigned fewer holders than r (too few candidates).",
 		}),
+		underShares: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ksb", Name: "owner_under_replicated_shares",
+			Help: "This node's live shares not held by r counted holders, by reason (not_active, vault_unknown, not_member, not_committed, no_holders, under_assigned, not_counted); set at every owner reconcile (each chain poll).",
+		}, []string{"reason"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ksb", Name: "holder_pending_entries",
 			Help: "Attestations and releases queued for the chain (moved at every enqueue, commit and drop).",
@@ -62,7 +72,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failed chain queries and broadcasts (each is retried).",
 		}),
 	}
-	reg.MustRegister(m.files, m.commits, m.pushes, m.underReplicated, m.pending, m.committed, m.dropped, m.proofs, m.droppedCopies, m.chainErrors)
+	reg.MustRegister(m.files, m.commits, m.pushes, m.repairs, m.underReplicated, m.underShares, m.pending, m.committed, m.dropped, m.proofs, m.droppedCopies, m.chainErrors)
+	for _, r := range underReplicatedReasons {
+		m.underShares.WithLabelValues(r).Set(0)
+	}
 	return m
 }
 

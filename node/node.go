@@ -108,6 +108,8 @@ type Node struct {
 	// lastProved is the last epoch whose challenges this holder answered
 	// (prover goroutine only; epoch+1, 0 for none).
 	lastProved uint64
+	// drill is the owner's restore drill bookkeeping (drill.go).
+	drill drillState
 	// silent are the copies DropCopy deleted silently (debug.go).
 	silent silentSet
 	// viewReady is closed once the first chain view is loaded.
@@ -119,6 +121,17 @@ type Node struct {
 	// lastSaved is the chain view last written to the store (follower
 	// goroutine only).
 	lastSaved []byte
+
+	// self is what the latest chain view says of this node (self.go);
+	// notActiveLogged when it last logged that it is not active.
+	self            atomic.Pointer[selfState]
+	notActiveLogged time.Time
+
+	// nonce identifies this process to probes of its identity; other is
+	// another live process of the same identity, as the last probe saw it
+	// (instance.go).
+	nonce p2p.InstanceNonce
+	other atomic.Pointer[OtherInstance]
 
 	// bootstrap are the configured peers dialled besides the active nodes.
 	bootstrap []peer.AddrInfo
@@ -177,6 +190,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.registerStoreGauges()
+	n.initDrills()
 	n.loadSavedView()
 	if n.cfg.Admin.Listen != "" {
 		if n.admin, err = listenAdmin(n.cfg.Admin.Listen, n.reg, n.Status, n.healthy, n.debugRoutes, n.log); err != nil {
@@ -206,6 +220,10 @@ func (n *Node) open(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("libp2p host: %w", err)
 	}
+	if n.nonce, err = p2p.NewInstanceNonce(); err != nil {
+		return fmt.Errorf("instance nonce: %w", err)
+	}
+	p2p.ServeInstance(n.h, n.nonce)
 	n.svc, err = p2p.NewService(n.h, n.id, n.st, n.member,
 		p2p.WithLogger(n.log.With("component", "p2p")),
 		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),
@@ -289,6 +307,8 @@ func (n *Node) Run(ctx context.Context) error {
 	run("prover", n.runProver)
 	run("owner", n.runOwner)
 	run("clock", n.runClock)
+	run("repairer", n.runRepairer)
+	run("restore drills", n.runDrills)
 	run("heartbeats", func(ctx context.Context) error {
 		// Peers accept heartbeats of active nodes only; this node's own
 		// validator needs the chain view too.
@@ -333,9 +353,14 @@ func (n *Node) closeAll() {
 	})
 }
 
+// healthy is /healthz: ready once the chain view is loaded, this node is
+// active on chain and no other live instance of its identity runs.
 func (n *Node) healthy() error {
 	select {
 	case <-n.viewReady:
+		if err := n.notReady(); err != nil {
+			return err
+		}
 	default:
 		return errors.New("chain state not loaded yet")
 	}
@@ -382,6 +407,7 @@ func (n *Node) pollChain(ctx context.Context) error {
 	}
 	v := newChainView(nodes, vaults, held)
 	n.member.setView(v)
+	n.noteView(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
 	n.saveView(nodes, vaults, held)
 	n.connectActive(ctx, v)
@@ -476,7 +502,9 @@ func (n *Node) loadSavedView() {
 	if err != nil || !found {
 		return
 	}
-	n.member.setView(newChainView(sv.Nodes, sv.Vaults, sv.Custodies))
+	v := newChainView(sv.Nodes, sv.Vaults, sv.Custodies)
+	n.member.setView(v)
+	n.noteView(v)
 	n.viewOnce.Do(func() { close(n.viewReady) })
 	n.log.Info("using the saved chain view until the chain answers", "nodes", len(sv.Nodes), "vaults", len(sv.Vaults), "custodies", len(sv.Custodies))
 }

@@ -23,9 +23,15 @@ import (
 
 // commitBatchDelay is how long the owner waits after sealing a share
 // version before it commits, so that the versions keygen writes together
-// (a churn's ECDSA and EdDSA shares land within a second or two of each
-// other) share one Commit transaction.
-const commitBatchDelay = 2 * time.Second
+// share one Commit transaction. The watcher reports files written together
+// within settleTime of each other, and a file reported while another is
+// being sealed waits for the owner, which seals it before this timer can
+// fire: so settleTime is enough to batch them. It was 2 s, which was most
+// of a share's time from file to attestation over its floor (issue 13,
+// BenchmarkEndToEnd in devnet). The tradeoff: a version whose file lands
+// more than this after the previous seal ended gets a Commit of its own
+// (about 100 bytes more on chain than sharing one).
+const commitBatchDelay = settleTime
 
 // runOwner backs up every share file the watcher reports: it seals r
 // copies (r is the chain's replication), commits them on chain (one Commit
@@ -403,6 +409,7 @@ func (n *Node) reconcileAll(ctx context.Context) {
 	}
 	if len(keys) == 0 {
 		n.ownMu.Unlock()
+		n.setUnderReplicated(nil, nil, nil)
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
@@ -418,6 +425,7 @@ func (n *Node) reconcileAll(ctx context.Context) {
 	for _, c := range onChain {
 		byID[c.ID] = c
 	}
+	n.setUnderReplicated(recs, keys, byID)
 	view := n.member.current()
 	var jobs []pushJob
 	now := time.Now()
@@ -439,6 +447,13 @@ func (n *Node) reconcileAll(ctx context.Context) {
 			continue
 		}
 		if !c.Live {
+			if c.RetiredHeight != 0 {
+				// Its vault is retired: the chain repairs it no more (nothing
+				// names this owner a source), and holders keep their copies
+				// for the grace. The owner's sealed copies go now, or every
+				// retired vault would leave r copies behind for ever.
+				n.releaseRetired(r)
+			}
 			continue // superseded (by a newer version) or retired: nothing to push
 		}
 		for _, cu := range c.Custodies {
@@ -453,6 +468,34 @@ func (n *Node) reconcileAll(ctx context.Context) {
 	}
 	n.ownMu.Unlock()
 	n.pushAll(ctx, jobs)
+}
+
+// setUnderReplicated sets ksb_owner_under_replicated_shares from the share
+// records and this node's commitments on chain, whatever the cause.
+func (n *Node) setUnderReplicated(recs map[string]shareRecord, keys []string, byID map[uint64]attest.Commitment) {
+	count := map[string]int{}
+	view := n.member.current()
+	self := n.self.Load()
+	for _, k := range keys {
+		r := recs[k]
+		c, found := byID[r.Version.Commitment]
+		if reason, _ := shareProblem(view, self, n.addr, r, c, found); reason != "" {
+			count[reason]++
+		}
+	}
+	for _, reason := range underReplicatedReasons {
+		n.m.underShares.WithLabelValues(reason).Set(float64(count[reason]))
+	}
+}
+
+// releaseRetired deletes the sealed copies of r's version, whose vault is
+// retired, if they are still there. ownMu is held.
+func (n *Node) releaseRetired(r shareRecord) {
+	if _, err := n.st.GetMeta(ownCopyKey(r.Vault, r.Version.Root, 0)); err != nil {
+		return // gone already (or unreadable: the next reconcile tries again)
+	}
+	n.deleteCopies(r.Vault, &r.Version)
+	n.log.Info("vault retired: deleted the sealed copies of its share", "vault", r.Vault, "commitment", r.Version.Commitment)
 }
 
 func (n *Node) kickCommit() {
@@ -522,7 +565,7 @@ func (n *Node) pushOne(ctx context.Context, j pushJob) {
 		return
 	}
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-	rcpt, err := n.svc.Push(ctx, ai.ID, p2p.Copy{Custody: id, CopyIndex: i, CommitPath: path, Owner: n.id.PubKey(), Blob: blob})
+	rcpt, err := n.svc.Push(ctx, ai.ID, p2p.Copy{Custody: id, CopyIndex: i, CommitPath: path, Owner: n.id.PubKey(), Blob: blob, CopyRoot: roots[i]})
 	pushed := time.Now().UTC()
 	rec := pushRecord{Holder: j.custody.Holder, CopyIndex: i, PushedAt: pushed}
 	if err != nil {

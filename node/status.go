@@ -25,6 +25,16 @@ type Status struct {
 	Chain   ChainStatus `json:"chain"`
 	// Clock is this node's clock offset from the chain's and its peers'.
 	Clock ClockStatus `json:"clock"`
+	// OtherInstance is set while another live process of this node's
+	// identity answers at the chain's address for it: this one releases
+	// nothing meanwhile (instance.go).
+	OtherInstance *OtherInstance `json:"other_instance,omitempty"`
+	// Active is whether the chain's active set lists this node (from the
+	// last chain view), and MemberOf the live vaults that list it as a
+	// member. NotReady is why /healthz answers 503, if it does.
+	Active   bool     `json:"active"`
+	MemberOf []string `json:"member_of"`
+	NotReady string   `json:"not_ready,omitempty"`
 	// Keyshares is the directory watched for this node's share files.
 	Keyshares KeysharesStatus `json:"keyshares"`
 	// Shares are this node's own keyshares, by vault.
@@ -104,7 +114,14 @@ type ShareStatus struct {
 	// Counted is how many holders coverage counts for this share: attested,
 	// not failed.
 	Counted int `json:"counted"`
-	// LastDrillHeight and LastDrillOK are the last restore drill's.
+	// Problem says why the share is not held by Copies counted holders
+	// ("" when it is, or needs no backup any more), and Reason is the same
+	// as the label of ksb_owner_under_replicated_shares. Empty when the
+	// chain could not be read.
+	Problem string `json:"problem,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// LastDrillHeight and LastDrillOK are the block and outcome of this
+	// node's last restore drill of the commitment (0: none yet).
 	LastDrillHeight int64 `json:"last_drill_height,omitempty"`
 	LastDrillOK     bool  `json:"last_drill_ok,omitempty"`
 }
@@ -124,6 +141,10 @@ type CustodyStatus struct {
 	// no receipt); PushedAt when this node last pushed it.
 	ReceiptTime time.Time `json:"receipt_time,omitempty"`
 	PushedAt    time.Time `json:"pushed_at,omitempty"`
+	// LastDrillHeight is the block of this node's last restore drill of
+	// this custody's copy (0: never drilled), LastDrillOK its outcome.
+	LastDrillHeight int64 `json:"last_drill_height,omitempty"`
+	LastDrillOK     bool  `json:"last_drill_ok,omitempty"`
 }
 
 // HeldStatus is a copy this node holds for another owner.
@@ -148,15 +169,25 @@ type HeldStatus struct {
 // chain is unreachable the report says so and still lists local state.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	st := &Status{
-		Address:   n.addr,
-		PeerID:    n.id.PeerID().String(),
-		PubKey:    n.id.PubKeyHex(),
-		Listen:    n.Addrs(),
-		Chain:     ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
-		Clock:     n.clockStatus(),
-		Keyshares: n.keysharesStatus(),
-		Shares:    []ShareStatus{},
-		Held:      []HeldStatus{},
+		Address:       n.addr,
+		PeerID:        n.id.PeerID().String(),
+		PubKey:        n.id.PubKeyHex(),
+		Listen:        n.Addrs(),
+		Chain:         ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
+		Clock:         n.clockStatus(),
+		Keyshares:     n.keysharesStatus(),
+		OtherInstance: n.otherInstance(),
+		Shares:        []ShareStatus{},
+		Held:          []HeldStatus{},
+		MemberOf:      []string{},
+	}
+	self := n.self.Load()
+	if self != nil {
+		st.Active = self.Active
+		st.MemberOf = append(st.MemberOf, self.Vaults...)
+	}
+	if err := n.healthy(); err != nil {
+		st.NotReady = err.Error()
 	}
 	cctx, cancel := context.WithTimeout(ctx, chainCallTimeout)
 	defer cancel()
@@ -200,6 +231,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 				cs := CustodyStatus{
 					Slot: cu.Slot, CopyIndex: cu.CopyIndex, Holder: cu.Holder, Status: cu.Status,
 					FailReason: cu.FailReason, Attested: cu.Attested, LastProofHeight: cu.LastProofHeight,
+					LastDrillHeight: cu.LastDrillHeight, LastDrillOK: cu.LastDrillOK,
 				}
 				if p, ok := v.Pushes[cu.Slot]; ok {
 					cs.ReceiptTime, cs.PushedAt = p.ReceiptTime, p.PushedAt
@@ -209,6 +241,10 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 				}
 				ss.Custodies = append(ss.Custodies, cs)
 			}
+		}
+		if st.Chain.Reachable {
+			c, found := commitments[v.Commitment]
+			ss.Reason, ss.Problem = shareProblem(n.member.current(), self, n.addr, r, c, found)
 		}
 		st.Shares = append(st.Shares, ss)
 	}

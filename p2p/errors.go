@@ -61,6 +61,9 @@ const (
 	// CodeBadCopy: the copy and its commit path do not hash to the
 	// committed root (custody.VerifyCopy refused it).
 	CodeBadCopy Code = 18
+	// CodeNotSource: a repair came from a node the chain does not name as
+	// the source of that custody (or the custody is not a repair's).
+	CodeNotSource Code = 19
 )
 
 var (
@@ -109,6 +112,10 @@ var (
 	ErrWrongCopy = errors.New("not the custody's copy index, size or owner")
 	// ErrBadCopy is the sentinel of CodeBadCopy refusals.
 	ErrBadCopy = errors.New("copy does not match the committed root")
+	// ErrNotSource is the sentinel of CodeNotSource refusals, and what
+	// Service.Repair returns when the chain does not name this node the
+	// repair's source.
+	ErrNotSource = errors.New("not the repair's source")
 
 	// ErrBadReceipt is returned by Push and Receipt.Verify when a receipt is
 	// not signed by the holder or does not describe the blob that was pushed.
@@ -143,6 +150,7 @@ var codeErrors = map[Code]error{
 	CodeNotLive:        ErrNotLive,
 	CodeWrongCopy:      ErrWrongCopy,
 	CodeBadCopy:        ErrBadCopy,
+	CodeNotSource:      ErrNotSource,
 }
 
 // String returns the code's short name, as used in metrics labels.
@@ -184,6 +192,8 @@ func (c Code) String() string {
 		return "wrong_copy"
 	case CodeBadCopy:
 		return "bad_copy"
+	case CodeNotSource:
+		return "not_source"
 	}
 	return fmt.Sprintf("code(%d)", uint32(c))
 }
@@ -217,3 +227,9 @@ func (c Code) sentinel() error {
 func refuse(c Code, format string, args ...any) *RefusedError {
 	return &RefusedError{Code: c, Message: fmt.Sprintf(format, args...)}
 }
+
+// ErrListen is returned by NewHost when a configured listen address could
+// not be bound as configured (the port is taken by another process, or the
+// address is not this machine's): libp2p starts a host as long as one
+// address binds, which would leave the node silently without a transport.
+var ErrListen = errors.New("listen address not bound")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -305,6 +306,21 @@ func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[str
 		}
 	}
 	return 0
+}
+
+// waitCounter waits up to 5 s for the counter to reach want and returns its
+// last value: a holder counts a stream after it has written its answer, so
+// the client can read the answer before the count moves.
+func waitCounter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := counter(t, reg, name, labels)
+		if n == want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func hasLabel(m *dto.Metric, k, v string) bool {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/ksb-project/ksb/identity"
 )
@@ -37,7 +40,7 @@ const (
 	// libp2p stack reserve (system scope), and what the default per-scope
 	// limits are scaled to. 256 MiB holds every inbound ksb stream at its cap
 	// at once (activePushStreams+activeFetchStreams+strangerFetchStreams+
-	// returnStreams blobs of MaxBlobSize: 68 MiB) with room for this node's
+	// returnStreams+activeRepairStreams blobs of MaxBlobSize: 76 MiB) with room for this node's
 	// own pushes, muxer windows and gossip, while leaving a node machine's
 	// memory to thornode and bifrost.
 	hostMemory = 256 << 20
@@ -85,6 +88,13 @@ const (
 	// of this node's shares, with room to spare.
 	returnStreams        = 16
 	returnStreamsPerPeer = 2
+	// repairInStreams, repairInStreamsPerPeer: inbound repairs, twice the
+	// active nodes' allowance (activeRepairStreams, MaxRepairStreamsPerPeer);
+	// repairOutStreams: this node's own repairs as a source, to all
+	// replacements (Service.Repair keeps MaxRepairStreamsPerPeer each).
+	repairInStreams        = 2 * activeRepairStreams
+	repairInStreamsPerPeer = 2 * MaxRepairStreamsPerPeer
+	repairOutStreams       = activeRepairStreams
 	// streamMemorySlack covers frames next to a blob reservation.
 	streamMemorySlack = 64 << 10
 	// streamMemory is the most one ksb stream reserves at once.
@@ -135,7 +145,15 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity.P2PKey()),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// No SO_REUSEPORT on TCP: with it a second process (another ksb
+		// node, anything that sets it) binds the same port and the kernel
+		// splits the inbound connections between them. ksb dials from
+		// ephemeral ports; it needs no port reuse for NAT traversal (no hole
+		// punching). QUIC keeps go-libp2p's default: its reuse binds a UDP
+		// port once per process (a second process gets EADDRINUSE, which
+		// checkListening reports), and quicreuse without it leaks the
+		// socket when the host closes (go-libp2p v0.51).
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
@@ -151,16 +169,110 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()
+		// No address bound: name those that cannot be.
+		var taken []string
+		for _, s := range cfg.Listen {
+			if a, perr := multiaddr.NewMultiaddr(s); perr == nil {
+				if why := bindProblem(a); why != "" {
+					taken = append(taken, s+why)
+				}
+			}
+		}
+		if len(taken) > 0 {
+			return nil, fmt.Errorf("%w: %s; refusing to start (free the port or change p2p.listen)", ErrListen, strings.Join(taken, ", "))
+		}
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
+	if err := checkListening(cfg.Listen, h.Network().ListenAddresses()); err != nil {
+		h.Close()
+		return nil, err
+	}
 	return h, nil
+}
+
+// checkListening returns an ErrListen naming every configured address that
+// is not among the host's listeners: libp2p starts a host when at least one
+// of its addresses binds, which would leave a node running without a
+// transport it was told to offer (a TCP port taken by another process, and
+// the node reachable over QUIC only). A configured port 0 matches any port.
+func checkListening(configured []string, listening []multiaddr.Multiaddr) error {
+	var missing []string
+	for _, s := range configured {
+		want, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("%w: listen address %q: %v", ErrBadConfig, s, err)
+		}
+		found := false
+		for _, got := range listening {
+			if listenMatches(want, got) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, s+bindProblem(want))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s; refusing to start without it (free the port or change p2p.listen)", ErrListen, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// listenMatches reports whether the listener got serves the configured
+// address want: the same protocols and values, a port 0 in want matching
+// any port.
+func listenMatches(want, got multiaddr.Multiaddr) bool {
+	if len(want) != len(got) {
+		return false
+	}
+	for i := range want {
+		w, g := want[i], got[i]
+		if w.Code() != g.Code() {
+			return false
+		}
+		if (w.Code() == multiaddr.P_TCP || w.Code() == multiaddr.P_UDP) && w.Value() == "0" {
+			continue
+		}
+		if w.Value() != g.Value() {
+			return false
+		}
+	}
+	return true
+}
+
+// bindProblem says why the address cannot be bound, by trying to bind it
+// plainly (the swarm does not return its error when another address bound):
+// " (listen tcp 127.0.0.1:6540: bind: address already in use)", or "" when
+// it binds now (or is not TCP or UDP).
+func bindProblem(a multiaddr.Multiaddr) string {
+	network, hostport, err := manet.DialArgs(a)
+	if err != nil {
+		return ""
+	}
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		l, err := net.Listen(network, hostport)
+		if err != nil {
+			return " (" + err.Error() + ")"
+		}
+		l.Close()
+		return ""
+	case "udp", "udp4", "udp6":
+		c, err := net.ListenPacket(network, hostport)
+		if err != nil {
+			return " (" + err.Error() + ")"
+		}
+		c.Close()
+	}
+	return ""
 }
 
 // Limits returns the resource-manager limits NewHost uses for a connection
 // high watermark of connHigh: go-libp2p's default limits scaled to hostMemory,
 // system connections raised to twice connHigh (so the connection manager trims
 // long before the resource manager refuses), file descriptors to match, and
-// explicit limits for the ksb services (push, fetch, return) sized from the
+// explicit limits for the ksb services (push, fetch, return, repair) sized from the
 // handlers' stream allowances per class of peer and MaxBlobSize.
 func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
 	cfg := rcmgr.DefaultLimits
@@ -178,6 +290,10 @@ func Limits(connHigh int) rcmgr.ConcreteLimitConfig {
 		int64(activeFetchStreams+strangerFetchStreams+fetchOutStreams)*streamMemory, int64(fetchOutStreams)*streamMemory)
 	svc(ReturnServiceName, returnStreams, returnStreams, returnStreamsPerPeer, returnStreamsPerPeer,
 		2*returnStreams*streamMemory, 2*returnStreamsPerPeer*streamMemory)
+	svc(RepairServiceName, repairInStreams, repairOutStreams, repairInStreamsPerPeer, repairInStreamsPerPeer,
+		int64(activeRepairStreams+repairOutStreams)*streamMemory, 2*MaxRepairStreamsPerPeer*streamMemory)
+	svc(InstanceServiceName, instanceStreams, instanceStreams, instanceStreamsPerPeer, instanceStreamsPerPeer,
+		instanceStreams*streamMemorySlack, instanceStreamsPerPeer*streamMemorySlack)
 	conns := 2 * connHigh
 	fds := conns*fdsPerConn + fdSlack
 	partial := rcmgr.PartialLimitConfig{

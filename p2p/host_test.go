@@ -3,6 +3,9 @@ package p2p_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -86,4 +89,73 @@ func TestLimits(t *testing.T) {
 	if l.System.Conns != 384 {
 		t.Fatalf("system conns %v, want 2 × 192", l.System.Conns)
 	}
+}
+
+// freeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// whose UDP twin was free too.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free TCP and UDP port")
+	return 0
+}
+
+// TestListenAddressTaken: a host refuses to start when a configured listen
+// address cannot be bound as configured, and names it — whether another
+// process holds the port (plain listener), or another ksb host does (which
+// port reuse used to let share it). Issue 9, item 3: the node started
+// anyway, listening on the other transport only. (Seen failing before the
+// fix: NewHost returned a host listening on QUIC only, and a second host
+// shared the first one's TCP port.)
+func TestListenAddressTaken(t *testing.T) {
+	port := freeTCPPort(t)
+	tcpAddr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
+	quicAddr := fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)
+
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p2p.NewHost(p2p.HostConfig{Identity: newIdentity(t), Listen: []string{tcpAddr, quicAddr}})
+	if err == nil {
+		t.Errorf("a host started with %s taken by another process: it listens on %v", tcpAddr, h.Network().ListenAddresses())
+		h.Close()
+	} else if !errors.Is(err, p2p.ErrListen) || !strings.Contains(err.Error(), tcpAddr) {
+		t.Errorf("err = %v, want ErrListen naming %s", err, tcpAddr)
+	}
+	l.Close()
+
+	// Another ksb host on the same ports.
+	first, err := p2p.NewHost(p2p.HostConfig{Identity: newIdentity(t), Listen: []string{tcpAddr, quicAddr}})
+	if err != nil {
+		t.Fatalf("the address is free again: %v", err)
+	}
+	defer first.Close()
+	second, err := p2p.NewHost(p2p.HostConfig{Identity: newIdentity(t), Listen: []string{tcpAddr, quicAddr}})
+	if err == nil {
+		t.Fatalf("a second host started on the first one's addresses: it listens on %v", second.Network().ListenAddresses())
+		second.Close()
+	}
+	if !errors.Is(err, p2p.ErrListen) {
+		t.Fatalf("err = %v, want ErrListen", err)
+	}
+	t.Log(err)
+
+	// Port 0 is any port: a host configured so starts.
+	h, err = p2p.NewHost(p2p.HostConfig{Identity: newIdentity(t), Listen: testListen})
+	if err != nil {
+		t.Fatalf("listen %v: %v", testListen, err)
+	}
+	h.Close()
 }

@@ -13,8 +13,8 @@ import (
 // Noise-authenticated peer ID alone, before it reads a byte or reserves any
 // memory, and serves it from the allowance of its class:
 //
-//   - an active node (on chain) may push and fetch, within per-peer and
-//     per-class stream allowances;
+//   - an active node (on chain) may push, send repairs and fetch, within
+//     per-peer and per-class stream allowances (repair's are in repair.go);
 //   - an owner that is not an active node but whose blobs this holder keeps
 //     (a node recovering its shares, a stranger to the chain) may fetch, from
 //     one small allowance all such owners share, whose rate does not grow

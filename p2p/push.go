@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
@@ -31,6 +32,11 @@ type Copy struct {
 	CommitPath [][]byte
 	Owner      []byte
 	Blob       []byte
+	// CopyRoot, if not zero, is the copy's root (custody.CopyRoot of
+	// Blob) as the owner computed it for the commitment; Push then checks
+	// the receipt against it instead of hashing the copy again. A wrong
+	// root only makes the owner's own Push fail (ErrBadReceipt).
+	CopyRoot [custody.HashSize]byte
 }
 
 // Push sends copy c over PushProtocol to holder, the node the chain
@@ -45,6 +51,12 @@ type Copy struct {
 // caller runs at once: keep to MaxPushStreamsPerPeer per holder
 // (Service.Push does).
 func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Identity, c Copy) (*Receipt, error) {
+	return sendCopy(ctx, h, pushSpec, holder, pusher, c)
+}
+
+// sendCopy sends copy c to peer to over the protocol of spec (push or
+// repair) and checks the receipt: Push's body, shared with Repair.
+func sendCopy(ctx context.Context, h host.Host, spec copySpec, to peer.ID, pusher *identity.Identity, c Copy) (*Receipt, error) {
 	if h.ID() != pusher.PeerID() {
 		return nil, fmt.Errorf("%w: host %s does not run the pusher's identity", ErrBadConfig, h.ID())
 	}
@@ -60,24 +72,26 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Ide
 	if _, err := identity.ParsePubKey(c.Owner); err != nil {
 		return nil, fmt.Errorf("%w: owner: %v", ErrMalformed, err)
 	}
-	holderKey, err := identity.PubKeyFromPeerID(holder)
+	holderKey, err := identity.PubKeyFromPeerID(to)
 	if err != nil {
 		return nil, fmt.Errorf("holder: %w", err)
 	}
-	root, err := custody.CopyRoot(c.Blob)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	root := c.CopyRoot
+	if root == ([custody.HashSize]byte{}) {
+		if root, err = custody.CopyRoot(c.Blob); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 	hdr := &pb.PushHeader{
 		Commitment: c.Custody.Commitment, Slot: c.Custody.Slot, CopyIndex: uint32(c.CopyIndex),
 		Size: uint64(len(c.Blob)), CommitPath: c.CommitPath, Owner: c.Owner,
 	}
 
-	s, err := h.NewStream(ctx, holder, PushProtocol)
+	s, err := h.NewStream(ctx, to, spec.protocol)
 	if err != nil {
-		return nil, busy(fmt.Errorf("opening push stream to %s: %w", holder, err))
+		return nil, busy(fmt.Errorf("opening %s stream to %s: %w", spec.name, to, err))
 	}
-	resp, err := pushOnStream(ctx, s, hdr, c.Blob)
+	resp, err := pushOnStream(ctx, s, spec, hdr, c.Blob)
 	if err != nil {
 		s.Reset()
 		return nil, busy(err)
@@ -92,7 +106,7 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Ide
 	}
 	switch {
 	case !bytes.Equal(r.Holder, holderKey):
-		return nil, fmt.Errorf("%w: signed by %x, not by holder %s", ErrBadReceipt, r.Holder, holder)
+		return nil, fmt.Errorf("%w: signed by %x, not by holder %s", ErrBadReceipt, r.Holder, to)
 	case !bytes.Equal(r.Pusher, pusher.PubKey()) || r.Custody != c.Custody || r.CopyIndex != c.CopyIndex ||
 		r.Size != int64(len(c.Blob)) || r.CopyRoot != root:
 		return nil, fmt.Errorf("%w: does not describe the pushed copy", ErrBadReceipt)
@@ -103,15 +117,15 @@ func Push(ctx context.Context, h host.Host, holder peer.ID, pusher *identity.Ide
 	return r, nil
 }
 
-func pushOnStream(ctx context.Context, s network.Stream, hdr *pb.PushHeader, blob []byte) (*pb.PushResponse, error) {
-	if err := s.Scope().SetService(PushServiceName); err != nil {
-		return nil, fmt.Errorf("attaching push stream to its service: %w", err)
+func pushOnStream(ctx context.Context, s network.Stream, spec copySpec, hdr *pb.PushHeader, blob []byte) (*pb.PushResponse, error) {
+	if err := s.Scope().SetService(spec.service); err != nil {
+		return nil, fmt.Errorf("attaching %s stream to its service: %w", spec.name, err)
 	}
 	if err := s.Scope().ReserveMemory(maxResponseSize, network.ReservationPriorityAlways); err != nil {
 		return nil, fmt.Errorf("%w: reserving response buffer: %v", ErrBusy, err)
 	}
 	defer s.Scope().ReleaseMemory(maxResponseSize)
-	if err := s.SetDeadline(deadline(ctx, PushTimeout)); err != nil {
+	if err := s.SetDeadline(deadline(ctx, spec.timeout)); err != nil {
 		return nil, fmt.Errorf("setting deadline: %w", err)
 	}
 	// The blob is written while the response is awaited: a holder that
@@ -133,7 +147,7 @@ func pushOnStream(ctx context.Context, s network.Stream, hdr *pb.PushHeader, blo
 		if we := <-werr; we != nil {
 			return nil, fmt.Errorf("sending blob: %w", we)
 		}
-		return nil, fmt.Errorf("reading push response: %w", err)
+		return nil, fmt.Errorf("reading %s response: %w", spec.name, err)
 	}
 	select {
 	case <-werr:
@@ -144,7 +158,7 @@ func pushOnStream(ctx context.Context, s network.Stream, hdr *pb.PushHeader, blo
 	}
 	var resp pb.PushResponse
 	if err := resp.Unmarshal(b); err != nil {
-		return nil, fmt.Errorf("%w: push response: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %s response: %w", ErrMalformed, spec.name, err)
 	}
 	return &resp, nil
 }
@@ -241,8 +255,46 @@ func busy(err error) error {
 	return err
 }
 
+// copySpec is what tells the two protocols that carry one copy apart on
+// the wire (push and repair share frames, checks and code).
+type copySpec struct {
+	name     string // for metrics and logs
+	protocol protocol.ID
+	service  string        // resource-manager service
+	timeout  time.Duration // the sender's deadline for the whole stream
+}
+
+var pushSpec = copySpec{name: "push", protocol: PushProtocol, service: PushServiceName, timeout: PushTimeout}
+
+// copyIn is a holder's side of one copy-carrying protocol: its spec, the
+// allowance of active peers' streams, and who may send a custody's copy.
+type copyIn struct {
+	spec   copySpec
+	budget *streamBudget
+	// perPeer and total describe budget in refusals.
+	perPeer, total int
+	// authorize refuses a sender (address) the chain does not name for
+	// custody c; it runs before any blob byte is read.
+	authorize func(c Custody, sender string) error
+}
+
+// pushIn: only the commitment's owner pushes (repair sources use
+// RepairProtocol).
+func (s *Service) pushIn() *copyIn {
+	return &copyIn{spec: pushSpec, budget: s.pushActive, perPeer: MaxPushStreamsPerPeer, total: activePushStreams,
+		authorize: func(c Custody, sender string) error {
+			if sender != c.Owner {
+				return refuse(CodeNotOwner, "%s is not the owner of custody %s", sender, idString(c.ID))
+			}
+			return nil
+		}}
+}
+
 // handlePush serves one inbound push stream.
-func (s *Service) handlePush(st network.Stream) {
+func (s *Service) handlePush(st network.Stream) { s.handleCopy(st, s.inPush) }
+
+// handleCopy serves one inbound push or repair stream.
+func (s *Service) handleCopy(st network.Stream, in *copyIn) {
 	start := time.Now()
 	remote := st.Conn().RemotePeer()
 	// Whatever happens next, this stream holds nothing longer than the
@@ -251,8 +303,8 @@ func (s *Service) handlePush(st network.Stream) {
 		st.Reset()
 		return
 	}
-	res, n, class, err := s.servePush(st)
-	s.m.observe("push", "in", err, res, n)
+	res, n, class, err := s.serveCopy(st, in)
+	s.m.observe(in.spec.name, "in", err, res, n)
 	var ref *RefusedError
 	switch {
 	case errors.As(err, &ref):
@@ -262,7 +314,7 @@ func (s *Service) handlePush(st network.Stream) {
 		if class == classStranger {
 			lvl = slog.LevelDebug
 		}
-		s.log.Log(context.Background(), lvl, "push refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
+		s.log.Log(context.Background(), lvl, in.spec.name+" refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message)
 		resp := pb.PushResponse{Error: &pb.Error{Code: uint32(ref.Code), Message: truncateMessage(ref.Message)}}
 		if werr := writeFrame(st, resp.Marshal()); werr != nil {
 			st.Reset()
@@ -270,16 +322,16 @@ func (s *Service) handlePush(st network.Stream) {
 		}
 		st.Close()
 	case err != nil:
-		s.log.Info("push failed", "peer", remote, "err", err)
+		s.log.Info(in.spec.name+" failed", "peer", remote, "err", err)
 		st.Reset()
 	default:
-		s.log.Debug("push served", "peer", remote, "result", res, "bytes", n, "took", time.Since(start))
+		s.log.Debug(in.spec.name+" served", "peer", remote, "result", res, "bytes", n, "took", time.Since(start))
 		st.Close()
 	}
 }
 
-// servePush classifies the remote peer, then reads, checks and stores one
-// push and writes the receipt. It returns a *RefusedError for every refusal
+// serveCopy classifies the remote peer, then reads, checks and stores one
+// copy (a push or a repair) and writes the receipt. It returns a *RefusedError for every refusal
 // (the caller sends it), another error when the stream itself failed, or the
 // result label on success. Only an active node gets past the first check;
 // only within its allowance does it get a service slot, memory, or a byte
@@ -287,20 +339,20 @@ func (s *Service) handlePush(st network.Stream) {
 // commitment the pusher owns (or a repair it is the source of), with the
 // committed size and copy index, is the copy read. It is stored only if it
 // hashes to the committed root.
-func (s *Service) servePush(st network.Stream) (result string, n int, class peerClass, err error) {
+func (s *Service) serveCopy(st network.Stream, in *copyIn) (result string, n int, class peerClass, err error) {
 	remote := st.Conn().RemotePeer()
 	remoteKey, kerr := identity.PubKeyFromPeerID(remote)
 	if kerr != nil || !s.members.IsActive(remoteKey) {
 		return "", 0, classStranger, refuse(CodeNotActive, "peer %s is not an active node", remote)
 	}
 	class = classActive
-	release, ok := s.pushActive.acquire(remote)
+	release, ok := in.budget.acquire(remote)
 	if !ok {
-		return "", 0, class, refuse(CodeBusy, "over the push allowance (%d per peer, %d for all active nodes)", MaxPushStreamsPerPeer, activePushStreams)
+		return "", 0, class, refuse(CodeBusy, "over the %s allowance (%d per peer, %d for all active nodes)", in.spec.name, in.perPeer, in.total)
 	}
 	defer release()
-	if err := st.Scope().SetService(PushServiceName); err != nil {
-		return "", 0, class, refuse(CodeBusy, "push service: %v", err)
+	if err := st.Scope().SetService(in.spec.service); err != nil {
+		return "", 0, class, refuse(CodeBusy, "%s service: %v", in.spec.name, err)
 	}
 	if err := st.Scope().ReserveMemory(maxHeaderSize+maxResponseSize, network.ReservationPriorityAlways); err != nil {
 		return "", 0, class, refuse(CodeBusy, "no memory for the header")
@@ -341,12 +393,14 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 	if err != nil {
 		return "", 0, class, err
 	}
+	if c.Holder != s.self {
+		return "", 0, class, refuse(CodeNotAssigned, "custody %s is assigned to %s", idString(id), c.Holder)
+	}
+	if err := in.authorize(c, pusher); err != nil {
+		return "", 0, class, err
+	}
 	owner, err := identity.AddressFromPubKey(hdr.Owner, s.hrp)
 	switch {
-	case c.Holder != s.self:
-		return "", 0, class, refuse(CodeNotAssigned, "custody %s is assigned to %s", idString(id), c.Holder)
-	case pusher != c.Owner && (c.Source == "" || pusher != c.Source):
-		return "", 0, class, refuse(CodeNotOwner, "peer %s (%s) is neither the owner of custody %s nor its repair source", remote, pusher, idString(id))
 	case c.Failed || !c.Live:
 		return "", 0, class, refuse(CodeNotLive, "custody %s has failed or its commitment no longer counts", idString(id))
 	case err != nil || owner != c.Owner:
@@ -374,7 +428,10 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 		return "", 0, class, err
 	}
 	defer st.Scope().ReleaseMemory(size)
-	if err := custody.VerifyCopy(c.Root, c.Size, c.Copies, c.CopyIndex, hdr.CommitPath, blob); err != nil {
+	// The copy is hashed once: its root is checked here and named in the
+	// receipt.
+	root, err := custody.VerifyCopyRoot(c.Root, c.Size, c.Copies, c.CopyIndex, hdr.CommitPath, blob)
+	if err != nil {
 		return "", 0, class, refuse(CodeBadCopy, "custody %s: %v", idString(id), err)
 	}
 
@@ -388,9 +445,8 @@ func (s *Service) servePush(st network.Stream) (result string, n int, class peer
 	}
 	r := &Receipt{
 		Holder: s.id.PubKey(), Pusher: remoteKey, Custody: id, CopyIndex: entry.CopyIndex,
-		Size: entry.Size, Time: entry.Received,
+		Size: entry.Size, Time: entry.Received, CopyRoot: root,
 	}
-	r.CopyRoot, _ = custody.CopyRoot(blob)
 	signReceipt(s.id, r)
 	// The slot is given back before the receipt goes out: an owner that has
 	// read it may open its next push at once, and must find the slot free.
@@ -431,20 +487,18 @@ func (s *Service) custody(remote peer.ID, id custody.CustodyID, pusher string) (
 
 // admit checks the owner's quota for storing a copy of size bytes for
 // custody id (a copy already stored for id needs no more quota).
+// Both come from the store's accounts in memory: no scan of what the owner
+// keeps, and no database read (which would wait for the sync in progress).
 func (s *Service) admit(owner []byte, id custody.CustodyID, size int64) error {
-	entries, err := s.st.Entries(owner)
+	if s.st.Holds(owner, id) {
+		return nil
+	}
+	blobs, used, err := s.st.Usage(owner)
 	if err != nil {
-		return refuse(CodeInternal, "reading entries")
+		return refuse(CodeInternal, "reading the owner's usage")
 	}
-	blobs, bytes := len(entries), int64(0)
-	for _, e := range entries {
-		if e.Custody == id {
-			return nil
-		}
-		bytes += e.Size
-	}
-	if blobs+1 > s.quotaBlobs || bytes+size > s.quotaBytes {
-		return refuse(CodeOverQuota, "owner keeps %d copies, %d bytes here; quota %d copies, %d bytes", blobs, bytes, s.quotaBlobs, s.quotaBytes)
+	if blobs+1 > s.quotaBlobs || used+size > s.quotaBytes {
+		return refuse(CodeOverQuota, "owner keeps %d copies, %d bytes here; quota %d copies, %d bytes", blobs, used, s.quotaBlobs, s.quotaBytes)
 	}
 	return nil
 }

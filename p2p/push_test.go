@@ -85,10 +85,10 @@ func TestPushReceipt(t *testing.T) {
 		if err := custody.Verify(sh.cm.Root, sh.cm.Size, 3, i, 7, p); err != nil {
 			t.Fatalf("proof from the stored copy: %v", err)
 		}
-		if n := counter(t, hd.reg, "ksb_p2p_requests_total", map[string]string{"protocol": "push", "direction": "in", "result": "accepted"}); n != 1 {
+		if n := waitCounter(t, hd.reg, "ksb_p2p_requests_total", map[string]string{"protocol": "push", "direction": "in", "result": "accepted"}, 1); n != 1 {
 			t.Fatalf("accepted pushes metric = %v", n)
 		}
-		if n := counter(t, hd.reg, "ksb_p2p_blob_bytes_total", map[string]string{"protocol": "push", "direction": "in"}); n != float64(len(c.Blob)) {
+		if n := waitCounter(t, hd.reg, "ksb_p2p_blob_bytes_total", map[string]string{"protocol": "push", "direction": "in"}, float64(len(c.Blob))); n != float64(len(c.Blob)) {
 			t.Fatalf("bytes metric = %v", n)
 		}
 	}
@@ -376,37 +376,27 @@ func TestPushLooksUpNewCustodies(t *testing.T) {
 	}
 }
 
-// TestPushFromRepairSource: the chain's repair source of a custody (a
-// holder of another copy) may push it, as the owner may; another active
-// node may not. A source the holder's view has wrong (the chain redrew it)
-// is looked up again.
-func TestPushFromRepairSource(t *testing.T) {
-	o, src, third := newOwner(t), newOwner(t), newOwner(t)
-	m := newMembers(o.id, src.id, third.id)
+// TestPushOnlyFromOwner: push carries copies from their owner only; even
+// the chain's repair source of a custody is refused (it sends over
+// RepairProtocol, repair_test.go), and the owner's push still passes.
+func TestPushOnlyFromOwner(t *testing.T) {
+	o, src := newOwner(t), newOwner(t)
+	m := newMembers(o.id, src.id)
 	hd := newHolder(t, m)
 	c := m.place(t, o.id, hd, vaultA, 3000, 1)
-	m.update(c.Custody, func(cu *p2p.Custody) { cu.Source = third.id.Address(identity.DefaultHRP) })
+	m.update(c.Custody, func(cu *p2p.Custody) { cu.Source = src.id.Address(identity.DefaultHRP) })
 	if _, err := src.push(t, hd, c); !errors.Is(err, p2p.ErrNotOwner) {
-		t.Fatalf("push by a node that is not the source: %v", err)
+		t.Fatalf("push by the repair source: %v, want ErrNotOwner", err)
 	}
-	// The chain redraws the source; the holder's view still names the old
-	// one, so the holder looks it up.
-	lookups := m.lookupCount()
-	m.mu.Lock()
-	cu := m.custodies[c.Custody]
-	cu.Source = src.id.Address(identity.DefaultHRP)
-	m.custodies[c.Custody] = cu
-	m.lazy = true
-	m.mu.Unlock()
-	r, err := src.push(t, hd, c)
+	if _, _, err := hd.st.Get(c.Custody); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused push stored a copy: %v", err)
+	}
+	r, err := o.push(t, hd, c)
 	if err != nil {
-		t.Fatalf("push by the source: %v", err)
+		t.Fatalf("push by the owner: %v", err)
 	}
-	if !bytes.Equal(r.Pusher, src.id.PubKey()) || m.lookupCount() != lookups+1 {
-		t.Fatalf("receipt pusher %x, %d lookups", r.Pusher, m.lookupCount()-lookups)
-	}
-	if e, _, err := hd.st.Get(c.Custody); err != nil || !bytes.Equal(e.Owner, o.id.PubKey()) {
-		t.Fatalf("stored %+v, %v: the owner must be the commitment's", e, err)
+	if !bytes.Equal(r.Pusher, o.id.PubKey()) {
+		t.Fatalf("receipt pusher %x", r.Pusher)
 	}
 }
 
@@ -565,5 +555,26 @@ func TestPushRefusedWhenNotRecorded(t *testing.T) {
 	fail.Store(false)
 	if _, err := o.push(t, hd, c); err != nil {
 		t.Fatalf("retry: %v", err)
+	}
+}
+
+// TestPushCopyRootGiven checks that Push uses the copy root the owner
+// gives instead of hashing the copy again: the right root gives the same
+// receipt, a wrong one makes the owner's Push fail with ErrBadReceipt
+// (the holder's receipt names the root of what it stored).
+func TestPushCopyRootGiven(t *testing.T) {
+	o := newOwner(t)
+	m := newMembers(o.id)
+	hd := newHolder(t, m)
+	sh := m.commit(t, o.id, vaultA, 5000, 3, hd.id)
+	c := sh.copy(t, 0)
+	c.CopyRoot = sh.cm.CopyRoots[0]
+	r, err := o.push(t, hd, c)
+	if err != nil || r.CopyRoot != sh.cm.CopyRoots[0] {
+		t.Fatalf("push with the right root: %v", err)
+	}
+	c.CopyRoot[0] ^= 1
+	if _, err := o.push(t, hd, c); !errors.Is(err, p2p.ErrBadReceipt) {
+		t.Fatalf("push with a wrong root: %v, want ErrBadReceipt", err)
 	}
 }

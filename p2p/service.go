@@ -112,6 +112,7 @@ type Membership interface {
 type Store interface {
 	Put(e store.Entry, blob []byte) (added bool, err error)
 	Get(id custody.CustodyID) (store.Entry, []byte, error)
+	Holds(owner []byte, id custody.CustodyID) bool
 	Entries(owner []byte) ([]store.Entry, error)
 	Usage(owner []byte) (blobs int, bytes int64, err error)
 	Stats() (blobs int, bytes int64, err error)
@@ -256,8 +257,9 @@ func OnAccepted(f func(store.Entry) error) Option {
 	return func(s *Service) error { s.onAccepted = f; return nil }
 }
 
-// Service runs the ksb stream protocols on a host: the holder side of push
-// and fetch, the owner side of push with metrics, and returning blobs to an
+// Service runs the ksb stream protocols on a host: the holder side of push,
+// repair and fetch, the owner side of push and the source side of repair
+// with metrics, and returning blobs to an
 // owner that asks for them over gossip (see Gossip).
 type Service struct {
 	h       host.Host
@@ -284,9 +286,13 @@ type Service struct {
 	// Inbound stream allowances per class of peer (peerclass.go), and the
 	// owner side's bound on its own pushes to one holder.
 	pushActive     *streamBudget
+	repairActive   *streamBudget
 	fetchActive    *streamBudget
 	fetchStrangers *streamBudget
 	pushOut        *peerSemaphore
+	repairOut      *peerSemaphore
+	inPush         *copyIn
+	inRepair       *copyIn
 
 	mu       sync.Mutex
 	closed   bool
@@ -320,7 +326,10 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 		fetchActive:        newStreamBudget(activeFetchStreams, MaxFetchStreamsPerPeer),
 		fetchStrangers:     newStreamBudget(strangerFetchStreams, MaxFetchStreamsPerPeer),
 		pushOut:            newPeerSemaphore(MaxPushStreamsPerPeer),
+		repairActive:       newStreamBudget(activeRepairStreams, MaxRepairStreamsPerPeer),
+		repairOut:          newPeerSemaphore(MaxRepairStreamsPerPeer),
 	}
+	s.inPush, s.inRepair = s.pushIn(), s.repairIn()
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -335,6 +344,7 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 	}
 	h.SetStreamHandler(PushProtocol, s.track(s.handlePush))
 	h.SetStreamHandler(FetchProtocol, s.track(s.handleFetch))
+	h.SetStreamHandler(RepairProtocol, s.track(s.handleRepair))
 	return s, nil
 }
 
@@ -350,6 +360,7 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	s.h.RemoveStreamHandler(PushProtocol)
 	s.h.RemoveStreamHandler(FetchProtocol)
+	s.h.RemoveStreamHandler(RepairProtocol)
 	s.inflight.Wait()
 	return nil
 }

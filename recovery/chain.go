@@ -77,6 +77,9 @@ func runChain(ctx context.Context, c *config, rep *Report) error {
 		}
 		return &chainUnreachable{err: err}
 	}
+	if c.Verified != nil {
+		return runVerified(ctx, c, rep)
+	}
 	hrp := c.HRP
 	if hrp == "" {
 		err := query(func(ctx context.Context) error {
@@ -103,6 +106,55 @@ func runChain(ctx context.Context, c *config, rep *Report) error {
 	if err := query(func(ctx context.Context) (err error) { nodes, err = client.Nodes(ctx); return }); err != nil {
 		return err
 	}
+	return c.recoverPlans(ctx, rep, commits, nodes, owner, hrp)
+}
+
+// runVerified is the chain path on verified state: the owner's newest
+// commitment of each vault and its holders' node records, each read
+// proven; any failure ends the recovery (no fallback).
+func runVerified(ctx context.Context, c *config, rep *Report) error {
+	get, h, err := c.Verified(ctx)
+	if err != nil {
+		return fmt.Errorf("reading verified chain state: %w", err)
+	}
+	rep.ProvenHeight = h
+	hrp := c.HRP
+	if hrp == "" {
+		p, err := attest.ReadParams(get)
+		if err != nil {
+			return fmt.Errorf("reading verified chain state: %w", err)
+		}
+		hrp = p.HRP
+	}
+	owner, err := identity.AddressFromPubKey(c.id.PubKey(), hrp)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	rep.Owner = owner
+	commits, err := attest.ReadOwnerCommitments(get, owner)
+	if err != nil {
+		return fmt.Errorf("reading verified chain state: %w", err)
+	}
+	var holders []string
+	seen := map[string]bool{}
+	for _, cm := range commits {
+		for _, cu := range cm.Custodies {
+			if !seen[cu.Holder] {
+				seen[cu.Holder] = true
+				holders = append(holders, cu.Holder)
+			}
+		}
+	}
+	nodes, err := attest.ReadNodes(get, holders)
+	if err != nil {
+		return fmt.Errorf("reading verified chain state: %w", err)
+	}
+	c.progress.printf("chain %s: state proven at height %d", c.RPC, h)
+	return c.recoverPlans(ctx, rep, commits, nodes, owner, hrp)
+}
+
+// recoverPlans recovers every vault of commits from its holders.
+func (c *config) recoverPlans(ctx context.Context, rep *Report, commits []attest.Commitment, nodes []attest.Node, owner, hrp string) error {
 	plans := plan(commits, nodes, owner, c.log)
 	if len(plans) == 0 {
 		return fmt.Errorf("%w: the chain at %s has no commitment of %s (is the mnemonic, or the prefix %q, right?)", ErrNoBackups, c.RPC, owner, hrp)

@@ -152,6 +152,15 @@ type Options struct {
 	Bootstrap []string
 	// NoChain skips the chain even if RPC is set, and recovers over gossip.
 	NoChain bool
+	// Verified, when set, is where the chain path reads its commitments,
+	// custodies and holders from instead of the RPC's JSON: it returns a
+	// getter of verified state (package verify: every read checked against
+	// an app hash its light client verified) and the height it is proven
+	// at. Only each vault's newest commitment of this node is read then
+	// (attest.ReadOwnerCommitments), and a failure of Verified or of any
+	// read ends the recovery: it never falls back to gossip, so a lying RPC
+	// cannot steer it.
+	Verified func(ctx context.Context) (get attest.StateGetter, height int64, err error)
 	// HRP is the bech32 prefix of node addresses; empty means the chain's
 	// (or identity.DefaultHRP without the chain).
 	HRP string
@@ -224,6 +233,9 @@ type Report struct {
 	// Fallback, when Path is PathGossip and the chain was tried first, is
 	// why the chain was not used.
 	Fallback string
+	// ProvenHeight, with Options.Verified, is the height of the verified
+	// state the commitments were read from.
+	ProvenHeight int64
 	// Vaults has one entry per vault, in vault order: every attested vault
 	// on the chain path, every vault a valid blob came back for on the
 	// gossip path.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ksb-project/ksb/store"
@@ -27,12 +28,18 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
+		// All at once, as a holder serves concurrent pushes: the Puts
+		// share group commits, and each must be durable when it returns.
+		var wg sync.WaitGroup
 		for _, p := range crashPuts() {
-			if _, err := s.Put(p.e, p.blob); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(2)
-			}
+			wg.Go(func() {
+				if _, err := s.Put(p.e, p.blob); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+			})
 		}
+		wg.Wait()
 		if err := s.PutMeta("q/attest/1", []byte("queued")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)

@@ -17,6 +17,9 @@
 //
 // Every write is synced to disk before it returns (Badger's SyncWrites), so a
 // write that was acknowledged survives a crash of the process or the machine.
+// Copies stored at the same time share a sync (group commit): one committer
+// writes every Put waiting at that moment in one transaction, and each Put
+// returns once that transaction is durable.
 //
 // # Key layout
 //
@@ -34,8 +37,8 @@
 //	m/<key>              daemon records written with [Store.PutMeta]
 //
 // A header, its copy and its index entry are written and deleted in one
-// transaction; listing entries and computing usage read only the small
-// headers. Vault strings are 1 to [MaxVaultLen] characters of [A-Za-z0-9._:-]
+// transaction; listing entries reads only the small headers, and an
+// owner's usage is kept in memory (computed from the headers by [Open]). Vault strings are 1 to [MaxVaultLen] characters of [A-Za-z0-9._:-]
 // (the attestation chain's rule). Keys of the layout before custodies (e/
 // and d/, one blob per owner and vault) are deleted by [Open]: no custody
 // chain counts them.

@@ -789,3 +789,49 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestUsageFollowsWrites checks the owners' usage, which the store keeps in
+// memory, through every write that changes it — a new copy, a replacement
+// of another size, a copy of the same custody for another owner, a Delete —
+// and after a reopen, which computes it again from the headers.
+func TestUsageFollowsWrites(t *testing.T) {
+	dir := t.TempDir()
+	s := openDisk(t, dir)
+	want := func(s *store.Store, o byte, n int, b int64) {
+		t.Helper()
+		if gn, gb, err := s.Usage(ownerKey(o)); err != nil || gn != n || gb != b {
+			t.Errorf("Usage(owner %d) = %d, %d, %v; want %d, %d", o, gn, gb, err, n, b)
+		}
+	}
+	b1, b2, b3 := blobOf(1, 300), blobOf(2, 400), blobOf(3, 500)
+	mustPut(t, s, entryFor(ownerKey(1), cid(1, 0), "v", b1), b1)
+	mustPut(t, s, entryFor(ownerKey(1), cid(2, 0), "v", b2), b2)
+	want(s, 1, 2, 700)
+	if !s.Holds(ownerKey(1), cid(1, 0)) || s.Holds(ownerKey(2), cid(1, 0)) || s.Holds(ownerKey(1), cid(3, 0)) {
+		t.Error("Holds does not follow the copies")
+	}
+	mustPut(t, s, entryFor(ownerKey(1), cid(1, 0), "v", b3), b3) // replaced: 300 → 500 bytes
+	want(s, 1, 2, 900)
+	b4 := blobOf(4, 450)
+	mustPut(t, s, entryFor(ownerKey(2), cid(2, 0), "v", b4), b4) // now owner 2's
+	want(s, 1, 1, 500)
+	want(s, 2, 1, 450)
+	if err := s.Delete(cid(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	want(s, 1, 0, 0)
+	if s.Holds(ownerKey(1), cid(1, 0)) {
+		t.Error("Holds a deleted copy")
+	}
+	mustPut(t, s, entryFor(ownerKey(1), cid(4, 1), "v", b1), b1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openDisk(t, dir)
+	defer r.Close()
+	want(r, 1, 1, 300)
+	want(r, 2, 1, 450)
+	if !r.Holds(ownerKey(2), cid(2, 0)) || !r.Holds(ownerKey(1), cid(4, 1)) {
+		t.Error("Holds after reopen does not follow the copies")
+	}
+}

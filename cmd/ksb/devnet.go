@@ -20,12 +20,15 @@ func init() { commands = append(commands, devnetCmd) }
 func devnetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "devnet",
-		Short: "Run the whole cycle in one process: chain, nodes, backup, coverage, destroy a node, recover it",
+		Short: "Run the whole cycle in one process: chain, nodes, backup, coverage, repair, destroy a node, recover it",
 		Long: `Starts an embedded single-validator chain and N nodes on 127.0.0.1 with fresh mnemonics,
 places real keyshare files (shipped with the binary) as keygen would, waits until every
-vault is safe and prints the coverage, then destroys node0 (keyshares and data), recovers
-it from its mnemonic alone, checks every file byte for byte, and prints a summary with
-timings. Exits 0 on success. With --keep the network keeps running until Ctrl-C.`,
+vault is safe and prints the coverage. With at least r+2 nodes it then stops node0,
+destroys one holder of its shares for good (stopped, wiped, churned out) and shows node0's
+shares repaired back to r holders without it, with the time it took. Then it destroys
+node0 (keyshares and data), recovers it from its mnemonic alone (one share from a
+repaired copy), checks every file byte for byte, and prints a summary with timings.
+Exits 0 on success. With --keep the network keeps running until Ctrl-C.`,
 		Args: cobra.NoArgs,
 	}
 	var o devnet.RunOptions

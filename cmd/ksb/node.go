@@ -199,13 +199,23 @@ func printStatus(w io.Writer, st *node.Status) {
 	if st.Chain.Reachable {
 		fmt.Fprintf(w, "epoch     %d, %d open challenge(s) of this node\n", st.Epoch, st.OpenChallenges)
 	}
+	if st.Active {
+		fmt.Fprintf(w, "role      active node, member of %d live vault(s)\n", len(st.MemberOf))
+	} else {
+		fmt.Fprintf(w, "role      NOT AN ACTIVE NODE: the chain's active set does not list %s; nothing is committed, pushed or held\n", st.Address)
+	}
 	keyshares := fmt.Sprintf("%d *.json file(s)", st.Keyshares.Files)
 	if st.Keyshares.Error != "" {
 		keyshares = "UNREADABLE: " + st.Keyshares.Error
 	}
-	fmt.Fprintf(w, "keyshares %s (%s)\n\n", st.Keyshares.Dir, keyshares)
+	fmt.Fprintf(w, "keyshares %s (%s)\n", st.Keyshares.Dir, keyshares)
+	if o := st.OtherInstance; o != nil {
+		fmt.Fprintf(w, "instance  ANOTHER LIVE INSTANCE of this identity answers at %s (since %s): releasing nothing it holds; stop one of the two\n",
+			o.Addr, o.Since.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "MY SHARES\tKIND\tCOPY SIZE\tCOMMITMENT\tCOUNTED\n")
+	fmt.Fprintf(tw, "MY SHARES\tKIND\tCOPY SIZE\tCOMMITMENT\tCOUNTED\tLAST DRILL\n")
 	for _, s := range st.Shares {
 		commit := "not committed yet"
 		if s.Commitment != 0 {
@@ -214,7 +224,11 @@ func printStatus(w io.Writer, st *node.Status) {
 				commit += " (superseded or retired)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%s\t%d/%d\n", s.Vault, s.Kind, s.Algorithm, s.Size, commit, s.Counted, s.Copies)
+		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%s\t%d/%d\t%s\n", s.Vault, s.Kind, s.Algorithm, s.Size, commit, s.Counted, s.Copies,
+			drillString(s.LastDrillHeight, s.LastDrillOK))
+		if s.Problem != "" {
+			fmt.Fprintf(tw, "  ! %s\n", s.Problem)
+		}
 		for _, c := range s.Custodies {
 			proof := "never proven"
 			if c.LastProofHeight != 0 {
@@ -232,7 +246,11 @@ func printStatus(w io.Writer, st *node.Status) {
 			if !c.ReceiptTime.IsZero() {
 				receipt = "receipt " + c.ReceiptTime.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "  slot %d copy %d  %s\t%s\t%s, %s\t%s\t\n", c.Slot, c.CopyIndex, c.Holder, status, att, proof, receipt)
+			drill := ""
+			if c.LastDrillHeight != 0 {
+				drill = drillString(c.LastDrillHeight, c.LastDrillOK)
+			}
+			fmt.Fprintf(tw, "  slot %d copy %d  %s\t%s\t%s, %s\t%s\t\t%s\n", c.Slot, c.CopyIndex, c.Holder, status, att, proof, receipt, drill)
 		}
 	}
 	fmt.Fprintf(tw, "\nHELD FOR\tCUSTODY\tVAULT\tSIZE\tSTATUS\n")
@@ -251,4 +269,17 @@ func printStatus(w io.Writer, st *node.Status) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\npending attestations %d, releases %d\n", st.PendingAttestations, st.PendingReleases)
+}
+
+// drillString says how the last restore drill went: "none yet", "ok at H"
+// or "FAILED at H".
+func drillString(height int64, ok bool) string {
+	switch {
+	case height == 0:
+		return "none yet"
+	case ok:
+		return fmt.Sprintf("ok at %d", height)
+	default:
+		return fmt.Sprintf("FAILED at %d", height)
+	}
 }

@@ -208,11 +208,21 @@ func fullCoverage(cov coverageJSON, vaults int) error {
 // per node. procs[0] is the chain, procs[i+1] node i.
 func startTestnet(t *testing.T, dir string, nodes int, shares string) (homes []testnetHome, procs []*proc) {
 	t.Helper()
+	return startTestnetWith(t, dir, nodes, shares, nil)
+}
+
+// startTestnetWith is startTestnet with prep run on each node home before
+// its node starts (to change its config.toml).
+func startTestnetWith(t *testing.T, dir string, nodes int, shares string, prep func(home string)) (homes []testnetHome, procs []*proc) {
+	t.Helper()
 	base := freeBase(t, 2+nodes*2)
 	mustRun(t, "testnet", "init", "--dir", dir, "--nodes", strconv.Itoa(nodes), "--validators", "1",
 		"--base-port", strconv.Itoa(base), "--keyshares", shares, "--block-interval", "200ms")
 	procs = append(procs, startProc(t, "chain0", filepath.Join(dir, "chain0.log"), "chain", "start", "--home", filepath.Join(dir, "chain0")))
 	for i := 0; i < nodes; i++ {
+		if prep != nil {
+			prep(filepath.Join(dir, fmt.Sprintf("node%d", i)))
+		}
 		h := readHome(t, filepath.Join(dir, fmt.Sprintf("node%d", i)))
 		homes = append(homes, h)
 		procs = append(procs, startProc(t, "node"+strconv.Itoa(i), h.Dir+".log", "node", "--home", h.Dir))
@@ -279,6 +289,10 @@ func TestBackupAsProcesses(t *testing.T) {
 	text := mustRun(t, "status", "--home", homes[0].Dir)
 	if !strings.Contains(text, "3/3") {
 		t.Errorf("status table:\n%s", text)
+	}
+	// It shows the last restore drill (none within the default interval).
+	if !strings.Contains(text, "LAST DRILL") || !strings.Contains(text, "none yet") {
+		t.Errorf("status table does not show the last drill:\n%s", text)
 	}
 	// It names the keyshare directory (issue 9 item 2).
 	if ks, _ := filepath.Abs(filepath.Join(homes[0].Dir, "keyshares")); !strings.Contains(text, "keyshares "+ks+" (1 *.json file(s))") {

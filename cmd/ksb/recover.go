@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/recovery"
@@ -25,16 +27,18 @@ const exitIncomplete = 2
 
 // recoverOut is the JSON form of `ksb recover --json`.
 type recoverOut struct {
-	Path       recovery.Path  `json:"path"`
-	Owner      string         `json:"owner"`
-	PeerID     string         `json:"peer_id"`
-	Fallback   string         `json:"fallback,omitempty"`
-	Vaults     []recoverVault `json:"vaults"`
-	Missing    []string       `json:"missing"`
-	Skipped    []recoverSkip  `json:"skipped"`
-	DurationMS int64          `json:"duration_ms"`
-	Clock      *recoverClock  `json:"clock,omitempty"`
-	Error      string         `json:"error,omitempty"`
+	Path     recovery.Path `json:"path"`
+	Owner    string        `json:"owner"`
+	PeerID   string        `json:"peer_id"`
+	Fallback string        `json:"fallback,omitempty"`
+	// ProvenHeight: with --verify, the height of the proven state read.
+	ProvenHeight int64          `json:"proven_height,omitempty"`
+	Vaults       []recoverVault `json:"vaults"`
+	Missing      []string       `json:"missing"`
+	Skipped      []recoverSkip  `json:"skipped"`
+	DurationMS   int64          `json:"duration_ms"`
+	Clock        *recoverClock  `json:"clock,omitempty"`
+	Error        string         `json:"error,omitempty"`
 }
 
 // recoverClock is this machine's clock against the chain's or the holders'.
@@ -95,13 +99,17 @@ func recoverCmd() *cobra.Command {
 			"tolerate (recovery itself does not depend on the clock).\n\n" +
 			"Exit status: 0 every vault recovered; 2 some vault not recovered (named on stderr, the others\n" +
 			"written); 130 interrupted (Ctrl-C, SIGTERM); 1 anything else (bad flags, no mnemonic, chain\n" +
-			"unreachable without --bootstrap, no bootstrap peer reachable, no backups found).",
+			"unreachable without --bootstrap, no bootstrap peer reachable, no backups found); 3 with --verify,\n" +
+			"the chain's answer could not be proven (the RPC may be lying; nothing was fetched or written).\n\n" +
+			"With --verify (a trust anchor: --trust-height and --trust-hash, or --genesis) the commitments and\n" +
+			"their holders are read from state proven against a header CometBFT's light client verified, never\n" +
+			"from the RPC's JSON, and there is no fallback to gossip; only each vault's newest commitment is read.",
 		Args: cobra.NoArgs,
 	}
 	load := mnemonicFlag(cmd)
 	f := cmd.Flags()
 	out := f.String("out", "", "`DIR` to write localstate-<vault>.json to (created, mode 0700, when the first file is written)")
-	rpc := f.String("rpc", config.Default().Chain.RPC, "CometBFT RPC `URL` of the ksb chain")
+	rpc := f.StringSlice("rpc", []string{config.Default().Chain.RPC}, "CometBFT RPC `URL` of the ksb chain; with --verify, repeat it: the first is the primary, the others witnesses")
 	bootstrap := f.StringSlice("bootstrap", nil, "peer to ask over gossip without the chain, a `MULTIADDR` ending in /p2p/<peer ID> (repeatable, or comma-separated)")
 	noChain := f.Bool("no-chain", false, "do not use the chain: recover over gossip from the --bootstrap peers")
 	hrp := f.String("hrp", "", "bech32 prefix of node addresses (default: the chain's, else \"thor\")")
@@ -112,7 +120,30 @@ func recoverCmd() *cobra.Command {
 	timeout := f.Duration("gossip-timeout", recovery.DefaultGossipTimeout, "without the chain: stop after this long in all")
 	grace := f.Duration("gossip-grace", recovery.DefaultGossipGrace, "without the chain: once every vault heard of has a verified copy, wait this long after the last holder answered for later ones")
 	_ = cmd.MarkFlagRequired("out")
+	vf := addVerifyFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := vf.check(*rpc); err != nil {
+			return err
+		}
+		if vf.on && *noChain {
+			return errors.New("--verify reads the chain: it does not go with --no-chain")
+		}
+		var verified func(context.Context) (attest.StateGetter, int64, error)
+		if vf.on {
+			verified = func(ctx context.Context) (attest.StateGetter, int64, error) {
+				vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+				defer cancel()
+				vc, err := vf.client(vctx, *rpc)
+				if err != nil {
+					return nil, 0, err
+				}
+				s, err := vc.Latest(vctx)
+				if err != nil {
+					return nil, 0, err
+				}
+				return s.Getter(ctx), s.Height, nil
+			}
+		}
 		m, err := load()
 		if err != nil {
 			return err
@@ -124,7 +155,7 @@ func recoverCmd() *cobra.Command {
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		rep, err := recovery.Run(ctx, recovery.Options{
-			Mnemonic: m, OutDir: *out, RPC: *rpc, Bootstrap: *bootstrap, NoChain: *noChain,
+			Mnemonic: m, OutDir: *out, RPC: (*rpc)[0], Bootstrap: *bootstrap, NoChain: *noChain, Verified: verified,
 			HRP: *hrp, Force: *force, Progress: cmd.ErrOrStderr(), Now: now,
 			GossipQuiet: *quiet, GossipFirstWait: *firstWait, GossipTimeout: *timeout, GossipGrace: *grace,
 		})
@@ -151,6 +182,11 @@ func recoverCmd() *cobra.Command {
 				}
 			}
 			return exitStatus{err: fmt.Errorf("recovery interrupted; %s", what), code: exitInterrupted}
+		}
+		if vf.on {
+			if nv := notVerified(err); nv != err {
+				return nv
+			}
 		}
 		var inc *recovery.IncompleteError
 		if errors.As(err, &inc) {
@@ -217,7 +253,7 @@ func printRecoverTable(w io.Writer, rep *recovery.Report) error {
 // printRecoverJSON prints the report, and the error if any, as JSON.
 func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 	o := recoverOut{
-		Path: rep.Path, Owner: rep.Owner, PeerID: rep.PeerID.String(), Fallback: rep.Fallback,
+		Path: rep.Path, Owner: rep.Owner, PeerID: rep.PeerID.String(), Fallback: rep.Fallback, ProvenHeight: rep.ProvenHeight,
 		Vaults: []recoverVault{}, Missing: []string{}, Skipped: []recoverSkip{},
 		DurationMS: rep.Duration.Milliseconds(),
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,6 +130,28 @@ func TestRecoverAsProcesses(t *testing.T) {
 	}
 	check(out1)
 	t.Logf("recover via chain:\n%s", r.stdout)
+
+	// Trusting no RPC: the same from verified state, anchored at the
+	// genesis; a lying RPC is refused before anything is fetched or written.
+	genesis := filepath.Join(dir, "chain0", "config", "genesis.json")
+	liar, lies := lyingProxy(t, homes[1].RPC, lieStateValues)
+	outLie := filepath.Join(t.TempDir(), "keyshares")
+	r = runKSB(t, nil, "recover", "--mnemonic-file", mnemonic, "--out", outLie, "--verify", "--genesis", genesis, "--rpc", liar.URL)
+	if r.code != 3 || lies.Load() == 0 || !strings.Contains(r.stderr, "value does not match its proof") {
+		t.Fatalf("ksb recover --verify through a lying RPC: exit %d, %d lies\n%s\n%s", r.code, lies.Load(), r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(outLie); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("recover --verify through a liar left %s: %v", outLie, err)
+	}
+	outV := filepath.Join(t.TempDir(), "keyshares")
+	r = runKSB(t, nil, "recover", "--mnemonic-file", mnemonic, "--out", outV, "--verify", "--genesis", genesis, "--rpc", homes[1].RPC, "--json")
+	var vrep struct {
+		ProvenHeight int64 `json:"proven_height"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &vrep) != nil || vrep.ProvenHeight < 2 {
+		t.Fatalf("ksb recover --verify: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	check(outV)
 
 	// Without the chain: stop it, and ask the surviving holders over gossip.
 	chain.signal(syscall.SIGTERM)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -56,8 +57,55 @@ func testnetCmd() *cobra.Command {
 			fmt.Fprintf(w, "  %s  %s  chain rpc %s  keyshares %d\n", filepath.Base(n.Dir), n.Address, n.RPC, len(n.Keyshares))
 		}
 		_, err = fmt.Fprintf(w, "  authority key in %s\n", filepath.Join(l.Authority, "mnemonic"))
+		for _, p := range portsInUse(o) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s; that process will not start until it is free (or run init again with another --base-port)\n", p)
+		}
 		return err
 	}
 	tn.AddCommand(initCmd)
 	return tn
+}
+
+// portsInUse tries to bind every port the testnet's layout gives out on
+// 127.0.0.1 (package testnet: validator i uses P+2i for p2p and P+2i+1 for
+// RPC; node j uses P+2V+2j for libp2p TCP and QUIC and the next for admin)
+// and names those another process holds: "127.0.0.1:26600 (chain0 p2p, TCP)
+// is in use: listen tcp 127.0.0.1:26600: bind: address already in use".
+func portsInUse(o testnet.Options) []string {
+	type use struct {
+		port    int
+		network string
+		what    string
+	}
+	var uses []use
+	for i := range o.Validators {
+		p := o.BasePort + 2*i
+		uses = append(uses, use{p, "tcp", fmt.Sprintf("chain%d p2p, TCP", i)}, use{p + 1, "tcp", fmt.Sprintf("chain%d RPC, TCP", i)})
+	}
+	for j := range o.Nodes {
+		p := o.BasePort + 2*o.Validators + 2*j
+		uses = append(uses,
+			use{p, "tcp", fmt.Sprintf("node%d libp2p, TCP", j)}, use{p, "udp", fmt.Sprintf("node%d libp2p, QUIC over UDP", j)},
+			use{p + 1, "tcp", fmt.Sprintf("node%d admin, TCP", j)})
+	}
+	var out []string
+	for _, u := range uses {
+		addr := fmt.Sprintf("127.0.0.1:%d", u.port)
+		var err error
+		if u.network == "tcp" {
+			var l net.Listener
+			if l, err = net.Listen("tcp", addr); err == nil {
+				l.Close()
+			}
+		} else {
+			var c net.PacketConn
+			if c, err = net.ListenPacket("udp", addr); err == nil {
+				c.Close()
+			}
+		}
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s (%s) is in use: %v", addr, u.what, err))
+		}
+	}
+	return out
 }
