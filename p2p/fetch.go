@@ -248,6 +248,7 @@ func writeRefusal(s network.Stream, ref *RefusedError) {
 
 // handleFetch serves one inbound fetch stream.
 func (s *Service) handleFetch(st network.Stream) {
+	start := time.Now()
 	remote := st.Conn().RemotePeer()
 	// Nothing holds this stream past the header deadline until its peer has
 	// been classified and its request read.
@@ -270,7 +271,7 @@ func (s *Service) handleFetch(st network.Stream) {
 		s.log.Log(context.Background(), lvl, "fetch refused", "peer", remote, "class", class.String(), "code", ref.Code.String(), "reason", ref.Message, "not_logged_since", quiet)
 		writeRefusal(st, ref)
 	case err != nil:
-		if timedOut(err) {
+		if timedOut(err) && !s.paused.pausedSince(start) {
 			s.stalled.add(remote)
 		}
 		lvl, quiet := s.quiet.level(remote, slog.LevelInfo)

@@ -232,3 +232,66 @@ func (b *penaltyBox) left(p peer.ID) time.Duration {
 	}
 	return d
 }
+
+const (
+	// pauseTick is how often a Service notes that its process runs.
+	pauseTick = 250 * time.Millisecond
+	// pauseGap is a gap between two ticks that counts as this process having
+	// been paused (SIGSTOP, a frozen VM, a machine too loaded to schedule
+	// it): eight ticks missed. A deadline that ran out across such a pause
+	// is this holder's doing, not the peer's, and earns no StallPenalty.
+	pauseGap = 2 * time.Second
+)
+
+// pauseWatch notices when this process did not run for a while, so that a
+// stream deadline that ran out meanwhile is not blamed on the peer (a holder
+// resumed after a pause would otherwise refuse, for StallPenalty, every honest
+// owner whose stream it left waiting — its fetches for recovery included).
+type pauseWatch struct {
+	stop chan struct{}
+	done chan struct{}
+
+	mu        sync.Mutex
+	lastTick  time.Time
+	lastPause time.Time // end of the last gap seen
+}
+
+func newPauseWatch() *pauseWatch {
+	w := &pauseWatch{stop: make(chan struct{}), done: make(chan struct{}), lastTick: time.Now()}
+	go w.run()
+	return w
+}
+
+func (w *pauseWatch) run() {
+	defer close(w.done)
+	t := time.NewTicker(pauseTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			now := time.Now()
+			w.mu.Lock()
+			if now.Sub(w.lastTick) > pauseGap {
+				w.lastPause = now
+			}
+			w.lastTick = now
+			w.mu.Unlock()
+		}
+	}
+}
+
+// pausedSince reports whether this process was paused at some time after t
+// (or is only now resuming from a pause: the ticker has not caught up yet).
+func (w *pauseWatch) pausedSince(t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Since(w.lastTick) > pauseGap || w.lastPause.After(t)
+}
+
+// close stops the watch.
+func (w *pauseWatch) close() {
+	close(w.stop)
+	<-w.done
+}

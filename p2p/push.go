@@ -334,7 +334,7 @@ func (s *Service) handleCopy(st network.Stream, in *copyIn) {
 		}
 		st.Close()
 	case err != nil:
-		if timedOut(err) {
+		if timedOut(err) && !s.paused.pausedSince(start) {
 			s.stalled.add(remote)
 		}
 		lvl, quiet := s.quiet.level(remote, slog.LevelInfo)

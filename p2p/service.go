@@ -304,6 +304,8 @@ type Service struct {
 	// stalled holds the peers refused BUSY for StallPenalty because a
 	// stream of theirs ran into its deadline.
 	stalled *penaltyBox
+	// paused tells a deadline this process overslept from a peer's stall.
+	paused *pauseWatch
 	// quiet keeps one peer's refusals and failures from filling the log.
 	quiet *logLimiter
 
@@ -351,9 +353,11 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 		}
 	}
 	s.self = id.Address(s.hrp)
+	s.paused = newPauseWatch()
 	s.m = newMetrics()
 	if s.reg != nil {
 		if err := s.m.register(s.reg); err != nil {
+			s.paused.close()
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
 	}
@@ -377,6 +381,7 @@ func (s *Service) Close() error {
 	s.h.RemoveStreamHandler(FetchProtocol)
 	s.h.RemoveStreamHandler(RepairProtocol)
 	s.inflight.Wait()
+	s.paused.close()
 	return nil
 }
 

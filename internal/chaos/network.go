@@ -118,7 +118,14 @@ func (n *network) startChain(ctx context.Context) error {
 			if first < 0 {
 				first = h
 			} else if h > first {
-				return nil
+				// A query may answer from the version before the height
+				// /status reports (the block is stored before the app commits
+				// it): the chain is up once its state answers too.
+				if _, err := c.Params(ctx); err == nil {
+					return nil
+				} else {
+					last = err
+				}
 			}
 		} else {
 			last = err
