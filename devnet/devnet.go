@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
 	"github.com/ksb-project/ksb/envelope"
@@ -135,6 +137,7 @@ type Member struct {
 
 	mu     sync.Mutex
 	node   *node.Node
+	reg    *prometheus.Registry // the running daemon's metrics
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -374,9 +377,12 @@ func (n *Network) StartMember(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
+	// A registry per start: a restarted daemon registers its collectors
+	// afresh, so its counters start from zero.
+	reg := prometheus.NewRegistry()
 	nd, err := node.New(ctx, node.Options{
 		Home: m.Home, Config: m.Config, Mnemonic: mn,
-		Logger: n.opts.Logger.With("member", i),
+		Logger: n.opts.Logger.With("member", i), Registry: reg,
 	})
 	if err != nil {
 		return fmt.Errorf("member %d: %w", i, err)
@@ -389,7 +395,7 @@ func (n *Network) StartMember(ctx context.Context, i int) error {
 		done <- nd.Run(rctx)
 	}()
 	<-started
-	m.node, m.cancel, m.done = nd, cancel, done
+	m.node, m.reg, m.cancel, m.done = nd, reg, cancel, done
 	return nil
 }
 

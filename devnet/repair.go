@@ -280,3 +280,73 @@ func short(vault string) string {
 	}
 	return vault[:24] + "…"
 }
+
+// CopyTraffic is what a member's p2p service moved over one copy protocol
+// (push or repair), from its ksb_p2p_requests_total and
+// ksb_p2p_blob_bytes_total counters: copies and blob bytes accepted, sent
+// (as an owner pushing or a repair source) and received (as an assigned
+// holder or a replacement).
+type CopyTraffic struct {
+	CopiesOut, CopiesIn int
+	// DuplicatesIn are copies received that this member already held
+	// (its bytes are in BytesIn): the owner's push and a repair source's
+	// copy raced for the same custody.
+	DuplicatesIn      int
+	BytesOut, BytesIn int64
+}
+
+// Sub returns t − u, the traffic between two readings.
+func (t CopyTraffic) Sub(u CopyTraffic) CopyTraffic {
+	return CopyTraffic{CopiesOut: t.CopiesOut - u.CopiesOut, CopiesIn: t.CopiesIn - u.CopiesIn,
+		DuplicatesIn: t.DuplicatesIn - u.DuplicatesIn,
+		BytesOut:     t.BytesOut - u.BytesOut, BytesIn: t.BytesIn - u.BytesIn}
+}
+
+// Traffic reads member m's copy traffic over protocol ("push" or "repair")
+// since its daemon last started; for a stopped member, that of its last
+// run. Copies count accepted streams; bytes count every successful one
+// (accepted, or a duplicate of a copy already held); refused and failed
+// streams count in neither.
+func (m *Member) Traffic(protocol string) (CopyTraffic, error) {
+	m.mu.Lock()
+	reg := m.reg
+	m.mu.Unlock()
+	var t CopyTraffic
+	if reg == nil {
+		return t, nil
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return t, fmt.Errorf("member %d's metrics: %w", m.Index, err)
+	}
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if name != "ksb_p2p_blob_bytes_total" && name != "ksb_p2p_requests_total" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["protocol"] != protocol {
+				continue
+			}
+			v := mt.GetCounter().GetValue()
+			switch {
+			case name == "ksb_p2p_blob_bytes_total" && l["direction"] == "out":
+				t.BytesOut += int64(v)
+			case name == "ksb_p2p_blob_bytes_total" && l["direction"] == "in":
+				t.BytesIn += int64(v)
+			case l["result"] == "duplicate" && l["direction"] == "in":
+				t.DuplicatesIn += int(v)
+			case l["result"] != "accepted":
+			case l["direction"] == "out":
+				t.CopiesOut += int(v)
+			case l["direction"] == "in":
+				t.CopiesIn += int(v)
+			}
+		}
+	}
+	return t, nil
+}
