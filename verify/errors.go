@@ -74,3 +74,8 @@ func (e *HeaderError) Error() string {
 }
 
 func (e *HeaderError) Unwrap() []error { return []error{e.Err, e.Cause} }
+
+// ErrResponseTooLarge: an RPC answer is longer than MaxResponseBytes. No
+// honest answer is; reading it whole would let one RPC exhaust the
+// client's memory.
+var ErrResponseTooLarge = errors.New("verify: RPC response too large")
