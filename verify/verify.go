@@ -40,6 +40,14 @@ const (
 	// of about a kilobyte, so ten seconds covers a slow link.
 	queryTimeout = 10 * time.Second
 
+	// DefaultMaxHeaderAge is Config.MaxHeaderAge's default. A ksb chain
+	// commits a block every block interval (a second or so) even when idle
+	// (CometBFT's create_empty_blocks, which ksb leaves on), so the latest
+	// header of a live chain is seconds old; ten minutes allows for clock
+	// skew and a slow or briefly stalled chain, and is the furthest back
+	// a primary can pass off an old state as the latest.
+	DefaultMaxHeaderAge = 10 * time.Minute
+
 	// MaxEndpoints caps the RPC endpoints (one primary, the rest witnesses):
 	// the light client asks every witness for every header it verifies.
 	MaxEndpoints = 16
@@ -80,6 +88,9 @@ type Config struct {
 	Genesis string
 	// TrustPeriod is how old the anchor may be (DefaultTrustPeriod if 0).
 	TrustPeriod time.Duration
+	// MaxHeaderAge is how old, by the local clock, the latest header
+	// Client.Latest verifies may be (DefaultMaxHeaderAge if 0).
+	MaxHeaderAge time.Duration
 	// Concurrency is how many proven queries State.Coverage and
 	// State.Prefetch keep in flight (DefaultConcurrency if 0).
 	Concurrency int
@@ -93,8 +104,9 @@ type Client struct {
 	lc          *light.Client
 	rpc         *rpchttp.HTTP
 	anchor      Anchor
-	concurrency int        // Config.Concurrency, 1..maxConcurrency
-	mu          sync.Mutex // serialises the light client
+	maxAge      time.Duration // Config.MaxHeaderAge
+	concurrency int           // Config.Concurrency, 1..maxConcurrency
+	mu          sync.Mutex    // serialises the light client
 }
 
 // maxConcurrency caps Config.Concurrency: more would only load the RPC node.
@@ -159,13 +171,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, headerErr(0, err, distinct(cfg.Primary, cfg.Witnesses))
 	}
+	maxAge := cfg.MaxHeaderAge
+	if maxAge <= 0 {
+		maxAge = DefaultMaxHeaderAge
+	}
 	conc := cfg.Concurrency
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
 	return &Client{
 		chainID: cfg.ChainID, primary: cfg.Primary, witnesses: witnesses,
-		lc: lc, rpc: rpc, anchor: anchor, concurrency: min(conc, maxConcurrency),
+		lc: lc, rpc: rpc, anchor: anchor, maxAge: maxAge, concurrency: min(conc, maxConcurrency),
 	}, nil
 }
 
@@ -303,7 +319,10 @@ func genesisAnchor(ctx context.Context, chainID, path string, primary provider.P
 func (c *Client) Anchor() Anchor { return c.anchor }
 
 // Latest verifies the primary's latest header L and returns the state of
-// height L−1, whose app hash L carries.
+// height L−1, whose app hash L carries. A header L older than
+// Config.MaxHeaderAge is refused (a *HeaderError wrapping ErrStaleHeader):
+// witnesses only check that L is the chain's header at its height, not that
+// it is the newest.
 func (c *Client) Latest(ctx context.Context) (*State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -315,6 +334,10 @@ func (c *Client) Latest(ctx context.Context) (*State, error) {
 		if lb, err = c.lc.TrustedLightBlock(0); err != nil {
 			return nil, err
 		}
+	}
+	if age := time.Since(lb.Time); age > c.maxAge {
+		return nil, &HeaderError{Height: lb.Height, Err: ErrStaleHeader,
+			Cause: fmt.Errorf("the primary's latest header is from %s, %s ago, more than %s: it is behind, or hides newer blocks", lb.Time.UTC().Format(time.RFC3339), age.Round(time.Second), c.maxAge)}
 	}
 	if lb.Height < 2 {
 		return nil, fmt.Errorf("verify: the latest verified header is %d; the state of height 1 is proven by header 2, not committed yet", lb.Height)
@@ -340,7 +363,7 @@ func (c *Client) At(ctx context.Context, h int64) (*State, error) {
 func (c *Client) state(lb *types.LightBlock) *State {
 	return &State{
 		Height: lb.Height - 1, AppHash: bytes.Clone(lb.AppHash),
-		HeaderHeight: lb.Height, HeaderHash: bytes.Clone(lb.Hash()),
+		HeaderHeight: lb.Height, HeaderHash: bytes.Clone(lb.Hash()), HeaderTime: lb.Time,
 		c: c, cache: map[string][]byte{},
 	}
 }
@@ -353,6 +376,7 @@ type State struct {
 	AppHash      []byte
 	HeaderHeight int64
 	HeaderHash   []byte
+	HeaderTime   time.Time // header HeaderHeight's time (its block's)
 
 	c     *Client
 	mu    sync.Mutex
