@@ -145,6 +145,16 @@ func (c *Client) Height(ctx context.Context) (int64, error) {
 	return st.SyncInfo.LatestBlockHeight, nil
 }
 
+// LatestBlock returns the node's latest block height and that block's time
+// (the validators' clock; a block interval or two behind real time).
+func (c *Client) LatestBlock(ctx context.Context) (int64, time.Time, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("chain status from %s: %w", c.url, err)
+	}
+	return st.SyncInfo.LatestBlockHeight, st.SyncInfo.LatestBlockTime, nil
+}
+
 // Params returns the chain's parameters (chain ID, authority, r, prefix,
 // custody parameters).
 func (c *Client) Params(ctx context.Context) (Params, error) {

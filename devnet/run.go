@@ -223,7 +223,7 @@ func Run(ctx context.Context, o RunOptions) (*Timings, error) {
 			same = "DIFFERENT"
 		}
 		holder := v.Holder
-		if repaired[v.Holder] {
+		if v.Vault == n.Vaults[0] && repaired[v.Holder] {
 			holder += " (repaired copy)"
 		}
 		fmt.Fprintf(tw, "      %s\t%s\t%d\t%s\t%s\n", v.Vault, holder, v.Bytes, v.Duration.Round(time.Millisecond), same)

@@ -69,6 +69,10 @@ type Options struct {
 	// BandwidthReporter, if set, counts the bytes of the node's libp2p
 	// streams (see p2p.HostConfig).
 	BandwidthReporter lpmetrics.Reporter
+	// Clock is the wall clock the node's gossip reads (heartbeat times) and
+	// compares with the chain's and its peers' (clock.go); nil means
+	// time.Now. Tests give a node a wrong clock with it.
+	Clock func() time.Time
 }
 
 // Node is a running ksb daemon. Build it with New, run it with Run.
@@ -80,6 +84,9 @@ type Node struct {
 	log  *slog.Logger
 	reg  *prometheus.Registry
 	m    *metrics
+	now  func() time.Time
+	// clock is the last measurement of this node's clock offset (clock.go).
+	clock *clockState
 
 	st     *store.Store
 	h      host.Host
@@ -174,8 +181,13 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		commitKick: make(chan struct{}, 1),
 		viewReady:  make(chan struct{}),
 		bw:         opts.BandwidthReporter,
+		now:        opts.Clock,
+	}
+	if n.now == nil {
+		n.now = time.Now
 	}
 	n.m = newMetrics(reg)
+	n.clock = newClockState(reg)
 	for _, s := range cfg.P2P.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
@@ -238,6 +250,7 @@ func (n *Node) open(ctx context.Context) error {
 	n.gossip, err = p2p.NewGossip(n.h, n.id, n.member,
 		p2p.WithGossipLogger(n.log.With("component", "gossip")),
 		p2p.WithGossipRegisterer(n.reg),
+		p2p.WithClock(n.now),
 		// Every node of a network runs the same interval; half of it leaves
 		// room for jitter and still refuses a node that floods the topic.
 		p2p.WithHeartbeatMinInterval(n.cfg.P2P.HeartbeatInterval.Duration/2),
@@ -306,6 +319,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("attestation batcher", n.runBatcher)
 	run("prover", n.runProver)
 	run("owner", n.runOwner)
+	run("clock", n.runClock)
 	run("repairer", n.runRepairer)
 	run("restore drills", n.runDrills)
 	run("heartbeats", func(ctx context.Context) error {
@@ -357,10 +371,13 @@ func (n *Node) closeAll() {
 func (n *Node) healthy() error {
 	select {
 	case <-n.viewReady:
-		return n.notReady()
+		if err := n.notReady(); err != nil {
+			return err
+		}
 	default:
 		return errors.New("chain state not loaded yet")
 	}
+	return n.clockErr()
 }
 
 // followChain re-reads the chain every poll interval: its parameters (once),

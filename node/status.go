@@ -23,6 +23,8 @@ type Status struct {
 	PubKey  string      `json:"pubkey"`
 	Listen  []string    `json:"listen"`
 	Chain   ChainStatus `json:"chain"`
+	// Clock is this node's clock offset from the chain's and its peers'.
+	Clock ClockStatus `json:"clock"`
 	// OtherInstance is set while another live process of this node's
 	// identity answers at the chain's address for it: this one releases
 	// nothing meanwhile (instance.go).
@@ -172,6 +174,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 		PubKey:        n.id.PubKeyHex(),
 		Listen:        n.Addrs(),
 		Chain:         ChainStatus{RPC: n.cfg.Chain.RPC, ChainID: n.cfg.Chain.ChainID},
+		Clock:         n.clockStatus(),
 		Keyshares:     n.keysharesStatus(),
 		OtherInstance: n.otherInstance(),
 		Shares:        []ShareStatus{},

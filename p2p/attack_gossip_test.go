@@ -87,7 +87,7 @@ func TestAttackGossipFloodIsPenalised(t *testing.T) {
 	connect(t, nr.h, nv.h)
 	rctx, rcancel := context.WithCancel(context.Background())
 	recDone := make(chan struct{})
-	go func() { defer close(recDone); nr.g.Recover(rctx, func(p2p.Fetched) {}) }()
+	go func() { defer close(recDone); nr.g.Recover(rctx, p2p.ReturnHandler{}) }()
 	nv.v.wait(t, verdict{p2p.RecoveryTopic, rec.PeerID(), pubsub.ValidationAccept, "ok"})
 	rcancel()
 	<-recDone

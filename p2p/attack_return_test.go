@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +17,30 @@ import (
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/p2p/internal/pb"
+	"google.golang.org/protobuf/encoding/protowire"
 )
+
+// readRawFrame reads one varint-length-prefixed frame of at most 4 KiB.
+func readRawFrame(r io.Reader) ([]byte, error) {
+	var lenb []byte
+	for {
+		var b [1]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return nil, err
+		}
+		lenb = append(lenb, b[0])
+		if b[0] < 0x80 || len(lenb) == binary.MaxVarintLen64 {
+			break
+		}
+	}
+	n, k := protowire.ConsumeVarint(lenb)
+	if k < 0 || n > 4<<10 {
+		return nil, errors.New("bad frame length")
+	}
+	msg := make([]byte, n)
+	_, err := io.ReadFull(r, msg)
+	return msg, err
+}
 
 // signedRecoveryRequest is a valid recovery request of id, asking for returns
 // to addrs.
@@ -60,6 +86,16 @@ func newReturnAttackers(t *testing.T, ctx context.Context, n int, m *members, hd
 			}
 		}
 		a.raw.h.SetStreamHandler(p2p.ReturnProtocol, func(s network.Stream) {
+			// Accept the holder's offer, then never read the copies.
+			if _, err := readRawFrame(s); err != nil {
+				s.Reset()
+				return
+			}
+			reply := (&pb.ReturnReply{Send: true}).Marshal()
+			if _, err := s.Write(append(protowire.AppendVarint(nil, uint64(len(reply))), reply...)); err != nil {
+				s.Reset()
+				return
+			}
 			a.mu.Lock()
 			a.held++
 			a.mu.Unlock()
@@ -128,12 +164,12 @@ func recoverOverGossip(t *testing.T, o *owner, m *members, hd *holder, gh *gossi
 	defer rcancel()
 	var got []byte
 	start := time.Now()
-	og.g.Recover(rctx, func(f p2p.Fetched) {
+	og.g.Recover(rctx, p2p.ReturnHandler{Blob: func(f p2p.Fetched) {
 		if got == nil {
 			got = f.Blob
 		}
 		rcancel()
-	})
+	}})
 	return got, time.Since(start)
 }
 

@@ -25,9 +25,13 @@
 //     per-peer allowance and retries a busy holder with backoff.
 //   - Gossip runs gossipsub, with peer scoring (rejected messages graylist
 //     their relay), and two validated topics: signed heartbeats (who is
-//     alive, what it holds) and signed recovery requests, which holders
-//     answer over /ksb/return/2.0.0 to the requesting owner's peer ID only
-//     (Recover).
+//     alive, what it holds; PeerClockOffset measures this node's clock
+//     against its peers') and signed recovery requests, which holders answer
+//     over /ksb/return/2.0.0 to the requesting owner's peer ID only, offering
+//     first and sending only what the recovering owner accepts (Recover).
+//     Requests are not judged by the requester's clock; nonce memory,
+//     per-owner limits and the owner's acceptance bound replays. A peer that
+//     reconnects has its older, possibly dead connections pinged and closed.
 //
 // Holders are not chosen here: the chain assigns them (package attest).
 //

@@ -237,7 +237,10 @@ func TestHeartbeatValidation(t *testing.T) {
 	a, b := newIdentity(t), newIdentity(t)
 	other := newIdentity(t)
 	nb := newGossipNode(t, b, newHost(t, b), newMembers(a, b), p2p.WithHeartbeatMinInterval(0))
-	ra := newRawNode(t, a)
+	// Flood publish: the rejects below lower a's score at b, and b prunes
+	// it from its mesh at its next heartbeat; a publisher that sent only to
+	// its mesh would then send b nothing (seen under load).
+	ra := newRawNode(t, a, pubsub.WithFloodPublish(true))
 	connect(t, ra.h, nb.h)
 	waitTopicPeers(t, nb.g, 1)
 	waitFor(t, func() bool { return len(ra.hb.ListPeers()) > 0 })
@@ -250,6 +253,7 @@ func TestHeartbeatValidation(t *testing.T) {
 
 	forged := pb.Heartbeat{Node: a.PubKey(), TimeUnixNano: time.Now().UnixNano()}
 	forged.Signature = other.Sign(append([]byte("ksb/heartbeat/v1\n"), forged.Unsigned()...))
+	first := time.Now()
 	cases := []struct {
 		data   []byte
 		result pubsub.ValidationResult
@@ -261,13 +265,41 @@ func TestHeartbeatValidation(t *testing.T) {
 		{forged.Marshal(), pubsub.ValidationReject, "bad_signature"},
 		{signedHeartbeat(a, time.Now().Add(-time.Hour)), pubsub.ValidationIgnore, "stale"},
 		{signedHeartbeat(a, time.Now().Add(time.Hour)), pubsub.ValidationIgnore, "future"},
-		{signedHeartbeat(a, time.Now()), pubsub.ValidationAccept, "ok"},
+		// Within MaxClockSkew either way: a clock a minute and a half off
+		// is still heard.
+		{signedHeartbeat(a, time.Now().Add(90*time.Second)), pubsub.ValidationAccept, "ok"},
+		// Not newer than the last accepted one, on a's clock: a replay.
+		{signedHeartbeat(a, first), pubsub.ValidationIgnore, "replay"},
+		{signedHeartbeat(a, time.Now().Add(100*time.Second)), pubsub.ValidationAccept, "ok"},
 	}
 	for _, c := range cases {
 		if err := ra.hb.Publish(context.Background(), c.data); err != nil {
 			t.Fatal(err)
 		}
 		nb.v.wait(t, verdict{p2p.HeartbeatTopic, a.PeerID(), c.result, c.reason})
+	}
+}
+
+// TestPeerClockOffset: a node measures its clock against its peers'
+// heartbeats, those ignored for their time included: an active node whose
+// clock is 10 minutes behind is heard of as such.
+func TestPeerClockOffset(t *testing.T) {
+	a, b := newIdentity(t), newIdentity(t)
+	nb := newGossipNode(t, b, newHost(t, b), newMembers(a, b), p2p.WithHeartbeatMinInterval(0))
+	ra := newRawNode(t, a)
+	connect(t, ra.h, nb.h)
+	waitTopicPeers(t, nb.g, 1)
+	waitFor(t, func() bool { return len(ra.hb.ListPeers()) > 0 })
+	if _, n := nb.g.PeerClockOffset(time.Minute); n != 0 {
+		t.Fatalf("offset from %d peers before any heartbeat", n)
+	}
+	publishUntil(t, func() { ra.hb.Publish(context.Background(), signedHeartbeat(a, time.Now().Add(-10*time.Minute))) },
+		func() bool {
+			return nb.v.count(verdict{p2p.HeartbeatTopic, a.PeerID(), pubsub.ValidationIgnore, "stale"}) > 0
+		})
+	off, n := nb.g.PeerClockOffset(time.Minute)
+	if n != 1 || off < 10*time.Minute || off > 10*time.Minute+5*time.Second {
+		t.Fatalf("offset %v from %d peers, want about +10m from 1", off, n)
 	}
 }
 

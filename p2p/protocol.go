@@ -27,8 +27,9 @@ const (
 	// request, each with its custody, copy index and commit path.
 	FetchProtocol protocol.ID = "/ksb/fetch/2.0.0"
 	// ReturnProtocol carries an owner's copies from a holder to the owner
-	// after a recovery request on gossip; the holder opens the stream. Its
-	// entries are fetch v2's.
+	// after a recovery request on gossip; the holder opens the stream, offers
+	// the copies (a ReturnOffer) and sends them, as fetch v2's entries, only
+	// if the owner accepts.
 	ReturnProtocol protocol.ID = "/ksb/return/2.0.0"
 
 	// PushServiceName, FetchServiceName and ReturnServiceName are the

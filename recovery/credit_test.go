@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,11 +48,7 @@ func TestGossipProgressNamesCreditedHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col := &collector{
-		c: c, ctx: context.Background(), hrp: identity.DefaultHRP, start: time.Now(),
-		changed: make(chan struct{}, 1),
-		failed:  map[[32]byte]error{}, vaultOf: map[[32]byte]string{}, best: map[string]*kept{},
-	}
+	col := newCollector(c, context.Background(), identity.DefaultHRP, time.Now())
 	blob := recoverytest.Seal(t, share, mnemonic)
 	at := time.Now()
 	fetched := func(id *identity.Identity, received time.Time) p2p.Fetched {
@@ -61,7 +58,7 @@ func TestGossipProgressNamesCreditedHolder(t *testing.T) {
 	}
 	col.onBlob(fetched(first, at.Add(-time.Minute)))
 	col.onBlob(fetched(second, at))
-	kept, _ := col.close()
+	kept, _, _ := col.close()
 	if len(kept) != 1 || kept[0].holder != second.Address(identity.DefaultHRP) {
 		t.Fatalf("kept %+v, want the copy received last, from %s", kept, second.Address(identity.DefaultHRP))
 	}
@@ -75,5 +72,60 @@ func TestGossipProgressNamesCreditedHolder(t *testing.T) {
 	}
 	if lastNamed != kept[0].holder {
 		t.Fatalf("progress last names %s, the report %s:\n%s", lastNamed, kept[0].holder, progress.String())
+	}
+}
+
+// TestGossipCopyOfAnotherVaultWhileOpening: a holder names vault A for the
+// owner's share of vault B, and while that copy is being opened the honest
+// copy of the same blob arrives under vault B. The lie is skipped and the
+// honest copy kept from the same opening (seen under load in
+// TestGossipByzantine: vault B was lost when the copy waiting for the
+// verdict was judged and then dropped).
+func TestGossipCopyOfAnotherVaultWhileOpening(t *testing.T) {
+	const mnemonic = "hamster diagram private dutch cause delay private meat slide toddler razor book happy fancy gospel tennis maple dilemma loan word shrug inflict delay length"
+	share, err := os.ReadFile(filepath.Join("testdata", "go-tss-eddsa.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := keyshare.Parse(share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := identity.New(mnemonic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar, honest := recoverytest.NewIdentity(t), recoverytest.NewIdentity(t)
+	c, err := Options{
+		Mnemonic: mnemonic, OutDir: t.TempDir(),
+		Bootstrap: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + liar.PeerID().String()},
+	}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := newCollector(c, context.Background(), identity.DefaultHRP, time.Now())
+	blob := recoverytest.Seal(t, share, mnemonic)
+	fetched := func(id *identity.Identity, vault string) p2p.Fetched {
+		return p2p.Fetched{Holder: id.PeerID(), Blob: blob, Entry: store.Entry{
+			Owner: owner.PubKey(), Vault: vault, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: time.Now(),
+		}}
+	}
+	// Hold every opening slot, so that the second copy arrives while the
+	// first is being opened.
+	for range cap(c.opens) {
+		c.opens <- struct{}{}
+	}
+	col.onBlob(fetched(liar, "thorpub1addwnpepqfake0vault0a"))
+	col.onBlob(fetched(honest, info.VaultPubKey))
+	for range cap(c.opens) {
+		<-c.opens
+	}
+	kept, skips, _ := col.close()
+	if len(kept) != 1 || kept[0].vault != info.VaultPubKey || kept[0].holder != honest.Address(identity.DefaultHRP) {
+		t.Fatalf("kept %+v, want vault %s from the honest holder", kept, info.VaultPubKey)
+	}
+	var wv *WrongVaultError
+	if len(skips) != 1 || skips[0].Peer != liar.PeerID() || !errors.As(skips[0].Err, &wv) {
+		t.Fatalf("skips %+v, want the liar's copy as another vault's", skips)
 	}
 }

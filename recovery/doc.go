@@ -42,44 +42,71 @@
 //
 // # Path 2: gossip, without the chain
 //
-// Used with NoChain, or automatically when the RPC does not answer (no
-// connection, or no answer within ChainTimeout) and Bootstrap peers are
-// given; a chain that answers with an error is reported, not bypassed.
-// Run's host then listens (Listen, default any interface on ephemeral TCP
-// and QUIC ports, so that holders that are not among the bootstrap peers can
-// dial back), connects to the bootstrap peers, waits up to 10 s for them to
-// join the recovery topic and then one gossipsub heartbeat (1.2 s: gossipsub
-// sends a node's own messages only to its mesh, which forms on the
-// heartbeat), and runs p2p.Gossip.Recover: a recovery request signed by the
-// node's key, with a nonce and the time (holders refuse replays and
-// requests older than two minutes), republished every 3 s (holders answer
-// one request per owner every 10 s and drop the rest).
-// Holders that keep blobs of this node send them back over
-// /ksb/return/1.0.0, to this peer ID only. Holders answer an owner they
-// consider active from their last view of the chain, or one they hold blobs
-// for.
+// Used with NoChain, or automatically when the RPC does not answer (a
+// refused connection falls back at once, a chain that does not answer
+// within ChainTimeout after that long) and Bootstrap peers are given; a
+// chain that answers with an error is reported, not bypassed. Run's host then
+// listens (Listen, default any interface on ephemeral TCP and QUIC ports, so
+// that holders that are not among the bootstrap peers can dial back),
+// connects to the bootstrap peers, waits up to 10 s for them to join the
+// recovery topic, and runs p2p.Gossip.Recover: a recovery request signed by
+// the node's key, with a nonce, republished every 3 s. Holders do not judge
+// a request by its time (this machine's clock may be off); they remember
+// nonces, answer an owner once per recovery and send its blobs at most every
+// 10 s (docs/protocol.md, "Replays and amplification"). A holder that keeps
+// blobs of this node opens /ksb/return/2.0.0 to this peer ID only, offers
+// them (how many, and its clock), and sends them when Run accepts the offer.
+// Holders answer an owner they consider active from their last view of the
+// chain, or one they hold blobs for.
 //
 // Each returned blob is verified as above, with the vault the holder names
 // for it: sha256 against its header, opens with the mnemonic, parses as a
-// keyshare of that vault. Anything else is logged and skipped. Of the valid
-// blobs of one vault the newest is kept: the one with the latest receive
-// time its holder reports; an exact tie goes to the smaller digest, so the
-// choice does not depend on arrival order. (A holder can only make an older
-// valid blob of the same vault win this way; a vault's share does not change
-// once its keygen is done.) A blob older than the one already kept for its
-// vault is not opened. Run stops when no valid blob has come within
-// GossipFirstWait ([DefaultGossipFirstWait], 45 s) of the first request —
-// what a mnemonic no holder knows (a wrong one) costs —, once no new valid
-// blob has arrived for GossipQuiet ([DefaultGossipQuiet], 10 s, three
-// republish intervals and a second) after one did, or after GossipTimeout
-// ([DefaultGossipTimeout], 2 min) in all; then it writes the kept blobs.
-// While it waits, it says so on Progress every five seconds. When a second copy of the kept blob
-// comes from a holder reporting a later receive time, that holder is
-// credited (so the choice does not depend on arrival order), and Progress
-// says so.
-// There is no list of expected vaults without the chain: every vault a
-// valid blob came back for is written, and nothing at all is
-// [ErrNoBackups].
+// keyshare of that vault. Anything else is logged and skipped. Blobs of
+// different vaults are opened in parallel (two at a time); copies of a blob
+// that is being opened wait for its verdict, and so do the other copies of
+// a version (the holders' entries name its commitment; the r copies of a
+// commitment are different ciphertexts of one share), which are opened one
+// at a time only while none has opened. Of the valid copies of one vault
+// the newest version is kept: the highest commitment id (the chain numbers
+// commitments in commit order, so no clock is compared). A holder can only
+// make an older valid copy of the same vault win by naming a higher id for
+// it; a vault's share does not change once its keygen is done. A copy of an
+// older version than the one kept, or of the kept version, is not opened.
+// The holder reported is one whose copy was opened; when the same bytes
+// (same digest) come from a holder reporting a later receive time, that
+// holder is credited instead (so the choice among identical bytes does not
+// depend on arrival order).
+//
+// Run stops, and writes the kept blobs:
+//
+//   - once every vault heard of (a vault some holder sent a copy of) has a
+//     verified copy, no holder that offered is still sending and no blob is
+//     being opened, GossipGrace ([DefaultGossipGrace], 2 s) after the request
+//     and after the last holder's offer — the bounded wait for holders later
+//     than the others;
+//   - otherwise (a vault heard of only from copies that failed, or a holder
+//     still sending) GossipQuiet ([DefaultGossipQuiet], 10 s) after the last
+//     new valid blob;
+//   - with [ErrNoBackups] when no valid blob came within GossipFirstWait
+//     ([DefaultGossipFirstWait], 45 s) — what a mnemonic no holder knows (a
+//     wrong one) costs;
+//   - after GossipTimeout ([DefaultGossipTimeout], 2 min) in all.
+//
+// While it waits, it says so on Progress every five seconds. There is no
+// list of expected vaults without the chain: every vault a valid blob came
+// back for is written, a vault no holder answered for within the grace is
+// not, and nothing at all is [ErrNoBackups].
+//
+// # The clock
+//
+// Run compares this machine's clock (Options.Now) with the network's: on
+// the chain path with the latest block's time (a block time behind this
+// clock by more than the tolerance is believed only for a block made while
+// Run watched, at most 3 s), on the gossip path with the median of the
+// holders' clocks in their offers. [Report].Clock has the offset; beyond
+// p2p.ClockTolerance (1 min) [ClockCheck.Skewed] is true and `ksb recover`
+// warns: recovery does not depend on it, but a node run with that clock is
+// not heard by its peers.
 //
 // # Files
 //
@@ -101,6 +128,7 @@
 //	ksb recover --out DIR [--rpc URL] [--bootstrap MULTIADDR ...] [--no-chain]
 //	            [--hrp H] [--force] [--json] [--mnemonic-file FILE]
 //	            [--gossip-first-wait D] [--gossip-quiet D] [--gossip-timeout D]
+//	            [--gossip-grace D]
 //
 //	--out DIR           where to write localstate-<vault>.json (required)
 //	--rpc URL           chain RPC (default http://127.0.0.1:26657)
@@ -114,6 +142,7 @@
 //	--gossip-first-wait D  GossipFirstWait (default 45s)
 //	--gossip-quiet D    GossipQuiet (default 10s)
 //	--gossip-timeout D  GossipTimeout (default 2m0s)
+//	--gossip-grace D    GossipGrace (default 2s)
 //
 // Progress lines go to standard error. Standard output gets a table with one
 // row per vault (vault, holder used, bytes, time, file — with "(already
@@ -122,9 +151,11 @@
 // --json, the report: path, owner, peer_id, fallback, vaults (vault,
 // holder, peer_id, digest, height, received, bytes, duration_ms, file,
 // unchanged, error), missing, skipped (vault, holder, peer_id, digest,
-// error), duration_ms and error. Standard output stays empty when Run fails
-// before learning what is held (no report). Exit status: 0 when every vault
-// found was recovered (or was already there, identical); 2 when some were
+// error), duration_ms, clock (offset_ms, against, height, samples, skewed;
+// when measured) and error. Standard output stays empty when Run fails
+// before learning what is held (no report). When the clock is off beyond
+// the tolerance, a warning saying so ends standard error. Exit status: 0
+// when every vault found was recovered (or was already there, identical); 2 when some were
 // not (they are named on standard error; the others are written); 130 when
 // interrupted (SIGINT or SIGTERM); 1 for everything else (bad flags, no
 // mnemonic, chain unreachable without --bootstrap — the message suggests

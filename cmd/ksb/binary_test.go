@@ -103,7 +103,13 @@ func runKSB(t testing.TB, env []string, args ...string) result {
 // runKSBInput is runKSB with stdin as the command's standard input.
 func runKSBInput(t testing.TB, stdin io.Reader, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(ksbBinary(t), args...)
+	return runBin(t, ksbBinary(t), stdin, env, args...)
+}
+
+// runBin is runKSBInput with the binary bin (ksbHooksBinary, say).
+func runBin(t testing.TB, bin string, stdin io.Reader, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Stdin = stdin
 	for _, kv := range os.Environ() {
 		if !bytes.HasPrefix([]byte(kv), []byte("KSB_MNEMONIC=")) {

@@ -77,7 +77,11 @@ Make a home with ksb init.`,
 			<-ctx.Done()
 			stop() // a second signal kills the process during a slow shutdown
 		}()
-		n, err := node.New(ctx, node.Options{Home: *home, Config: cfg, Mnemonic: m, Logger: log})
+		now, err := testClock()
+		if err != nil {
+			return err
+		}
+		n, err := node.New(ctx, node.Options{Home: *home, Config: cfg, Mnemonic: m, Logger: log, Clock: now})
 		if err != nil {
 			return err
 		}
@@ -173,6 +177,17 @@ func fetchStatus(ctx context.Context, addr string) (*node.Status, []byte, error)
 	return &st, raw, nil
 }
 
+// clockLine words the node's clock offset for `ksb status`.
+func clockLine(c node.ClockStatus) string {
+	if c.OffsetSeconds == nil {
+		return "offset not measured yet"
+	}
+	if !c.OK {
+		return "OFF: " + c.Error
+	}
+	return fmt.Sprintf("%+.1fs from the %s (within ±%gs)", *c.OffsetSeconds, c.Against, c.ToleranceSeconds)
+}
+
 func printStatus(w io.Writer, st *node.Status) {
 	fmt.Fprintf(w, "node      %s\npeer id   %s\n", st.Address, st.PeerID)
 	chain := "reachable"
@@ -180,6 +195,7 @@ func printStatus(w io.Writer, st *node.Status) {
 		chain = "UNREACHABLE: " + st.Chain.Error
 	}
 	fmt.Fprintf(w, "chain     %s (%s)\n", st.Chain.RPC, chain)
+	fmt.Fprintf(w, "clock     %s\n", clockLine(st.Clock))
 	if st.Chain.Reachable {
 		fmt.Fprintf(w, "epoch     %d, %d open challenge(s) of this node\n", st.Epoch, st.OpenChallenges)
 	}

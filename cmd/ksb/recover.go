@@ -15,6 +15,7 @@ import (
 
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/recovery"
 )
 
@@ -36,7 +37,17 @@ type recoverOut struct {
 	Missing      []string       `json:"missing"`
 	Skipped      []recoverSkip  `json:"skipped"`
 	DurationMS   int64          `json:"duration_ms"`
+	Clock        *recoverClock  `json:"clock,omitempty"`
 	Error        string         `json:"error,omitempty"`
+}
+
+// recoverClock is this machine's clock against the chain's or the holders'.
+type recoverClock struct {
+	OffsetMS int64  `json:"offset_ms"`
+	Against  string `json:"against"`
+	Height   int64  `json:"height,omitempty"`
+	Samples  int    `json:"samples,omitempty"`
+	Skewed   bool   `json:"skewed"`
 }
 
 type recoverVault struct {
@@ -81,8 +92,11 @@ func recoverCmd() *cobra.Command {
 			"of its vault, and written as DIR/localstate-<vault>.json (mode 0600; DIR is created, mode\n" +
 			"0700, when the first file is written). A file already there with exactly the recovered bytes is\n" +
 			"left as it is and counts as recovered, so running it again is safe; one that differs is refused\n" +
-			"unless --force. Progress goes to stderr, a summary to stdout. Over gossip it stops when no blob\n" +
-			"has come within --gossip-first-wait (a wrong mnemonic), or --gossip-quiet after the last new one.\n\n" +
+			"unless --force. Progress goes to stderr, a summary to stdout. Over gossip it stops --gossip-grace\n" +
+			"after the last holder answered once every vault heard of has a verified copy; when no blob has\n" +
+			"come within --gossip-first-wait (a wrong mnemonic); or --gossip-quiet after the last new one.\n" +
+			"It warns when this machine's clock is off from the chain's or the holders' by more than nodes\n" +
+			"tolerate (recovery itself does not depend on the clock).\n\n" +
 			"Exit status: 0 every vault recovered; 2 some vault not recovered (named on stderr, the others\n" +
 			"written); 130 interrupted (Ctrl-C, SIGTERM); 1 anything else (bad flags, no mnemonic, chain\n" +
 			"unreachable without --bootstrap, no bootstrap peer reachable, no backups found); 3 with --verify,\n" +
@@ -104,6 +118,7 @@ func recoverCmd() *cobra.Command {
 	firstWait := f.Duration("gossip-first-wait", recovery.DefaultGossipFirstWait, "without the chain: stop if no blob comes within this long of the first request (a wrong mnemonic)")
 	quiet := f.Duration("gossip-quiet", recovery.DefaultGossipQuiet, "without the chain: stop after this long without a new blob, once one came")
 	timeout := f.Duration("gossip-timeout", recovery.DefaultGossipTimeout, "without the chain: stop after this long in all")
+	grace := f.Duration("gossip-grace", recovery.DefaultGossipGrace, "without the chain: once every vault heard of has a verified copy, wait this long after the last holder answered for later ones")
 	_ = cmd.MarkFlagRequired("out")
 	vf := addVerifyFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -133,12 +148,16 @@ func recoverCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		now, err := testClock()
+		if err != nil {
+			return err
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		rep, err := recovery.Run(ctx, recovery.Options{
 			Mnemonic: m, OutDir: *out, RPC: (*rpc)[0], Bootstrap: *bootstrap, NoChain: *noChain, Verified: verified,
-			HRP: *hrp, Force: *force, Progress: cmd.ErrOrStderr(),
-			GossipQuiet: *quiet, GossipFirstWait: *firstWait, GossipTimeout: *timeout,
+			HRP: *hrp, Force: *force, Progress: cmd.ErrOrStderr(), Now: now,
+			GossipQuiet: *quiet, GossipFirstWait: *firstWait, GossipTimeout: *timeout, GossipGrace: *grace,
 		})
 		if rep != nil {
 			w := cmd.OutOrStdout()
@@ -152,6 +171,7 @@ func recoverCmd() *cobra.Command {
 			if perr != nil && err == nil {
 				err = perr
 			}
+			warnClock(cmd.ErrOrStderr(), rep.Clock)
 		}
 		if ctx.Err() != nil && err != nil {
 			// Interrupted: context.Canceled is how it ended, not why.
@@ -179,6 +199,26 @@ func recoverCmd() *cobra.Command {
 		return err
 	}
 	return cmd
+}
+
+// warnClock tells the operator when this machine's clock is beyond what the
+// protocols tolerate: the recovery did not depend on it, the node that runs
+// next does.
+func warnClock(w io.Writer, c *recovery.ClockCheck) {
+	if !c.Skewed() {
+		return
+	}
+	dir, off := "ahead of", c.Offset
+	if off < 0 {
+		dir, off = "behind", -off
+	}
+	ref := fmt.Sprintf("the chain's latest block (block %d)", c.Height)
+	if c.Against == recovery.ClockAgainstHolders {
+		ref = fmt.Sprintf("the clocks of the %d holder(s) that answered", c.Samples)
+	}
+	fmt.Fprintf(w, "warning: this machine's clock is %v %s %s, beyond the ±%v ksb nodes tolerate.\n"+
+		"The recovery does not depend on it, but a node run with this clock is not heard by its peers:\n"+
+		"set the clock (enable NTP) before starting `ksb node`.\n", off.Round(time.Second), dir, ref, p2p.ClockTolerance)
 }
 
 // printRecoverTable prints one row per vault and a closing line.
@@ -216,6 +256,9 @@ func printRecoverJSON(w io.Writer, rep *recovery.Report, runErr error) error {
 		Path: rep.Path, Owner: rep.Owner, PeerID: rep.PeerID.String(), Fallback: rep.Fallback, ProvenHeight: rep.ProvenHeight,
 		Vaults: []recoverVault{}, Missing: []string{}, Skipped: []recoverSkip{},
 		DurationMS: rep.Duration.Milliseconds(),
+	}
+	if c := rep.Clock; c != nil {
+		o.Clock = &recoverClock{OffsetMS: c.Offset.Milliseconds(), Against: c.Against, Height: c.Height, Samples: c.Samples, Skewed: c.Skewed()}
 	}
 	if runErr != nil {
 		o.Error = runErr.Error()

@@ -100,7 +100,6 @@ type Holder struct {
 	sender *attest.Sender
 	stop   chan struct{}
 	once   sync.Once
-	next   uint64 // Put's made-up commitment ids
 }
 
 // members is the static active set (owners and holders), and the chain's
@@ -431,15 +430,19 @@ func (n *Network) Place(t testing.TB, v *Version) {
 	}
 }
 
+// putCommitments numbers Put's made-up commitments: in call order across
+// holders, as the chain numbers commitments, so that a later Put is a newer
+// version.
+var putCommitments atomic.Uint64
+
 // Put stores blob in the holder's store as owner's copy for vault under a
-// made-up custody (a commitment of one copy the chain never saw), received
-// at received (zero: now): what a holder returns over gossip, where the
-// chain is not asked.
+// made-up custody (a commitment of one copy the chain never saw, numbered
+// after every earlier Put's), received at received (zero: now): what a
+// holder returns over gossip, where the chain is not asked.
 func (hd *Holder) Put(t testing.TB, owner *identity.Identity, vault string, blob []byte, received time.Time) {
 	t.Helper()
-	hd.next++
 	e := store.Entry{
-		Custody: custody.CustodyID{Commitment: 1<<40 + hd.next}, Owner: owner.PubKey(), Vault: vault,
+		Custody: custody.CustodyID{Commitment: 1<<40 + putCommitments.Add(1)}, Owner: owner.PubKey(), Vault: vault,
 		CopyIndex: 0, Copies: 1, Digest: sha256.Sum256(blob), Size: int64(len(blob)), Received: received,
 	}
 	if _, err := hd.Store.Put(e, blob); err != nil {

@@ -791,6 +791,116 @@ func (x *RecoveryRequest) GetSignature() []byte {
 	return nil
 }
 
+// ReturnOffer is the first frame of a /ksb/return/2.0.0 stream, holder to
+// owner: which recovery request it answers, how many copies it holds for the
+// owner, and the holder's clock. Nothing else is sent until the owner answers
+// with a ReturnReply.
+type ReturnOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`                                      // the nonce of the recovery request answered
+	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`                                     // copies the holder holds for the owner
+	TimeUnixNano  int64                  `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"` // the holder's clock when it wrote the offer
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnOffer) Reset() {
+	*x = ReturnOffer{}
+	mi := &file_ksb_p2p_v2_p2p_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnOffer) ProtoMessage() {}
+
+func (x *ReturnOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_ksb_p2p_v2_p2p_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnOffer.ProtoReflect.Descriptor instead.
+func (*ReturnOffer) Descriptor() ([]byte, []int) {
+	return file_ksb_p2p_v2_p2p_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReturnOffer) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *ReturnOffer) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ReturnOffer) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+// ReturnReply is the owner's answer to a ReturnOffer: whether the holder is
+// to send the copies it offered.
+type ReturnReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Send          bool                   `protobuf:"varint,1,opt,name=send,proto3" json:"send,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnReply) Reset() {
+	*x = ReturnReply{}
+	mi := &file_ksb_p2p_v2_p2p_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnReply) ProtoMessage() {}
+
+func (x *ReturnReply) ProtoReflect() protoreflect.Message {
+	mi := &file_ksb_p2p_v2_p2p_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnReply.ProtoReflect.Descriptor instead.
+func (*ReturnReply) Descriptor() ([]byte, []int) {
+	return file_ksb_p2p_v2_p2p_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReturnReply) GetSend() bool {
+	if x != nil {
+		return x.Send
+	}
+	return false
+}
+
 var File_ksb_p2p_v2_p2p_proto protoreflect.FileDescriptor
 
 const file_ksb_p2p_v2_p2p_proto_rawDesc = "" +
@@ -870,7 +980,13 @@ const file_ksb_p2p_v2_p2p_proto_rawDesc = "" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12$\n" +
 	"\x0etime_unix_nano\x18\x03 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
 	"\x05addrs\x18\x04 \x03(\fR\x05addrs\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignatureB,Z*github.com/ksb-project/ksb/p2p/internal/pbb\x06proto3"
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"_\n" +
+	"\vReturnOffer\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\x12$\n" +
+	"\x0etime_unix_nano\x18\x03 \x01(\x03R\ftimeUnixNano\"!\n" +
+	"\vReturnReply\x12\x12\n" +
+	"\x04send\x18\x01 \x01(\bR\x04sendB,Z*github.com/ksb-project/ksb/p2p/internal/pbb\x06proto3"
 
 var (
 	file_ksb_p2p_v2_p2p_proto_rawDescOnce sync.Once
@@ -884,7 +1000,7 @@ func file_ksb_p2p_v2_p2p_proto_rawDescGZIP() []byte {
 	return file_ksb_p2p_v2_p2p_proto_rawDescData
 }
 
-var file_ksb_p2p_v2_p2p_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_ksb_p2p_v2_p2p_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_ksb_p2p_v2_p2p_proto_goTypes = []any{
 	(*PushHeader)(nil),      // 0: ksb.p2p.v2.PushHeader
 	(*Receipt)(nil),         // 1: ksb.p2p.v2.Receipt
@@ -896,6 +1012,8 @@ var file_ksb_p2p_v2_p2p_proto_goTypes = []any{
 	(*Frame)(nil),           // 7: ksb.p2p.v2.Frame
 	(*Heartbeat)(nil),       // 8: ksb.p2p.v2.Heartbeat
 	(*RecoveryRequest)(nil), // 9: ksb.p2p.v2.RecoveryRequest
+	(*ReturnOffer)(nil),     // 10: ksb.p2p.v2.ReturnOffer
+	(*ReturnReply)(nil),     // 11: ksb.p2p.v2.ReturnReply
 }
 var file_ksb_p2p_v2_p2p_proto_depIdxs = []int32{
 	1, // 0: ksb.p2p.v2.PushResponse.receipt:type_name -> ksb.p2p.v2.Receipt
@@ -921,7 +1039,7 @@ func file_ksb_p2p_v2_p2p_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ksb_p2p_v2_p2p_proto_rawDesc), len(file_ksb_p2p_v2_p2p_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -170,3 +170,15 @@ func (r *RecoveryRequest) Unsigned() []byte {
 	c.Signature = nil
 	return marshal(c)
 }
+
+// Marshal encodes o.
+func (o *ReturnOffer) Marshal() []byte { return marshal(o) }
+
+// Unmarshal decodes b into o.
+func (o *ReturnOffer) Unmarshal(b []byte) error { return unmarshal(b, o) }
+
+// Marshal encodes r.
+func (r *ReturnReply) Marshal() []byte { return marshal(r) }
+
+// Unmarshal decodes b into r.
+func (r *ReturnReply) Unmarshal(b []byte) error { return unmarshal(b, r) }

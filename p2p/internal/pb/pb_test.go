@@ -55,6 +55,10 @@ func TestRoundTrip(t *testing.T) {
 	roundTrip(t, &pb.Frame{Error: &pb.Error{Code: 2}}, new(pb.Frame))
 	roundTrip(t, &pb.Heartbeat{Node: o, Blobs: 1, Bytes: 2, QuotaBlobs: 3, QuotaBytes: 4, TimeUnixNano: 5, Signature: d}, new(pb.Heartbeat))
 	roundTrip(t, &pb.RecoveryRequest{Owner: o, Nonce: d, TimeUnixNano: 5, Addrs: [][]byte{{1, 2}, {}, {3}}, Signature: d}, new(pb.RecoveryRequest))
+	roundTrip(t, &pb.ReturnOffer{Nonce: d[:16], Count: 2, TimeUnixNano: 1700000000123456789}, new(pb.ReturnOffer))
+	roundTrip(t, &pb.ReturnOffer{}, new(pb.ReturnOffer))
+	roundTrip(t, &pb.ReturnReply{Send: true}, new(pb.ReturnReply))
+	roundTrip(t, &pb.ReturnReply{}, new(pb.ReturnReply))
 }
 
 // TestUnsignedIsAPrefix: the signed bytes of each signed message are its
@@ -109,6 +113,8 @@ func TestStrict(t *testing.T) {
 		{"push response with both cases", new(pb.PushResponse), bothCases},
 		{"empty frame", new(pb.Frame), nil},
 		{"frame with two cases", new(pb.Frame), twoFrames},
+		{"reply not a bool", new(pb.ReturnReply), protowire.AppendVarint(tag(nil, 1, protowire.VarintType), 2)},
+		{"offer count out of range", new(pb.ReturnOffer), protowire.AppendVarint(tag(nil, 2, protowire.VarintType), 1<<33)},
 		{"string not UTF-8", new(pb.FetchRequest), badUTF8},
 		{"bad varint", new(pb.Heartbeat), []byte{0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 	}
@@ -134,6 +140,8 @@ func FuzzDecode(f *testing.F) {
 			func() message { return new(pb.Frame) },
 			func() message { return new(pb.Heartbeat) },
 			func() message { return new(pb.RecoveryRequest) },
+			func() message { return new(pb.ReturnOffer) },
+			func() message { return new(pb.ReturnReply) },
 		} {
 			in := m()
 			if in.Unmarshal(b) != nil {
