@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -343,7 +344,14 @@ func TestLyingRPC(t *testing.T) {
 	}
 
 	t.Run("lying witness", func(t *testing.T) {
-		w := newLyingRPC(t, up, cases[6].mut) // alters app hashes, only to the witness
+		i := slices.IndexFunc(cases, func(c struct {
+			name string
+			mut  mutator
+			want error
+		}) bool {
+			return c.name == "header app hash altered"
+		})
+		w := newLyingRPC(t, up, cases[i].mut) // alters app hashes, only to the witness
 		_, _, err := coverageVia(up, w.URL)
 		if !errors.Is(err, verify.ErrWitnessConflict) || w.lies() == 0 {
 			t.Fatalf("a witness lying about the app hash: %v (%d lies), want ErrWitnessConflict", err, w.lies())
