@@ -74,3 +74,16 @@ func (e *HeaderError) Error() string {
 }
 
 func (e *HeaderError) Unwrap() []error { return []error{e.Err, e.Cause} }
+
+// ErrResponseTooLarge: an RPC answer is longer than MaxResponseBytes. No
+// honest answer is; reading it whole would let one RPC exhaust the
+// client's memory.
+var ErrResponseTooLarge = errors.New("verify: RPC response too large")
+
+// ErrStaleHeader: the latest header the primary serves, verified, is older
+// than Config.MaxHeaderAge. A ksb chain makes a block every block interval
+// even when idle, so a live chain's latest header is seconds old: the
+// primary is behind, or hides newer blocks (a real, signed, old header
+// passes every signature and witness check). Client.At still reads any
+// height the caller names.
+var ErrStaleHeader = errors.New("verify: latest header too old")

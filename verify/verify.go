@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	dbs "github.com/cometbft/cometbft/light/store/db"
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	jsonrpcclient "github.com/cometbft/cometbft/rpc/jsonrpc/client"
 	"github.com/cometbft/cometbft/types"
 	ics23 "github.com/cosmos/ics23/go"
 
@@ -36,9 +40,26 @@ const (
 	// of about a kilobyte, so ten seconds covers a slow link.
 	queryTimeout = 10 * time.Second
 
+	// DefaultMaxHeaderAge is Config.MaxHeaderAge's default. A ksb chain
+	// commits a block every block interval (a second or so) even when idle
+	// (CometBFT's create_empty_blocks, which ksb leaves on), so the latest
+	// header of a live chain is seconds old; ten minutes allows for clock
+	// skew and a slow or briefly stalled chain, and is the furthest back
+	// a primary can pass off an old state as the latest.
+	DefaultMaxHeaderAge = 10 * time.Minute
+
 	// MaxEndpoints caps the RPC endpoints (one primary, the rest witnesses):
 	// the light client asks every witness for every header it verifies.
 	MaxEndpoints = 16
+
+	// MaxResponseBytes caps the body of one RPC answer, read before it is
+	// decoded. The largest honest answer is a light block's commit or a
+	// page of 100 validators: a commit of 10^4 signatures (the CometBFT
+	// light provider's own validator cap) is about 3 MB of JSON; a proven
+	// state read is a value and a proof of a few kilobytes. 16 MiB is
+	// several times that, and with Config.Concurrency reads in flight a
+	// flooding RPC costs at most a few hundred megabytes, not all memory.
+	MaxResponseBytes = 16 << 20
 )
 
 // Anchor is the trust anchor: a height the caller trusts and the hash of
@@ -67,6 +88,9 @@ type Config struct {
 	Genesis string
 	// TrustPeriod is how old the anchor may be (DefaultTrustPeriod if 0).
 	TrustPeriod time.Duration
+	// MaxHeaderAge is how old, by the local clock, the latest header
+	// Client.Latest verifies may be (DefaultMaxHeaderAge if 0).
+	MaxHeaderAge time.Duration
 	// Concurrency is how many proven queries State.Coverage and
 	// State.Prefetch keep in flight (DefaultConcurrency if 0).
 	Concurrency int
@@ -80,8 +104,9 @@ type Client struct {
 	lc          *light.Client
 	rpc         *rpchttp.HTTP
 	anchor      Anchor
-	concurrency int        // Config.Concurrency, 1..maxConcurrency
-	mu          sync.Mutex // serialises the light client
+	maxAge      time.Duration // Config.MaxHeaderAge
+	concurrency int           // Config.Concurrency, 1..maxConcurrency
+	mu          sync.Mutex    // serialises the light client
 }
 
 // maxConcurrency caps Config.Concurrency: more would only load the RPC node.
@@ -109,13 +134,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if period == 0 {
 		period = DefaultTrustPeriod
 	}
-	primary, err := httpp.New(cfg.ChainID, cfg.Primary)
+	primary, err := newProvider(cfg.ChainID, cfg.Primary)
 	if err != nil {
 		return nil, fmt.Errorf("verify: primary %s: %w", cfg.Primary, err)
 	}
 	var ws []provider.Provider
 	for _, w := range witnesses {
-		p, err := httpp.New(cfg.ChainID, w)
+		p, err := newProvider(cfg.ChainID, w)
 		if err != nil {
 			return nil, fmt.Errorf("verify: witness %s: %w", w, err)
 		}
@@ -133,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if anchor.Height < 1 || len(anchor.Hash) != 32 {
 		return nil, fmt.Errorf("verify: trust anchor height %d hash of %d bytes: want a height ≥ 1 and a 32-byte header hash", anchor.Height, len(anchor.Hash))
 	}
-	rpc, err := rpchttp.NewWithTimeout(cfg.Primary, uint(queryTimeout/time.Second))
+	rpc, err := newRPC(cfg.Primary, queryTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("verify: primary %s: %w", cfg.Primary, err)
 	}
@@ -146,15 +171,87 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, headerErr(0, err, distinct(cfg.Primary, cfg.Witnesses))
 	}
+	maxAge := cfg.MaxHeaderAge
+	if maxAge <= 0 {
+		maxAge = DefaultMaxHeaderAge
+	}
 	conc := cfg.Concurrency
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
 	return &Client{
 		chainID: cfg.ChainID, primary: cfg.Primary, witnesses: witnesses,
-		lc: lc, rpc: rpc, anchor: anchor, concurrency: min(conc, maxConcurrency),
+		lc: lc, rpc: rpc, anchor: anchor, maxAge: maxAge, concurrency: min(conc, maxConcurrency),
 	}, nil
 }
+
+// providerTimeout bounds one request of the light client's providers: the
+// timeout CometBFT's own HTTP provider uses (light/provider/http).
+const providerTimeout = 5 * time.Second
+
+// newProvider is httpp.New with every answer capped at MaxResponseBytes.
+func newProvider(chainID, remote string) (provider.Provider, error) {
+	if !strings.Contains(remote, "://") { // as httpp.New: http by default
+		remote = "http://" + remote
+	}
+	rpc, err := newRPC(remote, providerTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return httpp.NewWithClient(chainID, rpc), nil
+}
+
+// newRPC is an RPC client of remote whose requests time out after timeout
+// and whose answers are cut at MaxResponseBytes (ErrResponseTooLarge): the
+// CometBFT client reads a body whole, with no cap of its own.
+func newRPC(remote string, timeout time.Duration) (*rpchttp.HTTP, error) {
+	hc, err := jsonrpcclient.DefaultHTTPClient(remote)
+	if err != nil {
+		return nil, err
+	}
+	hc.Timeout = timeout
+	hc.Transport = cappedTransport{hc.Transport}
+	return rpchttp.NewWithClient(remote, hc)
+}
+
+// cappedTransport cuts every response body at MaxResponseBytes.
+type cappedTransport struct{ next http.RoundTripper }
+
+func (t cappedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength > MaxResponseBytes {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: %d bytes announced, at most %d", ErrResponseTooLarge, resp.ContentLength, MaxResponseBytes)
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: MaxResponseBytes}
+	return resp, nil
+}
+
+// cappedBody reads at most left bytes, then fails with ErrResponseTooLarge.
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1] // one byte past the cap tells "too large" from "exactly the cap"
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n - 1, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)
+	}
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
 
 // distinct reports whether the witnesses include an endpoint other than
 // the primary: only then can a witness disagree.
@@ -222,7 +319,10 @@ func genesisAnchor(ctx context.Context, chainID, path string, primary provider.P
 func (c *Client) Anchor() Anchor { return c.anchor }
 
 // Latest verifies the primary's latest header L and returns the state of
-// height L−1, whose app hash L carries.
+// height L−1, whose app hash L carries. A header L older than
+// Config.MaxHeaderAge is refused (a *HeaderError wrapping ErrStaleHeader):
+// witnesses only check that L is the chain's header at its height, not that
+// it is the newest.
 func (c *Client) Latest(ctx context.Context) (*State, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -234,6 +334,10 @@ func (c *Client) Latest(ctx context.Context) (*State, error) {
 		if lb, err = c.lc.TrustedLightBlock(0); err != nil {
 			return nil, err
 		}
+	}
+	if age := time.Since(lb.Time); age > c.maxAge {
+		return nil, &HeaderError{Height: lb.Height, Err: ErrStaleHeader,
+			Cause: fmt.Errorf("the primary's latest header is from %s, %s ago, more than %s: it is behind, or hides newer blocks", lb.Time.UTC().Format(time.RFC3339), age.Round(time.Second), c.maxAge)}
 	}
 	if lb.Height < 2 {
 		return nil, fmt.Errorf("verify: the latest verified header is %d; the state of height 1 is proven by header 2, not committed yet", lb.Height)
@@ -259,7 +363,7 @@ func (c *Client) At(ctx context.Context, h int64) (*State, error) {
 func (c *Client) state(lb *types.LightBlock) *State {
 	return &State{
 		Height: lb.Height - 1, AppHash: bytes.Clone(lb.AppHash),
-		HeaderHeight: lb.Height, HeaderHash: bytes.Clone(lb.Hash()),
+		HeaderHeight: lb.Height, HeaderHash: bytes.Clone(lb.Hash()), HeaderTime: lb.Time,
 		c: c, cache: map[string][]byte{},
 	}
 }
@@ -272,6 +376,7 @@ type State struct {
 	AppHash      []byte
 	HeaderHeight int64
 	HeaderHash   []byte
+	HeaderTime   time.Time // header HeaderHeight's time (its block's)
 
 	c     *Client
 	mu    sync.Mutex

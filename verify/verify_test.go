@@ -1,12 +1,14 @@
 package verify_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	ics23 "github.com/cosmos/ics23/go"
 
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/verify"
@@ -95,6 +98,48 @@ func absenceProof(t testing.TB, rpcURL, h string) map[string]any {
 	}
 	op := res.Response.ProofOps.Ops[0]
 	return map[string]any{"type": op.Type, "key": base64.StdEncoding.EncodeToString(op.Key), "data": base64.StdEncoding.EncodeToString(op.Data)}
+}
+
+// neighboursAbsence forges a non-existence proof of key (present at height
+// h) from the membership proofs of its two neighbours in the tree, read
+// from the honest node: the left one from the absence proof of a key just
+// below key, the right one from that of key+0x00. Nil if key has no
+// neighbour on either side.
+func neighboursAbsence(t testing.TB, rpcURL, h string, key []byte) []byte {
+	height, _ := strconv.ParseInt(h, 10, 64)
+	rpc, err := rpchttp.New(rpcURL)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	nonexist := func(k []byte) *ics23.NonExistenceProof {
+		res, err := rpc.ABCIQueryWithOptions(context.Background(), attest.StateQueryPath, k, rpcclient.ABCIQueryOptions{Height: height, Prove: true})
+		if err != nil || res.Response.Value != nil || res.Response.ProofOps == nil {
+			return nil
+		}
+		var p ics23.CommitmentProof
+		if p.Unmarshal(res.Response.ProofOps.Ops[0].Data) != nil {
+			return nil
+		}
+		return p.GetNonexist()
+	}
+	below := bytes.Clone(key)
+	if below[len(below)-1] == 0 {
+		return nil
+	}
+	below[len(below)-1]--
+	below = append(below, 0xff, 0xff, 0xff)
+	lo, hi := nonexist(below), nonexist(append(bytes.Clone(key), 0))
+	if lo == nil || hi == nil || lo.Left == nil || hi.Right == nil || !bytes.Equal(hi.Left.Key, key) || !bytes.Equal(lo.Right.Key, key) {
+		return nil
+	}
+	forged := &ics23.CommitmentProof{Proof: &ics23.CommitmentProof_Nonexist{Nonexist: &ics23.NonExistenceProof{Key: key, Left: lo.Left, Right: hi.Right}}}
+	b, err := forged.Marshal()
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	return b
 }
 
 // TestLyingRPC runs `ksb coverage --verify`'s reads through a proxy in
@@ -220,6 +265,43 @@ func TestLyingRPC(t *testing.T) {
 			op["data"] = abs["data"]
 			return true
 		}, verify.ErrValueMismatch},
+		{"extra proof op", func(m string, p, res map[string]any) bool {
+			r := stateAnswer(m, p, res)
+			op := firstOp(r)
+			if op == nil {
+				return false
+			}
+			po := r["proofOps"].(map[string]any)
+			po["ops"] = append(po["ops"].([]any), map[string]any{"type": op["type"], "key": op["key"], "data": op["data"]})
+			return true
+		}, verify.ErrMissingProof},
+		{"op of another type", func(m string, p, res map[string]any) bool {
+			if op := firstOp(stateAnswer(m, p, res)); op != nil {
+				op["type"] = "ics23:simple"
+				return true
+			}
+			return false
+		}, verify.ErrProofInvalid},
+		{"absence forged from the key's two neighbours", func(m string, p, res map[string]any) bool {
+			// The strongest absence lie: a non-existence proof of the key
+			// asked for, from real membership proofs of the keys just
+			// below and just above it. Only ICS23's adjacency check (the
+			// neighbours are not adjacent: the key is between them)
+			// refuses it.
+			r := stateAnswer(m, p, res)
+			op := firstOp(r)
+			if op == nil || r["value"] == nil || r["value"] == "" {
+				return false
+			}
+			key, _ := base64.StdEncoding.DecodeString(op["key"].(string))
+			data := neighboursAbsence(t, up, r["height"].(string), key)
+			if data == nil {
+				return false
+			}
+			delete(r, "value")
+			op["data"] = base64.StdEncoding.EncodeToString(data)
+			return true
+		}, verify.ErrProofInvalid},
 		{"proof left out", func(m string, p, res map[string]any) bool {
 			if r := stateAnswer(m, p, res); r != nil {
 				delete(r, "proofOps")
@@ -262,7 +344,14 @@ func TestLyingRPC(t *testing.T) {
 	}
 
 	t.Run("lying witness", func(t *testing.T) {
-		w := newLyingRPC(t, up, cases[6].mut) // alters app hashes, only to the witness
+		i := slices.IndexFunc(cases, func(c struct {
+			name string
+			mut  mutator
+			want error
+		}) bool {
+			return c.name == "header app hash altered"
+		})
+		w := newLyingRPC(t, up, cases[i].mut) // alters app hashes, only to the witness
 		_, _, err := coverageVia(up, w.URL)
 		if !errors.Is(err, verify.ErrWitnessConflict) || w.lies() == 0 {
 			t.Fatalf("a witness lying about the app hash: %v (%d lies), want ErrWitnessConflict", err, w.lies())

@@ -102,7 +102,7 @@ func (f *verifyFlags) client(ctx context.Context, rpcs []string) (*verify.Client
 
 // notVerified gives a verification failure its exit status.
 func notVerified(err error) error {
-	for _, s := range []error{verify.ErrHeaderVerification, verify.ErrWitnessConflict, verify.ErrProofInvalid, verify.ErrValueMismatch, verify.ErrMissingProof} {
+	for _, s := range []error{verify.ErrHeaderVerification, verify.ErrWitnessConflict, verify.ErrProofInvalid, verify.ErrValueMismatch, verify.ErrMissingProof, verify.ErrStaleHeader, verify.ErrResponseTooLarge} {
 		if errors.Is(err, s) {
 			return exitStatus{err: fmt.Errorf("NOT VERIFIED, the RPC may be lying: %w", err), code: exitNotVerified}
 		}
@@ -119,6 +119,7 @@ type provenAt struct {
 	AppHash      string   `json:"app_hash"`
 	HeaderHeight int64    `json:"header_height"`
 	HeaderHash   string   `json:"header_hash"`
+	HeaderTime   string   `json:"header_time"` // RFC 3339, UTC: how fresh the answer is
 	TrustHeight  int64    `json:"trust_height"`
 	TrustHash    string   `json:"trust_hash"`
 	Primary      string   `json:"primary"`
@@ -135,14 +136,15 @@ func proven(vc *verify.Client, s *verify.State, rpcs []string) provenAt {
 	}
 	return provenAt{
 		Height: s.Height, AppHash: fmt.Sprintf("%X", s.AppHash), HeaderHeight: s.HeaderHeight, HeaderHash: fmt.Sprintf("%X", s.HeaderHash),
+		HeaderTime:  s.HeaderTime.UTC().Format(time.RFC3339),
 		TrustHeight: vc.Anchor().Height, TrustHash: fmt.Sprintf("%X", vc.Anchor().Hash), Primary: rpcs[0], Witnesses: w,
 		Keys: st.Keys, ProofBytes: st.ProofBytes,
 	}
 }
 
 func (p provenAt) String() string {
-	s := fmt.Sprintf("proven at height %d: app hash %s in header %d (%s), verified from the anchor at height %d; primary %s, witnesses %s; %d keys, %d proof bytes",
-		p.Height, p.AppHash, p.HeaderHeight, p.HeaderHash, p.TrustHeight, p.Primary, strings.Join(p.Witnesses, ", "), p.Keys, p.ProofBytes)
+	s := fmt.Sprintf("proven at height %d: app hash %s in header %d (%s, %s), verified from the anchor at height %d; primary %s, witnesses %s; %d keys, %d proof bytes",
+		p.Height, p.AppHash, p.HeaderHeight, p.HeaderHash, p.HeaderTime, p.TrustHeight, p.Primary, strings.Join(p.Witnesses, ", "), p.Keys, p.ProofBytes)
 	if len(p.Witnesses) == 1 && p.Witnesses[0] == p.Primary {
 		s += " (one RPC: its own witness, so only the signatures are checked, not that it is on the same fork as others)"
 	}
