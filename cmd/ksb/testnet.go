@@ -40,6 +40,7 @@ func testnetCmd() *cobra.Command {
 	initCmd.Flags().Int64Var(&o.Custody.EpochBlocks, "epoch-blocks", 0,
 		fmt.Sprintf("blocks per custody epoch (0: %d; the proof window and drill interval default to half of it)", attest.DefaultEpochBlocks))
 	initCmd.Flags().Uint64Var(&o.Custody.RoundEpochs, "round-epochs", 0, fmt.Sprintf("epochs per challenge round (0: %d)", attest.DefaultRoundEpochs))
+	initCmd.Flags().Int64Var(&o.Custody.DrillInterval, "drill-interval", 0, "blocks between two restore drills of one owner (0: half an epoch)")
 	initCmd.Flags().Int64Var(&o.Custody.RepairWindow, "repair-window", 0, fmt.Sprintf("blocks a repair source has before another is drawn (0: %d)", attest.DefaultRepairWindow))
 	initCmd.Flags().StringVar(&o.Custody.Strategy, "strategy", "", "holder assignment: random (any active node) or vault (fellow vault members); empty: random")
 	initCmd.MarkFlagRequired("dir")
