@@ -156,7 +156,6 @@ func (o *owner) holderBack() {
 type pushCounts struct {
 	receipts atomic.Int64
 	failed   atomic.Int64
-	refused  atomic.Int64 // failed pushes the holder answered with a refusal
 
 	mu      sync.Mutex
 	reasons map[string]int // failed pushes by reason
@@ -169,7 +168,6 @@ func (c *pushCounts) fail(err error) {
 	switch {
 	case errors.As(err, &ref):
 		reason = "refused: " + ref.Code.String()
-		c.refused.Add(1)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 		reason = "timed out"
 	case errors.Is(err, context.Canceled):
