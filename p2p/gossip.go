@@ -243,7 +243,10 @@ func scoreParams(members ActiveSet) (*pubsub.PeerScoreParams, *pubsub.PeerScoreT
 			RecoveryTopic:  topic(),
 		},
 		AppSpecificScore: func(p peer.ID) float64 {
-			if key, err := identity.PubKeyFromPeerID(p); err == nil && members.IsActive(key) {
+			// Every peer's score is asked for every second (the
+			// inspection) and at each mesh heartbeat: compare the
+			// embedded key bytes with the active set, no curve math.
+			if key, err := identity.PeerIDKey(p); err == nil && members.IsActive(key) {
 				return scoreActiveBonus
 			}
 			return 0
