@@ -580,16 +580,21 @@ func (g *Gossip) connected(_ network.Network, c network.Conn) {
 		}
 		if errs[len(older)] != nil {
 			g.log.Debug("neither the new nor the older connections of a reconnected peer answer; keeping them", "peer", p, "err", errs[len(older)])
-			return
 		}
 		for i, o := range older {
-			if errs[i] != nil {
+			if deadConn(errs[i], errs[len(older)]) {
 				g.log.Info("closing a connection that does not answer; the peer reconnected", "peer", p, "transport", o.RemoteMultiaddr(), "err", errs[i])
 				o.Close()
 			}
 		}
 	}()
 }
+
+// deadConn decides, from the pings of an older connection (olderErr) and of
+// the peer's new one (newErr), whether the older connection is dead: it did
+// not answer while the new one did. Neither answering says the peer or this
+// process is slow, and closing would only make both ends dial again.
+func deadConn(olderErr, newErr error) bool { return olderErr != nil && newErr == nil }
 
 // probe pings the peer over the connection c (go-libp2p's ping protocol,
 // which every host serves) within staleProbeTimeout.
