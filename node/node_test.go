@@ -511,7 +511,10 @@ func TestRetiredVaultIsDropped(t *testing.T) {
 // the interval) would not attest within the test; and each owner's ECDSA
 // and EdDSA shares, written together as keygen does, still share one
 // Commit (both commitments in one block: an owner sends its next Commit only
-// after the previous one committed).
+// after the previous one committed). One owner's directory also holds a
+// .json file rewritten every 20 ms that never settles: it keeps that
+// owner's watcher busy for ever, and must not hold its Commit back beyond
+// the bound.
 func TestBatchesEndOnEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -530,6 +533,24 @@ func TestBatchesEndOnEvents(t *testing.T) {
 		}
 	})
 	waitFor(t, ctx, "nodes healthy", func() error { return allHealthy(ctx, n) })
+	noise := filepath.Join(n.Members[1].KeysharesDir(), "localstate-noise.json")
+	if err := os.MkdirAll(filepath.Dir(noise), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for i := 0; ; i++ {
+			os.WriteFile(noise, []byte(fmt.Sprintf(`{"pub_key":"never settles %d"}`, i)), 0o600)
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
 	if err := n.PlaceShares(); err != nil {
 		t.Fatal(err)
 	}
