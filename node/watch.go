@@ -27,6 +27,11 @@ const (
 	// work and short enough that a backup starts soon after.
 	settleTime = 500 * time.Millisecond
 
+	// maxEventBatch bounds the events taken in one go before the files they
+	// name are read: keygen's writes of a churn make a few dozen, and a
+	// writer that never stops must not keep the watcher from reading.
+	maxEventBatch = 1024
+
 	// rescanInterval is how often the whole directory is listed even without
 	// a file-system event, in case an event was lost (inotify queue overflow,
 	// a directory re-created under us).
@@ -199,7 +204,7 @@ func (w *watcher) run(ctx context.Context, out chan<- candidate) error {
 			// The other events of the same write (or of the other files
 			// keygen wrote with it): read each file once for all of them.
 		drain:
-			for {
+			for range maxEventBatch {
 				select {
 				case ev, ok := <-events:
 					if !ok {
