@@ -28,8 +28,10 @@ import (
 // a churn's ECDSA and EdDSA shares — share one Commit without a fixed delay;
 // this bound only matters when a file in the directory never settles (a
 // writer that keeps rewriting a .json), which must not hold up the
-// commitment of the shares beside it. Two settle times: a half-written
-// share that takes the settle path still joins the batch.
+// commitment of the shares beside it. Two settle times: what the settle
+// rule takes for a file that stopped changing (two looks, settleTime
+// apart). A half-written share needs no settling: the event of the write
+// that completes it has it read at once.
 const maxCommitHold = 2 * settleTime
 
 // runOwner backs up every share file the watcher reports: it seals r
