@@ -217,9 +217,15 @@ func TestDrill(t *testing.T) {
 			t.Errorf("member %d: the chain refused %v of its drills", m.Index, v)
 		}
 	}
-	if v := metric(t, victim, `ksb_owner_drills_total{result="bad_copy"}`); v < 1 {
-		t.Errorf("owner 0: %v bad_copy drills counted, want at least 1", v)
-	}
+	// The owner counts a drill once it sees its transaction committed,
+	// which can be after the chain's coverage shows it (seen under load:
+	// "0 bad_copy drills counted"): wait for the count.
+	waitFor(t, ctx, "owner 0 counts a bad_copy drill", func() error {
+		if v := metric(t, victim, `ksb_owner_drills_total{result="bad_copy"}`); v < 1 {
+			return fmt.Errorf("%v bad_copy drills counted, want at least 1", v)
+		}
+		return nil
+	})
 
 	// A holder that stops answering: member 3's host goes down (it stays in
 	// the active set). The next drill of one of its custodies finds it
