@@ -16,9 +16,9 @@ import (
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
-	"google.golang.org/protobuf/proto"
 	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // RIPEMD-160 is fixed by the address format (hash160).
 	"golang.org/x/text/unicode/norm"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
