@@ -370,6 +370,10 @@ func (s *Service) serveCopy(st network.Stream, in *copyIn) (result string, n int
 		return "", 0, class, refuse(CodeBusy, "over the %s allowance (%d per peer, %d for all active nodes)", in.spec.name, in.perPeer, in.total)
 	}
 	defer release()
+	// In flight from here (an active peer within its allowance) until the
+	// copy is stored and OnAccepted has run, or refused.
+	landed := s.copyStarted()
+	defer landed()
 	if err := st.Scope().SetService(in.spec.service); err != nil {
 		return "", 0, class, refuse(CodeBusy, "%s service: %v", in.spec.name, err)
 	}
@@ -459,6 +463,7 @@ func (s *Service) serveCopy(st network.Stream, in *copyIn) (result string, n int
 		CommitPath: hdr.CommitPath, Digest: sha256.Sum256(blob), Size: int64(size), Received: time.Now(),
 	}
 	entry, result, err := s.commit(e, blob)
+	landed()
 	if err != nil {
 		return "", 0, class, err
 	}
