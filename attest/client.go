@@ -65,10 +65,11 @@ func NewRPC(rpcURL string) (*rpchttp.HTTP, error) {
 
 // sequenceCheckInterval is how often a Sender's wait asks whether its
 // signer's committed sequence has passed the transaction's (one query,
-// and a look at the blocks since the submission once it has): about a
-// block of the fastest chains ksb runs, so a transaction that can no
-// longer commit costs a block or two, not MaxCommitWait.
-const sequenceCheckInterval = 250 * time.Millisecond
+// and a look at the blocks since the submission once it has). A lost
+// sequence is rare (a validator restart, a second process with the key):
+// a second of delay against MaxCommitWait, for one query a second per
+// waiting transaction, a twentieth of its commitPollInterval polls.
+const sequenceCheckInterval = time.Second
 
 // Client reads the chain and broadcasts transactions through the CometBFT RPC
 // of any node running the ksb application. It is safe for concurrent use.
