@@ -30,7 +30,7 @@ CHAOS_TAGS  ?=
 # too slow with -race for `make test`).
 SIM_NODES ?= 25,50,100,200
 SIM_OUT   ?= docs/performance-sim
-SIM_FLAGS ?= --transport quic --poll-interval 10s --heartbeat-interval 60s --epoch-blocks 60 --phase-timeout 6m --mesh-timeout 1m --components 40
+SIM_FLAGS ?= --transport quic --poll-interval 20s --heartbeat-interval 60s --epoch-blocks 90 --phase-timeout 10m --mesh-timeout 1m --components 40
 
 .PHONY: all build test vet deps proto proto-check bench fuzz chaos sim devnet clean
 

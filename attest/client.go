@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
+	jsonrpcclient "github.com/cometbft/cometbft/rpc/jsonrpc/client"
 )
 
 // MaxCommitWait bounds how long Broadcast waits for a transaction accepted
@@ -27,6 +29,39 @@ const MaxCommitWait = time.Minute
 // in a block: a fraction of the shortest block interval ksb uses (100 ms in
 // tests), so the wait adds little to the commit time.
 const commitPollInterval = 50 * time.Millisecond
+
+// RPCIdleConnTimeout is how long an RPC client keeps an idle connection for
+// reuse: half of CometBFT's RPC read timeout (rpc.read_timeout, 10 s by
+// default), which its HTTP server also applies as the idle timeout of a
+// kept-alive connection (Go's http.Server uses ReadTimeout when IdleTimeout
+// is unset, as CometBFT leaves it). CometBFT's own client keeps idle
+// connections forever, so a request sent on a connection about 10 s idle
+// crosses the server's close and fails with "EOF": the client has written a
+// POST, which Go does not retry. The nodes poll every 5–10 s, right at that
+// edge (the churn simulation's nodes, polling every 10 s on one chain, saw
+// such EOFs at load average 1.4). Closing idle connections at 5 s on the
+// client side leaves every reused connection at least 5 s before the
+// server's close; a poller at 5 s or more dials anew, a cheap TCP
+// handshake next to a poll's queries.
+const RPCIdleConnTimeout = 5 * time.Second
+
+// NewRPC returns a CometBFT RPC client of rpcURL ("http://host:port" or
+// "tcp://host:port") as rpchttp.New does, with idle connections closed
+// after RPCIdleConnTimeout.
+func NewRPC(rpcURL string) (*rpchttp.HTTP, error) {
+	hc, err := jsonrpcclient.DefaultHTTPClient(rpcURL)
+	if err != nil {
+		return nil, fmt.Errorf("chain RPC %s: %w", rpcURL, err)
+	}
+	if t, ok := hc.Transport.(*http.Transport); ok {
+		t.IdleConnTimeout = RPCIdleConnTimeout
+	}
+	c, err := rpchttp.NewWithClient(rpcURL, hc)
+	if err != nil {
+		return nil, fmt.Errorf("chain RPC %s: %w", rpcURL, err)
+	}
+	return c, nil
+}
 
 // sequenceCheckInterval is how often a Sender's wait asks whether its
 // signer's committed sequence has passed the transaction's (one query,
@@ -127,9 +162,9 @@ func NewClient(rpcURL string) (*Client, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tcp") {
 		return nil, fmt.Errorf("chain RPC address %q: want http://host:port", rpcURL)
 	}
-	c, err := rpchttp.New(rpcURL)
+	c, err := NewRPC(rpcURL)
 	if err != nil {
-		return nil, fmt.Errorf("chain RPC %s: %w", rpcURL, err)
+		return nil, err
 	}
 	return &Client{rpc: c, url: rpcURL}, nil
 }

@@ -47,11 +47,6 @@ const (
 	// holders other than themselves.
 	MinNodes = 4
 
-	// mnemonicAttempts bounds how many fresh mnemonics are drawn for one
-	// member until one passes the envelope's checks; a random mnemonic fails
-	// the entropy check about once in 10^8 draws.
-	mnemonicAttempts = 16
-
 	// stopTimeout bounds how long a member takes to stop.
 	stopTimeout = time.Minute
 
@@ -208,7 +203,7 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 			n.Close()
 		}
 	}()
-	authority, err := freshMnemonic()
+	authority, err := envelope.GenerateMnemonic()
 	if err != nil {
 		return nil, err
 	}
@@ -268,23 +263,8 @@ func Start(ctx context.Context, opts Options) (_ *Network, err error) {
 	return n, nil
 }
 
-// freshMnemonic draws a 24-word mnemonic that passes the envelope's checks.
-func freshMnemonic() (string, error) {
-	var err error
-	for i := 0; i < mnemonicAttempts; i++ {
-		var m string
-		if m, err = identity.Generate(); err != nil {
-			return "", err
-		}
-		if err = envelope.CheckMnemonic(m); err == nil {
-			return m, nil
-		}
-	}
-	return "", fmt.Errorf("no usable mnemonic in %d draws: %w", mnemonicAttempts, err)
-}
-
 func (n *Network) newMember(i int) (*Member, error) {
-	mn, err := freshMnemonic()
+	mn, err := envelope.GenerateMnemonic()
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,30 @@ func Entropy(mnemonic string) float64 {
 	return math.Log2(n) - sum/n
 }
 
+// generateAttempts bounds how many fresh mnemonics GenerateMnemonic draws
+// until one passes CheckMnemonic: a random 24-word mnemonic fails the
+// entropy check about once in 10^8 draws, so sixteen failures in a row
+// mean the generator is broken, not unlucky.
+const generateAttempts = 16
+
+// GenerateMnemonic draws a fresh 24-word mnemonic (identity.Generate) that
+// passes CheckMnemonic, so that it can seal: a node's new identity. It
+// fails only if the system's randomness does, or if generateAttempts draws
+// in a row fail the checks (wrapping the last ErrWeakMnemonic).
+func GenerateMnemonic() (string, error) {
+	var err error
+	for range generateAttempts {
+		var m string
+		if m, err = identity.Generate(); err != nil {
+			return "", err
+		}
+		if err = CheckMnemonic(m); err == nil {
+			return m, nil
+		}
+	}
+	return "", fmt.Errorf("no usable mnemonic in %d draws: %w", generateAttempts, err)
+}
+
 // CheckMnemonic runs ADR 004's pre-seal checks on mnemonic: it reads as a
 // valid BIP39 mnemonic (identity.ParseMnemonic: word list and checksum),
 // has MnemonicWords words, and the byte entropy of its canonical form is at

@@ -115,3 +115,23 @@ func TestTrustedWorkFactor(t *testing.T) {
 		t.Fatalf("work factor 30 with trusted limits: %v", err)
 	}
 }
+
+func TestGenerateMnemonic(t *testing.T) {
+	seen := map[string]bool{}
+	for range 4 {
+		m, err := envelope.GenerateMnemonic()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := envelope.CheckMnemonic(m); err != nil {
+			t.Fatalf("generated mnemonic fails the checks: %v", err)
+		}
+		if n := len(strings.Fields(m)); n != envelope.MnemonicWords {
+			t.Fatalf("%d words, want %d", n, envelope.MnemonicWords)
+		}
+		if seen[m] {
+			t.Fatal("the same mnemonic twice")
+		}
+		seen[m] = true
+	}
+}

@@ -13,9 +13,12 @@ import (
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // RIPEMD-160 is fixed by the address format (hash160).
 	"golang.org/x/text/unicode/norm"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -309,4 +312,31 @@ func PubKeyFromPeerID(id peer.ID) ([]byte, error) {
 		return nil, fmt.Errorf("%w: peer id %s is not a secp256k1 key", ErrBadPubKey, id)
 	}
 	return pk.Raw()
+}
+
+// compressedKeyLen is the length of a compressed secp256k1 public key.
+const compressedKeyLen = 33
+
+// PeerIDKey returns the 33 bytes of the compressed secp256k1 public key a
+// peer ID embeds (an identity multihash of the protobuf-encoded key), as
+// PubKeyFromPeerID does, but without decompressing them to check that they
+// are a point of the curve: that takes a field square root, ~50 µs, and
+// gossipsub's peer scoring asks for every peer's key every second (N² a
+// second in a process of N nodes). For comparing a peer with keys known to
+// be valid (the chain's active set) only; a key that is about to verify a
+// signature goes through PubKeyFromPeerID. It fails (ErrBadPubKey) for a
+// peer ID that does not embed a 33-byte secp256k1 key.
+func PeerIDKey(id peer.ID) ([]byte, error) {
+	dec, err := multihash.Decode([]byte(id))
+	if err != nil || dec.Code != multihash.IDENTITY {
+		return nil, fmt.Errorf("%w: peer id %s does not embed its key", ErrBadPubKey, id)
+	}
+	var pk cryptopb.PublicKey
+	if err := proto.Unmarshal(dec.Digest, &pk); err != nil {
+		return nil, fmt.Errorf("%w: peer id %s: %v", ErrBadPubKey, id, err)
+	}
+	if pk.GetType() != cryptopb.KeyType_Secp256k1 || len(pk.GetData()) != compressedKeyLen {
+		return nil, fmt.Errorf("%w: peer id %s is not a compressed secp256k1 key", ErrBadPubKey, id)
+	}
+	return pk.GetData(), nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ksb-project/ksb/identity"
 )
@@ -266,4 +268,61 @@ func TestGenerate(t *testing.T) {
 	if err := identity.Validate(a); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPeerIDKey(t *testing.T) {
+	id, err := identity.New(abandonArt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := identity.PeerIDKey(id.PeerID()); err != nil || !bytes.Equal(got, id.PubKey()) {
+		t.Fatalf("PeerIDKey = %x, %v; want %x", got, err, id.PubKey())
+	}
+	_, edPub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edID, err := peer.IDFromPublicKey(edPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed, err := peer.IDFromBytes(append([]byte{0x12, 0x20}, make([]byte, 32)...)) // sha2-256, as for RSA keys
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]peer.ID{
+		"ed25519":      edID,
+		"hashed":       hashed,
+		"garbage":      peer.ID("not a peer id"),
+		"empty":        peer.ID(""),
+		"bad protobuf": peer.ID(append([]byte{0x00, 0x03}, 0x08, 0x02, 0x12)),
+	} {
+		if k, err := identity.PeerIDKey(p); !errors.Is(err, identity.ErrBadPubKey) {
+			t.Errorf("%s: PeerIDKey = %x, %v; want ErrBadPubKey", name, k, err)
+		}
+	}
+}
+
+// BenchmarkPeerIDKey compares the key extraction gossipsub scoring runs for
+// every peer every second with the one that also checks the curve point.
+func BenchmarkPeerIDKey(b *testing.B) {
+	id, err := identity.New(abandonArt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pid := id.PeerID()
+	b.Run("PeerIDKey", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := identity.PeerIDKey(pid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("PubKeyFromPeerID", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := identity.PubKeyFromPeerID(pid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

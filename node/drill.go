@@ -357,7 +357,7 @@ func (n *Node) connectedToOthers(holder string) bool {
 		if p == skip.ID {
 			continue
 		}
-		if pub, err := identity.PubKeyFromPeerID(p); err == nil && n.member.IsActive(pub) {
+		if pub, err := identity.PeerIDKey(p); err == nil && n.member.IsActive(pub) {
 			return true
 		}
 	}

@@ -243,7 +243,10 @@ func scoreParams(members ActiveSet) (*pubsub.PeerScoreParams, *pubsub.PeerScoreT
 			RecoveryTopic:  topic(),
 		},
 		AppSpecificScore: func(p peer.ID) float64 {
-			if key, err := identity.PubKeyFromPeerID(p); err == nil && members.IsActive(key) {
+			// Every peer's score is asked for every second (the
+			// inspection) and at each mesh heartbeat: compare the
+			// embedded key bytes with the active set, no curve math.
+			if key, err := identity.PeerIDKey(p); err == nil && members.IsActive(key) {
 				return scoreActiveBonus
 			}
 			return 0
@@ -519,8 +522,9 @@ func (g *Gossip) Close() error {
 // and gossipsub keeps sending this node's messages to the peer over it — a
 // recovering node would not hear that this node is on the recovery topic,
 // and would not reach it, for that long. So the older connections are
-// pinged, and those that do not answer within staleProbeTimeout are closed
-// (gossipsub then opens its stream again over the new one).
+// pinged, with the new one, and those that do not answer within
+// staleProbeTimeout while the new one does are closed (gossipsub then opens
+// its stream again over the new one).
 func (g *Gossip) connected(_ network.Network, c network.Conn) {
 	p := c.RemotePeer()
 	var older []network.Conn
@@ -554,14 +558,43 @@ func (g *Gossip) connected(_ network.Network, c network.Conn) {
 			g.mu.Unlock()
 			<-g.probes
 		}()
-		for _, o := range older {
-			if err := probe(g.ctx, o); err != nil && g.ctx.Err() == nil {
-				g.log.Info("closing a connection that does not answer; the peer reconnected", "peer", p, "transport", o.RemoteMultiaddr(), "err", err)
+		// The new connection is pinged too, at the same time: an older
+		// connection is dead only if the new one answers and it does not.
+		// When neither answers in time the peer, or this process, is
+		// slow, not gone (two nodes that dial each other at once keep two
+		// live connections; a loaded machine answered neither ping within
+		// staleProbeTimeout, and closing the older one made 477 reconnects
+		// in four minutes of a 100-node simulation).
+		errs := make([]error, len(older)+1)
+		var wg sync.WaitGroup
+		for i, o := range append(older, c) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = probe(g.ctx, o)
+			}()
+		}
+		wg.Wait()
+		if g.ctx.Err() != nil {
+			return
+		}
+		if errs[len(older)] != nil {
+			g.log.Debug("neither the new nor the older connections of a reconnected peer answer; keeping them", "peer", p, "err", errs[len(older)])
+		}
+		for i, o := range older {
+			if deadConn(errs[i], errs[len(older)]) {
+				g.log.Info("closing a connection that does not answer; the peer reconnected", "peer", p, "transport", o.RemoteMultiaddr(), "err", errs[i])
 				o.Close()
 			}
 		}
 	}()
 }
+
+// deadConn decides, from the pings of an older connection (olderErr) and of
+// the peer's new one (newErr), whether the older connection is dead: it did
+// not answer while the new one did. Neither answering says the peer or this
+// process is slow, and closing would only make both ends dial again.
+func deadConn(olderErr, newErr error) bool { return olderErr != nil && newErr == nil }
 
 // probe pings the peer over the connection c (go-libp2p's ping protocol,
 // which every host serves) within staleProbeTimeout.

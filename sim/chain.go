@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 
 	"github.com/ksb-project/ksb/attest"
@@ -97,9 +96,9 @@ func txType(tx []byte) (string, attest.Msg) {
 // counts their transactions by type and their block times. Every block of
 // the range is read: nothing is sampled.
 func scanChain(ctx context.Context, rpcURL string, from, to int64) (*ChainStats, error) {
-	c, err := rpchttp.New(rpcURL)
+	c, err := attest.NewRPC(rpcURL)
 	if err != nil {
-		return nil, fmt.Errorf("chain RPC %s: %w", rpcURL, err)
+		return nil, err
 	}
 	st := &ChainStats{From: from, To: to, ByType: map[string]TypeBytes{}, Proofs: map[uint64]EpochProofs{}}
 	times := make([]time.Time, 0, to-from+1)

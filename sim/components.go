@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ksb-project/ksb/envelope"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/store"
@@ -126,7 +127,7 @@ func MeasureComponents(ctx context.Context, k int, out io.Writer) (*Components, 
 		}
 	}()
 	for range k {
-		mn, err := freshMnemonic()
+		mn, err := envelope.GenerateMnemonic()
 		if err != nil {
 			return nil, err
 		}

@@ -25,7 +25,9 @@ type Fit struct {
 	// Points is the number of sizes fitted.
 	Points int `json:"points"`
 	// Slope and Intercept are the line y = Intercept + Slope·N; R2 its
-	// coefficient of determination.
+	// coefficient of determination. All three are NaN when fewer than two
+	// distinct sizes measured the figure (no line to fit), so that a table
+	// shows "–", not 0.
 	Slope     float64 `json:"slope"`
 	Intercept float64 `json:"intercept"`
 	R2        float64 `json:"r2"`
@@ -46,7 +48,7 @@ func fitLine(x, y []float64) (a, b, r2 float64) {
 	}
 	den := n*sxx - sx*sx
 	if den == 0 {
-		return sy / n, 0, math.NaN()
+		return math.NaN(), math.NaN(), math.NaN()
 	}
 	b = (n*sxy - sx*sy) / den
 	a = (sy - b*sx) / n
@@ -66,7 +68,7 @@ func fitLine(x, y []float64) (a, b, r2 float64) {
 
 // FitLinear fits y against x (the node counts): a line and a power law.
 func FitLinear(x, y []float64) Fit {
-	f := Fit{Points: len(x), Exponent: math.NaN(), R2: math.NaN()}
+	f := Fit{Points: len(x), Slope: math.NaN(), Intercept: math.NaN(), R2: math.NaN(), Exponent: math.NaN()}
 	if len(x) < 2 || len(x) != len(y) {
 		return f
 	}

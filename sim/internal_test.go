@@ -28,6 +28,15 @@ func TestFitLinear(t *testing.T) {
 	if f := FitLinear(x[:2], line[:2]); f.Growth() != "too few sizes (2) to tell" {
 		t.Errorf("two points: %s", f.Growth())
 	}
+	// One size, or sizes all equal: no line, and the table says so.
+	for _, f := range []Fit{FitLinear(x[:1], line[:1]), FitLinear([]float64{50, 50}, []float64{1, 2})} {
+		if !math.IsNaN(f.Slope) || !math.IsNaN(f.Intercept) || !math.IsNaN(f.R2) {
+			t.Errorf("no line to fit, got %+v", f)
+		}
+		if got := num(f.Slope) + " " + num(f.Intercept) + " " + fixed(f.R2, 3); got != "– – –" {
+			t.Errorf("table cells %q, want dashes", got)
+		}
+	}
 }
 
 func TestKeygenGroups(t *testing.T) {

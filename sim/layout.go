@@ -25,10 +25,6 @@ import (
 )
 
 const (
-	// mnemonicAttempts bounds the draws of one node's mnemonic until one
-	// passes the envelope's checks (a random one fails about once in 10^8).
-	mnemonicAttempts = 16
-
 	// portAttempts bounds the draws of a port free for both TCP and UDP.
 	portAttempts = 32
 
@@ -94,7 +90,7 @@ func keygenGroups(n, size int) [][]int {
 // shares.
 func layout(cfg Config, dir string) (*network, error) {
 	n := &network{cfg: cfg, dir: dir, ports: newPortPicker(cfg.Seed)}
-	authMn, err := freshMnemonic()
+	authMn, err := envelope.GenerateMnemonic()
 	if err != nil {
 		return nil, err
 	}
@@ -128,23 +124,8 @@ func layout(cfg Config, dir string) (*network, error) {
 	return n, nil
 }
 
-// freshMnemonic draws a 24-word mnemonic that passes the envelope's checks.
-func freshMnemonic() (string, error) {
-	var err error
-	for range mnemonicAttempts {
-		var m string
-		if m, err = identity.Generate(); err != nil {
-			return "", err
-		}
-		if err = envelope.CheckMnemonic(m); err == nil {
-			return m, nil
-		}
-	}
-	return "", fmt.Errorf("no usable mnemonic in %d draws: %w", mnemonicAttempts, err)
-}
-
 func (n *network) newMember(i int) (*member, error) {
-	mn, err := freshMnemonic()
+	mn, err := envelope.GenerateMnemonic()
 	if err != nil {
 		return nil, err
 	}

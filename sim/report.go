@@ -284,7 +284,7 @@ func Plot(dir string, results []*Result) ([]string, error) {
 			line.Color = color.RGBA{R: 200, A: 255}
 			line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			p.Add(line)
-			p.Legend.Add(fmt.Sprintf("fit: %s + %s·N, R² %s", num(ft.Intercept), num(ft.Slope), fixed(ft.R2, 3)), line)
+			p.Legend.Add(fmt.Sprintf("fit: %s + %s·N, R² %s; k %s: %s", num(ft.Intercept), num(ft.Slope), fixed(ft.R2, 3), fixed(ft.Exponent, 2), ft.Growth()), line)
 		}
 		p.Legend.Top, p.Legend.Left = true, true
 		p.X.Max = x[len(x)-1] * 1.05

@@ -818,6 +818,9 @@ func (r *runner) churn(ctx context.Context) (string, string, error) {
 // account reads the chain's blocks from height from to now and the nodes'
 // traffic counters.
 func (r *runner) account(ctx context.Context, from int64) (string, string, error) {
+	// The nodes' counters first: they need no chain, so a run whose chain
+	// no longer answers still reports what its nodes sent.
+	r.res.Traffic = trafficStats(r.net.members)
 	var to int64
 	err := r.chainCall(ctx, "reading the height", func(ctx context.Context) (err error) {
 		to, err = r.net.client.Height(ctx)
@@ -835,7 +838,6 @@ func (r *runner) account(ctx context.Context, from int64) (string, string, error
 		p := st.Proofs[pe.Epoch]
 		pe.Proofs, pe.ProveTxs, pe.ProveBytes = p.Proofs, p.Txs, p.Bytes
 	}
-	r.res.Traffic = trafficStats(r.net.members)
 	return StatusOK, fmt.Sprintf("blocks %d..%d: %d txs, %d B; nodes sent %d B in %d messages", from, to, st.Txs, st.TxBytes,
 		r.res.Traffic.SentBytes, r.res.Traffic.SentMsgs), nil
 }

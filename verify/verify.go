@@ -210,6 +210,9 @@ func newRPC(remote string, timeout time.Duration) (*rpchttp.HTTP, error) {
 		return nil, err
 	}
 	hc.Timeout = timeout
+	if t, ok := hc.Transport.(*http.Transport); ok {
+		t.IdleConnTimeout = attest.RPCIdleConnTimeout // see there: no request on a connection the server is closing
+	}
 	hc.Transport = cappedTransport{hc.Transport}
 	return rpchttp.NewWithClient(remote, hc)
 }

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -57,6 +60,7 @@ chain SHORT custody epochs (--epoch-blocks, 30 by default; production is 259200)
 		fromFile   string
 		verbose    bool
 		cpuProfile string
+		pprofAddr  string
 	)
 	f := cmd.Flags()
 	f.IntSliceVar(&nodes, "nodes", []int{25, 50, 100, 200}, "comma-separated network `SIZES` N to run, each in a process of its own")
@@ -81,6 +85,7 @@ chain SHORT custody epochs (--epoch-blocks, 30 by default; production is 259200)
 	f.BoolVar(&verbose, "verbose", false, "log the nodes' and chain's activity to stderr")
 	debug := f.Bool("debug", false, "with --verbose, log at debug level (dial errors, every push)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (with --in-process or one --nodes)")
+	f.StringVar(&pprofAddr, "pprof", "", "serve Go's profiles (net/http/pprof: goroutines, heap, CPU) on `HOST:PORT` while the run lasts (with --in-process or one --nodes), to look inside a stalled size")
 	f.StringVar(&resultFile, "result", "", "run the one size of --nodes and write its result as JSON to `FILE` (what each size's process does)")
 	_ = f.MarkHidden("result")
 
@@ -102,6 +107,16 @@ chain SHORT custody epochs (--epoch-blocks, 30 by default; production is 259200)
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 
+		if pprofAddr != "" {
+			stopPprof, err := servePprof(pprofAddr)
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
+			if !inProcess && resultFile == "" {
+				inProcess = true // the profiles are of this process
+			}
+		}
 		if cpuProfile != "" {
 			pf, err := os.Create(cpuProfile)
 			if err != nil {
@@ -314,4 +329,22 @@ func writeSimOut(dir string, results []*sim.Result, comp *sim.Components, took t
 	}
 	_, err = sim.Plot(dir, results)
 	return err
+}
+
+// servePprof serves net/http/pprof's handlers on addr until the returned
+// function is called.
+func servePprof(addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
 }
