@@ -12,32 +12,41 @@
 // # Path 1: the chain
 //
 // Used when an RPC address is given and NoChain is not set. Run reads the
-// chain's address prefix (unless HRP is given), this node's attestations
-// (/attestations/owner/<address>) and the active nodes (/nodes), each query
-// bounded by ChainTimeout ([DefaultChainTimeout], 10 s). For each attested
-// vault it orders the attested digests newest first (by the block of their
-// latest attestation) and, for the newest, asks every holder that attests it
-// (8 at a time) over /ksb/fetch/1.0.0 for exactly that vault
-// and digest, at the multiaddrs the chain lists for it. The first copy that
+// chain's address prefix (unless HRP is given), this node's commitments
+// (each a vault version: its size, copy count and the root over its r copy
+// roots, with the custodies the chain assigned for its copies) and the
+// active nodes, each query bounded by ChainTimeout ([DefaultChainTimeout],
+// 10 s). With Options.Verified the same are read from verified state
+// instead (package verify: every key proven against an app hash the light
+// client verified; only each vault's newest commitment), and any failure
+// ends the recovery without a fallback, so a lying RPC cannot steer it.
 //
-//   - hashes (sha256) to the attested digest,
+// For each vault it tries the committed versions live first, then newest
+// first (commitment ids grow in commit order). For a version it asks the
+// holders of its custodies — counted (fresh) ones first, most recently
+// proven first, then pending, then stale; failed custodies and the owner
+// itself are left out — 8 at a time over /ksb/fetch/2.0.0, at the multiaddrs
+// the chain lists for them. The first copy that
+//
+//   - verifies against the commitment as the copy the chain names for that
+//     holder's custody (custody.VerifyCopy: the copy's segment root and its
+//     path to the committed root),
 //   - opens with the mnemonic (envelope.Open: age scrypt, then xz), and
 //   - parses as a keyshare (keyshare.Parse) whose vault key is that vault
 //
 // is written, and the other fetches for that vault are cancelled. A holder
-// that refuses, sends garbage or a blob that is not the attested one, cannot
-// be dialled, or sends nothing within HolderTimeout ([DefaultHolderTimeout],
+// that refuses, sends garbage or a copy that does not verify, cannot be
+// dialled, or sends nothing within HolderTimeout ([DefaultHolderTimeout],
 // 30 s) is logged and skipped ([Report].Skipped says why). Every copy of a
-// digest is the same bytes, so a copy that hashes right but does not open as
-// a share of the vault condemns the digest: Run then tries the next newest
-// attested digest of the vault (a holder can attest a digest it never had;
-// it cannot make it open), and says so in the progress lines and the log.
-// Vaults are recovered concurrently; at most two blobs are decrypted at once
-// (one scrypt is 256 MiB at the default work factor).
+// commitment is the owner's encryption of one plaintext, so a copy that
+// verifies but does not open as a share of the vault condemns the version:
+// Run then tries the next one, and says so in the progress lines and the
+// log. Vaults are recovered concurrently; at most two blobs are decrypted at
+// once (one scrypt is 256 MiB at the default work factor).
 //
-// An attested vault that no holder delivered is reported in an
+// A committed vault that no holder delivered is reported in an
 // [*IncompleteError] listing the missing vaults; the others are still
-// written. An address with no attestation at all is [ErrNoBackups] (a wrong
+// written. An address with no commitment at all is [ErrNoBackups] (a wrong
 // mnemonic, or a wrong HRP, looks like this).
 //
 // # Path 2: gossip, without the chain
@@ -129,6 +138,8 @@
 //	            [--hrp H] [--force] [--json] [--mnemonic-file FILE]
 //	            [--gossip-first-wait D] [--gossip-quiet D] [--gossip-timeout D]
 //	            [--gossip-grace D]
+//	            [--verify (--genesis FILE | --trust-height H --trust-hash HASH)
+//	             [--chain-id ID] [--trust-period D]]
 //
 //	--out DIR           where to write localstate-<vault>.json (required)
 //	--rpc URL           chain RPC (default http://127.0.0.1:26657)
@@ -143,6 +154,8 @@
 //	--gossip-quiet D    GossipQuiet (default 10s)
 //	--gossip-timeout D  GossipTimeout (default 2m0s)
 //	--gossip-grace D    GossipGrace (default 2s)
+//	--verify            read commitments and holders from verified state
+//	                    (Options.Verified); repeat --rpc to add witnesses
 //
 // Progress lines go to standard error. Standard output gets a table with one
 // row per vault (vault, holder used, bytes, time, file — with "(already
@@ -157,7 +170,8 @@
 // the tolerance, a warning saying so ends standard error. Exit status: 0
 // when every vault found was recovered (or was already there, identical); 2 when some were
 // not (they are named on standard error; the others are written); 130 when
-// interrupted (SIGINT or SIGTERM); 1 for everything else (bad flags, no
+// interrupted (SIGINT or SIGTERM); 3 with --verify when the chain's answer
+// could not be proven (nothing fetched or written); 1 for everything else (bad flags, no
 // mnemonic, chain unreachable without --bootstrap — the message suggests
 // it —, no bootstrap peer reachable, no backups found).
 package recovery

@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 i=1
 while [ "$i" -le "$rounds" ]; do
 	for which in old new; do
-		bin=$old
-		[ "$which" = new ] && bin=$new
-		if ! out=$(KSB_TEST_BINARY=$bin go test -count=1 -run '^TestRecoverAsProcesses$' -v ./cmd/ksb/ 2>&1); then
+		bin=$old oldflag=1
+		[ "$which" = new ] && bin=$new oldflag=
+		if ! out=$(KSB_TEST_OLD_BINARY=$oldflag KSB_TEST_BINARY=$bin go test -count=1 -run '^TestRecoverAsProcesses$' -v ./cmd/ksb/ 2>&1); then
 			echo "$out" | tail -60
 			echo "$which round $i: FAILED" >&2
 			exit 1
