@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 )
 
 // MaxCommitWait bounds how long Broadcast waits for a transaction accepted
@@ -25,6 +27,13 @@ const MaxCommitWait = time.Minute
 // in a block: a fraction of the shortest block interval ksb uses (100 ms in
 // tests), so the wait adds little to the commit time.
 const commitPollInterval = 50 * time.Millisecond
+
+// sequenceCheckInterval is how often a Sender's wait asks whether its
+// signer's committed sequence has passed the transaction's (one query,
+// and a look at the blocks since the submission once it has): about a
+// block of the fastest chains ksb runs, so a transaction that can no
+// longer commit costs a block or two, not MaxCommitWait.
+const sequenceCheckInterval = 250 * time.Millisecond
 
 // Client reads the chain and broadcasts transactions through the CometBFT RPC
 // of any node running the ksb application. It is safe for concurrent use.
@@ -327,7 +336,44 @@ func (c *Client) Broadcast(ctx context.Context, tx []byte) (*TxResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.wait(ctx, hash)
+	return c.wait(ctx, hash, nil)
+}
+
+// superseded reports, for a transaction the index does not know yet,
+// whether its signer's committed sequence has passed it. If so it looks for
+// the transaction in the blocks since n.from (the index may lag the
+// blocks): found, it returns its result; not found, gone is true.
+func (c *Client) superseded(ctx context.Context, hash []byte, n *numbered) (res *coretypes.ResultTx, gone bool, err error) {
+	a, err := c.Account(ctx, n.addr)
+	if err != nil || a.Sequence <= n.seq {
+		return nil, false, err
+	}
+	// The block that took the sequence is committed, so every block that
+	// could hold this transaction is in the block store.
+	top, err := c.Height(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	for h := max(n.from, 1); h <= top; h++ {
+		b, err := c.rpc.Block(ctx, &h)
+		if err != nil {
+			return nil, false, fmt.Errorf("reading block %d from %s: %w", h, c.url, err)
+		}
+		for i, tx := range b.Block.Data.Txs {
+			if !bytes.Equal(tx.Hash(), hash) {
+				continue
+			}
+			br, err := c.rpc.BlockResults(ctx, &h)
+			if err != nil {
+				return nil, false, fmt.Errorf("reading the results of block %d from %s: %w", h, c.url, err)
+			}
+			if i >= len(br.TxResults) {
+				return nil, false, fmt.Errorf("block %d: %d results for %d transactions", h, len(br.TxResults), len(b.Block.Data.Txs))
+			}
+			return &coretypes.ResultTx{Hash: hash, Height: h, Index: uint32(i), TxResult: *br.TxResults[i], Tx: tx}, false, nil
+		}
+	}
+	return nil, true, nil
 }
 
 // errTxInCache is how CometBFT's RPC says it has seen these exact
@@ -358,14 +404,32 @@ func (c *Client) submit(ctx context.Context, tx []byte) ([]byte, error) {
 	return res.Hash, nil
 }
 
-// wait polls for the transaction with hash until it is in a block.
-func (c *Client) wait(ctx context.Context, hash []byte) (*TxResult, error) {
+// numbered is a transaction's signer and sequence, and the chain's height
+// before it was submitted: what tells a wait that another transaction took
+// its sequence.
+type numbered struct {
+	addr string
+	seq  uint64
+	from int64
+}
+
+// wait polls for the transaction with hash until it is in a block. With n
+// (a Sender's transaction), it also watches the signer's committed
+// sequence: once that has passed n.seq and the transaction is in no block
+// since n.from, another transaction took its sequence and it can never
+// commit (the mempool dropped it at recheck), and wait returns
+// ErrBadSequence at once. Seen after a validator restart: the block its
+// consensus WAL held, with the sender's previous, unacknowledged
+// transaction, committed after the restarted sender had numbered a new one
+// from the state before it.
+func (c *Client) wait(ctx context.Context, hash []byte, n *numbered) (*TxResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, MaxCommitWait)
 	defer cancel()
 	hexHash := strings.ToUpper(hex.EncodeToString(hash))
 	tick := time.NewTicker(commitPollInterval)
 	defer tick.Stop()
 	var lastErr error
+	var lastCheck time.Time
 	for {
 		res, err := c.rpc.Tx(ctx, hash, false)
 		switch {
@@ -377,6 +441,19 @@ func (c *Client) wait(ctx context.Context, hash []byte) (*TxResult, error) {
 			return nil, fmt.Errorf("waiting for %s: the node at %s does not index transactions: %w", hexHash, c.url, err)
 		case !strings.Contains(err.Error(), "not found"):
 			lastErr = err // node restarting or unreachable: keep trying
+		case n != nil && time.Since(lastCheck) >= sequenceCheckInterval:
+			lastCheck = time.Now()
+			res, gone, err := c.superseded(ctx, hash, n)
+			switch {
+			case err != nil:
+				lastErr = err
+			case res != nil && res.TxResult.Code != CodeOK:
+				return nil, &TxError{Hash: hexHash, Height: res.Height, Code: res.TxResult.Code, Log: res.TxResult.Log}
+			case res != nil:
+				return &TxResult{Hash: hexHash, Height: res.Height, Events: res.TxResult.Events}, nil
+			case gone:
+				return nil, fmt.Errorf("transaction %s: %w: sequence %d of %s was taken by another transaction", hexHash, ErrBadSequence, n.seq, n.addr)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	cmttime "github.com/cometbft/cometbft/types/time"
 
 	"github.com/ksb-project/ksb/config"
+	"github.com/ksb-project/ksb/internal/freeport"
 )
 
 // HomeConfigFile is the file, inside a validator home's config directory,
@@ -415,14 +415,15 @@ func (e *Embedded) Stop() error {
 }
 
 // FreeLocalAddr returns "127.0.0.1:port" for a TCP port that was free a
-// moment ago.
+// moment ago, below the kernel's ephemeral range so that no outbound
+// connection or port-0 listener takes it before it is bound (package
+// internal/freeport).
 func FreeLocalAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		return "", fmt.Errorf("finding a free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return a, nil
 }
 
 // slogAdapter gives CometBFT a log.Logger that writes to a *slog.Logger.

@@ -58,6 +58,13 @@ func (s *Sender) send(ctx context.Context, msg Msg) (*TxResult, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
+	// The height before the submission: the first block that can hold
+	// it is the next (wait looks there when the sequence passes it).
+	// Unknown, wait only polls for the transaction.
+	var num *numbered
+	if from, herr := s.c.Height(ctx); herr == nil {
+		num = &numbered{addr: s.addr, seq: seq, from: from}
+	}
 	hash, err := s.c.submit(ctx, tx)
 	if err != nil {
 		// Not in the mempool: the sequence is still free. CheckTx refuses a
@@ -71,7 +78,7 @@ func (s *Sender) send(ctx context.Context, msg Msg) (*TxResult, error) {
 	s.next++
 	s.mu.Unlock()
 
-	res, err := s.c.wait(ctx, hash)
+	res, err := s.c.wait(ctx, hash, num)
 	if err != nil && (errors.Is(err, ErrBadSequence) || errors.Is(err, ErrNotCommitted)) {
 		s.mu.Lock()
 		if s.gen == gen { // nobody re-synced since this transaction was numbered

@@ -21,9 +21,13 @@ import (
 // the figure that matters — latency over the floor — does not depend on it.
 const e2eWorkFactor = 14
 
-// e2ePoll is how often BenchmarkEndToEnd reads the chain while it waits: a
-// sixth of the devnet's 300 ms block interval.
-const e2ePoll = 50 * time.Millisecond
+// e2ePoll is how often BenchmarkEndToEnd reads the chain while it waits:
+// the measurement's resolution. 10 ms, a thirtieth of the devnet's 300 ms
+// block interval (it was 50 ms, which added 25 ms on average to every
+// figure); a state query of the local chain answers in about a millisecond.
+// The embedded chain's RPC serves no event subscriptions (attest/rpcserver.go),
+// so the benchmark cannot wait for the block event itself.
+const e2ePoll = 10 * time.Millisecond
 
 // BenchmarkEndToEnd measures, per share, the time from "keygen wrote the
 // file" (a new version of one of node0's shares renamed into its keyshare
@@ -34,9 +38,10 @@ const e2ePoll = 50 * time.Millisecond
 // the share's r copies (envelope.SealCopies at the same work factor) plus
 // the commit pipeline's two blocks (the Commit's and the Attest's, at the
 // chain's measured mean block time); the push in between costs
-// milliseconds. Goal: e2e ≤ floor + 1 block.
+// milliseconds. Goal: e2e ≤ floor + 1 block. commit-ms is the part from
+// the file to its commitment showing in chain state.
 //
-//	go test -run '^$' -bench EndToEnd -benchtime 5x ./devnet/
+//	go test -run '^$' -bench EndToEnd -benchtime 3x ./devnet/
 func BenchmarkEndToEnd(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -88,7 +93,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Fatal(err)
 	}
 	t0 := time.Now()
-	var e2e, seal time.Duration
+	var e2e, committed, seal time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// A new version: the same share with i+1 spaces after its JSON,
@@ -103,8 +108,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
+		seen := false
 		for {
 			c, ok := latest()
+			if ok && c.ID > prev.ID && !seen {
+				committed += time.Since(start)
+				seen = true
+			}
 			if ok && c.ID > prev.ID && attested(c) >= r {
 				prev = c
 				break
@@ -132,6 +142,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	per := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(b.N) }
 	floor := per(seal) + 2*float64(block.Milliseconds())
 	b.ReportMetric(per(e2e), "e2e-ms")
+	b.ReportMetric(per(committed), "commit-ms")
 	b.ReportMetric(per(seal), "seal-ms")
 	b.ReportMetric(float64(block.Milliseconds()), "block-ms")
 	b.ReportMetric(floor, "floor-ms")

@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,6 +30,7 @@ import (
 	"github.com/ksb-project/ksb/envelope"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/internal/fixtures"
+	"github.com/ksb-project/ksb/internal/freeport"
 	"github.com/ksb-project/ksb/keyshare"
 	"github.com/ksb-project/ksb/node"
 )
@@ -352,17 +352,12 @@ func (n *Network) newMember(i int) (*Member, error) {
 	}, nil
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a port on 127.0.0.1 that was free for TCP and UDP (the
+// node listens on QUIC too) a moment ago, below the ephemeral range (package
+// internal/freeport): it is written to the member's config and bound at
+// each start.
 func freePort() (int, error) {
-	a, err := attest.FreeLocalAddr()
-	if err != nil {
-		return 0, err
-	}
-	_, p, err := net.SplitHostPort(a)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(p)
+	return freeport.Range(1, true)
 }
 
 // StartMember starts member i's daemon from its home.

@@ -308,10 +308,8 @@ func (n *Node) runBatcher(ctx context.Context) error {
 		case <-t.C:
 		case <-n.kick:
 			// Let the other pushes of the same burst join this batch.
-			select {
-			case <-ctx.Done():
+			if !n.waitCopiesLanded(ctx, n.cfg.Chain.BatchInterval.Duration/attestHoldDivisor) {
 				return nil
-			case <-time.After(n.cfg.Chain.BatchInterval.Duration / 4):
 			}
 		}
 		if !n.member.IsActive(n.id.PubKey()) {
@@ -321,6 +319,37 @@ func (n *Node) runBatcher(ctx context.Context) error {
 		}
 		n.flushAll(ctx)
 	}
+}
+
+// attestHoldDivisor: after a new copy, the batcher waits for the copies
+// still coming in at most batch_interval / attestHoldDivisor (0.5 s at the
+// default 2 s) before it sends the Attest anyway. That was the fixed wait
+// before the batch ended on the pushes themselves; as a bound it keeps a
+// peer that keeps push streams open (within their deadlines) from holding
+// up this holder's attestations longer than that.
+const attestHoldDivisor = 4
+
+// waitCopiesLanded waits until no copy is being received (every push in
+// flight is stored and queued, or refused), at most hold; false if ctx
+// ended. During a churn many owners push to a holder within moments of
+// each other; their copies then share one Attest, while a lone push is
+// attested as soon as it landed.
+func (n *Node) waitCopiesLanded(ctx context.Context, hold time.Duration) bool {
+	if n.svc == nil || n.svc.CopiesInFlight() == 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(hold)
+	defer t.Stop()
+	for n.svc.CopiesInFlight() > 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-n.svc.CopiesIdle():
+		}
+	}
+	return true
 }
 
 // flushAll flushes the attestation queue, then the release queue (so that a

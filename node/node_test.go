@@ -503,3 +503,73 @@ func TestRetiredVaultIsDropped(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBatchesEndOnEvents is issue 13 item 3: the owner's Commit and the
+// holders' Attests go out when the files and the pushes have landed, not
+// after fixed delays. The attestation batch interval is an hour, so a
+// holder that waited a fixed part of it after a push (the old quarter of
+// the interval) would not attest within the test; and each owner's ECDSA
+// and EdDSA shares, written together as keygen does, still share one
+// Commit (both commitments in one block: an owner sends its next Commit only
+// after the previous one committed). One owner's directory also holds a
+// .json file rewritten every 20 ms that never settles: it keeps that
+// owner's watcher busy for ever, and must not hold its Commit back beyond
+// the bound.
+func TestBatchesEndOnEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	n, err := devnet.Start(ctx, devnet.Options{
+		Nodes: 4, Dir: t.TempDir(), WorkFactor: 10, AllowLowWorkFactor: true,
+		BlockInterval: 200 * time.Millisecond, PollInterval: 300 * time.Millisecond,
+		BatchInterval: time.Hour, HeartbeatInterval: 500 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("closing devnet: %v", err)
+		}
+	})
+	waitFor(t, ctx, "nodes healthy", func() error { return allHealthy(ctx, n) })
+	noise := filepath.Join(n.Members[1].KeysharesDir(), "localstate-noise.json")
+	if err := os.MkdirAll(filepath.Dir(noise), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for i := 0; ; i++ {
+			os.WriteFile(noise, []byte(fmt.Sprintf(`{"pub_key":"never settles %d"}`, i)), 0o600)
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
+	if err := n.PlaceShares(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.WaitCovered(ctx, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range n.Members {
+		cs, err := n.Client.CommitmentsByOwner(ctx, m.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != len(m.Shares) || len(cs) < 2 {
+			t.Fatalf("member %d: %d commitments for %d shares", m.Index, len(cs), len(m.Shares))
+		}
+		for _, c := range cs[1:] {
+			if c.CommitHeight != cs[0].CommitHeight {
+				t.Errorf("member %d: commitments at heights %d and %d, want one Commit for the shares written together",
+					m.Index, cs[0].CommitHeight, c.CommitHeight)
+			}
+		}
+	}
+}

@@ -21,17 +21,18 @@ import (
 	"github.com/ksb-project/ksb/store"
 )
 
-// commitBatchDelay is how long the owner waits after sealing a share
-// version before it commits, so that the versions keygen writes together
-// share one Commit transaction. The watcher reports files written together
-// within settleTime of each other, and a file reported while another is
-// being sealed waits for the owner, which seals it before this timer can
-// fire: so settleTime is enough to batch them. It was 2 s, which was most
-// of a share's time from file to attestation over its floor (issue 13,
-// BenchmarkEndToEnd in devnet). The tradeoff: a version whose file lands
-// more than this after the previous seal ended gets a Commit of its own
-// (about 100 bytes more on chain than sharing one).
-const commitBatchDelay = settleTime
+// maxCommitHold bounds how long a sealed share version waits for the
+// other files the watcher still has to hand over before it is committed
+// anyway. The owner commits as soon as the watcher is idle (nothing seen and
+// not handed over: see watcher), so the versions keygen writes together —
+// a churn's ECDSA and EdDSA shares — share one Commit without a fixed delay;
+// this bound only matters when a file in the directory never settles (a
+// writer that keeps rewriting a .json), which must not hold up the
+// commitment of the shares beside it. Two settle times: what the settle
+// rule takes for a file that stopped changing (two looks, settleTime
+// apart). A half-written share needs no settling: the event of the write
+// that completes it has it read at once.
+const maxCommitHold = 2 * settleTime
 
 // runOwner backs up every share file the watcher reports: it seals r
 // copies (r is the chain's replication), commits them on chain (one Commit
@@ -52,17 +53,32 @@ func (n *Node) runOwner(ctx context.Context) error {
 	}
 	t := time.NewTicker(n.cfg.Chain.PollInterval.Duration)
 	defer t.Stop()
-	commit := time.NewTimer(time.Hour)
-	commit.Stop()
-	defer commit.Stop()
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
 	// retry holds files whose backup failed for a reason that may pass (an
 	// unreadable file, a store error, no chain parameters yet); they are
 	// tried again every tick.
 	retry := map[string]bool{}
-	// lastFile is when the watcher last reported a file: the ticker does
-	// not commit within commitBatchDelay of it (the timer does), so the
-	// versions sealed together share one Commit.
-	var lastFile time.Time
+	// batching: share versions were sealed (or a commit was asked for)
+	// since the last commit, and wait until the watcher is idle or the hold
+	// timer fires.
+	batching := false
+	commit := func() {
+		batching = false
+		hold.Stop()
+		n.pushAll(ctx, n.commitPending(ctx))
+		n.reconcileAll(ctx)
+	}
+	wait := func() {
+		if !batching {
+			batching = true
+			resetTimer(hold, maxCommitHold)
+		}
+		if w.Idle() {
+			commit()
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -77,20 +93,26 @@ func (n *Node) runOwner(ctx context.Context) error {
 			if !n.backupFile(c.Path) {
 				retry[c.Path] = true
 			}
-			lastFile = time.Now()
-			commit.Reset(commitBatchDelay)
+			wait()
+		case <-w.Quiet():
+			if batching && w.Idle() {
+				commit()
+			}
 		case <-n.commitKick:
-			commit.Reset(commitBatchDelay)
-		case <-commit.C:
-			n.pushAll(ctx, n.commitPending(ctx))
-			n.reconcileAll(ctx)
+			wait()
+		case <-hold.C:
+			if batching {
+				commit()
+			}
 		case <-t.C:
 			for p := range retry {
 				if n.backupFile(p) {
 					delete(retry, p)
 				}
 			}
-			if time.Since(lastFile) >= commitBatchDelay {
+			if !batching {
+				// Versions sealed before the chain knew their vault, or
+				// whose Commit failed: the batch is long over.
 				n.pushAll(ctx, n.commitPending(ctx))
 			}
 			n.reconcileAll(ctx)

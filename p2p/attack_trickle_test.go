@@ -59,9 +59,23 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 	defer cancel()
 	var (
 		wg     sync.WaitGroup
-		opened atomic.Int64 // streams whose header the holder read (still open after it)
 		rounds atomic.Int64
 	)
+	// Every attacker is set up (its host, its connection, its custody,
+	// whose commitment over a MaxBlobSize blob takes seconds under -race on
+	// a loaded machine) before any stream opens: the attack holds all 32
+	// slots only if every attacker's streams are read within one body
+	// deadline of each other, and a stream that runs into its deadline
+	// gets its peer refused for StallPenalty. (Set up one after the other,
+	// the first attackers were penalized before the last one started, and
+	// the slots were never all held at once: "attack streams in place: not
+	// reached within 30s" on a loaded 2-core CI run.)
+	type attacker struct {
+		a   *owner
+		hdr []byte
+		big []byte
+	}
+	var as []attacker
 	for range attackers {
 		a := newClient(t)
 		m.add(a.id)
@@ -69,12 +83,16 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 		// A real custody of the attacker's, assigned to hd: its header passes
 		// every check, and then the body trickles.
 		c := m.place(t, a.id, hd, vaultA, p2p.MaxBlobSize, 7)
-		big := c.Blob
-		hdr := pushHeaderOf(c)
+		as = append(as, attacker{a: a, hdr: pushHeaderOf(c), big: c.Blob})
+	}
+	begin := make(chan struct{}) // closed when every attacker is set up
+	for _, at := range as {
+		a, hdr, big := at.a, at.hdr, at.big
 		for range perAttacker {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				<-begin
 				for r := 0; r < maxAttackRounds && ctx.Err() == nil; r++ {
 					rounds.Add(1)
 					s, err := a.h.NewStream(ctx, hd.h.ID(), p2p.PushProtocol)
@@ -92,7 +110,6 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 					answered := make(chan struct{})
 					go func() { io.Copy(io.Discard, s); close(answered) }()
 					tick := time.NewTicker(100 * time.Millisecond)
-					counted := false
 				trickle:
 					for i := 0; i < len(big); i++ {
 						select {
@@ -105,15 +122,8 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 						if _, err := s.Write(big[i : i+1]); err != nil {
 							break
 						}
-						if !counted {
-							counted = true
-							opened.Add(1)
-						}
 					}
 					tick.Stop()
-					if counted {
-						opened.Add(-1)
-					}
 					stop()
 					s.Reset()
 				}
@@ -122,8 +132,12 @@ func TestAttackActiveNodesTrickleBodies(t *testing.T) {
 	}
 	defer wg.Wait()
 	defer cancel()
+	close(begin)
+	// In place: the holder holds a slot for each of the attackers'
+	// allowed streams (attached to its push service; not the fifth
+	// stream, refused BUSY), i.e. every active push slot.
 	waitUntil(t, 30*time.Second, "attack streams in place", func() bool {
-		return opened.Load() >= attackers*p2p.MaxPushStreamsPerPeer
+		return serviceInbound(hd.h, p2p.PushServiceName) >= attackers*p2p.MaxPushStreamsPerPeer
 	})
 
 	// The honest owner pushes as the daemon does (Service.Push: a busy

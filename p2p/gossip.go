@@ -611,8 +611,12 @@ func (g *Gossip) read(sub *pubsub.Subscription) {
 		}
 		switch v := msg.ValidatorData.(type) {
 		case Heartbeat:
+			// The validator recorded it already; a newer one it accepted
+			// since is not overwritten.
 			g.mu.Lock()
-			g.heard[v.Peer] = v
+			if cur, ok := g.heard[v.Peer]; !ok || !v.Time.Before(cur.Time) {
+				g.heard[v.Peer] = v
+			}
 			g.pruneHeard()
 			g.mu.Unlock()
 		case *pb.RecoveryRequest:
@@ -749,14 +753,19 @@ func (g *Gossip) validateHeartbeat(_ context.Context, _ peer.ID, msg *pubsub.Mes
 		g.mu.Unlock()
 		return v(pubsub.ValidationIgnore, "too_frequent")
 	}
-	// Reserve the slot now, so two heartbeats validated at once cannot both
-	// pass; read() stores the accepted one.
-	g.heard[author] = Heartbeat{Peer: author, Node: hb.Node, Received: now, Time: last.Time, Stats: last.Stats}
-	g.mu.Unlock()
-	msg.ValidatorData = Heartbeat{
+	// Record the accepted heartbeat now, its time included: the next one
+	// is checked against it at once, so two heartbeats validated at once
+	// cannot both pass, and a replay of an older one validated before
+	// read() has taken this one off the subscription is still a replay
+	// (were only the slot stored here and the time by read(), the replay
+	// check would have that gap, covered only by hbMinInterval).
+	accepted := Heartbeat{
 		Peer: author, Node: hb.Node, Time: sent, Received: now,
 		Stats: HeartbeatStats{Blobs: int(hb.Blobs), Bytes: int64(hb.Bytes), QuotaBlobs: int(hb.QuotaBlobs), QuotaBytes: int64(hb.QuotaBytes)},
 	}
+	g.heard[author] = accepted
+	g.mu.Unlock()
+	msg.ValidatorData = accepted
 	return v(pubsub.ValidationAccept, "ok")
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ksb-project/ksb/internal/freeport"
 	"github.com/ksb-project/ksb/p2p"
 )
 
@@ -95,20 +96,11 @@ func TestLimits(t *testing.T) {
 // whose UDP twin was free too.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			u.Close()
-			return port
-		}
+	port, err := freeport.Range(1, true)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free TCP and UDP port")
-	return 0
+	return port
 }
 
 // TestListenAddressTaken: a host refuses to start when a configured listen

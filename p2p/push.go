@@ -369,6 +369,10 @@ func (s *Service) serveCopy(st network.Stream, in *copyIn) (result string, n int
 		return "", 0, class, refuse(CodeBusy, "over the %s allowance (%d per peer, %d for all active nodes)", in.spec.name, in.perPeer, in.total)
 	}
 	defer release()
+	// In flight from here (an active peer within its allowance) until the
+	// copy is stored and OnAccepted has run, or refused.
+	landed := s.copyStarted()
+	defer landed()
 	if err := st.Scope().SetService(in.spec.service); err != nil {
 		return "", 0, class, refuse(CodeBusy, "%s service: %v", in.spec.name, err)
 	}
@@ -459,6 +463,7 @@ func (s *Service) serveCopy(st network.Stream, in *copyIn) (result string, n int
 		CommitPath: hdr.CommitPath, Size: int64(size), Received: time.Now(),
 	}
 	entry, result, err := s.commit(e, blob)
+	landed()
 	if err != nil {
 		return "", 0, class, err
 	}
@@ -535,7 +540,7 @@ func (s *Service) commit(e store.Entry, blob []byte) (store.Entry, string, error
 	if s.acceptRecords != nil {
 		acc = s.acceptRecords(e)
 	}
-	e, added, err := s.st.PutWithMeta(e, blob, acc.Records...)
+	written, added, err := s.st.PutWithMeta(e, blob, acc.Records...)
 	if acc.Done != nil {
 		acc.Done(err == nil)
 	}
@@ -543,6 +548,7 @@ func (s *Service) commit(e store.Entry, blob []byte) (store.Entry, string, error
 		s.log.Error("storing copy", "custody", idString(e.Custody), "err", err)
 		return store.Entry{}, "", refuse(CodeInternal, "storing the copy failed")
 	}
+	e = written
 	result := "accepted"
 	if !added {
 		result = "duplicate"

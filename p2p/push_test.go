@@ -627,3 +627,51 @@ func TestPushWritesAcceptRecords(t *testing.T) {
 		t.Fatalf("a refused copy asked for records (%d calls)", a)
 	}
 }
+
+// TestCopiesInFlight: a push counts as in flight from its admission until
+// its copy is stored and OnAccepted has run (so a holder batching its
+// attestations sees the push that woke it still coming in), and the count's
+// drop to zero is signalled, after an accepted copy and after a refused one.
+func TestCopiesInFlight(t *testing.T) {
+	o := newOwner(t)
+	m := newMembers(o.id)
+	var svc atomic.Pointer[p2p.Service]
+	var during atomic.Int64
+	during.Store(-1)
+	hd := newHolder(t, m, p2p.OnAccepted(func(store.Entry) error {
+		during.Store(int64(svc.Load().CopiesInFlight()))
+		return nil
+	}))
+	svc.Store(hd.svc)
+	if n := hd.svc.CopiesInFlight(); n != 0 {
+		t.Fatalf("in flight before any push: %d", n)
+	}
+	idle := func(what string) {
+		t.Helper()
+		select {
+		case <-hd.svc.CopiesIdle():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no idle signal", what)
+		}
+		if n := hd.svc.CopiesInFlight(); n != 0 {
+			t.Fatalf("%s: %d in flight", what, n)
+		}
+	}
+
+	c := m.place(t, o.id, hd, vaultA, 3000, 5)
+	if _, err := o.push(t, hd, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := during.Load(); got != 1 {
+		t.Fatalf("in flight while OnAccepted ran: %d, want 1 (the push itself)", got)
+	}
+	idle("accepted push")
+
+	bad := m.place(t, o.id, hd, vaultB, 3000, 6)
+	bad.Blob = bytes.Clone(bad.Blob)
+	bad.Blob[0] ^= 1
+	if _, err := o.push(t, hd, bad); !errors.Is(err, p2p.ErrBadCopy) {
+		t.Fatalf("push of a corrupted copy: %v, want ErrBadCopy", err)
+	}
+	idle("refused push")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -334,6 +335,11 @@ type Service struct {
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup
+
+	// copiesIn counts the inbound copies in flight (CopiesInFlight);
+	// copiesIdle receives a value when it drops to zero.
+	copiesIn   atomic.Int64
+	copiesIdle chan struct{}
 }
 
 // NewService registers the push and fetch handlers on h for the node id,
@@ -367,6 +373,7 @@ func NewService(h host.Host, id *identity.Identity, st Store, m Membership, opts
 		repairOut:          newPeerSemaphore(MaxRepairStreamsPerPeer),
 		stalled:            newPenaltyBox(StallPenalty, maxRateLimitedPeers),
 		quiet:              newLogLimiter(refusalLogInterval, maxRateLimitedPeers),
+		copiesIdle:         make(chan struct{}, 1),
 	}
 	s.inPush, s.inRepair = s.pushIn(), s.repairIn()
 	for _, o := range opts {
@@ -427,6 +434,35 @@ func (s *Service) track(handle func(network.Stream)) network.StreamHandler {
 		}
 		defer s.inflight.Done()
 		handle(st)
+	}
+}
+
+// CopiesInFlight returns how many inbound pushes and repairs are being
+// served now: from active nodes within their allowance, with the copy not
+// yet stored and acknowledged to OnAccepted, nor refused. A holder that
+// batches its attestations uses it to tell a burst of pushes still coming
+// in from one that is over. Safe for concurrent use.
+func (s *Service) CopiesInFlight() int { return int(s.copiesIn.Load()) }
+
+// CopiesIdle returns a channel that receives a value each time
+// CopiesInFlight drops to zero. One value is buffered and later ones are
+// dropped while it is unread, so a receiver checks CopiesInFlight again.
+func (s *Service) CopiesIdle() <-chan struct{} { return s.copiesIdle }
+
+// copyStarted counts one inbound copy in flight and returns the function
+// that ends it; calling that again does nothing.
+func (s *Service) copyStarted() func() {
+	s.copiesIn.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if s.copiesIn.Add(-1) == 0 {
+				select {
+				case s.copiesIdle <- struct{}{}:
+				default:
+				}
+			}
+		})
 	}
 }
 

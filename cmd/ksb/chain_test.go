@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,33 +22,23 @@ import (
 	"github.com/ksb-project/ksb/custody"
 	"github.com/ksb-project/ksb/identity"
 	"github.com/ksb-project/ksb/internal/fixtures"
+	"github.com/ksb-project/ksb/internal/freeport"
 	"github.com/ksb-project/ksb/p2p"
 )
 
-// freeBase finds a base port with n consecutive free TCP ports on 127.0.0.1.
+// freeBase finds a base port with n consecutive ports on 127.0.0.1 free
+// for TCP and UDP (nodes listen on QUIC too), below the kernel's ephemeral
+// range: `ksb testnet init` writes them into configs, and the processes
+// bind them seconds later, so a port from that range (where every process
+// takes its outbound connections' ports, and parallel test packages their
+// port-0 listeners) was often taken by then ("address already in use").
 func freeBase(t *testing.T, n int) int {
 	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		ok := true
-		var ls []net.Listener
-		for p := base; p < base+n && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := freeport.Range(n, true)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return base
 }
 
 // validator is one `ksb chain start` process.

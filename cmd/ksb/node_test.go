@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ksb-project/ksb/internal/fixtures"
 )
 
 // proc is one long-running ksb process (a node or a validator) whose output
@@ -203,16 +201,11 @@ func fullCoverage(cov coverageJSON, vaults int) error {
 	return nil
 }
 
-// startTestnet runs `ksb testnet init` for nodes nodes and one validator
-// with the keyshares in shares, then `ksb chain start` and one `ksb node`
-// per node. procs[0] is the chain, procs[i+1] node i.
-func startTestnet(t *testing.T, dir string, nodes int, shares string) (homes []testnetHome, procs []*proc) {
-	t.Helper()
-	return startTestnetWith(t, dir, nodes, shares, nil)
-}
-
-// startTestnetWith is startTestnet with prep run on each node home before
-// its node starts (to change its config.toml).
+// startTestnetWith runs `ksb testnet init` for nodes nodes and one
+// validator with the keyshares in shares, then `ksb chain start` and one
+// `ksb node` per node, with prep (if not nil) run on each node home before
+// its node starts (to change its config.toml). procs[0] is the chain,
+// procs[i+1] node i. startProcessNet deals the shares too.
 func startTestnetWith(t *testing.T, dir string, nodes int, shares string, prep func(home string)) (homes []testnetHome, procs []*proc) {
 	t.Helper()
 	base := freeBase(t, 2+nodes*2)
@@ -241,21 +234,8 @@ func TestBackupAsProcesses(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	dir := filepath.Join(t.TempDir(), "net")
-	shares := t.TempDir()
-	for i := 0; i < 4; i++ {
-		b, err := fixtures.ECDSA(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(shares, fmt.Sprintf("keygen_data_%d.json", i)), b, 0o600)
-	}
-	homes, procs := startTestnet(t, dir, 4, shares)
-	for i := range homes {
-		if files := copyAssigned(t, dir, fmt.Sprintf("node%d", i)); len(files) != 1 {
-			t.Fatalf("node%d was dealt %d files", i, len(files))
-		}
-	}
+	pn := startProcessNet(t, filepath.Join(t.TempDir(), "net"), 4, false, nil)
+	homes, procs := pn.homes, pn.procs
 	cov := waitCoverage(t, ctx, homes[0].RPC, 1, procs...)
 	if len(cov.Vaults[0].Members) != 4 || cov.Vaults[0].Threshold != 3 {
 		t.Errorf("coverage %+v", cov.Vaults[0])

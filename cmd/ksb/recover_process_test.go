@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"golang.org/x/crypto/scrypt"
 
 	"github.com/ksb-project/ksb/envelope"
-	"github.com/ksb-project/ksb/internal/fixtures"
 )
 
 // TestRecoverAsProcesses is issue 5's process test: `ksb testnet init
@@ -32,36 +30,13 @@ func TestRecoverAsProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "net")
-	shares := t.TempDir()
-	// Sorted by name, ten files dealt round robin: node i gets ECDSA and
-	// EdDSA party i.
-	for i := 0; i < 5; i++ {
-		e, err1 := fixtures.ECDSA(i)
-		d, err2 := fixtures.EdDSA(i)
-		if err1 != nil || err2 != nil {
-			t.Fatal(err1, err2)
-		}
-		os.WriteFile(filepath.Join(shares, fmt.Sprintf("a-ecdsa-%d.json", i)), e, 0o600)
-		os.WriteFile(filepath.Join(shares, fmt.Sprintf("b-eddsa-%d.json", i)), d, 0o600)
-	}
-	homes, procs := startTestnet(t, dir, 5, shares)
+	pn := startProcessNet(t, dir, 5, true, nil)
+	homes, procs, addrIndex := pn.homes, pn.procs, pn.index
 	chain := procs[0]
-	addrIndex := map[string]int{}
-	for i, h := range homes {
-		addrIndex[nodeAddress(t, h.Dir)] = i
-	}
 	originals := map[string][]byte{} // node0's files by base name
-	for i := range homes {
-		files := copyAssigned(t, dir, fmt.Sprintf("node%d", i))
-		if len(files) != 2 {
-			t.Fatalf("node%d was dealt %d files", i, len(files))
-		}
-		if i == 0 {
-			for _, f := range files {
-				b, _ := os.ReadFile(f)
-				originals[filepath.Base(f)] = b
-			}
-		}
+	for _, f := range pn.dealt[0] {
+		b, _ := os.ReadFile(f)
+		originals[filepath.Base(f)] = b
 	}
 	waitCoverage(t, ctx, homes[0].RPC, 2, procs...)
 
@@ -87,15 +62,7 @@ func TestRecoverAsProcesses(t *testing.T) {
 	procs[1+victimHolder].signal(syscall.SIGKILL)
 
 	// node0 loses everything but its mnemonic.
-	mnemonic := filepath.Join(t.TempDir(), "mnemonic")
-	b, err := os.ReadFile(filepath.Join(homes[0].Dir, "mnemonic"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(mnemonic, b, 0o600)
-	if err := os.RemoveAll(homes[0].Dir); err != nil {
-		t.Fatal(err)
-	}
+	mnemonic := wipeButMnemonic(t, homes[0].Dir)
 
 	check := func(out string) {
 		t.Helper()

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/config"
-	"github.com/ksb-project/ksb/internal/fixtures"
 )
 
 // TestRepairAsProcesses is issue 11's process test: `ksb testnet init
@@ -32,17 +31,9 @@ func TestRepairAsProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "net")
-	shares := t.TempDir()
-	for i := 0; i < 5; i++ {
-		b, err := fixtures.ECDSA(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(shares, fmt.Sprintf("keygen_data_%d.json", i)), b, 0o600)
-	}
 	// Polls of 200 ms (the repairer then looks every 50 ms) and a low
 	// work factor: this test is about repair, not sealing.
-	homes, procs := startTestnetWith(t, dir, 5, shares, func(home string) {
+	pn := startProcessNet(t, dir, 5, false, func(home string) {
 		fastPolls(t, home)
 		path := filepath.Join(home, config.FileName)
 		c, err := config.Load(path)
@@ -54,19 +45,10 @@ func TestRepairAsProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	addrs := make([]string, len(homes))
-	index := map[string]int{}
-	var original []byte
-	for i, h := range homes {
-		addrs[i] = nodeAddress(t, h.Dir)
-		index[addrs[i]] = i
-		files := copyAssigned(t, dir, fmt.Sprintf("node%d", i))
-		if i == 0 {
-			if len(files) != 1 {
-				t.Fatalf("node0 was dealt %d files", len(files))
-			}
-			original, _ = os.ReadFile(files[0])
-		}
+	homes, procs, addrs, index := pn.homes, pn.procs, pn.addrs, pn.index
+	original, err := os.ReadFile(pn.dealt[0][0])
+	if err != nil {
+		t.Fatal(err)
 	}
 	rpc := homes[0].RPC
 	waitCoverage(t, ctx, rpc, 1, procs...)
@@ -138,15 +120,7 @@ func TestRepairAsProcesses(t *testing.T) {
 	for _, h := range holders[1:] {
 		procs[1+h].signal(syscall.SIGTERM)
 	}
-	mnemonic := filepath.Join(t.TempDir(), "mnemonic")
-	b, err := os.ReadFile(filepath.Join(homes[0].Dir, "mnemonic"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(mnemonic, b, 0o600)
-	if err := os.RemoveAll(homes[0].Dir); err != nil {
-		t.Fatal(err)
-	}
+	mnemonic := wipeButMnemonic(t, homes[0].Dir)
 	out := filepath.Join(t.TempDir(), "keyshares")
 	r := runKSB(t, nil, "recover", "--mnemonic-file", mnemonic, "--out", out, "--rpc", rpc)
 	if r.code != 0 {

@@ -2,14 +2,10 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 	"github.com/ksb-project/ksb/attest/testnet"
 	"github.com/ksb-project/ksb/config"
 	"github.com/ksb-project/ksb/identity"
+	"github.com/ksb-project/ksb/internal/freeport"
 )
 
 const (
@@ -34,8 +31,6 @@ const (
 	// attestations and releases keep the holder's queues moving during the
 	// run.
 	blockInterval = 200 * time.Millisecond
-	// portAttempts bounds the search for a free range of ports.
-	portAttempts = 32
 )
 
 // network is the testnet of a run and its two processes.
@@ -262,30 +257,7 @@ func (n *network) shutdown() {
 // freePorts finds count consecutive ports on 127.0.0.1 free for TCP and UDP
 // (the nodes listen on QUIC too) a moment ago.
 func freePorts(count int) (int, error) {
-	for range portAttempts {
-		base := 20000 + rand.IntN(40000-count)
-		if rangeFree(base, count) {
-			return base, nil
-		}
-	}
-	return 0, errors.New("no free range of ports on 127.0.0.1")
-}
-
-func rangeFree(base, count int) bool {
-	for p := base; p < base+count; p++ {
-		addr := "127.0.0.1:" + strconv.Itoa(p)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return false
-		}
-		l.Close()
-		u, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return false
-		}
-		u.Close()
-	}
-	return true
+	return freeport.Range(count, true)
 }
 
 // mkdirEmpty creates dir, which must not exist or be empty.
