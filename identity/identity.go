@@ -208,15 +208,22 @@ func Verify(pubKey, msg, sig []byte) error {
 	return nil
 }
 
-// ParsePubKey parses a 33-byte compressed secp256k1 public key.
+// ParsePubKey parses a 33-byte compressed secp256k1 public key. The
+// result is shared with other callers (keys that parsed are cached,
+// keycache.go): do not modify it.
 func ParsePubKey(pubKey []byte) (*secp256k1.PublicKey, error) {
 	if len(pubKey) != PubKeySize || (pubKey[0] != 2 && pubKey[0] != 3) {
 		return nil, fmt.Errorf("%w: want %d-byte compressed key", ErrBadPubKey, PubKeySize)
+	}
+	k := [PubKeySize]byte(pubKey)
+	if pk, ok := parsedKeys.Get(k); ok {
+		return pk, nil
 	}
 	pk, err := secp256k1.ParsePubKey(pubKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadPubKey, err)
 	}
+	parsedKeys.Add(k, pk)
 	return pk, nil
 }
 
@@ -304,6 +311,9 @@ func PeerIDFromPubKey(pubKey []byte) (peer.ID, error) {
 // PubKeyFromPeerID extracts the compressed secp256k1 public key embedded in a
 // peer ID. It fails for peer IDs of other key types.
 func PubKeyFromPeerID(id peer.ID) ([]byte, error) {
+	if k, ok := peerKeys.Get(id); ok {
+		return k[:], nil
+	}
 	pk, err := id.ExtractPublicKey()
 	if err != nil {
 		return nil, fmt.Errorf("%w: peer id %s: %v", ErrBadPubKey, id, err)
@@ -311,7 +321,12 @@ func PubKeyFromPeerID(id peer.ID) ([]byte, error) {
 	if _, ok := pk.(*crypto.Secp256k1PublicKey); !ok {
 		return nil, fmt.Errorf("%w: peer id %s is not a secp256k1 key", ErrBadPubKey, id)
 	}
-	return pk.Raw()
+	raw, err := pk.Raw()
+	if err != nil || len(raw) != PubKeySize {
+		return nil, fmt.Errorf("%w: peer id %s: key of %d bytes (%v)", ErrBadPubKey, id, len(raw), err)
+	}
+	peerKeys.Add(id, [PubKeySize]byte(raw))
+	return raw, nil
 }
 
 // compressedKeyLen is the length of a compressed secp256k1 public key.

@@ -326,3 +326,46 @@ func BenchmarkPeerIDKey(b *testing.B) {
 		}
 	})
 }
+
+// TestParsedKeysAreCached checks that a key parsed again (now from the
+// cache) is the same point, that a bad key is still refused after a good
+// one of the same prefix was cached, and that a peer ID gives its key
+// again.
+func TestParsedKeysAreCached(t *testing.T) {
+	id, err := identity.New(abandonArt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := identity.ParsePubKey(id.PubKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := identity.ParsePubKey(id.PubKey())
+	if err != nil || !again.IsEqual(first) {
+		t.Fatalf("second parse: %v, equal %v", err, err == nil && again.IsEqual(first))
+	}
+	// A compressed key whose x has no point on the curve: refused each
+	// time (refusals are not cached as keys).
+	bad := make([]byte, identity.PubKeySize)
+	bad[0] = 2
+	for x := byte(1); ; x++ {
+		bad[32] = x
+		if _, err := secp256k1.ParsePubKey(bad); err != nil {
+			break
+		}
+	}
+	for range 2 {
+		if _, err := identity.ParsePubKey(bad); !errors.Is(err, identity.ErrBadPubKey) {
+			t.Fatalf("x off the curve: %v, want ErrBadPubKey", err)
+		}
+	}
+	if _, err := identity.ParsePubKey(bad[:32]); !errors.Is(err, identity.ErrBadPubKey) {
+		t.Fatalf("short key: %v, want ErrBadPubKey", err)
+	}
+	for range 2 {
+		k, err := identity.PubKeyFromPeerID(id.PeerID())
+		if err != nil || !bytes.Equal(k, id.PubKey()) {
+			t.Fatalf("PubKeyFromPeerID = %x, %v; want %x", k, err, id.PubKey())
+		}
+	}
+}

@@ -11,9 +11,18 @@ import (
 // drive the real queue, store and chain client one step at a time instead of
 // through Run's timers.
 
-// Accept runs what the holder service runs after storing a copy (it queues
-// the attestation).
-func (n *Node) Accept(e store.Entry) error { return n.onAccepted(e) }
+// Accept queues the attestation of e as the holder service does when it
+// stores a copy (the records of acceptRecords, here written without the
+// copy, then onAccepted).
+func (n *Node) Accept(e store.Entry) error {
+	acc := n.acceptRecords(e)
+	err := n.st.WriteMeta(acc.Records)
+	acc.Done(err == nil)
+	if err != nil {
+		return err
+	}
+	return n.onAccepted(e)
+}
 
 // FlushQueues sends what is queued, one batcher round, and returns the first
 // error of the two queues.

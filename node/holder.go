@@ -10,6 +10,7 @@ import (
 
 	"github.com/ksb-project/ksb/attest"
 	"github.com/ksb-project/ksb/custody"
+	"github.com/ksb-project/ksb/p2p"
 	"github.com/ksb-project/ksb/store"
 )
 
@@ -64,20 +65,71 @@ func (q queuedCustody) id() custody.CustodyID {
 	return custody.CustodyID{Commitment: q.Commitment, Slot: q.Slot}
 }
 
-// onAccepted queues the attestation of a copy the holder service
-// acknowledges. It runs after the copy is durable and before the receipt is
-// sent, also for a duplicate push, and is idempotent (the queue key is the
-// custody). If it fails the push is refused, so an acknowledged copy always
-// has its attestation queued. A queued release of the custody (the copy was
-// lost, and is back) is dropped.
-func (n *Node) onAccepted(e store.Entry) error {
-	n.pendingMu.Lock()
-	n.forgetSilent(e.Custody)
-	_, err := n.enqueue(attestPrefix, e.Custody)
-	n.pendingMu.Unlock()
+// acceptRecords returns the queue record of the attestation of a copy the
+// holder service is about to store; the service writes it in the copy's
+// own transaction (p2p.AcceptRecords), so an acknowledged copy always has
+// its attestation queued, for the one sync the copy costs anyway — also
+// for a duplicate push, so that an attestation dropped since is queued
+// again when the owner retries (the record is keyed by the custody, and
+// writing it twice is harmless). Until the write has ended the key is in
+// flight: a flush does not send it (its copy may not be durable yet), and
+// a removal meanwhile is remembered, so that the queue index never counts
+// a record the store does not have.
+func (n *Node) acceptRecords(e store.Entry) p2p.Acceptance {
+	key := attestPrefix + custodyKey(e.Custody)
+	b, err := json.Marshal(queuedCustody{Commitment: e.Custody.Commitment, Slot: e.Custody.Slot})
 	if err != nil {
-		return err
+		// Two integers: cannot fail. Without a record the copy would be
+		// stored unqueued, so refuse it instead with a bad record.
+		return p2p.Acceptance{Records: []store.MetaWrite{{Key: ""}}}
 	}
+	n.pendingMu.Lock()
+	if n.inflight == nil {
+		n.inflight = map[string]*inflightRecord{}
+	}
+	f := n.inflight[key]
+	if f == nil {
+		f = &inflightRecord{}
+		n.inflight[key] = f
+	}
+	f.writes++
+	n.pendingMu.Unlock()
+	return p2p.Acceptance{
+		Records: []store.MetaWrite{{Key: key, Value: b}},
+		Done: func(committed bool) {
+			n.pendingMu.Lock()
+			if f.writes--; f.writes == 0 {
+				delete(n.inflight, key)
+			}
+			if committed && !f.removed {
+				n.setQueued(attestPrefix, []string{key}, true)
+			}
+			n.pendingMu.Unlock()
+		},
+	}
+}
+
+// inflightRecord is a queue record being written with its copy: how many
+// writes of it have not ended, and whether the record was removed from the
+// queue meanwhile. pendingMu guards it.
+type inflightRecord struct {
+	writes  int
+	removed bool
+}
+
+// forgetInflight marks key removed if a write of it is in flight.
+// pendingMu is held.
+func (n *Node) forgetInflight(key string) {
+	if f := n.inflight[key]; f != nil {
+		f.removed = true
+	}
+}
+
+// onAccepted runs after a copy and its queue record (acceptRecords) are
+// durable, before the receipt is sent: the copy is no longer silent
+// (debug.go), and the batcher is woken.
+func (n *Node) onAccepted(e store.Entry) error {
+	n.forgetSilent(e.Custody)
 	n.wake()
 	return nil
 }
@@ -130,9 +182,10 @@ func (n *Node) queueReleaseChunk(ids []custody.CustodyID) (added, already int, e
 			continue
 		}
 		seen[rk] = true
-		if ak := attestPrefix + custodyKey(id); q.has(attestPrefix, ak) {
+		if ak := attestPrefix + custodyKey(id); q.has(attestPrefix, ak) || n.inflight[ak] != nil {
 			writes = append(writes, store.MetaWrite{Key: ak, Delete: true})
 			unattested = append(unattested, ak)
+			n.forgetInflight(ak)
 		}
 		b, err := json.Marshal(queuedCustody{Commitment: id.Commitment, Slot: id.Slot})
 		if err != nil {
@@ -227,6 +280,7 @@ func (n *Node) removeQueued(prefix string, keys []string) {
 	writes := make([]store.MetaWrite, len(keys))
 	for i, k := range keys {
 		writes[i] = store.MetaWrite{Key: k, Delete: true}
+		n.forgetInflight(k)
 	}
 	if err := n.st.WriteMeta(writes); err != nil {
 		// Still queued: sent (and refused, or found committed) again.
@@ -550,6 +604,9 @@ func (n *Node) queued(prefix string) ([]queuedEntry, error) {
 	err := n.st.ScanMeta(prefix, func(k string, b []byte) error {
 		if len(items) == limit {
 			return errScanFull
+		}
+		if n.inflight[k] != nil {
+			return nil // its copy's write has not ended: next flush
 		}
 		var q queuedCustody
 		derr := json.Unmarshal(b, &q)

@@ -107,6 +107,9 @@ type Node struct {
 	// pendingMu serialises the holder's pending attestation/release queue.
 	pendingMu sync.Mutex
 	qidx      queueIndex // the queues' keys, under pendingMu (holder.go)
+	// inflight are the queue records being written with their copies
+	// (acceptRecords), by key, under pendingMu.
+	inflight map[string]*inflightRecord
 	// kick wakes the batcher early (after an accepted copy or a loss).
 	kick chan struct{}
 	// lastProved is the last epoch whose challenges this holder answered
@@ -242,6 +245,7 @@ func (n *Node) open(ctx context.Context) error {
 		p2p.WithQuota(n.cfg.Store.QuotaBlobs, n.cfg.Store.QuotaBytes),
 		p2p.WithHRP(n.cfg.HRP),
 		p2p.WithRegisterer(n.reg),
+		p2p.AcceptRecords(n.acceptRecords),
 		p2p.OnAccepted(n.onAccepted),
 	)
 	if err != nil {

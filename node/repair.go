@@ -16,7 +16,7 @@ import (
 // chain names, for each replacement it assigns, a source: a counted holder
 // of another copy of the same commitment. This node, when named, sends its
 // copy to the replacement over p2p.RepairProtocol; the replacement checks
-// it, stores it and attests (its push handler's OnAccepted, holder.go). The
+// it, stores it and attests (its push handler's AcceptRecords, holder.go). The
 // repair bound (issue 11: ≤ 3 block intervals plus one push from the loss
 // to the replacement's attestation) leaves no room for a poll interval of
 // several blocks, so the repairer watches the chain height and reads its

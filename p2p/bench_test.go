@@ -5,9 +5,12 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -40,12 +43,14 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 func benchIngest(b *testing.B, transport string) {
-	o := newOwner(b)
+	var o *owner
+	side("owner", func() { o = newOwner(b) })
 	data := blob(benchBlobSize, 42)
 
 	m := newMembers(o.id)
 	b.Run("raw-stream", func(b *testing.B) {
-		hd := newHolder(b, m)
+		var hd *holder
+		side("holder", func() { hd = newHolder(b, m) })
 		const proto = protocol.ID("/ksb/bench-raw/1.0.0")
 		hd.h.SetStreamHandler(proto, func(s network.Stream) {
 			buf := make([]byte, benchBlobSize)
@@ -56,57 +61,71 @@ func benchIngest(b *testing.B, transport string) {
 			s.Write([]byte{1})
 			s.Close()
 		})
-		connectOver(b, o.h, hd.h, transport)
+		side("owner", func() { connectOver(b, o.h, hd.h, transport) })
 		b.SetBytes(benchBlobSize)
 		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			s, err := o.h.NewStream(context.Background(), hd.h.ID(), proto)
-			if err != nil {
-				b.Fatal(err)
+		cpu := cpuTime(b)
+		side("owner", func() {
+			for i := 0; i < b.N; i++ {
+				s, err := o.h.NewStream(context.Background(), hd.h.ID(), proto)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Write(data); err != nil {
+					b.Fatal(err)
+				}
+				s.CloseWrite()
+				var ack [1]byte
+				if _, err := io.ReadFull(s, ack[:]); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
 			}
-			if _, err := s.Write(data); err != nil {
-				b.Fatal(err)
-			}
-			s.CloseWrite()
-			var ack [1]byte
-			if _, err := io.ReadFull(s, ack[:]); err != nil {
-				b.Fatal(err)
-			}
-			s.Close()
-		}
+		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "copies/s")
+		reportCPU(b, cpu)
 	})
 
 	push := func(b *testing.B, hd *holder) {
-		connectOver(b, o.h, hd.h, transport)
+		side("owner", func() { connectOver(b, o.h, hd.h, transport) })
 		tmpl := newBenchShare(b, m, o.id, 42)
 		b.SetBytes(benchBlobSize)
 		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			// A new commitment every time: every push is a real write.
-			c := tmpl.recommit(hd)
-			if _, err := p2p.Push(context.Background(), o.h, hd.h.ID(), o.id, c); err != nil {
-				b.Fatal(err)
+		cpu := cpuTime(b)
+		side("owner", func() {
+			for i := 0; i < b.N; i++ {
+				// A new commitment every time: every push is a real write.
+				c := tmpl.recommit(hd)
+				if _, err := p2p.Push(context.Background(), o.h, hd.h.ID(), o.id, c); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
+		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pushes/s")
+		reportCPU(b, cpu)
 	}
 	b.Run("push-badger-fsync", func(b *testing.B) {
-		push(b, newHolder(b, m, benchQuota))
+		var hd *holder
+		side("holder", func() { hd = newHolder(b, m, benchQuota) })
+		push(b, hd)
 	})
 	b.Run("push-badger-inmemory", func(b *testing.B) {
-		id := newIdentity(b)
-		st, err := store.Open(store.DefaultOptions("").WithInMemory(true).WithLogger(quietLogger()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		h := newHost(b, id)
-		svc, err := p2p.NewService(h, id, st, m, p2p.WithLogger(quietLogger()), benchQuota)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { svc.Close(); st.Close() })
-		push(b, &holder{id: id, h: h, st: st, svc: svc})
+		var hd *holder
+		side("holder", func() {
+			id := newIdentity(b)
+			st, err := store.Open(store.DefaultOptions("").WithInMemory(true).WithLogger(quietLogger()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := newHost(b, id)
+			svc, err := p2p.NewService(h, id, st, m, p2p.WithLogger(quietLogger()), benchQuota)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { svc.Close(); st.Close() })
+			hd = &holder{id: id, h: h, st: st, svc: svc}
+		})
+		push(b, hd)
 	})
 }
 
@@ -124,7 +143,7 @@ func benchIngestParallel(b *testing.B, transport string) {
 	owners := make([]*owner, benchOwners)
 	m := newMembers()
 	for i := range owners {
-		owners[i] = newOwner(b)
+		side("owner", func() { owners[i] = newOwner(b) })
 		m.add(owners[i].id)
 	}
 	// Each owner sends one 60 KB copy of its own, prepared before the
@@ -135,27 +154,34 @@ func benchIngestParallel(b *testing.B, transport string) {
 		shares[i] = newBenchShare(b, m, o.id, byte(i))
 	}
 	run := func(b *testing.B, hd *holder, one func(o *owner, sh *benchShare) error) {
-		for _, o := range owners {
-			connectOver(b, o.h, hd.h, transport)
-		}
+		side("owner", func() {
+			for _, o := range owners {
+				connectOver(b, o.h, hd.h, transport)
+			}
+		})
 		var next atomic.Int64
 		b.SetBytes(benchBlobSize)
 		b.SetParallelism(max(1, benchOwners/runtime.GOMAXPROCS(0)))
 		b.ResetTimer()
+		cpu := cpuTime(b)
 		b.RunParallel(func(pb *testing.PB) {
 			k := int(next.Add(1)-1) % benchOwners
 			o, sh := owners[k], shares[k]
-			for pb.Next() {
-				if err := one(o, sh); err != nil {
-					b.Error(err)
-					return
+			side("owner", func() {
+				for pb.Next() {
+					if err := one(o, sh); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-			}
+			})
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blobs/s")
+		reportCPU(b, cpu)
 	}
 	b.Run("raw-stream", func(b *testing.B) {
-		hd := newHolder(b, m)
+		var hd *holder
+		side("holder", func() { hd = newHolder(b, m) })
 		const proto = protocol.ID("/ksb/bench-raw/1.0.0")
 		hd.h.SetStreamHandler(proto, func(s network.Stream) {
 			buf := make([]byte, benchBlobSize)
@@ -182,7 +208,8 @@ func benchIngestParallel(b *testing.B, transport string) {
 		})
 	})
 	b.Run("push-badger-fsync", func(b *testing.B) {
-		hd := newHolder(b, m, benchQuota)
+		var hd *holder
+		side("holder", func() { hd = newHolder(b, m, benchQuota) })
 		run(b, hd, func(o *owner, sh *benchShare) error {
 			// A new commitment every time (a map insert in the fake
 			// chain): every push is a real write.
@@ -227,6 +254,31 @@ func BenchmarkIngestFloor(b *testing.B) {
 			id.Sign(msg)
 		}
 	})
+}
+
+// side runs f with the pprof label side=name, which every goroutine f
+// starts inherits (a host's connection and stream handlers, a store's
+// committer, Badger's): a CPU profile of a benchmark then splits into the
+// owners' work and the holder's (go tool pprof -tagfocus side=holder). GC
+// and runtime work is unlabelled.
+func side(name string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("side", name), func(context.Context) { f() })
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time used since start per operation, in core
+// milliseconds, owners and holder together (the whole process: these
+// benchmarks run both sides in it, on the same cores).
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(time.Millisecond)/float64(b.N), "core-ms/op")
 }
 
 // benchShare is one owner's 60 KB copy and its commitment, computed once;

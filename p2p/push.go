@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -458,9 +457,10 @@ func (s *Service) serveCopy(st network.Stream, in *copyIn) (result string, n int
 		return "", 0, class, refuse(CodeBadCopy, "custody %s: %v", idString(id), err)
 	}
 
+	// The digest is left to the store, which hashes the copy once for it.
 	e := store.Entry{
 		Custody: id, Owner: hdr.Owner, Vault: c.Vault, CopyIndex: c.CopyIndex, Copies: c.Copies,
-		CommitPath: hdr.CommitPath, Digest: sha256.Sum256(blob), Size: int64(size), Received: time.Now(),
+		CommitPath: hdr.CommitPath, Size: int64(size), Received: time.Now(),
 	}
 	entry, result, err := s.commit(e, blob)
 	landed()
@@ -527,19 +527,28 @@ func (s *Service) admit(owner []byte, id custody.CustodyID, size int64) error {
 	return nil
 }
 
-// commit stores a verified copy durably, under the owner's lock so that the
-// quota check and the write are one step, and runs the callback.
+// commit stores a verified copy durably, with the daemon's records
+// (AcceptRecords) in the same transaction, under the owner's lock so that
+// the quota check and the write are one step, and runs the callback.
 func (s *Service) commit(e store.Entry, blob []byte) (store.Entry, string, error) {
 	unlock := s.owners.lock(string(e.Owner))
 	defer unlock()
 	if err := s.admit(e.Owner, e.Custody, e.Size); err != nil {
 		return store.Entry{}, "", err
 	}
-	added, err := s.st.Put(e, blob)
+	var acc Acceptance
+	if s.acceptRecords != nil {
+		acc = s.acceptRecords(e)
+	}
+	written, added, err := s.st.PutWithMeta(e, blob, acc.Records...)
+	if acc.Done != nil {
+		acc.Done(err == nil)
+	}
 	if err != nil {
 		s.log.Error("storing copy", "custody", idString(e.Custody), "err", err)
 		return store.Entry{}, "", refuse(CodeInternal, "storing the copy failed")
 	}
+	e = written
 	result := "accepted"
 	if !added {
 		result = "duplicate"

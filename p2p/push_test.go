@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -576,6 +577,54 @@ func TestPushCopyRootGiven(t *testing.T) {
 	c.CopyRoot[0] ^= 1
 	if _, err := o.push(t, hd, c); !errors.Is(err, p2p.ErrBadReceipt) {
 		t.Fatalf("push with a wrong root: %v, want ErrBadReceipt", err)
+	}
+}
+
+// TestPushWritesAcceptRecords checks that the records of AcceptRecords are
+// stored with the copy before the receipt goes out (also for a duplicate
+// push), that Done hears whether the write committed, and that a copy
+// refused before the write (BAD_COPY) asks for no records.
+func TestPushWritesAcceptRecords(t *testing.T) {
+	o := newOwner(t)
+	m := newMembers(o.id)
+	var asked, committed atomic.Int32
+	hd := newHolder(t, m, p2p.AcceptRecords(func(e store.Entry) p2p.Acceptance {
+		asked.Add(1)
+		key := fmt.Sprintf("q/%d", e.Custody.Commitment)
+		return p2p.Acceptance{
+			Records: []store.MetaWrite{{Key: key, Value: []byte("queued")}},
+			Done: func(ok bool) {
+				if ok {
+					committed.Add(1)
+				}
+			},
+		}
+	}))
+	c := m.place(t, o.id, hd, vaultA, 3000, 5)
+	for range 2 {
+		if _, err := o.push(t, hd, c); err != nil {
+			t.Fatal(err)
+		}
+		// The receipt is out: the record is durable with the copy.
+		if v, err := hd.st.GetMeta(fmt.Sprintf("q/%d", c.Custody.Commitment)); err != nil || string(v) != "queued" {
+			t.Fatalf("record after the receipt: %q, %v", v, err)
+		}
+		if err := hd.st.DeleteMeta(fmt.Sprintf("q/%d", c.Custody.Commitment)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, c := asked.Load(), committed.Load(); a != 2 || c != 2 {
+		t.Fatalf("records asked %d times, committed %d; want 2, 2", a, c)
+	}
+	bad := m.place(t, o.id, hd, vaultA, 3000, 6)
+	bad.Blob = append([]byte(nil), bad.Blob...)
+	bad.Blob[0] ^= 1
+	bad.CopyRoot = [32]byte{}
+	if _, err := o.push(t, hd, bad); !errors.Is(err, p2p.ErrBadCopy) {
+		t.Fatalf("bad copy: %v, want ErrBadCopy", err)
+	}
+	if a := asked.Load(); a != 2 {
+		t.Fatalf("a refused copy asked for records (%d calls)", a)
 	}
 }
 

@@ -118,7 +118,7 @@ type Membership interface {
 // Store is what a Service needs of the holder's copy store; *store.Store
 // implements it.
 type Store interface {
-	Put(e store.Entry, blob []byte) (added bool, err error)
+	PutWithMeta(e store.Entry, blob []byte, meta ...store.MetaWrite) (written store.Entry, added bool, err error)
 	Get(id custody.CustodyID) (store.Entry, []byte, error)
 	Holds(owner []byte, id custody.CustodyID) bool
 	Entries(owner []byte) ([]store.Entry, error)
@@ -266,6 +266,27 @@ func OnAccepted(f func(store.Entry) error) Option {
 	return func(s *Service) error { s.onAccepted = f; return nil }
 }
 
+// Acceptance is what a daemon writes with a copy its holder accepts
+// (AcceptRecords): Records go into the copy's own store transaction
+// (store.PutWithMeta), durable with the copy in one sync or not at all; Done,
+// if not nil, is called once that write has ended, with whether it
+// committed.
+type Acceptance struct {
+	Records []store.MetaWrite
+	Done    func(committed bool)
+}
+
+// AcceptRecords sets a function called with each copy the holder is about
+// to store, after every check and before the write, under the owner's lock;
+// the records it returns are written with the copy (the daemon queues the
+// copy's attestation there, without a sync of its own). It is called for a
+// duplicate push too (the records are written, the copy is not), so the
+// records must be idempotent. It must not block; it is called on the
+// stream's goroutine.
+func AcceptRecords(f func(store.Entry) Acceptance) Option {
+	return func(s *Service) error { s.acceptRecords = f; return nil }
+}
+
 // Service runs the ksb stream protocols on a host: the holder side of push,
 // repair and fetch, the owner side of push and the source side of repair
 // with metrics, and returning blobs to an
@@ -289,6 +310,7 @@ type Service struct {
 	lookupLimit               *rateLimiter // chain lookups per peer
 	reg                       prometheus.Registerer
 	onAccepted                func(store.Entry) error
+	acceptRecords             func(store.Entry) Acceptance
 	m                         *metrics
 	owners                    keyedMutex
 

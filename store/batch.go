@@ -24,13 +24,8 @@ type MetaWrite struct {
 // writes is applied, which is enough for records that are idempotent
 // (a queue keyed by its entries).
 func (s *Store) WriteMeta(writes []MetaWrite) error {
-	for _, w := range writes {
-		if err := checkMetaKey(w.Key); err != nil {
-			return err
-		}
-		if !w.Delete && len(w.Value) > MaxMetaSize {
-			return fmt.Errorf("%w: meta value of %d bytes, limit %d", ErrTooLarge, len(w.Value), MaxMetaSize)
-		}
+	if err := checkMetaWrites(writes); err != nil {
+		return err
 	}
 	if len(writes) == 0 {
 		return nil
@@ -63,6 +58,19 @@ func (s *Store) WriteMeta(writes []MetaWrite) error {
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("store: writing meta: %w", err)
+	}
+	return nil
+}
+
+// checkMetaWrites checks each write's key and value size.
+func checkMetaWrites(writes []MetaWrite) error {
+	for _, w := range writes {
+		if err := checkMetaKey(w.Key); err != nil {
+			return err
+		}
+		if !w.Delete && len(w.Value) > MaxMetaSize {
+			return fmt.Errorf("%w: meta value of %d bytes, limit %d", ErrTooLarge, len(w.Value), MaxMetaSize)
+		}
 	}
 	return nil
 }

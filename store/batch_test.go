@@ -88,3 +88,44 @@ func TestWriteMetaRefusals(t *testing.T) {
 		t.Errorf("after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestPutWithMeta writes a copy with two records in one transaction: both
+// are there after a reopen, a duplicate Put still writes its records, a zero
+// digest is computed, and a refused record stores neither.
+func TestPutWithMeta(t *testing.T) {
+	dir := t.TempDir()
+	s := openDisk(t, dir)
+	blob := blobOf(3, 4096)
+	e := entryFor(ownerKey(1), cid(7, 0), "v1", blob)
+	want := e.Digest
+	e.Digest = [32]byte{}
+	got, added, err := s.PutWithMeta(e, blob, store.MetaWrite{Key: "q/a", Value: []byte("1")}, store.MetaWrite{Key: "q/gone", Delete: true})
+	if err != nil || !added || got.Digest != want || got.Received.IsZero() {
+		t.Fatalf("PutWithMeta: added %v, err %v, digest ok %v", added, err, got.Digest == want)
+	}
+	// Again, the copy stored already: the record is still written.
+	if _, added, err := s.PutWithMeta(got, blob, store.MetaWrite{Key: "q/b", Value: []byte("2")}); err != nil || added {
+		t.Fatalf("duplicate PutWithMeta: added %v, err %v", added, err)
+	}
+	// A bad record refuses the whole write.
+	e2 := entryFor(ownerKey(1), cid(8, 0), "v1", blob)
+	if _, _, err := s.PutWithMeta(e2, blob, store.MetaWrite{Key: "", Value: []byte("x")}); err == nil {
+		t.Fatal("PutWithMeta with an empty record key succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openDisk(t, dir)
+	defer s.Close()
+	if _, _, err := s.Get(cid(7, 0)); err != nil {
+		t.Fatalf("copy after reopen: %v", err)
+	}
+	if _, _, err := s.Get(cid(8, 0)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("copy of the refused write: %v, want ErrNotFound", err)
+	}
+	for k, v := range map[string]string{"q/a": "1", "q/b": "2"} {
+		if b, err := s.GetMeta(k); err != nil || string(b) != v {
+			t.Fatalf("%s = %q, %v; want %q", k, b, err, v)
+		}
+	}
+}

@@ -19,7 +19,9 @@
 // write that was acknowledged survives a crash of the process or the machine.
 // Copies stored at the same time share a sync (group commit): one committer
 // writes every Put waiting at that moment in one transaction, and each Put
-// returns once that transaction is durable.
+// returns once that transaction is durable. [Store.PutWithMeta] writes
+// daemon records in the copy's own transaction (a holder's queued
+// attestation): durable with the copy, for the same sync.
 //
 // # Key layout
 //
@@ -34,7 +36,8 @@
 //	                     hashes, then the vault key
 //	b/<custody>          the copy itself
 //	o/<owner>/<custody>  the owner index (empty value)
-//	m/<key>              daemon records written with [Store.PutMeta]
+//	m/<key>              daemon records written with [Store.PutMeta],
+//	                     [Store.WriteMeta] or [Store.PutWithMeta]
 //
 // A header, its copy and its index entry are written and deleted in one
 // transaction; listing entries reads only the small headers, and an

@@ -47,6 +47,9 @@ type putReq struct {
 	// meta, if set, makes this a PutMeta or DeleteMeta instead: a blind
 	// write, which rides in the same group as the copies.
 	meta *MetaWrite
+	// with are a copy's records (PutWithMeta): blind writes in the same
+	// transaction as the copy.
+	with []MetaWrite
 
 	added     bool
 	err       error
@@ -119,7 +122,11 @@ func (r *putReq) size() int {
 	if r.meta != nil {
 		return len(r.meta.Key) + len(r.meta.Value)
 	}
-	return len(r.blob) + len(r.hdr)
+	n := len(r.blob) + len(r.hdr)
+	for _, w := range r.with {
+		n += len(w.Key) + len(w.Value)
+	}
+	return n
 }
 
 // writeMetaGrouped is PutMeta's and DeleteMeta's write, in the committer's
@@ -131,10 +138,10 @@ func (s *Store) writeMetaGrouped(w MetaWrite) error {
 	return r.err
 }
 
-// writeGrouped is Put's write: it waits until e and blob are durable in
-// the committer's next group.
-func (s *Store) writeGrouped(e Entry, blob []byte) (bool, error) {
-	r := &putReq{e: e, blob: blob, hdr: encodeHeader(e), done: make(chan struct{})}
+// writeGrouped is Put's write: it waits until e and blob (and the records
+// with) are durable in the committer's next group.
+func (s *Store) writeGrouped(e Entry, blob []byte, with []MetaWrite) (bool, error) {
+	r := &putReq{e: e, blob: blob, hdr: encodeHeader(e), with: with, done: make(chan struct{})}
 	s.puts <- r
 	<-r.done
 	return r.added, r.err
@@ -191,14 +198,8 @@ func (s *Store) tryGroup(group []*putReq) error {
 		if r.meta != nil {
 			// Blind writes: they never conflict, and two writes to the
 			// same key in a group are applied in order.
-			var err error
-			if r.meta.Delete {
-				err = txn.Delete(metaKey(r.meta.Key))
-			} else {
-				err = txn.Set(metaKey(r.meta.Key), r.meta.Value)
-			}
-			if err != nil {
-				return fmt.Errorf("store: writing meta %q: %w", r.meta.Key, err)
+			if err := applyMeta(txn, *r.meta); err != nil {
+				return err
 			}
 			r.added = true
 			n++
@@ -207,6 +208,11 @@ func (s *Store) tryGroup(group []*putReq) error {
 		added, err := putTxn(txn, r.e, r.hdr, r.blob)
 		if err != nil {
 			return fmt.Errorf("store: putting copy %s: %w", idString(r.e.Custody), err)
+		}
+		for _, w := range r.with {
+			if err := applyMeta(txn, w); err != nil {
+				return err
+			}
 		}
 		r.added = added
 		n++
@@ -244,4 +250,18 @@ func putTxn(txn *badger.Txn, e Entry, hdr, blob []byte) (added bool, err error) 
 		return false, err
 	}
 	return true, txn.Set(ownerKey(e.Owner, e.Custody), nil)
+}
+
+// applyMeta applies one blind record write in txn.
+func applyMeta(txn *badger.Txn, w MetaWrite) error {
+	var err error
+	if w.Delete {
+		err = txn.Delete(metaKey(w.Key))
+	} else {
+		err = txn.Set(metaKey(w.Key), w.Value)
+	}
+	if err != nil {
+		return fmt.Errorf("store: writing meta %q: %w", w.Key, err)
+	}
+	return nil
 }

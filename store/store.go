@@ -278,8 +278,9 @@ func (s *Store) leave() { s.active.Done() }
 // Put stores blob as the copy of e.Custody durably (synced to disk before
 // it returns), with its owner index. It checks e's fields (ErrBadOwner,
 // ErrBadVault, ErrBadCustody, ErrBadPath) and that len(blob) == e.Size and
-// sha256(blob) == e.Digest ([ErrSizeMismatch] / [ErrDigestMismatch]);
-// nothing is stored on any refusal. It does not check the blob against a
+// sha256(blob) == e.Digest ([ErrSizeMismatch] / [ErrDigestMismatch]); a
+// zero e.Digest is set to sha256(blob) instead (the copy is hashed once,
+// here); nothing is stored on any refusal. It does not check the blob against a
 // commitment: the caller has (custody.VerifyCopy).
 //
 // Putting the same digest for the same custody again is a no-op (added is
@@ -287,6 +288,30 @@ func (s *Store) leave() { s.active.Done() }
 // replaces the stored copy: only one copy verifies against a custody's
 // committed root, so either heals a copy corrupted on disk. A zero e.Received is set to the current time.
 func (s *Store) Put(e Entry, blob []byte) (added bool, err error) {
+	_, added, err = s.PutWithMeta(e, blob)
+	return added, err
+}
+
+// PutWithMeta is Put that also applies meta (as [Store.WriteMeta] would, with
+// its checks) in the copy's own transaction: the copy and the records are
+// durable together or not at all, for the price of one sync. The records are
+// written also when the copy is already stored (added false). It returns e
+// as written (its Digest and Received set if they were zero). A holder
+// queues the attestation of each copy it accepts this way.
+func (s *Store) PutWithMeta(e Entry, blob []byte, meta ...MetaWrite) (written Entry, added bool, err error) {
+	if err := checkMetaWrites(meta); err != nil {
+		return Entry{}, false, err
+	}
+	added, err = s.put(&e, blob, meta)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	return e, added, nil
+}
+
+func (s *Store) put(ep *Entry, blob []byte, meta []MetaWrite) (added bool, err error) {
+	e := *ep
+	defer func() { *ep = e }()
 	if err := checkEntry(e); err != nil {
 		return false, err
 	}
@@ -298,7 +323,9 @@ func (s *Store) Put(e Entry, blob []byte) (added bool, err error) {
 	case int64(len(blob)) != e.Size:
 		return false, fmt.Errorf("%w: blob is %d bytes, entry says %d", ErrSizeMismatch, len(blob), e.Size)
 	}
-	if sha256.Sum256(blob) != e.Digest {
+	if d := sha256.Sum256(blob); e.Digest == ([sha256.Size]byte{}) {
+		e.Digest = d
+	} else if d != e.Digest {
 		return false, ErrDigestMismatch
 	}
 	if e.Received.IsZero() {
@@ -309,15 +336,15 @@ func (s *Store) Put(e Entry, blob []byte) (added bool, err error) {
 	}
 	defer s.leave()
 	if unsafeAck {
-		return s.ackBeforeWrite(e, blob) // a deliberately broken build only
+		return s.ackBeforeWrite(e, blob, meta) // a deliberately broken build only
 	}
-	return s.write(e, blob)
+	return s.write(e, blob, meta)
 }
 
 // write is Put's write, once e and blob are checked: in the committer's
 // next group (group.go), durable when it returns.
-func (s *Store) write(e Entry, blob []byte) (added bool, err error) {
-	return s.writeGrouped(e, blob)
+func (s *Store) write(e Entry, blob []byte, meta []MetaWrite) (added bool, err error) {
+	return s.writeGrouped(e, blob, meta)
 }
 
 // blobIntact reports whether the stored blob of e's custody still hashes to

@@ -8,7 +8,7 @@ import "time"
 // cache. A holder built this way sends receipts for blobs that a SIGKILL
 // loses, which `make chaos CHAOS_TAGS=ksb_unsafe_ack` must catch. Normal
 // builds never call it (unsafeAck is the constant false).
-func (s *Store) ackBeforeWrite(e Entry, blob []byte) (bool, error) {
+func (s *Store) ackBeforeWrite(e Entry, blob []byte, meta []MetaWrite) (bool, error) {
 	blob = append([]byte(nil), blob...)
 	go func() {
 		time.Sleep(unsafeAckDelay)
@@ -16,7 +16,7 @@ func (s *Store) ackBeforeWrite(e Entry, blob []byte) (bool, error) {
 			return // closed meanwhile: the blob is lost, which is the point
 		}
 		defer s.leave()
-		s.write(e, blob)
+		s.write(e, blob, meta)
 	}()
 	return true, nil
 }
