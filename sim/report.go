@@ -152,19 +152,13 @@ func WriteTable(w io.Writer, results []*Result) error {
 			float64(r.MemoryPerNode())/mib, thousands(int64(rs.PeakGoroutines)), thousands(int64(rs.PeakFDs)), rs.CPU(), rs.LoadAvg, secs(r.Wall), status)
 	}
 
-	types := map[string]bool{}
+	var byType []map[string]TypeBytes
 	for _, r := range results {
 		if r.Chain != nil {
-			for t := range r.Chain.ByType {
-				types[t] = true
-			}
+			byType = append(byType, r.Chain.ByType)
 		}
 	}
-	names := make([]string, 0, len(types))
-	for t := range types {
-		names = append(names, t)
-	}
-	sort.Strings(names)
+	names := sortedKeys(byType)
 	b.WriteString("\nChain bytes by transaction type (transactions, bytes); the types add up to the total.\n\n| N |")
 	for _, t := range names {
 		fmt.Fprintf(&b, " %s |", t)
@@ -186,19 +180,13 @@ func WriteTable(w io.Writer, results []*Result) error {
 		fmt.Fprintf(&b, " %d, %s |\n", r.Chain.Txs, thousands(r.Chain.TxBytes))
 	}
 
-	protos := map[string]bool{}
+	var byProto []map[string]ProtocolTraffic
 	for _, r := range results {
 		if r.Traffic != nil {
-			for p := range r.Traffic.ByProtocol {
-				protos[p] = true
-			}
+			byProto = append(byProto, r.Traffic.ByProtocol)
 		}
 	}
-	pnames := make([]string, 0, len(protos))
-	for p := range protos {
-		pnames = append(pnames, p)
-	}
-	sort.Strings(pnames)
+	pnames := sortedKeys(byProto)
 	b.WriteString("\nBytes the nodes' libp2p streams sent in the window, by protocol (all nodes; messages in brackets).\n\n| N |")
 	for _, p := range pnames {
 		fmt.Fprintf(&b, " %s |", p)
@@ -409,4 +397,21 @@ func fixed(v float64, digits int) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.*f", digits, v)
+}
+
+// sortedKeys is the sorted union of the keys of ms: the columns of a table
+// whose rows (one per size) may each lack some of them.
+func sortedKeys[V any](ms []map[string]V) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range ms {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
